@@ -1,0 +1,129 @@
+//! The evolution-state port: runs, generations, evaluation tasks with leases,
+//! workers and per-generation statistics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::evolution::{
+    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RunId,
+    RunRecord, RunSpec, RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
+};
+
+/// Durable evolution state shared by a coordinator and its workers.
+///
+/// Time is the store's clock (the database server's, for a shared database),
+/// never the caller's, so workers with skewed clocks agree on expiry.
+///
+/// # Runs
+/// - `create_run` is idempotent: creating a spec that already exists returns
+///   the stored run; a *different* spec under the same id is `Conflict`.
+///   A new run starts `Pending`.
+/// - `get_run` / `set_run_status` on an unknown id are `NotFound`.
+/// - `list_runs` returns every run, newest first.
+///
+/// # Generations
+/// - `save_generation` stores a whole population atomically. If that
+///   generation number is already stored, an identical population is accepted
+///   (idempotent retry) and a different one is `Conflict`. Otherwise the
+///   latest stored generation must equal `expected_latest` (`None` = no
+///   generation yet), else `Conflict`: this compare-and-set is how two
+///   coordinators avoid overwriting each other. Unknown run: `NotFound`.
+/// - `latest_generation` returns the highest-numbered generation, if any.
+///
+/// # Tasks and leases
+/// - `enqueue_tasks` adds one task per individual of a generation, each
+///   allowed `max_attempts` leases (at least 1). Enqueueing a task that
+///   exists already leaves it untouched (idempotent); it returns the number
+///   of tasks newly added. Unknown run: `NotFound`.
+/// - `lease_tasks` grants up to `max_tasks` tasks that are pending or whose
+///   lease has expired, only of runs whose status is active (pending or
+///   running), oldest generation and lowest index first. Each grant gives a
+///   fresh [`crate::evolution::FencingToken`] larger than any granted
+///   before, increments the attempt count and sets the expiry to now + ttl.
+///   Two concurrent callers never receive the same task. A task whose
+///   attempts are used up is parked instead of being leased again.
+///   The call also records the worker as seen.
+/// - `heartbeat` extends every lease the worker currently holds to now + ttl,
+///   records it as seen, and returns how many leases it extended. A lease
+///   that expired but was not yet granted to someone else is still held.
+/// - `complete_tasks` applies each completion in one transaction and returns
+///   a status per completion, in order. A completion is accepted only if the
+///   task is leased, by this worker, under exactly this token; otherwise it
+///   is `Stale` and changes nothing. A success stores fitness and result and
+///   marks the task done; a failure stores the error and requeues the task,
+///   or parks it when its attempts are used up.
+/// - `requeue_expired` returns every expired lease to pending (the holder's
+///   token becomes stale) and returns how many it requeued.
+/// - `task_counts` and `list_tasks` describe one generation (`list_tasks`
+///   ordered by individual). Unknown run: empty counts and list.
+///
+/// # Workers and statistics
+/// - `register_worker` upserts a worker; `list_workers` returns all, by id.
+/// - `record_generation_stats` upserts the statistics of (run, generation);
+///   `generation_stats` lists a run's statistics by generation.
+#[async_trait::async_trait]
+pub trait EvolutionStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Short backend name for logs.
+    fn name(&self) -> &'static str;
+
+    /// Creates a run, or returns the existing identical one.
+    async fn create_run(&self, spec: RunSpec) -> Result<RunRecord>;
+    /// One run.
+    async fn get_run(&self, run: &RunId) -> Result<RunRecord>;
+    /// Every run, newest first.
+    async fn list_runs(&self) -> Result<Vec<RunRecord>>;
+    /// Changes a run's status.
+    async fn set_run_status(&self, run: &RunId, status: RunStatus) -> Result<RunRecord>;
+
+    /// Stores a population atomically with a compare-and-set on the latest generation.
+    async fn save_generation(
+        &self,
+        generation: Generation,
+        expected_latest: Option<u32>,
+    ) -> Result<()>;
+    /// One stored generation (`NotFound` if absent).
+    async fn load_generation(&self, run: &RunId, number: u32) -> Result<Generation>;
+    /// The latest stored generation.
+    async fn latest_generation(&self, run: &RunId) -> Result<Option<Generation>>;
+
+    /// Enqueues evaluation tasks for a generation; returns how many were new.
+    async fn enqueue_tasks(
+        &self,
+        run: &RunId,
+        generation: u32,
+        tasks: Vec<NewTask>,
+        max_attempts: u32,
+    ) -> Result<u64>;
+    /// Leases up to `max_tasks` tasks.
+    async fn lease_tasks(&self, request: LeaseRequest) -> Result<Vec<Lease>>;
+    /// Extends every lease held by `worker`.
+    async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<u64>;
+    /// Completes tasks, refusing stale tokens.
+    async fn complete_tasks(
+        &self,
+        worker: &WorkerId,
+        completions: Vec<Completion>,
+    ) -> Result<Vec<CompletionStatus>>;
+    /// Returns expired leases to the queue.
+    async fn requeue_expired(&self) -> Result<u64>;
+    /// Counts of one generation's tasks by state.
+    async fn task_counts(&self, run: &RunId, generation: u32) -> Result<TaskCounts>;
+    /// One generation's tasks, by individual.
+    async fn list_tasks(&self, run: &RunId, generation: u32) -> Result<Vec<TaskRecord>>;
+
+    /// Registers (or re-registers) a worker.
+    async fn register_worker(&self, worker: WorkerInfo) -> Result<()>;
+    /// Every registered worker, by id.
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>>;
+
+    /// Upserts one generation's statistics.
+    async fn record_generation_stats(&self, stats: GenerationStats) -> Result<()>;
+    /// A run's statistics, by generation.
+    async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>>;
+}
+
+const _: fn() = || {
+    fn assert_object_safe_and_shareable<T: ?Sized + Send + Sync>() {}
+    assert_object_safe_and_shareable::<Arc<dyn EvolutionStore>>();
+};

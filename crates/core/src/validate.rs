@@ -1,0 +1,289 @@
+//! Row validation run by every adapter before it writes.
+//!
+//! A batch is written whole or not at all: any invalid row rejects the batch,
+//! and the report lists every bad row (index, column, reason), not just the first.
+//!
+//! Rules: symbol per [`crate::bar::check_symbol`]; timestamp in
+//! [1900-01-01, 2200-01-01); open, high, low, close finite and > 0;
+//! low <= min(open, close); high >= max(open, close); volume finite and >= 0
+//! (zero-volume bars are real); floats normal (no subnormals, so the digest's
+//! bit encoding is simple in SQL); vwap, when present, finite and within
+//! [low, high]; trade_count, when present, >= 0; no (symbol, timestamp) twice
+//! in one batch (the winner would be ambiguous).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use arrow_array::Array;
+
+use crate::bar::{MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp, check_symbol};
+use crate::schema::BarColumns;
+
+/// How many row errors `Display` prints before summarising the rest.
+const DISPLAY_LIMIT: usize = 20;
+
+/// One reason one row was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// Zero-based row index within the batch.
+    pub row: usize,
+    /// The column at fault.
+    pub column: &'static str,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Every problem found in a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ValidationReport {
+    /// Rows in the batch.
+    pub total_rows: usize,
+    /// Every error, ordered by row.
+    pub errors: Vec<RowError>,
+}
+
+impl ValidationReport {
+    /// Distinct bad row indices, ascending.
+    pub fn bad_rows(&self) -> Vec<usize> {
+        let mut rows: Vec<usize> = self.errors.iter().map(|e| e.row).collect();
+        rows.dedup();
+        rows
+    }
+
+    /// Re-labels row indices, e.g. to file line numbers: `map(row)` gives the new index.
+    pub fn map_rows(mut self, map: impl Fn(usize) -> usize) -> Self {
+        for error in &mut self.errors {
+            error.row = map(error.row);
+        }
+        self
+    }
+}
+
+impl fmt::Display for ValidationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bad = self.bad_rows().len();
+        write!(
+            f,
+            "{bad} of {} rows are invalid; nothing was written",
+            self.total_rows
+        )?;
+        for error in self.errors.iter().take(DISPLAY_LIMIT) {
+            write!(
+                f,
+                "\n  row {}, column {}: {}",
+                error.row, error.column, error.reason
+            )?;
+        }
+        if self.errors.len() > DISPLAY_LIMIT {
+            write!(f, "\n  ... and {} more", self.errors.len() - DISPLAY_LIMIT)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationReport {}
+
+/// Reports nulls in required columns (used while building a batch).
+pub(crate) fn null_errors(column: &'static str, array: &dyn Array, errors: &mut Vec<RowError>) {
+    if array.null_count() == 0 {
+        return;
+    }
+    for row in (0..array.len()).filter(|i| array.is_null(*i)) {
+        errors.push(RowError {
+            row,
+            column,
+            reason: "value is missing".into(),
+        });
+    }
+}
+
+/// Validates every row of the columns; `Ok` when all are valid.
+pub fn validate_columns(c: &BarColumns<'_>) -> Result<(), ValidationReport> {
+    let rows = c.symbol.len();
+    let mut errors = Vec::new();
+    let mut seen: HashMap<(&str, i64), usize> = HashMap::with_capacity(rows);
+    for row in 0..rows {
+        let mut fail = |column: &'static str, reason: String| {
+            errors.push(RowError {
+                row,
+                column,
+                reason,
+            })
+        };
+        let symbol = c.symbol.value(row);
+        if let Err(reason) = check_symbol(symbol) {
+            fail("symbol", reason);
+        }
+        let timestamp = Timestamp(c.timestamp.value(row));
+        if timestamp < MIN_TIMESTAMP || timestamp >= MAX_TIMESTAMP {
+            fail(
+                "timestamp",
+                format!("{timestamp} is outside [{MIN_TIMESTAMP}, {MAX_TIMESTAMP})"),
+            );
+        }
+        if let Some(first) = seen.insert((symbol, timestamp.micros()), row) {
+            fail(
+                "timestamp",
+                format!("({symbol}, {timestamp}) already appears in row {first}"),
+            );
+        }
+        let (open, high, low, close) = (
+            c.open.value(row),
+            c.high.value(row),
+            c.low.value(row),
+            c.close.value(row),
+        );
+        let mut prices_ok = true;
+        for (column, value) in [
+            ("open", open),
+            ("high", high),
+            ("low", low),
+            ("close", close),
+        ] {
+            if !value.is_finite() {
+                fail(column, format!("{value} is not a finite number"));
+                prices_ok = false;
+            } else if value <= 0.0 {
+                fail(column, format!("price {value} must be > 0"));
+                prices_ok = false;
+            } else if !value.is_normal() {
+                fail(
+                    column,
+                    format!("price {value:e} is too small to be a price"),
+                );
+                prices_ok = false;
+            }
+        }
+        if prices_ok {
+            if low > open.min(close) {
+                fail(
+                    "low",
+                    format!("low {low} is above min(open, close) {}", open.min(close)),
+                );
+            }
+            if high < open.max(close) {
+                fail(
+                    "high",
+                    format!("high {high} is below max(open, close) {}", open.max(close)),
+                );
+            }
+        }
+        let volume = c.volume.value(row);
+        if !volume.is_finite() {
+            fail("volume", format!("{volume} is not a finite number"));
+        } else if volume < 0.0 {
+            fail("volume", format!("volume {volume} must be >= 0"));
+        } else if volume != 0.0 && !volume.is_normal() {
+            fail("volume", format!("volume {volume:e} is too small; use 0"));
+        }
+        if c.vwap.is_valid(row) {
+            let vwap = c.vwap.value(row);
+            if !vwap.is_finite() {
+                fail("vwap", format!("{vwap} is not a finite number"));
+            } else if prices_ok && (vwap < low || vwap > high) {
+                fail(
+                    "vwap",
+                    format!("vwap {vwap} is outside [low {low}, high {high}]"),
+                );
+            }
+        }
+        if c.trade_count.is_valid(row) && c.trade_count.value(row) < 0 {
+            fail(
+                "trade_count",
+                format!("trade_count {} must be >= 0", c.trade_count.value(row)),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationReport {
+            total_rows: rows,
+            errors,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bar::{Bar, Timestamp};
+    use crate::schema::BarBatch;
+
+    fn good(micros: i64) -> Bar {
+        Bar {
+            symbol: "^GSPC".into(),
+            timestamp: Timestamp(946_684_800_000_000 + micros),
+            open: 10.0,
+            high: 12.0,
+            low: 9.0,
+            close: 11.0,
+            volume: 0.0,
+            vwap: Some(10.5),
+            trade_count: Some(0),
+        }
+    }
+
+    fn check(mutate: impl Fn(&mut Bar), column: &str) {
+        let mut bad = good(1);
+        mutate(&mut bad);
+        let report = BarBatch::from_bars(&[good(0), bad, good(2)])
+            .validate()
+            .unwrap_err();
+        assert_eq!(report.bad_rows(), vec![1], "{report}");
+        assert_eq!(report.errors[0].column, column, "{report}");
+    }
+
+    #[test]
+    fn good_rows_pass_including_flat_and_zero_volume_bars() {
+        let flat = Bar {
+            open: 0.0672,
+            high: 0.0672,
+            low: 0.0672,
+            close: 0.0672,
+            vwap: None,
+            ..good(3)
+        };
+        assert!(
+            BarBatch::from_bars(&[good(0), good(1), flat])
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn each_rule_names_its_column() {
+        check(|b| b.symbol = "x'; DROP TABLE t; --".into(), "symbol");
+        check(|b| b.timestamp = Timestamp(i64::MAX), "timestamp");
+        check(|b| b.open = f64::NAN, "open");
+        check(|b| b.close = -1.0, "close");
+        check(|b| b.high = 10.5, "high");
+        check(|b| b.low = 10.5, "low");
+        check(|b| b.volume = -0.5, "volume");
+        check(|b| b.volume = f64::INFINITY, "volume");
+        check(|b| b.vwap = Some(13.0), "vwap");
+        check(|b| b.trade_count = Some(-1), "trade_count");
+        check(|b| b.timestamp = good(0).timestamp, "timestamp");
+    }
+
+    #[test]
+    fn every_bad_row_is_reported() {
+        let bars: Vec<Bar> = (0..100)
+            .map(|i| {
+                if i % 10 == 3 {
+                    Bar {
+                        low: 100.0,
+                        ..good(i)
+                    }
+                } else {
+                    good(i)
+                }
+            })
+            .collect();
+        let report = BarBatch::from_bars(&bars).validate().unwrap_err();
+        assert_eq!(
+            report.bad_rows(),
+            vec![3, 13, 23, 33, 43, 53, 63, 73, 83, 93]
+        );
+        assert!(report.to_string().starts_with("10 of 100 rows are invalid"));
+    }
+}
