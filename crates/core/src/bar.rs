@@ -26,15 +26,10 @@ pub fn check_symbol(text: &str) -> Result<(), String> {
         return Err("symbol is empty".into());
     }
     if text.len() > MAX_SYMBOL_LEN {
-        return Err(format!(
-            "symbol is {} characters long; at most {MAX_SYMBOL_LEN} are allowed",
-            text.len()
-        ));
+        return Err(format!("symbol is {} characters long; at most {MAX_SYMBOL_LEN} are allowed", text.len()));
     }
     if let Some(bad) = text.chars().find(|c| !is_symbol_char(*c)) {
-        return Err(format!(
-            "symbol {text:?} contains {bad:?}; allowed are ASCII letters, digits and ^ . _ - ="
-        ));
+        return Err(format!("symbol {text:?} contains {bad:?}; allowed are ASCII letters, digits and ^ . _ - ="));
     }
     if text.starts_with('.') {
         return Err(format!("symbol {text:?} starts with '.'"));
@@ -104,11 +99,7 @@ impl Timestamp {
 
     /// Midnight UTC of `date`.
     pub fn from_date(date: NaiveDate) -> Self {
-        Timestamp(
-            date.and_hms_opt(0, 0, 0)
-                .map(|t| t.and_utc().timestamp_micros())
-                .unwrap_or_default(),
-        )
+        Timestamp(date.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros()).unwrap_or_default())
     }
 
     /// The UTC calendar day this instant falls on.
@@ -136,11 +127,7 @@ impl Timestamp {
         if let Ok(parsed) = DateTime::parse_from_rfc3339(text) {
             return Ok(Timestamp(parsed.timestamp_micros()));
         }
-        for format in [
-            "%Y-%m-%d %H:%M:%S%.f",
-            "%Y-%m-%dT%H:%M:%S%.f",
-            "%Y-%m-%d %H:%M:%S%.fZ",
-        ] {
+        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.fZ"] {
             if let Ok(parsed) = NaiveDateTime::parse_from_str(text, format) {
                 return Ok(Timestamp(parsed.and_utc().timestamp_micros()));
             }
@@ -148,9 +135,7 @@ impl Timestamp {
         if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
             return Ok(Timestamp::from_date(date));
         }
-        Err(format!(
-            "{text:?} is not a timestamp; use RFC 3339 (2020-01-02T15:04:05Z) or a date (2020-01-02)"
-        ))
+        Err(format!("{text:?} is not a timestamp; use RFC 3339 (2020-01-02T15:04:05Z) or a date (2020-01-02)"))
     }
 }
 
@@ -210,19 +195,9 @@ mod tests {
         for good in ["^GSPC", "BRK.B", "BTC-USD", "EURUSD=X", "A", "ES_F"] {
             assert!(Symbol::new(good).is_ok(), "{good}");
         }
-        for bad in [
-            "",
-            "a'b",
-            "x; DROP TABLE ohlcv_bars",
-            "../etc",
-            "a/b",
-            "a b",
-            "..",
-            "%",
-            "ab\\c",
-            "Ä",
-            &"X".repeat(33),
-        ] {
+        for bad in
+            ["", "a'b", "x; DROP TABLE ohlcv_bars", "../etc", "a/b", "a b", "..", "%", "ab\\c", "Ä", &"X".repeat(33)]
+        {
             assert!(Symbol::new(bad).is_err(), "{bad:?}");
         }
     }
@@ -233,26 +208,14 @@ mod tests {
         assert_eq!(midnight, Timestamp::parse("1999-01-04").unwrap());
         assert_eq!(midnight, Timestamp::parse("1999-01-04 00:00:00").unwrap());
         assert_eq!(midnight.micros(), 915_408_000_000_000);
-        assert_eq!(
-            Timestamp::parse("1999-01-04T01:00:00+01:00").unwrap(),
-            midnight
-        );
-        assert_eq!(
-            Timestamp::parse("1999-01-04T00:00:00.000001Z")
-                .unwrap()
-                .micros(),
-            915_408_000_000_001
-        );
+        assert_eq!(Timestamp::parse("1999-01-04T01:00:00+01:00").unwrap(), midnight);
+        assert_eq!(Timestamp::parse("1999-01-04T00:00:00.000001Z").unwrap().micros(), 915_408_000_000_001);
         assert!(Timestamp::parse("04/01/1999").is_err());
     }
 
     #[test]
     fn timestamps_display_round_trips() {
-        for text in [
-            "1999-01-04T00:00:00Z",
-            "1969-12-31T23:59:59.999999Z",
-            "2020-02-29T12:34:56.000100Z",
-        ] {
+        for text in ["1999-01-04T00:00:00Z", "1969-12-31T23:59:59.999999Z", "2020-02-29T12:34:56.000100Z"] {
             assert_eq!(Timestamp::parse(text).unwrap().to_string(), text);
         }
     }
@@ -261,17 +224,8 @@ mod tests {
     fn day_handles_times_before_the_epoch() {
         let before = Timestamp::parse("1969-12-31T23:59:59Z").unwrap();
         assert_eq!(before.day(), NaiveDate::from_ymd_opt(1969, 12, 31).unwrap());
-        assert_eq!(
-            Timestamp(0).day(),
-            NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
-        );
-        assert_eq!(
-            MIN_TIMESTAMP,
-            Timestamp::from_date(NaiveDate::from_ymd_opt(1900, 1, 1).unwrap())
-        );
-        assert_eq!(
-            MAX_TIMESTAMP,
-            Timestamp::from_date(NaiveDate::from_ymd_opt(2200, 1, 1).unwrap())
-        );
+        assert_eq!(Timestamp(0).day(), NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
+        assert_eq!(MIN_TIMESTAMP, Timestamp::from_date(NaiveDate::from_ymd_opt(1900, 1, 1).unwrap()));
+        assert_eq!(MAX_TIMESTAMP, Timestamp::from_date(NaiveDate::from_ymd_opt(2200, 1, 1).unwrap()));
     }
 }

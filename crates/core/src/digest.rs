@@ -102,9 +102,7 @@ pub fn encode_row(out: &mut String, bar: &Bar) {
 /// The row hash of one encoded row.
 pub fn row_hash(encoded: &str) -> u64 {
     let digest = md5(encoded.as_bytes());
-    u64::from_be_bytes([
-        digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
-    ])
+    u64::from_be_bytes([digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7]])
 }
 
 /// Folds bars into per-(symbol, day) digests; the reference implementation
@@ -125,10 +123,7 @@ impl DigestAccumulator {
     pub fn add(&mut self, bar: &Bar) {
         encode_row(&mut self.buffer, bar);
         let hash = row_hash(&self.buffer);
-        let entry = self
-            .days
-            .entry((bar.symbol.clone(), bar.timestamp.day()))
-            .or_insert((0, 0));
+        let entry = self.days.entry((bar.symbol.clone(), bar.timestamp.day())).or_insert((0, 0));
         entry.0 += 1;
         entry.1 = entry.1.wrapping_add(hash);
     }
@@ -142,15 +137,7 @@ impl DigestAccumulator {
 
     /// The digests, ordered by (symbol, day).
     pub fn finish(self) -> Vec<DayDigest> {
-        self.days
-            .into_iter()
-            .map(|((symbol, day), (rows, hash))| DayDigest {
-                symbol,
-                day,
-                rows,
-                hash,
-            })
-            .collect()
+        self.days.into_iter().map(|((symbol, day), (rows, hash))| DayDigest { symbol, day, rows, hash }).collect()
     }
 }
 
@@ -167,12 +154,11 @@ pub fn digest_bars<'a>(bars: impl IntoIterator<Item = &'a Bar>) -> Vec<DayDigest
 /// not for security.
 pub fn md5(input: &[u8]) -> [u8; 16] {
     const SHIFTS: [u32; 64] = [
-        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
-        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
-        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14,
+        20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6,
+        10, 15, 21,
     ];
-    let constants: [u32; 64] =
-        std::array::from_fn(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32);
+    let constants: [u32; 64] = std::array::from_fn(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32);
     let mut state: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
     let mut message = input.to_vec();
     message.push(0x80);
@@ -182,12 +168,7 @@ pub fn md5(input: &[u8]) -> [u8; 16] {
     message.extend_from_slice(&((input.len() as u64).wrapping_mul(8)).to_le_bytes());
     for block in message.chunks_exact(64) {
         let words: [u32; 16] = std::array::from_fn(|i| {
-            u32::from_le_bytes([
-                block[4 * i],
-                block[4 * i + 1],
-                block[4 * i + 2],
-                block[4 * i + 3],
-            ])
+            u32::from_le_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]])
         });
         let [mut a, mut b, mut c, mut d] = state;
         for i in 0..64 {
@@ -197,11 +178,7 @@ pub fn md5(input: &[u8]) -> [u8; 16] {
                 2 => (b ^ c ^ d, (3 * i + 5) % 16),
                 _ => (c ^ (b | !d), (7 * i) % 16),
             };
-            let rotated = a
-                .wrapping_add(f)
-                .wrapping_add(constants[i])
-                .wrapping_add(words[g])
-                .rotate_left(SHIFTS[i]);
+            let rotated = a.wrapping_add(f).wrapping_add(constants[i]).wrapping_add(words[g]).rotate_left(SHIFTS[i]);
             a = d;
             d = c;
             c = b;
@@ -233,10 +210,7 @@ mod tests {
             ("a", "0cc175b9c0f1b6a831c399e269772661"),
             ("abc", "900150983cd24fb0d6963f7d28e17f72"),
             ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
-            (
-                "abcdefghijklmnopqrstuvwxyz",
-                "c3fcd3d76192e4007dfb496cca67e13b",
-            ),
+            ("abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"),
             (
                 "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
                 "57edf4a22be3c955ac49da2e2107b67a",
@@ -265,49 +239,23 @@ mod tests {
     fn encoding_uses_bit_patterns_and_empty_optionals() {
         let mut out = String::new();
         encode_row(&mut out, &Bar { open: 1.0, ..bar() });
-        assert!(
-            out.starts_with("^GSPC|915408000000000|4607182418800017408|"),
-            "{out}"
-        );
+        assert!(out.starts_with("^GSPC|915408000000000|4607182418800017408|"), "{out}");
         assert!(out.ends_with("||"), "{out}");
-        encode_row(
-            &mut out,
-            &Bar {
-                vwap: Some(1230.0),
-                trade_count: Some(42),
-                ..bar()
-            },
-        );
-        assert!(
-            out.ends_with(&format!("|{}|42", float_bits(1230.0))),
-            "{out}"
-        );
+        encode_row(&mut out, &Bar { vwap: Some(1230.0), trade_count: Some(42), ..bar() });
+        assert!(out.ends_with(&format!("|{}|42", float_bits(1230.0))), "{out}");
         assert_eq!(float_bits(-0.0), float_bits(0.0));
     }
 
     #[test]
     fn digest_is_order_independent_and_sensitive() {
         let a = bar();
-        let b = Bar {
-            timestamp: Timestamp(a.timestamp.micros() + 3_600_000_000),
-            ..bar()
-        };
-        let next_day = Bar {
-            timestamp: Timestamp(a.timestamp.micros() + Timestamp::MICROS_PER_DAY),
-            ..bar()
-        };
+        let b = Bar { timestamp: Timestamp(a.timestamp.micros() + 3_600_000_000), ..bar() };
+        let next_day = Bar { timestamp: Timestamp(a.timestamp.micros() + Timestamp::MICROS_PER_DAY), ..bar() };
         let forward = digest_bars([&a, &b, &next_day]);
         assert_eq!(forward, digest_bars([&next_day, &b, &a]));
         assert_eq!(forward.len(), 2);
         assert_eq!(forward[0].rows, 2);
-        let nudged = Bar {
-            close: f64::from_bits(b.close.to_bits() + 1),
-            ..b.clone()
-        };
-        assert_ne!(
-            forward,
-            digest_bars([&a, &nudged, &next_day]),
-            "one ulp must change the digest"
-        );
+        let nudged = Bar { close: f64::from_bits(b.close.to_bits() + 1), ..b.clone() };
+        assert_ne!(forward, digest_bars([&a, &nudged, &next_day]), "one ulp must change the digest");
     }
 }

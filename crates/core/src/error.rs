@@ -108,19 +108,12 @@ impl StoreError {
 
     /// An `Internal` error without a source.
     pub fn internal(backend: &'static str, what: impl Into<String>) -> Self {
-        StoreError::Internal {
-            backend,
-            what: what.into(),
-            source: None,
-        }
+        StoreError::Internal { backend, what: what.into(), source: None }
     }
 
     /// True for the kinds where retrying the same idempotent call may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Unavailable { .. } | StoreError::Timeout { .. }
-        )
+        matches!(self, StoreError::Unavailable { .. } | StoreError::Timeout { .. })
     }
 
     /// The row report when this is a validation failure.
@@ -156,21 +149,8 @@ mod tests {
 
     #[test]
     fn only_unavailable_and_timeout_are_retryable() {
-        assert!(
-            StoreError::Unavailable {
-                backend: "x",
-                what: "down".into(),
-                source: None
-            }
-            .is_retryable()
-        );
-        assert!(
-            StoreError::Timeout {
-                backend: "x",
-                what: "slow".into()
-            }
-            .is_retryable()
-        );
+        assert!(StoreError::Unavailable { backend: "x", what: "down".into(), source: None }.is_retryable());
+        assert!(StoreError::Timeout { backend: "x", what: "slow".into() }.is_retryable());
         assert!(!StoreError::invalid("bad").is_retryable());
         assert!(!StoreError::conflict("stale").is_retryable());
         assert!(!StoreError::not_found("run").is_retryable());

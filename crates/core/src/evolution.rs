@@ -76,13 +76,8 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// Every status, for parsing and docs.
-    pub const ALL: [RunStatus; 5] = [
-        RunStatus::Pending,
-        RunStatus::Running,
-        RunStatus::Completed,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-    ];
+    pub const ALL: [RunStatus; 5] =
+        [RunStatus::Pending, RunStatus::Running, RunStatus::Completed, RunStatus::Failed, RunStatus::Cancelled];
 
     /// The stored name.
     pub fn as_str(self) -> &'static str {
@@ -111,7 +106,9 @@ impl FromStr for RunStatus {
     type Err = StoreError;
     fn from_str(text: &str) -> Result<Self> {
         RunStatus::ALL.into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
-            StoreError::invalid(format!("unknown run status {text:?}; expected pending, running, completed, failed or cancelled"))
+            StoreError::invalid(format!(
+                "unknown run status {text:?}; expected pending, running, completed, failed or cancelled"
+            ))
         })
     }
 }
@@ -301,15 +298,10 @@ impl TaskState {
 impl FromStr for TaskState {
     type Err = StoreError;
     fn from_str(text: &str) -> Result<Self> {
-        [
-            TaskState::Pending,
-            TaskState::Leased,
-            TaskState::Done,
-            TaskState::Parked,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-        .ok_or_else(|| StoreError::invalid(format!("unknown task state {text:?}")))
+        [TaskState::Pending, TaskState::Leased, TaskState::Done, TaskState::Parked]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| StoreError::invalid(format!("unknown task state {text:?}")))
     }
 }
 

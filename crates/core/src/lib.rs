@@ -41,8 +41,6 @@ pub use error::{BoxError, InvalidInput, Result, StoreError};
 pub use ports::evolution::EvolutionStore;
 pub use ports::market::{MarketDataStore, MarketDataStoreExt};
 pub use ports::provision::{Provisioner, Secret};
-pub use query::{
-    BarQuery, HealthReport, MarketSummary, Order, SymbolSummary, TimeRange, WriteReport,
-};
+pub use query::{BarQuery, HealthReport, MarketSummary, Order, SymbolSummary, TimeRange, WriteReport};
 pub use schema::{BarBatch, bar_schema};
 pub use validate::{RowError, ValidationReport};

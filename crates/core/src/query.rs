@@ -41,20 +41,12 @@ pub struct BarQuery {
 impl BarQuery {
     /// All bars of one symbol, oldest first.
     pub fn symbol(symbol: Symbol) -> Self {
-        BarQuery {
-            symbols: vec![symbol],
-            ..Default::default()
-        }
+        BarQuery { symbols: vec![symbol], ..Default::default() }
     }
 
     /// The latest `n` bars of one symbol, newest first.
     pub fn latest(symbol: Symbol, n: usize) -> Self {
-        BarQuery {
-            symbols: vec![symbol],
-            limit: Some(n),
-            order: Order::Descending,
-            ..Default::default()
-        }
+        BarQuery { symbols: vec![symbol], limit: Some(n), order: Order::Descending, ..Default::default() }
     }
 
     /// Restricts to `[start, end)`.
@@ -66,14 +58,12 @@ impl BarQuery {
 
     /// True when the range is empty (`start >= end`) or the limit is zero.
     pub fn is_trivially_empty(&self) -> bool {
-        matches!((self.start, self.end), (Some(start), Some(end)) if start >= end)
-            || self.limit == Some(0)
+        matches!((self.start, self.end), (Some(start), Some(end)) if start >= end) || self.limit == Some(0)
     }
 
     /// Whether `timestamp` falls in `[start, end)`.
     pub fn contains(&self, timestamp: Timestamp) -> bool {
-        self.start.is_none_or(|start| timestamp >= start)
-            && self.end.is_none_or(|end| timestamp < end)
+        self.start.is_none_or(|start| timestamp >= start) && self.end.is_none_or(|end| timestamp < end)
     }
 }
 
@@ -135,19 +125,14 @@ impl TimeRange {
     /// A range; refuses `start > end`.
     pub fn new(start: Timestamp, end: Timestamp) -> Result<Self> {
         if start > end {
-            return Err(StoreError::invalid(format!(
-                "range start {start} is after its end {end}"
-            )));
+            return Err(StoreError::invalid(format!("range start {start} is after its end {end}")));
         }
         Ok(TimeRange { start, end })
     }
 
     /// Every representable instant.
     pub fn all() -> Self {
-        TimeRange {
-            start: Timestamp(i64::MIN),
-            end: Timestamp(i64::MAX),
-        }
+        TimeRange { start: Timestamp(i64::MIN), end: Timestamp(i64::MAX) }
     }
 }
 
@@ -162,11 +147,7 @@ mod tests {
         assert!(query.contains(Timestamp(19)));
         assert!(!query.contains(Timestamp(20)));
         assert!(!query.contains(Timestamp(9)));
-        assert!(
-            BarQuery::default()
-                .between(Timestamp(5), Timestamp(5))
-                .is_trivially_empty()
-        );
+        assert!(BarQuery::default().between(Timestamp(5), Timestamp(5)).is_trivially_empty());
         assert!(TimeRange::new(Timestamp(2), Timestamp(1)).is_err());
     }
 }

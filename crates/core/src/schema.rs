@@ -10,14 +10,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use arrow_array::builder::{
-    Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
-};
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
-use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::bar::{Bar, Timestamp};
@@ -25,17 +21,7 @@ use crate::error::{Result, StoreError};
 use crate::validate::{ValidationReport, null_errors, validate_columns};
 
 /// Column names in canonical order.
-pub const COLUMNS: [&str; 9] = [
-    "symbol",
-    "timestamp",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "vwap",
-    "trade_count",
-];
+pub const COLUMNS: [&str; 9] = ["symbol", "timestamp", "open", "high", "low", "close", "volume", "vwap", "trade_count"];
 
 /// The canonical bar schema, shared by every adapter.
 pub fn bar_schema() -> SchemaRef {
@@ -45,11 +31,7 @@ pub fn bar_schema() -> SchemaRef {
             let price = |name: &str| Field::new(name, DataType::Float64, false);
             Arc::new(Schema::new(vec![
                 Field::new("symbol", DataType::Utf8, false),
-                Field::new(
-                    "timestamp",
-                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                    false,
-                ),
+                Field::new("timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
                 price("open"),
                 price("high"),
                 price("low"),
@@ -78,11 +60,7 @@ impl BarBatch {
     pub fn try_new(batch: RecordBatch) -> Result<Self> {
         let rows = batch.num_rows();
         let schema = batch.schema();
-        if let Some(extra) = schema
-            .fields()
-            .iter()
-            .find(|f| !COLUMNS.contains(&f.name().as_str()))
-        {
+        if let Some(extra) = schema.fields().iter().find(|f| !COLUMNS.contains(&f.name().as_str())) {
             return Err(StoreError::invalid(format!(
                 "unknown column {:?}; the bar columns are {}",
                 extra.name(),
@@ -104,54 +82,40 @@ impl BarBatch {
         }
         if !missing_values.is_empty() {
             missing_values.sort_by_key(|error| error.row);
-            return Err(ValidationReport {
-                total_rows: rows,
-                errors: missing_values,
-            }
-            .into());
+            return Err(ValidationReport { total_rows: rows, errors: missing_values }.into());
         }
-        let batch = RecordBatch::try_new(bar_schema(), columns).map_err(|error| {
-            StoreError::invalid(format!("batch does not fit the bar schema: {error}"))
-        })?;
+        let batch = RecordBatch::try_new(bar_schema(), columns)
+            .map_err(|error| StoreError::invalid(format!("batch does not fit the bar schema: {error}")))?;
         Ok(BarBatch { batch })
     }
 
     /// Builds a batch from rows.
     pub fn from_bars(bars: &[Bar]) -> Self {
         let mut symbol = StringBuilder::with_capacity(bars.len(), bars.len() * 6);
-        let mut timestamp =
-            TimestampMicrosecondBuilder::with_capacity(bars.len()).with_timezone("UTC");
-        let mut prices: [Float64Builder; 5] =
-            std::array::from_fn(|_| Float64Builder::with_capacity(bars.len()));
+        let mut timestamp = TimestampMicrosecondBuilder::with_capacity(bars.len()).with_timezone("UTC");
+        let mut prices: [Float64Builder; 5] = std::array::from_fn(|_| Float64Builder::with_capacity(bars.len()));
         let mut vwap = Float64Builder::with_capacity(bars.len());
         let mut trade_count = Int64Builder::with_capacity(bars.len());
         for bar in bars {
             symbol.append_value(&bar.symbol);
             timestamp.append_value(bar.timestamp.micros());
-            for (builder, value) in prices
-                .iter_mut()
-                .zip([bar.open, bar.high, bar.low, bar.close, bar.volume])
-            {
+            for (builder, value) in prices.iter_mut().zip([bar.open, bar.high, bar.low, bar.close, bar.volume]) {
                 builder.append_value(value);
             }
             vwap.append_option(bar.vwap);
             trade_count.append_option(bar.trade_count);
         }
-        let mut columns: Vec<ArrayRef> =
-            vec![Arc::new(symbol.finish()), Arc::new(timestamp.finish())];
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(symbol.finish()), Arc::new(timestamp.finish())];
         columns.extend(prices.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
         columns.push(Arc::new(vwap.finish()));
         columns.push(Arc::new(trade_count.finish()));
-        let batch =
-            RecordBatch::try_new(bar_schema(), columns).expect("columns built to the bar schema");
+        let batch = RecordBatch::try_new(bar_schema(), columns).expect("columns built to the bar schema");
         BarBatch { batch }
     }
 
     /// An empty batch.
     pub fn empty() -> Self {
-        BarBatch {
-            batch: RecordBatch::new_empty(bar_schema()),
-        }
+        BarBatch { batch: RecordBatch::new_empty(bar_schema()) }
     }
 
     /// Validates every row (see [`crate::validate`]); the report lists every bad row.
@@ -215,9 +179,7 @@ impl BarBatch {
 
     /// A zero-copy slice of `len` rows from `offset`.
     pub fn slice(&self, offset: usize, len: usize) -> Self {
-        BarBatch {
-            batch: self.batch.slice(offset, len),
-        }
+        BarBatch { batch: self.batch.slice(offset, len) }
     }
 }
 
@@ -246,10 +208,7 @@ pub struct BarColumns<'a> {
 
 fn normalise_column(name: &str, column: ArrayRef) -> Result<ArrayRef> {
     let wrong = |expected: &str| {
-        StoreError::invalid(format!(
-            "column {name:?} has type {}; expected {expected}",
-            column.data_type()
-        ))
+        StoreError::invalid(format!("column {name:?} has type {}; expected {expected}", column.data_type()))
     };
     Ok(match (name, column.data_type()) {
         ("symbol", DataType::Utf8) => column,
@@ -273,55 +232,31 @@ fn normalise_column(name: &str, column: ArrayRef) -> Result<ArrayRef> {
                 TimeUnit::Nanosecond => Some(value.div_euclid(1_000)),
             };
             let values = match unit {
-                TimeUnit::Second => column
-                    .as_primitive::<arrow_array::types::TimestampSecondType>()
-                    .values()
-                    .clone(),
-                TimeUnit::Millisecond => column
-                    .as_primitive::<arrow_array::types::TimestampMillisecondType>()
-                    .values()
-                    .clone(),
-                TimeUnit::Microsecond => column
-                    .as_primitive::<TimestampMicrosecondType>()
-                    .values()
-                    .clone(),
-                TimeUnit::Nanosecond => column
-                    .as_primitive::<arrow_array::types::TimestampNanosecondType>()
-                    .values()
-                    .clone(),
+                TimeUnit::Second => column.as_primitive::<arrow_array::types::TimestampSecondType>().values().clone(),
+                TimeUnit::Millisecond => {
+                    column.as_primitive::<arrow_array::types::TimestampMillisecondType>().values().clone()
+                }
+                TimeUnit::Microsecond => column.as_primitive::<TimestampMicrosecondType>().values().clone(),
+                TimeUnit::Nanosecond => {
+                    column.as_primitive::<arrow_array::types::TimestampNanosecondType>().values().clone()
+                }
             };
             let converted: TimestampMicrosecondArray = values
                 .iter()
                 .enumerate()
-                .map(|(i, value)| {
-                    if column.is_valid(i) {
-                        scale(*value)
-                    } else {
-                        None
-                    }
-                })
+                .map(|(i, value)| if column.is_valid(i) { scale(*value) } else { None })
                 .collect();
             Arc::new(converted.with_timezone("UTC"))
         }
         ("timestamp", _) => return Err(wrong("Timestamp(Microsecond, \"UTC\")")),
         ("trade_count", DataType::Int64) => column,
-        (
-            "trade_count",
-            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16,
-        )
+        ("trade_count", DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16)
         | ("trade_count", DataType::UInt32 | DataType::Null) => {
             arrow_cast_int64(&column).ok_or_else(|| wrong("Int64"))?
         }
         ("trade_count", _) => return Err(wrong("Int64")),
         (_, DataType::Float64) => column,
-        (
-            _,
-            DataType::Float32
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt32
-            | DataType::UInt64,
-        )
+        (_, DataType::Float32 | DataType::Int32 | DataType::Int64 | DataType::UInt32 | DataType::UInt64)
         | (_, DataType::Null) => arrow_cast_f64(&column).ok_or_else(|| wrong("Float64"))?,
         _ => return Err(wrong("Float64")),
     })
@@ -333,36 +268,21 @@ fn arrow_cast_f64(column: &ArrayRef) -> Option<ArrayRef> {
             return None;
         }
         Some(match column.data_type() {
-            DataType::Float32 => column
-                .as_primitive::<arrow_array::types::Float32Type>()
-                .value(i) as f64,
-            DataType::Int32 => column
-                .as_primitive::<arrow_array::types::Int32Type>()
-                .value(i) as f64,
+            DataType::Float32 => column.as_primitive::<arrow_array::types::Float32Type>().value(i) as f64,
+            DataType::Int32 => column.as_primitive::<arrow_array::types::Int32Type>().value(i) as f64,
             DataType::Int64 => column.as_primitive::<Int64Type>().value(i) as f64,
-            DataType::UInt32 => column
-                .as_primitive::<arrow_array::types::UInt32Type>()
-                .value(i) as f64,
-            DataType::UInt64 => column
-                .as_primitive::<arrow_array::types::UInt64Type>()
-                .value(i) as f64,
+            DataType::UInt32 => column.as_primitive::<arrow_array::types::UInt32Type>().value(i) as f64,
+            DataType::UInt64 => column.as_primitive::<arrow_array::types::UInt64Type>().value(i) as f64,
             _ => return None,
         })
     };
     if !matches!(
         column.data_type(),
-        DataType::Float32
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Null
+        DataType::Float32 | DataType::Int32 | DataType::Int64 | DataType::UInt32 | DataType::UInt64 | DataType::Null
     ) {
         return None;
     }
-    Some(Arc::new(
-        (0..column.len()).map(get).collect::<Float64Array>(),
-    ))
+    Some(Arc::new((0..column.len()).map(get).collect::<Float64Array>()))
 }
 
 fn arrow_cast_int64(column: &ArrayRef) -> Option<ArrayRef> {
@@ -371,30 +291,12 @@ fn arrow_cast_int64(column: &ArrayRef) -> Option<ArrayRef> {
             return None;
         }
         Some(match column.data_type() {
-            DataType::Int8 => column
-                .as_primitive::<arrow_array::types::Int8Type>()
-                .value(i)
-                .into(),
-            DataType::Int16 => column
-                .as_primitive::<arrow_array::types::Int16Type>()
-                .value(i)
-                .into(),
-            DataType::Int32 => column
-                .as_primitive::<arrow_array::types::Int32Type>()
-                .value(i)
-                .into(),
-            DataType::UInt8 => column
-                .as_primitive::<arrow_array::types::UInt8Type>()
-                .value(i)
-                .into(),
-            DataType::UInt16 => column
-                .as_primitive::<arrow_array::types::UInt16Type>()
-                .value(i)
-                .into(),
-            DataType::UInt32 => column
-                .as_primitive::<arrow_array::types::UInt32Type>()
-                .value(i)
-                .into(),
+            DataType::Int8 => column.as_primitive::<arrow_array::types::Int8Type>().value(i).into(),
+            DataType::Int16 => column.as_primitive::<arrow_array::types::Int16Type>().value(i).into(),
+            DataType::Int32 => column.as_primitive::<arrow_array::types::Int32Type>().value(i).into(),
+            DataType::UInt8 => column.as_primitive::<arrow_array::types::UInt8Type>().value(i).into(),
+            DataType::UInt16 => column.as_primitive::<arrow_array::types::UInt16Type>().value(i).into(),
+            DataType::UInt32 => column.as_primitive::<arrow_array::types::UInt32Type>().value(i).into(),
             _ => return None,
         })
     };
@@ -431,10 +333,7 @@ mod tests {
     fn missing_optional_columns_are_filled_and_integer_volume_widened() {
         let full = BarBatch::from_bars(&[bar("A", 1)]).into_record_batch();
         let keep = [0usize, 1, 2, 3, 4, 5];
-        let mut fields: Vec<Field> = keep
-            .iter()
-            .map(|i| full.schema().field(*i).clone())
-            .collect();
+        let mut fields: Vec<Field> = keep.iter().map(|i| full.schema().field(*i).clone()).collect();
         let mut columns: Vec<ArrayRef> = keep.iter().map(|i| full.column(*i).clone()).collect();
         fields.push(Field::new("volume", DataType::Int64, false));
         columns.push(Arc::new(Int64Array::from(vec![5_000_000_000])));
@@ -452,13 +351,7 @@ mod tests {
             full.schema()
                 .fields()
                 .iter()
-                .map(|f| {
-                    if f.name() == "open" {
-                        f.as_ref().clone().with_name("opn")
-                    } else {
-                        f.as_ref().clone()
-                    }
-                })
+                .map(|f| if f.name() == "open" { f.as_ref().clone().with_name("opn") } else { f.as_ref().clone() })
                 .collect::<Vec<_>>(),
         );
         let batch = RecordBatch::try_new(Arc::new(renamed), full.columns().to_vec()).unwrap();

@@ -60,9 +60,7 @@ impl SyntheticSpec {
 
     /// Every bar as rows (for small specs).
     pub fn bars(&self) -> Vec<Bar> {
-        self.batches(usize::MAX)
-            .flat_map(|batch| batch.to_bars())
-            .collect()
+        self.batches(usize::MAX).flat_map(|batch| batch.to_bars()).collect()
     }
 }
 
@@ -76,23 +74,15 @@ struct Series<'a> {
 
 impl<'a> Series<'a> {
     fn new(spec: &'a SyntheticSpec, symbol: &'a str) -> Self {
-        let symbol_hash = symbol.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x1000_0000_01b3)
-        });
+        let symbol_hash =
+            symbol.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x1000_0000_01b3));
         let mut rng = SplitMix64(spec.seed ^ symbol_hash);
         let price = 20.0 + 180.0 * rng.unit();
-        Series {
-            spec,
-            symbol,
-            rng,
-            index: 0,
-            price,
-        }
+        Series { spec, symbol, rng, index: 0, price }
     }
 
     fn next_bar(&mut self) -> Bar {
-        let timestamp =
-            Timestamp(self.spec.start.micros() + self.spec.interval_micros * self.index as i64);
+        let timestamp = Timestamp(self.spec.start.micros() + self.spec.interval_micros * self.index as i64);
         self.index += 1;
         let open = self.price;
         let close = (open * (0.001 * self.rng.normal()).exp()).max(0.01);

@@ -62,17 +62,9 @@ impl ValidationReport {
 impl fmt::Display for ValidationReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bad = self.bad_rows().len();
-        write!(
-            f,
-            "{bad} of {} rows are invalid; nothing was written",
-            self.total_rows
-        )?;
+        write!(f, "{bad} of {} rows are invalid; nothing was written", self.total_rows)?;
         for error in self.errors.iter().take(DISPLAY_LIMIT) {
-            write!(
-                f,
-                "\n  row {}, column {}: {}",
-                error.row, error.column, error.reason
-            )?;
+            write!(f, "\n  row {}, column {}: {}", error.row, error.column, error.reason)?;
         }
         if self.errors.len() > DISPLAY_LIMIT {
             write!(f, "\n  ... and {} more", self.errors.len() - DISPLAY_LIMIT)?;
@@ -89,11 +81,7 @@ pub(crate) fn null_errors(column: &'static str, array: &dyn Array, errors: &mut 
         return;
     }
     for row in (0..array.len()).filter(|i| array.is_null(*i)) {
-        errors.push(RowError {
-            row,
-            column,
-            reason: "value is missing".into(),
-        });
+        errors.push(RowError { row, column, reason: "value is missing".into() });
     }
 }
 
@@ -103,43 +91,21 @@ pub fn validate_columns(c: &BarColumns<'_>) -> Result<(), ValidationReport> {
     let mut errors = Vec::new();
     let mut seen: HashMap<(&str, i64), usize> = HashMap::with_capacity(rows);
     for row in 0..rows {
-        let mut fail = |column: &'static str, reason: String| {
-            errors.push(RowError {
-                row,
-                column,
-                reason,
-            })
-        };
+        let mut fail = |column: &'static str, reason: String| errors.push(RowError { row, column, reason });
         let symbol = c.symbol.value(row);
         if let Err(reason) = check_symbol(symbol) {
             fail("symbol", reason);
         }
         let timestamp = Timestamp(c.timestamp.value(row));
         if timestamp < MIN_TIMESTAMP || timestamp >= MAX_TIMESTAMP {
-            fail(
-                "timestamp",
-                format!("{timestamp} is outside [{MIN_TIMESTAMP}, {MAX_TIMESTAMP})"),
-            );
+            fail("timestamp", format!("{timestamp} is outside [{MIN_TIMESTAMP}, {MAX_TIMESTAMP})"));
         }
         if let Some(first) = seen.insert((symbol, timestamp.micros()), row) {
-            fail(
-                "timestamp",
-                format!("({symbol}, {timestamp}) already appears in row {first}"),
-            );
+            fail("timestamp", format!("({symbol}, {timestamp}) already appears in row {first}"));
         }
-        let (open, high, low, close) = (
-            c.open.value(row),
-            c.high.value(row),
-            c.low.value(row),
-            c.close.value(row),
-        );
+        let (open, high, low, close) = (c.open.value(row), c.high.value(row), c.low.value(row), c.close.value(row));
         let mut prices_ok = true;
-        for (column, value) in [
-            ("open", open),
-            ("high", high),
-            ("low", low),
-            ("close", close),
-        ] {
+        for (column, value) in [("open", open), ("high", high), ("low", low), ("close", close)] {
             if !value.is_finite() {
                 fail(column, format!("{value} is not a finite number"));
                 prices_ok = false;
@@ -147,25 +113,16 @@ pub fn validate_columns(c: &BarColumns<'_>) -> Result<(), ValidationReport> {
                 fail(column, format!("price {value} must be > 0"));
                 prices_ok = false;
             } else if !value.is_normal() {
-                fail(
-                    column,
-                    format!("price {value:e} is too small to be a price"),
-                );
+                fail(column, format!("price {value:e} is too small to be a price"));
                 prices_ok = false;
             }
         }
         if prices_ok {
             if low > open.min(close) {
-                fail(
-                    "low",
-                    format!("low {low} is above min(open, close) {}", open.min(close)),
-                );
+                fail("low", format!("low {low} is above min(open, close) {}", open.min(close)));
             }
             if high < open.max(close) {
-                fail(
-                    "high",
-                    format!("high {high} is below max(open, close) {}", open.max(close)),
-                );
+                fail("high", format!("high {high} is below max(open, close) {}", open.max(close)));
             }
         }
         let volume = c.volume.value(row);
@@ -181,27 +138,14 @@ pub fn validate_columns(c: &BarColumns<'_>) -> Result<(), ValidationReport> {
             if !vwap.is_finite() {
                 fail("vwap", format!("{vwap} is not a finite number"));
             } else if prices_ok && (vwap < low || vwap > high) {
-                fail(
-                    "vwap",
-                    format!("vwap {vwap} is outside [low {low}, high {high}]"),
-                );
+                fail("vwap", format!("vwap {vwap} is outside [low {low}, high {high}]"));
             }
         }
         if c.trade_count.is_valid(row) && c.trade_count.value(row) < 0 {
-            fail(
-                "trade_count",
-                format!("trade_count {} must be >= 0", c.trade_count.value(row)),
-            );
+            fail("trade_count", format!("trade_count {} must be >= 0", c.trade_count.value(row)));
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ValidationReport {
-            total_rows: rows,
-            errors,
-        })
-    }
+    if errors.is_empty() { Ok(()) } else { Err(ValidationReport { total_rows: rows, errors }) }
 }
 
 #[cfg(test)]
@@ -226,28 +170,15 @@ mod tests {
     fn check(mutate: impl Fn(&mut Bar), column: &str) {
         let mut bad = good(1);
         mutate(&mut bad);
-        let report = BarBatch::from_bars(&[good(0), bad, good(2)])
-            .validate()
-            .unwrap_err();
+        let report = BarBatch::from_bars(&[good(0), bad, good(2)]).validate().unwrap_err();
         assert_eq!(report.bad_rows(), vec![1], "{report}");
         assert_eq!(report.errors[0].column, column, "{report}");
     }
 
     #[test]
     fn good_rows_pass_including_flat_and_zero_volume_bars() {
-        let flat = Bar {
-            open: 0.0672,
-            high: 0.0672,
-            low: 0.0672,
-            close: 0.0672,
-            vwap: None,
-            ..good(3)
-        };
-        assert!(
-            BarBatch::from_bars(&[good(0), good(1), flat])
-                .validate()
-                .is_ok()
-        );
+        let flat = Bar { open: 0.0672, high: 0.0672, low: 0.0672, close: 0.0672, vwap: None, ..good(3) };
+        assert!(BarBatch::from_bars(&[good(0), good(1), flat]).validate().is_ok());
     }
 
     #[test]
@@ -267,23 +198,10 @@ mod tests {
 
     #[test]
     fn every_bad_row_is_reported() {
-        let bars: Vec<Bar> = (0..100)
-            .map(|i| {
-                if i % 10 == 3 {
-                    Bar {
-                        low: 100.0,
-                        ..good(i)
-                    }
-                } else {
-                    good(i)
-                }
-            })
-            .collect();
+        let bars: Vec<Bar> =
+            (0..100).map(|i| if i % 10 == 3 { Bar { low: 100.0, ..good(i) } } else { good(i) }).collect();
         let report = BarBatch::from_bars(&bars).validate().unwrap_err();
-        assert_eq!(
-            report.bad_rows(),
-            vec![3, 13, 23, 33, 43, 53, 63, 73, 83, 93]
-        );
+        assert_eq!(report.bad_rows(), vec![3, 13, 23, 33, 43, 53, 63, 73, 83, 93]);
         assert!(report.to_string().starts_with("10 of 100 rows are invalid"));
     }
 }

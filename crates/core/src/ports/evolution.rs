@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::evolution::{
-    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RunId,
-    RunRecord, RunSpec, RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
+    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RunId, RunRecord, RunSpec,
+    RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
 };
 
 /// Durable evolution state shared by a coordinator and its workers.
@@ -77,34 +77,20 @@ pub trait EvolutionStore: Send + Sync + std::fmt::Debug + 'static {
     async fn set_run_status(&self, run: &RunId, status: RunStatus) -> Result<RunRecord>;
 
     /// Stores a population atomically with a compare-and-set on the latest generation.
-    async fn save_generation(
-        &self,
-        generation: Generation,
-        expected_latest: Option<u32>,
-    ) -> Result<()>;
+    async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()>;
     /// One stored generation (`NotFound` if absent).
     async fn load_generation(&self, run: &RunId, number: u32) -> Result<Generation>;
     /// The latest stored generation.
     async fn latest_generation(&self, run: &RunId) -> Result<Option<Generation>>;
 
     /// Enqueues evaluation tasks for a generation; returns how many were new.
-    async fn enqueue_tasks(
-        &self,
-        run: &RunId,
-        generation: u32,
-        tasks: Vec<NewTask>,
-        max_attempts: u32,
-    ) -> Result<u64>;
+    async fn enqueue_tasks(&self, run: &RunId, generation: u32, tasks: Vec<NewTask>, max_attempts: u32) -> Result<u64>;
     /// Leases up to `max_tasks` tasks.
     async fn lease_tasks(&self, request: LeaseRequest) -> Result<Vec<Lease>>;
     /// Extends every lease held by `worker`.
     async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<u64>;
     /// Completes tasks, refusing stale tokens.
-    async fn complete_tasks(
-        &self,
-        worker: &WorkerId,
-        completions: Vec<Completion>,
-    ) -> Result<Vec<CompletionStatus>>;
+    async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>>;
     /// Returns expired leases to the queue.
     async fn requeue_expired(&self) -> Result<u64>;
     /// Counts of one generation's tasks by state.

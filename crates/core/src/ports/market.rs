@@ -74,12 +74,7 @@ pub trait MarketDataStoreExt: MarketDataStore {
 
     /// Runs `query` and returns the rows (for small results and tests).
     async fn collect_bars(&self, query: BarQuery) -> Result<Vec<Bar>> {
-        Ok(self
-            .collect_batches(query)
-            .await?
-            .iter()
-            .flat_map(BarBatch::to_bars)
-            .collect())
+        Ok(self.collect_batches(query).await?.iter().flat_map(BarBatch::to_bars).collect())
     }
 }
 

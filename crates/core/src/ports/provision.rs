@@ -94,13 +94,7 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug + 'static {
     /// Creates a role unless it exists; returns its password when the provider reveals it.
     async fn ensure_role(&self, branch: &str, role: &str) -> Result<Option<Secret>>;
     /// A connection URI (with password) for `role` on `database` of `branch`.
-    async fn connection_uri(
-        &self,
-        branch: &str,
-        database: &str,
-        role: &str,
-        pooling: Pooling,
-    ) -> Result<Secret>;
+    async fn connection_uri(&self, branch: &str, database: &str, role: &str, pooling: Pooling) -> Result<Secret>;
 }
 
 const _: fn() = || {
