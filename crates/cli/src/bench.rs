@@ -1,0 +1,267 @@
+//! `strata bench`: ingest and query throughput of every compiled-in backend on
+//! generated data, each figure next to a baseline measured in the same run.
+//!
+//! Baselines:
+//! - `validate`: `strata-core` validation alone, the floor every backend pays;
+//! - `duckdb raw append` / `duckdb raw range query`: the DuckDB engine doing
+//!   the same load and read with no validation, no key, no upsert and no
+//!   conversion to the canonical schema, through the same duckdb-rs build.
+//!
+//! Ratios are "this operation's rows/s divided by its baseline's rows/s", so
+//! they survive a slower or busier machine better than absolute numbers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use strata_core::synthetic::SyntheticSpec;
+use strata_core::{BarBatch, BarQuery, MarketDataStore, MarketDataStoreExt, Symbol, Timestamp};
+
+/// Options of `strata bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Total rows to generate.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: usize,
+    /// Symbols the rows are spread over.
+    #[arg(long, default_value_t = 10)]
+    pub symbols: usize,
+    /// Rows per write batch.
+    #[arg(long, default_value_t = 100_000)]
+    pub batch_rows: usize,
+    /// Query repetitions (the figure is the total over all repetitions).
+    #[arg(long, default_value_t = 20)]
+    pub repeat: usize,
+    /// Print the table as JSON lines instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measured line.
+#[derive(Debug, Clone)]
+struct Measurement {
+    operation: &'static str,
+    backend: &'static str,
+    rows: usize,
+    elapsed: Duration,
+    /// Index of the baseline line this one is compared with.
+    baseline: Option<usize>,
+}
+
+impl Measurement {
+    fn rows_per_second(&self) -> f64 {
+        self.rows as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs the benchmark and prints the table.
+pub async fn run(args: &BenchArgs) -> Result<()> {
+    let symbols = args.symbols.max(1);
+    let per_symbol = (args.rows / symbols).max(1);
+    let spec = SyntheticSpec::minutes(symbols, per_symbol, 7);
+    eprintln!(
+        "strata bench: generating {} rows ({symbols} symbols x {per_symbol} one-minute bars), batches of {}",
+        spec.total_rows(),
+        args.batch_rows
+    );
+    let batches: Vec<BarBatch> = spec.batches(args.batch_rows).collect();
+    let total: usize = batches.iter().map(BarBatch::len).sum();
+    let range = middle_half(&spec);
+    let mut table: Vec<Measurement> = Vec::new();
+
+    let started = Instant::now();
+    for batch in &batches {
+        batch.validate().map_err(|report| anyhow::anyhow!("generated data failed validation: {report}"))?;
+    }
+    table.push(Measurement {
+        operation: "validate (baseline)",
+        backend: "core",
+        rows: total,
+        elapsed: started.elapsed(),
+        baseline: None,
+    });
+    let validate_line = Some(0);
+
+    #[cfg(feature = "memory")]
+    {
+        let store: Arc<dyn MarketDataStore> = Arc::new(strata_adapter_mock::MemoryStore::new());
+        measure_store(&store, "memory", &batches, &spec, range, args.repeat, validate_line, None, &mut table)
+            .await?;
+    }
+
+    #[cfg(feature = "duckdb")]
+    {
+        use strata_adapter_duckdb::baseline;
+        let dir = tempfile::tempdir().context("creating a temporary directory for the DuckDB files")?;
+        let raw_path = dir.path().join("baseline.duckdb");
+        let record_batches: Vec<_> = batches.iter().map(|b| b.record_batch().clone()).collect();
+        let raw_append = {
+            let path = raw_path.clone();
+            tokio::task::spawn_blocking(move || baseline::raw_append(&path, &record_batches)).await??
+        };
+        table.push(Measurement {
+            operation: "raw append (baseline)",
+            backend: "duckdb",
+            rows: total,
+            elapsed: raw_append,
+            baseline: None,
+        });
+        let append_line = Some(table.len() - 1);
+        let mut raw_rows = 0;
+        let mut raw_elapsed = Duration::ZERO;
+        for i in 0..args.repeat {
+            let path = raw_path.clone();
+            let symbol = spec.symbols[i % spec.symbols.len()].clone();
+            let (rows, elapsed) = tokio::task::spawn_blocking(move || {
+                baseline::raw_range_query(&path, &symbol, range.0.micros(), range.1.micros())
+            })
+            .await??;
+            raw_rows += rows;
+            raw_elapsed += elapsed;
+        }
+        table.push(Measurement {
+            operation: "raw range query (baseline)",
+            backend: "duckdb",
+            rows: raw_rows,
+            elapsed: raw_elapsed,
+            baseline: None,
+        });
+        let query_line = Some(table.len() - 1);
+        let config = strata_adapter_duckdb::DuckDbConfig::new(dir.path().join("strata.duckdb"));
+        let store: Arc<dyn MarketDataStore> = Arc::new(strata_adapter_duckdb::DuckDbStore::open(config).await?);
+        measure_store(&store, "duckdb", &batches, &spec, range, args.repeat, append_line, query_line, &mut table)
+            .await?;
+    }
+
+    print_table(&table, args.json);
+    Ok(())
+}
+
+/// `[start, end)` covering the middle half of every generated series.
+fn middle_half(spec: &SyntheticSpec) -> (Timestamp, Timestamp) {
+    let quarter = spec.bars_per_symbol as i64 / 4;
+    let start = spec.start.plus_micros(quarter * spec.interval_micros);
+    let end = spec.start.plus_micros(3 * quarter * spec.interval_micros);
+    (start, end)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure_store(
+    store: &Arc<dyn MarketDataStore>,
+    backend: &'static str,
+    batches: &[BarBatch],
+    spec: &SyntheticSpec,
+    range: (Timestamp, Timestamp),
+    repeat: usize,
+    ingest_baseline: Option<usize>,
+    query_baseline: Option<usize>,
+    table: &mut Vec<Measurement>,
+) -> Result<()> {
+    let total: usize = batches.iter().map(BarBatch::len).sum();
+    for operation in ["ingest (new keys)", "upsert (existing keys)"] {
+        let started = Instant::now();
+        for batch in batches {
+            store.write_bars(batch.clone()).await.with_context(|| format!("{backend}: {operation}"))?;
+        }
+        table.push(Measurement { operation, backend, rows: total, elapsed: started.elapsed(), baseline: ingest_baseline });
+    }
+    let summary = store.summary().await?;
+    anyhow::ensure!(
+        summary.total_rows() == total as u64,
+        "{backend}: stored {} rows after ingesting {total}",
+        summary.total_rows()
+    );
+
+    let mut rows = 0;
+    let started = Instant::now();
+    for i in 0..repeat {
+        let symbol = Symbol::new(spec.symbols[i % spec.symbols.len()].clone())?;
+        let batches = store.collect_batches(BarQuery::symbol(symbol).between(range.0, range.1)).await?;
+        rows += batches.iter().map(BarBatch::len).sum::<usize>();
+    }
+    table.push(Measurement {
+        operation: "range query, 1 symbol",
+        backend,
+        rows,
+        elapsed: started.elapsed(),
+        baseline: query_baseline,
+    });
+
+    let mut rows = 0;
+    let started = Instant::now();
+    for i in 0..repeat {
+        let symbol = Symbol::new(spec.symbols[i % spec.symbols.len()].clone())?;
+        rows += store.collect_bars(BarQuery::latest(symbol, 100)).await?.len();
+    }
+    table.push(Measurement { operation: "latest 100, 1 symbol", backend, rows, elapsed: started.elapsed(), baseline: None });
+    Ok(())
+}
+
+fn print_table(table: &[Measurement], json: bool) {
+    let ratio = |m: &Measurement| m.baseline.map(|b| m.rows_per_second() / table[b].rows_per_second());
+    if json {
+        for m in table {
+            let baseline = m.baseline.map(|b| table[b].operation);
+            println!(
+                "{}",
+                serde_json::json!({
+                    "operation": m.operation, "backend": m.backend, "rows": m.rows,
+                    "seconds": m.elapsed.as_secs_f64(), "rows_per_second": m.rows_per_second(),
+                    "baseline": baseline, "ratio_to_baseline": ratio(m),
+                })
+            );
+        }
+        return;
+    }
+    println!(
+        "{:<28} {:<8} {:>11} {:>9} {:>13}  vs baseline",
+        "operation", "backend", "rows", "seconds", "rows/s"
+    );
+    for m in table {
+        let versus = match (m.baseline, ratio(m)) {
+            (Some(b), Some(r)) => format!("{r:.2}x {} {}", table[b].backend, table[b].operation.trim_end_matches(" (baseline)")),
+            _ => String::new(),
+        };
+        println!(
+            "{:<28} {:<8} {:>11} {:>9.3} {:>13}  {versus}",
+            m.operation,
+            m.backend,
+            group_thousands(m.rows as u64),
+            m.elapsed.as_secs_f64(),
+            group_thousands(m.rows_per_second() as u64)
+        );
+    }
+}
+
+fn group_thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(1_000), "1,000");
+        assert_eq!(group_thousands(12_345_678), "12,345,678");
+    }
+
+    #[test]
+    fn middle_half_is_half_of_each_series() {
+        let spec = SyntheticSpec::minutes(1, 1000, 1);
+        let (start, end) = middle_half(&spec);
+        let inside = spec.bars().iter().filter(|b| b.timestamp >= start && b.timestamp < end).count();
+        assert_eq!(inside, 500);
+    }
+}
