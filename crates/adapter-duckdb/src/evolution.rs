@@ -1,0 +1,863 @@
+//! `EvolutionStore` over DuckDB: runs, generations, leased evaluation tasks
+//! with fencing tokens, workers and statistics. Every operation that touches
+//! more than one row runs in one transaction on the writer connection; the
+//! store clock is this process's `Timestamp::now()` (one file has one
+//! process writing it, so every caller shares that clock).
+
+use std::time::Duration;
+
+use duckdb::types::Value;
+use duckdb::{Connection, OptionalExt, params, params_from_iter};
+use strata_core::evolution::{
+    Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Individual, Lease, LeaseRequest, NewTask,
+    RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
+    WorkerInfo, WorkerRecord,
+};
+use strata_core::{EvolutionStore, Result, StoreError, Timestamp};
+
+use crate::error::{BACKEND, ResultExt};
+use crate::schema::{ACTIVE_RUN, RUN_COLUMNS, TASK_COLUMNS};
+use crate::store::DuckDbStore;
+
+#[async_trait::async_trait]
+impl EvolutionStore for DuckDbStore {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn create_run(&self, spec: RunSpec) -> Result<RunRecord> {
+        self.with_writer("creating a run", move |connection| {
+            let transaction = connection.transaction().during("starting a transaction")?;
+            if let Some(existing) = load_run(&transaction, &spec.id)? {
+                if existing.spec == spec {
+                    return Ok(existing);
+                }
+                return Err(StoreError::conflict(format!("run {} already exists with a different spec", spec.id)));
+            }
+            let now = Timestamp::now().micros();
+            transaction
+                .execute(
+                    "INSERT INTO runs (id, strategy, seed, population_size, generations, config, status,
+                                       created_order, created_at_us, updated_at_us)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, nextval('run_order'), ?, ?)",
+                    params![
+                        spec.id.as_str(),
+                        spec.strategy,
+                        spec.seed,
+                        spec.population_size,
+                        spec.generations,
+                        spec.config,
+                        RunStatus::Pending.as_str(),
+                        now,
+                        now
+                    ],
+                )
+                .during("inserting a run")?;
+            let record = load_run(&transaction, &spec.id)?.ok_or_else(|| missing_run(&spec.id))?;
+            transaction.commit().during("committing a run")?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn get_run(&self, run: &RunId) -> Result<RunRecord> {
+        let run = run.clone();
+        self.with_reader("reading a run", move |connection| load_run(connection, &run)?.ok_or_else(|| missing_run(&run)))
+            .await
+    }
+
+    async fn list_runs(&self) -> Result<Vec<RunRecord>> {
+        self.with_reader("listing runs", |connection| {
+            let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY created_order DESC");
+            let mut statement = connection.prepare(&sql).during("listing runs")?;
+            let rows = statement.query_map([], RawRun::read).during("listing runs")?;
+            let raw = rows.collect::<duckdb::Result<Vec<_>>>().during("listing runs")?;
+            raw.into_iter().map(RawRun::into_record).collect()
+        })
+        .await
+    }
+
+    async fn set_run_status(&self, run: &RunId, status: RunStatus) -> Result<RunRecord> {
+        let run = run.clone();
+        self.with_writer("setting a run's status", move |connection| {
+            let transaction = connection.transaction().during("starting a transaction")?;
+            let changed = transaction
+                .execute(
+                    "UPDATE runs SET status = ?, updated_at_us = ? WHERE id = ?",
+                    params![status.as_str(), Timestamp::now().micros(), run.as_str()],
+                )
+                .during("updating a run's status")?;
+            if changed == 0 {
+                return Err(missing_run(&run));
+            }
+            let record = load_run(&transaction, &run)?.ok_or_else(|| missing_run(&run))?;
+            transaction.commit().during("committing a run's status")?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
+        let Generation { run, number, mut individuals } = generation;
+        individuals.sort_by_key(|individual| individual.index);
+        if let Some(pair) = individuals.windows(2).find(|pair| pair[0].index == pair[1].index) {
+            return Err(StoreError::invalid(format!(
+                "generation {number} of run {run} lists individual {} twice",
+                pair[0].index
+            )));
+        }
+        self.with_writer("saving a generation", move |connection| {
+            let transaction = connection.transaction().during("starting a transaction")?;
+            require_run(&transaction, &run)?;
+            if let Some(stored) = load_individuals(&transaction, &run, number)? {
+                if stored == individuals {
+                    return Ok(());
+                }
+                return Err(StoreError::conflict(format!(
+                    "generation {number} of run {run} is already stored with a different population"
+                )));
+            }
+            let latest = latest_number(&transaction, &run)?;
+            if latest != expected_latest {
+                return Err(StoreError::conflict(format!(
+                    "run {run}: the latest stored generation is {}, not {}",
+                    describe_generation(latest),
+                    describe_generation(expected_latest)
+                )));
+            }
+            let size = u32::try_from(individuals.len()).unwrap_or(u32::MAX);
+            transaction
+                .execute(
+                    "INSERT INTO generations (run_id, generation, size, saved_at_us) VALUES (?, ?, ?, ?)",
+                    params![run.as_str(), number, size, Timestamp::now().micros()],
+                )
+                .during("inserting a generation")?;
+            {
+                let mut appender = transaction.appender("individuals").during("opening the individuals appender")?;
+                for individual in &individuals {
+                    appender
+                        .append_row(params![run.as_str(), number, individual.index, individual.genome])
+                        .during("appending an individual")?;
+                }
+                appender.flush().during("flushing individuals")?;
+            }
+            transaction.commit().during("committing a generation")
+        })
+        .await
+    }
+
+    async fn load_generation(&self, run: &RunId, number: u32) -> Result<Generation> {
+        let run = run.clone();
+        self.with_reader("loading a generation", move |connection| {
+            let individuals = load_individuals(connection, &run, number)?
+                .ok_or_else(|| StoreError::not_found(format!("generation {number} of run {run}")))?;
+            Ok(Generation { run, number, individuals })
+        })
+        .await
+    }
+
+    async fn latest_generation(&self, run: &RunId) -> Result<Option<Generation>> {
+        let run = run.clone();
+        self.with_reader("loading the latest generation", move |connection| {
+            let Some(number) = latest_number(connection, &run)? else { return Ok(None) };
+            let individuals = load_individuals(connection, &run, number)?.unwrap_or_default();
+            Ok(Some(Generation { run, number, individuals }))
+        })
+        .await
+    }
+
+    async fn enqueue_tasks(&self, run: &RunId, generation: u32, tasks: Vec<NewTask>, max_attempts: u32) -> Result<u64> {
+        let run = run.clone();
+        let max_attempts = max_attempts.max(1);
+        self.with_writer("enqueueing tasks", move |connection| {
+            let transaction = connection.transaction().during("starting a transaction")?;
+            require_run(&transaction, &run)?;
+            let mut added = 0u64;
+            {
+                let mut insert = transaction
+                    .prepare(
+                        "INSERT INTO tasks (run_id, generation, individual, payload, state, attempts, max_attempts, token)
+                         VALUES (?, ?, ?, ?, 'pending', 0, ?, 0)
+                         ON CONFLICT (run_id, generation, individual) DO NOTHING",
+                    )
+                    .during("preparing the task insert")?;
+                for task in &tasks {
+                    added += insert
+                        .execute(params![run.as_str(), generation, task.individual, task.payload, max_attempts])
+                        .during("inserting a task")? as u64;
+                }
+            }
+            transaction.commit().during("committing tasks")?;
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn lease_tasks(&self, request: LeaseRequest) -> Result<Vec<Lease>> {
+        self.with_writer("leasing tasks", move |connection| {
+            let LeaseRequest { worker, run, max_tasks, ttl } = request;
+            let now = Timestamp::now();
+            let expires_at = now.plus_micros(micros(ttl));
+            let transaction = connection.transaction().during("starting a transaction")?;
+            let (run_filter, run_param) = match &run {
+                Some(run) => (" AND run_id = ?", vec![Value::Text(run.as_str().to_string())]),
+                None => ("", Vec::new()),
+            };
+            // Tasks that could be leased but have used up their attempts are parked instead.
+            let park = format!(
+                "UPDATE tasks SET state = 'parked', worker = NULL, lease_expires_at_us = NULL,
+                        error = coalesce(error, 'attempts used up: the last lease expired')
+                 WHERE attempts >= max_attempts
+                   AND (state = 'pending' OR (state = 'leased' AND lease_expires_at_us <= ?))
+                   AND run_id IN (SELECT id FROM runs WHERE {ACTIVE_RUN}){run_filter}"
+            );
+            let mut park_params = vec![Value::BigInt(now.micros())];
+            park_params.extend(run_param.iter().cloned());
+            transaction.execute(&park, params_from_iter(park_params.iter())).during("parking exhausted tasks")?;
+
+            let candidates = format!(
+                "SELECT run_id, generation, individual, payload, attempts FROM tasks
+                 WHERE (state = 'pending' OR (state = 'leased' AND lease_expires_at_us <= ?))
+                   AND attempts < max_attempts
+                   AND run_id IN (SELECT id FROM runs WHERE {ACTIVE_RUN}){run_filter}
+                 ORDER BY generation, individual, run_id
+                 LIMIT ?"
+            );
+            let mut candidate_params = vec![Value::BigInt(now.micros())];
+            candidate_params.extend(run_param.iter().cloned());
+            candidate_params.push(Value::BigInt(i64::from(max_tasks)));
+            let chosen: Vec<(String, u32, u32, String, u32)> = {
+                let mut statement = transaction.prepare(&candidates).during("choosing tasks")?;
+                let rows = statement
+                    .query_map(params_from_iter(candidate_params.iter()), |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                    })
+                    .during("choosing tasks")?;
+                rows.collect::<duckdb::Result<Vec<_>>>().during("choosing tasks")?
+            };
+
+            let mut leases = Vec::with_capacity(chosen.len());
+            for (run_id, generation, individual, payload, attempts) in chosen {
+                let token: i64 = transaction
+                    .query_row("SELECT nextval('fencing_tokens')", [], |row| row.get(0))
+                    .during("drawing a fencing token")?;
+                let token = u64::try_from(token).map_err(|_| StoreError::internal(BACKEND, "negative fencing token"))?;
+                transaction
+                    .execute(
+                        "UPDATE tasks SET state = 'leased', attempts = attempts + 1, token = ?, worker = ?,
+                                lease_expires_at_us = ?
+                         WHERE run_id = ? AND generation = ? AND individual = ?",
+                        params![token, worker.as_str(), expires_at.micros(), run_id, generation, individual],
+                    )
+                    .during("leasing a task")?;
+                leases.push(Lease {
+                    key: TaskKey { run: RunId::new(run_id)?, generation, individual },
+                    payload,
+                    token: FencingToken(token),
+                    attempt: attempts + 1,
+                    expires_at,
+                });
+            }
+            mark_seen(&transaction, &worker, now)?;
+            transaction.commit().during("committing leases")?;
+            Ok(leases)
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<u64> {
+        let worker = worker.clone();
+        self.with_writer("extending leases", move |connection| {
+            let now = Timestamp::now();
+            let transaction = connection.transaction().during("starting a transaction")?;
+            let extended = transaction
+                .execute(
+                    "UPDATE tasks SET lease_expires_at_us = ? WHERE state = 'leased' AND worker = ?",
+                    params![now.plus_micros(micros(ttl)).micros(), worker.as_str()],
+                )
+                .during("extending leases")?;
+            mark_seen(&transaction, &worker, now)?;
+            transaction.commit().during("committing a heartbeat")?;
+            Ok(extended as u64)
+        })
+        .await
+    }
+
+    async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>> {
+        let worker = worker.clone();
+        self.with_writer("completing tasks", move |connection| {
+            let transaction = connection.transaction().during("starting a transaction")?;
+            mark_seen(&transaction, &worker, Timestamp::now())?;
+            let mut statuses = Vec::with_capacity(completions.len());
+            for completion in completions {
+                statuses.push(complete_one(&transaction, &worker, completion)?);
+            }
+            transaction.commit().during("committing completions")?;
+            Ok(statuses)
+        })
+        .await
+    }
+
+    async fn requeue_expired(&self) -> Result<u64> {
+        self.with_writer("requeueing expired leases", |connection| {
+            let requeued = connection
+                .execute(
+                    "UPDATE tasks SET state = 'pending', worker = NULL, lease_expires_at_us = NULL
+                     WHERE state = 'leased' AND lease_expires_at_us <= ?",
+                    params![Timestamp::now().micros()],
+                )
+                .during("requeueing expired leases")?;
+            Ok(requeued as u64)
+        })
+        .await
+    }
+
+    async fn task_counts(&self, run: &RunId, generation: u32) -> Result<TaskCounts> {
+        let run = run.clone();
+        self.with_reader("counting tasks", move |connection| {
+            let mut statement = connection
+                .prepare("SELECT state, count(*) FROM tasks WHERE run_id = ? AND generation = ? GROUP BY state")
+                .during("counting tasks")?;
+            let rows = statement
+                .query_map(params![run.as_str(), generation], |row| Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?)))
+                .during("counting tasks")?;
+            let mut counts = TaskCounts::default();
+            for row in rows {
+                let (state, count) = row.during("counting tasks")?;
+                match parse_state(&state)? {
+                    TaskState::Pending => counts.pending = count,
+                    TaskState::Leased => counts.leased = count,
+                    TaskState::Done => counts.done = count,
+                    TaskState::Parked => counts.parked = count,
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    async fn list_tasks(&self, run: &RunId, generation: u32) -> Result<Vec<TaskRecord>> {
+        let run = run.clone();
+        self.with_reader("listing tasks", move |connection| {
+            let sql =
+                format!("SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND generation = ? ORDER BY individual");
+            let mut statement = connection.prepare(&sql).during("listing tasks")?;
+            let rows = statement.query_map(params![run.as_str(), generation], RawTask::read).during("listing tasks")?;
+            let raw = rows.collect::<duckdb::Result<Vec<_>>>().during("listing tasks")?;
+            raw.into_iter().map(RawTask::into_record).collect()
+        })
+        .await
+    }
+
+    async fn register_worker(&self, worker: WorkerInfo) -> Result<()> {
+        self.with_writer("registering a worker", move |connection| {
+            let now = Timestamp::now().micros();
+            connection
+                .execute(
+                    "INSERT INTO workers (id, hostname, pid, registered_at_us, last_seen_us) VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (id) DO UPDATE SET
+                         hostname = excluded.hostname, pid = excluded.pid, last_seen_us = excluded.last_seen_us",
+                    params![worker.id.as_str(), worker.hostname, worker.pid, now, now],
+                )
+                .during("registering a worker")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>> {
+        self.with_reader("listing workers", |connection| {
+            let mut statement = connection
+                .prepare("SELECT id, hostname, pid, registered_at_us, last_seen_us FROM workers ORDER BY id")
+                .during("listing workers")?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, u32>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                })
+                .during("listing workers")?;
+            let raw = rows.collect::<duckdb::Result<Vec<_>>>().during("listing workers")?;
+            raw.into_iter()
+                .map(|(id, hostname, pid, registered_at, last_seen)| {
+                    Ok(WorkerRecord {
+                        info: WorkerInfo { id: WorkerId::new(id)?, hostname, pid },
+                        registered_at: Timestamp(registered_at),
+                        last_seen: Timestamp(last_seen),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn record_generation_stats(&self, stats: GenerationStats) -> Result<()> {
+        self.with_writer("recording generation statistics", move |connection| {
+            let transaction = connection.transaction().during("starting a transaction")?;
+            require_run(&transaction, &stats.run)?;
+            transaction
+                .execute(
+                    "INSERT INTO generation_stats (run_id, generation, best, mean, std, diversity, evaluated)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (run_id, generation) DO UPDATE SET
+                         best = excluded.best, mean = excluded.mean, std = excluded.std,
+                         diversity = excluded.diversity, evaluated = excluded.evaluated",
+                    params![
+                        stats.run.as_str(),
+                        stats.generation,
+                        stats.best,
+                        stats.mean,
+                        stats.std,
+                        stats.diversity,
+                        stats.evaluated
+                    ],
+                )
+                .during("recording generation statistics")?;
+            transaction.commit().during("committing generation statistics")
+        })
+        .await
+    }
+
+    async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>> {
+        let run = run.clone();
+        self.with_reader("reading generation statistics", move |connection| {
+            let mut statement = connection
+                .prepare(
+                    "SELECT generation, best, mean, std, diversity, evaluated FROM generation_stats
+                     WHERE run_id = ? ORDER BY generation",
+                )
+                .during("reading generation statistics")?;
+            let rows = statement
+                .query_map(params![run.as_str()], |row| {
+                    Ok(GenerationStats {
+                        run: run.clone(),
+                        generation: row.get(0)?,
+                        best: row.get(1)?,
+                        mean: row.get(2)?,
+                        std: row.get(3)?,
+                        diversity: row.get(4)?,
+                        evaluated: row.get(5)?,
+                    })
+                })
+                .during("reading generation statistics")?;
+            rows.collect::<duckdb::Result<Vec<_>>>().during("reading generation statistics")
+        })
+        .await
+    }
+}
+
+/// Applies one completion inside the caller's transaction.
+fn complete_one(connection: &Connection, worker: &WorkerId, completion: Completion) -> Result<CompletionStatus> {
+    let Completion { key, token, outcome } = completion;
+    let current: Option<(String, Option<String>, u64, u32, u32)> = connection
+        .query_row(
+            "SELECT state, worker, token, attempts, max_attempts FROM tasks
+             WHERE run_id = ? AND generation = ? AND individual = ?",
+            params![key.run.as_str(), key.generation, key.individual],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+        )
+        .optional()
+        .during("reading a task")?;
+    let Some((state, holder, current_token, attempts, max_attempts)) = current else {
+        return Ok(CompletionStatus::Stale);
+    };
+    let held = state == TaskState::Leased.as_str()
+        && holder.as_deref() == Some(worker.as_str())
+        && current_token == token.0;
+    if !held {
+        return Ok(CompletionStatus::Stale);
+    }
+    let key_params = (key.run.as_str(), key.generation, key.individual);
+    let status = match outcome {
+        TaskOutcome::Succeeded { fitness, result } => {
+            connection
+                .execute(
+                    "UPDATE tasks SET state = 'done', fitness = ?, result = ?, worker = NULL, lease_expires_at_us = NULL
+                     WHERE run_id = ? AND generation = ? AND individual = ?",
+                    params![fitness, result, key_params.0, key_params.1, key_params.2],
+                )
+                .during("recording a result")?;
+            CompletionStatus::Recorded
+        }
+        TaskOutcome::Failed { error } => {
+            let (state, status) = if attempts >= max_attempts {
+                (TaskState::Parked, CompletionStatus::Parked)
+            } else {
+                (TaskState::Pending, CompletionStatus::Requeued)
+            };
+            connection
+                .execute(
+                    "UPDATE tasks SET state = ?, error = ?, worker = NULL, lease_expires_at_us = NULL
+                     WHERE run_id = ? AND generation = ? AND individual = ?",
+                    params![state.as_str(), error, key_params.0, key_params.1, key_params.2],
+                )
+                .during("recording a failure")?;
+            status
+        }
+    };
+    Ok(status)
+}
+
+/// A run as stored, before its values are checked.
+struct RawRun {
+    id: String,
+    strategy: String,
+    seed: u64,
+    population_size: u32,
+    generations: u32,
+    config: String,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl RawRun {
+    /// Reads the columns of [`RUN_COLUMNS`].
+    fn read(row: &duckdb::Row<'_>) -> duckdb::Result<Self> {
+        Ok(RawRun {
+            id: row.get(0)?,
+            strategy: row.get(1)?,
+            seed: row.get(2)?,
+            population_size: row.get(3)?,
+            generations: row.get(4)?,
+            config: row.get(5)?,
+            status: row.get(6)?,
+            created_at: row.get(7)?,
+            updated_at: row.get(8)?,
+        })
+    }
+
+    fn into_record(self) -> Result<RunRecord> {
+        Ok(RunRecord {
+            spec: RunSpec {
+                id: RunId::new(self.id)?,
+                strategy: self.strategy,
+                seed: self.seed,
+                population_size: self.population_size,
+                generations: self.generations,
+                config: self.config,
+            },
+            status: self.status.parse::<RunStatus>().map_err(|error| corrupt("run status", error))?,
+            created_at: Timestamp(self.created_at),
+            updated_at: Timestamp(self.updated_at),
+        })
+    }
+}
+
+/// A task as stored, before its values are checked.
+struct RawTask {
+    run_id: String,
+    generation: u32,
+    individual: u32,
+    payload: String,
+    state: String,
+    attempts: u32,
+    max_attempts: u32,
+    token: u64,
+    worker: Option<String>,
+    lease_expires_at: Option<i64>,
+    fitness: Option<f64>,
+    result: Option<String>,
+    error: Option<String>,
+}
+
+impl RawTask {
+    /// Reads the columns of [`TASK_COLUMNS`].
+    fn read(row: &duckdb::Row<'_>) -> duckdb::Result<Self> {
+        Ok(RawTask {
+            run_id: row.get(0)?,
+            generation: row.get(1)?,
+            individual: row.get(2)?,
+            payload: row.get(3)?,
+            state: row.get(4)?,
+            attempts: row.get(5)?,
+            max_attempts: row.get(6)?,
+            token: row.get(7)?,
+            worker: row.get(8)?,
+            lease_expires_at: row.get(9)?,
+            fitness: row.get(10)?,
+            result: row.get(11)?,
+            error: row.get(12)?,
+        })
+    }
+
+    fn into_record(self) -> Result<TaskRecord> {
+        Ok(TaskRecord {
+            key: TaskKey { run: RunId::new(self.run_id)?, generation: self.generation, individual: self.individual },
+            payload: self.payload,
+            state: parse_state(&self.state)?,
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            token: FencingToken(self.token),
+            worker: self.worker.map(WorkerId::new).transpose()?,
+            lease_expires_at: self.lease_expires_at.map(Timestamp),
+            fitness: self.fitness,
+            result: self.result,
+            error: self.error,
+        })
+    }
+}
+
+fn load_run(connection: &Connection, run: &RunId) -> Result<Option<RunRecord>> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?");
+    let raw = connection.query_row(&sql, params![run.as_str()], RawRun::read).optional().during("reading a run")?;
+    raw.map(RawRun::into_record).transpose()
+}
+
+fn require_run(connection: &Connection, run: &RunId) -> Result<()> {
+    let exists = connection
+        .query_row("SELECT count(*) FROM runs WHERE id = ?", params![run.as_str()], |row| row.get::<_, i64>(0))
+        .during("looking up a run")?;
+    if exists == 0 { Err(missing_run(run)) } else { Ok(()) }
+}
+
+/// The highest stored generation number of `run`.
+fn latest_number(connection: &Connection, run: &RunId) -> Result<Option<u32>> {
+    connection
+        .query_row("SELECT max(generation) FROM generations WHERE run_id = ?", params![run.as_str()], |row| row.get(0))
+        .during("finding the latest generation")
+}
+
+/// The individuals of a stored generation, by index; `None` when it is not stored.
+fn load_individuals(connection: &Connection, run: &RunId, number: u32) -> Result<Option<Vec<Individual>>> {
+    let stored: Option<u32> = connection
+        .query_row(
+            "SELECT size FROM generations WHERE run_id = ? AND generation = ?",
+            params![run.as_str(), number],
+            |row| row.get(0),
+        )
+        .optional()
+        .during("looking up a generation")?;
+    if stored.is_none() {
+        return Ok(None);
+    }
+    let mut statement = connection
+        .prepare("SELECT individual, genome FROM individuals WHERE run_id = ? AND generation = ? ORDER BY individual")
+        .during("loading individuals")?;
+    let rows = statement
+        .query_map(params![run.as_str(), number], |row| Ok(Individual { index: row.get(0)?, genome: row.get(1)? }))
+        .during("loading individuals")?;
+    rows.collect::<duckdb::Result<Vec<_>>>().during("loading individuals").map(Some)
+}
+
+/// Records that `worker` was seen at `now` (registered workers only).
+fn mark_seen(connection: &Connection, worker: &WorkerId, now: Timestamp) -> Result<()> {
+    connection
+        .execute("UPDATE workers SET last_seen_us = ? WHERE id = ?", params![now.micros(), worker.as_str()])
+        .during("recording a worker as seen")?;
+    Ok(())
+}
+
+fn parse_state(text: &str) -> Result<TaskState> {
+    text.parse::<TaskState>().map_err(|error| corrupt("task state", error))
+}
+
+fn corrupt(what: &str, error: StoreError) -> StoreError {
+    StoreError::Internal { backend: BACKEND, what: format!("the stored {what} is unreadable"), source: Some(Box::new(error)) }
+}
+
+fn missing_run(run: &RunId) -> StoreError {
+    StoreError::not_found(format!("run {run}"))
+}
+
+fn describe_generation(number: Option<u32>) -> String {
+    number.map_or_else(|| "none".to_string(), |number| number.to_string())
+}
+
+/// A duration in whole microseconds, saturating.
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DuckDbConfig;
+
+    async fn open_temp() -> (tempfile::TempDir, DuckDbStore) {
+        let directory = tempfile::tempdir().unwrap();
+        let store = DuckDbStore::open(DuckDbConfig::new(directory.path().join("evolution.duckdb"))).await.unwrap();
+        (directory, store)
+    }
+
+    fn spec(id: &str) -> RunSpec {
+        RunSpec {
+            id: RunId::new(id).unwrap(),
+            strategy: "sma-cross".into(),
+            seed: u64::MAX - 1,
+            population_size: 3,
+            generations: 5,
+            config: r#"{"symbols":["^GSPC"]}"#.into(),
+        }
+    }
+
+    fn population(run: &RunId, number: u32, genomes: &[&str]) -> Generation {
+        let individuals = genomes
+            .iter()
+            .enumerate()
+            .map(|(index, genome)| Individual { index: index as u32, genome: genome.to_string() })
+            .collect();
+        Generation { run: run.clone(), number, individuals }
+    }
+
+    fn worker(id: &str) -> WorkerId {
+        WorkerId::new(id).unwrap()
+    }
+
+    fn lease_request(worker_id: &str, max_tasks: u32, ttl: Duration) -> LeaseRequest {
+        LeaseRequest { worker: worker(worker_id), run: None, max_tasks, ttl }
+    }
+
+    #[tokio::test]
+    async fn runs_and_generations_compare_and_set() {
+        let (_directory, store) = open_temp().await;
+        let created = store.create_run(spec("r1")).await.unwrap();
+        assert_eq!(created.status, RunStatus::Pending);
+        assert_eq!(created.spec.seed, u64::MAX - 1);
+        assert_eq!(store.create_run(spec("r1")).await.unwrap(), created);
+        let different = RunSpec { seed: 1, ..spec("r1") };
+        assert!(matches!(store.create_run(different).await, Err(StoreError::Conflict { .. })));
+        store.create_run(spec("r2")).await.unwrap();
+        let ids: Vec<String> =
+            store.list_runs().await.unwrap().into_iter().map(|r| r.spec.id.as_str().to_string()).collect();
+        assert_eq!(ids, vec!["r2", "r1"]);
+        let unknown = RunId::new("nope").unwrap();
+        assert!(matches!(store.get_run(&unknown).await, Err(StoreError::NotFound { .. })));
+        assert!(matches!(store.set_run_status(&unknown, RunStatus::Running).await, Err(StoreError::NotFound { .. })));
+        assert_eq!(store.set_run_status(&created.spec.id, RunStatus::Running).await.unwrap().status, RunStatus::Running);
+
+        let run = created.spec.id;
+        assert_eq!(store.latest_generation(&run).await.unwrap(), None);
+        store.save_generation(population(&run, 0, &["a", "b"]), None).await.unwrap();
+        store.save_generation(population(&run, 0, &["a", "b"]), None).await.unwrap();
+        let changed = store.save_generation(population(&run, 0, &["a", "c"]), None).await;
+        assert!(matches!(changed, Err(StoreError::Conflict { .. })), "{changed:?}");
+        let stale = store.save_generation(population(&run, 1, &["x"]), None).await;
+        assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
+        store.save_generation(population(&run, 1, &[]), Some(0)).await.unwrap();
+        let latest = store.latest_generation(&run).await.unwrap().unwrap();
+        assert_eq!((latest.number, latest.individuals.len()), (1, 0));
+        assert_eq!(store.load_generation(&run, 0).await.unwrap(), population(&run, 0, &["a", "b"]));
+        assert!(matches!(store.load_generation(&run, 7).await, Err(StoreError::NotFound { .. })));
+        let missing = store.save_generation(population(&unknown, 0, &["a"]), None).await;
+        assert!(matches!(missing, Err(StoreError::NotFound { .. })));
+    }
+
+    #[tokio::test]
+    async fn leases_are_fenced_requeued_and_parked() {
+        let (_directory, store) = open_temp().await;
+        let run = store.create_run(spec("r")).await.unwrap().spec.id;
+        store.register_worker(WorkerInfo { id: worker("w1"), hostname: "h".into(), pid: 7 }).await.unwrap();
+        let tasks: Vec<NewTask> = (0..3).map(|i| NewTask { individual: i, payload: format!("p{i}") }).collect();
+        assert_eq!(store.enqueue_tasks(&run, 0, tasks.clone(), 2).await.unwrap(), 3);
+        assert_eq!(store.enqueue_tasks(&run, 0, tasks, 2).await.unwrap(), 0);
+
+        let first = store.lease_tasks(lease_request("w1", 2, Duration::ZERO)).await.unwrap();
+        assert_eq!(first.iter().map(|l| l.key.individual).collect::<Vec<_>>(), vec![0, 1]);
+        assert!(first[0].token < first[1].token);
+        assert_eq!(first[0].attempt, 1);
+        // Zero TTL: both leases are expired at once; w2 takes them over with larger tokens.
+        let second = store.lease_tasks(lease_request("w2", 5, Duration::from_secs(60))).await.unwrap();
+        assert_eq!(second.iter().map(|l| l.key.individual).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(second[0].token > first[1].token);
+        assert_eq!(second[0].attempt, 2);
+
+        let late = Completion {
+            key: first[0].key.clone(),
+            token: first[0].token,
+            outcome: TaskOutcome::Succeeded { fitness: 1.0, result: "{}".into() },
+        };
+        let statuses = store.complete_tasks(&worker("w1"), vec![late]).await.unwrap();
+        assert_eq!(statuses, vec![CompletionStatus::Stale]);
+        assert_eq!(store.heartbeat(&worker("w2"), Duration::from_secs(120)).await.unwrap(), 3);
+        let completions = vec![
+            Completion {
+                key: second[0].key.clone(),
+                token: second[0].token,
+                outcome: TaskOutcome::Succeeded { fitness: 0.5, result: r#"{"sharpe":0.5}"#.into() },
+            },
+            Completion {
+                key: second[1].key.clone(),
+                token: second[1].token,
+                outcome: TaskOutcome::Failed { error: "boom".into() },
+            },
+            Completion {
+                key: second[2].key.clone(),
+                token: second[2].token,
+                outcome: TaskOutcome::Failed { error: "bang".into() },
+            },
+            Completion {
+                key: second[0].key.clone(),
+                token: second[0].token,
+                outcome: TaskOutcome::Succeeded { fitness: 9.0, result: "again".into() },
+            },
+        ];
+        let statuses = store.complete_tasks(&worker("w2"), completions).await.unwrap();
+        assert_eq!(
+            statuses,
+            vec![CompletionStatus::Recorded, CompletionStatus::Parked, CompletionStatus::Requeued, CompletionStatus::Stale]
+        );
+        let counts = store.task_counts(&run, 0).await.unwrap();
+        assert_eq!(counts, TaskCounts { pending: 1, leased: 0, done: 1, parked: 1 });
+        let listed = store.list_tasks(&run, 0).await.unwrap();
+        assert_eq!(listed[0].fitness, Some(0.5));
+        assert_eq!(listed[0].state, TaskState::Done);
+        assert_eq!(listed[1].error.as_deref(), Some("boom"));
+        assert_eq!(listed[2].token, second[2].token);
+        assert_eq!(listed[2].worker, None);
+
+        // The last task's second attempt expires: requeued, then parked instead of leased a third time.
+        let third = store.lease_tasks(lease_request("w1", 5, Duration::ZERO)).await.unwrap();
+        assert_eq!(third.len(), 1);
+        assert_eq!(third[0].attempt, 2);
+        assert_eq!(store.requeue_expired().await.unwrap(), 1);
+        assert!(store.lease_tasks(lease_request("w1", 5, Duration::ZERO)).await.unwrap().is_empty());
+        assert_eq!(store.task_counts(&run, 0).await.unwrap().parked, 2);
+        let seen = store.list_workers().await.unwrap();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].last_seen >= seen[0].registered_at);
+
+        // Cancelled runs lend no tasks.
+        store.enqueue_tasks(&run, 1, vec![NewTask { individual: 0, payload: "x".into() }], 1).await.unwrap();
+        store.set_run_status(&run, RunStatus::Cancelled).await.unwrap();
+        assert!(store.lease_tasks(lease_request("w1", 5, Duration::from_secs(5))).await.unwrap().is_empty());
+        let unknown = RunId::new("nope").unwrap();
+        assert!(matches!(store.enqueue_tasks(&unknown, 0, Vec::new(), 1).await, Err(StoreError::NotFound { .. })));
+        assert_eq!(store.task_counts(&unknown, 0).await.unwrap(), TaskCounts::default());
+    }
+
+    #[tokio::test]
+    async fn state_and_tokens_survive_a_reopen() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("reopen.duckdb");
+        let token = {
+            let store = DuckDbStore::open(DuckDbConfig::new(&path)).await.unwrap();
+            let run = store.create_run(spec("r")).await.unwrap().spec.id;
+            store.enqueue_tasks(&run, 0, vec![NewTask { individual: 0, payload: "p".into() }], 3).await.unwrap();
+            let stats = GenerationStats {
+                run: run.clone(),
+                generation: 0,
+                best: 2.0,
+                mean: 1.0,
+                std: 0.5,
+                diversity: 0.9,
+                evaluated: 1,
+            };
+            store.record_generation_stats(stats.clone()).await.unwrap();
+            store.record_generation_stats(GenerationStats { best: 3.0, ..stats }).await.unwrap();
+            store.lease_tasks(lease_request("w", 1, Duration::ZERO)).await.unwrap()[0].token
+        };
+        let store = DuckDbStore::open(DuckDbConfig::new(&path)).await.unwrap();
+        let run = RunId::new("r").unwrap();
+        let stats = store.generation_stats(&run).await.unwrap();
+        assert_eq!(stats.len(), 1);
+        assert_eq!(stats[0].best, 3.0);
+        let again = store.lease_tasks(lease_request("w", 1, Duration::ZERO)).await.unwrap();
+        assert!(again[0].token > token);
+        assert_eq!(again[0].attempt, 2);
+    }
+}

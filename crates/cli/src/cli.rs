@@ -1,0 +1,341 @@
+//! Command-line definitions (clap derive): global storage options, the
+//! subcommands, and the long help that teaches them by example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use strata_core::{Symbol, Timestamp};
+
+use crate::output::OutputFormat;
+
+/// Shown after the top-level `--help`: environment, exit codes and a quick tour.
+const TOP_LEVEL_AFTER_HELP: &str = "\
+Environment:
+  STORAGE_BACKEND          backend to use: duckdb (default) or memory
+                           (neon, efs and hybrid are planned but not in this build)
+  STRATA_DUCKDB_PATH       DuckDB file of the duckdb backend (default ./strata.duckdb)
+  STRATA_DUCKDB_LOCK_WAIT  seconds to wait for a DuckDB file held by another process
+  RUST_LOG                 log filter for messages on stderr (default warn), e.g. RUST_LOG=info
+  Flags win over the environment.
+
+Exit codes:
+  0  success
+  1  failure (the store could not be opened or failed, a health check is not ok, I/O errors)
+  2  invalid input: bad rows in an ingested file (nothing is written), bad arguments,
+     an unknown STORAGE_BACKEND or a backend compiled out of this build
+
+Examples:
+  strata ingest data/*.csv --summary             load CSV files into ./strata.duckdb, then list what it holds
+  strata query ^GSPC --start 2008-10-01 --end 2008-11-01
+  strata query AAPL --desc --limit 5             the latest five bars of AAPL
+  strata query AAPL MSFT --format csv > bars.csv
+  strata summary
+  strata digest ^GSPC --start 2018-12-01         per-day digests, to compare two stores
+  strata generate --symbols 3 --bars 1000 --seed 7 --output synthetic.parquet
+  STORAGE_BACKEND=memory strata generate --symbols 2 --bars 10 --seed 1 --ingest --summary
+  strata --duckdb-path /data/bars.duckdb health";
+
+/// `strata`: storage for genetic-algorithm trading research.
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Load, query and check OHLCV market bars in a Strata store.",
+    long_about = "Load, query and check OHLCV market bars in a Strata store.\n\n\
+        The store is chosen by STORAGE_BACKEND (or --backend): an embedded DuckDB file by \
+        default, or an in-memory store that lives only as long as one command.",
+    after_help = TOP_LEVEL_AFTER_HELP
+)]
+pub(crate) struct Cli {
+    /// Where the bars are stored.
+    #[command(flatten)]
+    pub(crate) storage: StorageArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options that choose and configure the store; accepted before or after the subcommand.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Storage")]
+pub(crate) struct StorageArgs {
+    /// Storage backend: duckdb (default) or memory.
+    #[arg(long, global = true, env = "STORAGE_BACKEND", value_name = "BACKEND")]
+    pub(crate) backend: Option<String>,
+    /// DuckDB file used by the duckdb backend (default ./strata.duckdb).
+    #[arg(long, global = true, env = "STRATA_DUCKDB_PATH", value_name = "FILE")]
+    pub(crate) duckdb_path: Option<PathBuf>,
+    /// Seconds to wait for a DuckDB file that another process holds before giving up.
+    #[arg(long, global = true, env = "STRATA_DUCKDB_LOCK_WAIT", value_name = "SECONDS")]
+    pub(crate) lock_wait: Option<f64>,
+    /// DuckDB worker threads (default: DuckDB's choice).
+    #[arg(long, global = true, env = "STRATA_DUCKDB_THREADS", value_name = "N")]
+    pub(crate) duckdb_threads: Option<usize>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Load bars from CSV or Parquet files (all-or-nothing).
+    #[command(long_about = INGEST_LONG_ABOUT, after_help = INGEST_AFTER_HELP)]
+    Ingest(IngestArgs),
+    /// Print bars of one or more symbols as a table, CSV, JSON Lines or Parquet.
+    #[command(long_about = QUERY_LONG_ABOUT, after_help = QUERY_AFTER_HELP)]
+    Query(QueryArgs),
+    /// List every symbol with its first and last bar and row count.
+    #[command(after_help = "Examples:\n  strata summary\n  strata summary --json | jq .total_rows")]
+    Summary(SummaryArgs),
+    /// Check that the store answers; exit code 1 when it does not.
+    #[command(after_help = "Examples:\n  strata health\n  STORAGE_BACKEND=memory strata health --json")]
+    Health(HealthArgs),
+    /// Write deterministic synthetic bars to a file or straight into the store.
+    #[command(long_about = GENERATE_LONG_ABOUT, after_help = GENERATE_AFTER_HELP)]
+    Generate(GenerateArgs),
+    /// Print per-(symbol, day) digests (row count + order-independent hash).
+    #[command(long_about = DIGEST_LONG_ABOUT, after_help = DIGEST_AFTER_HELP)]
+    Digest(DigestArgs),
+}
+
+const INGEST_LONG_ABOUT: &str = "\
+Load bars from CSV or Parquet files into the store.
+
+Ingest is all-or-nothing across every file given: a first pass reads and validates everything \
+(numbers, prices > 0, low <= open/close <= high, volume >= 0, symbols, timestamps, and keys that \
+appear twice anywhere in the input). If anything is wrong, every problem is listed as FILE:LINE \
+(the CSV line, header = line 1; for Parquet FILE:row N, counting from 1), nothing is written, and \
+the exit code is 2. Only then does a second pass write the data batch by batch. A write is an \
+upsert: loading the same file twice leaves the store as after one load.
+
+CSV headers are matched case-insensitively: symbol (or ticker); timestamp (or date, datetime, \
+time); open, high, low, close, volume; optional vwap and trade_count. Other columns (such as \
+\"Adj Close\") are ignored with a note. A file without a symbol column needs --symbol. Numbers \
+are read exactly as Rust's f64 parser reads them (877000000 and 0.08388999999999999 are kept to \
+the bit). Timestamps are RFC 3339 (2020-01-02T15:04:05Z, with an offset or fraction), \
+'YYYY-MM-DD HH:MM:SS' taken as UTC, or a date meaning midnight UTC.";
+
+const INGEST_AFTER_HELP: &str = "\
+Examples:
+  strata ingest data/*.csv --summary
+  strata ingest prices.csv --dry-run                  validate only; writes nothing
+  strata ingest aapl.csv --symbol AAPL                a file with date,open,high,low,close,volume
+  strata ingest bars.parquet
+  strata ingest export.txt --format csv
+  STRATA_DUCKDB_PATH=/data/bars.duckdb strata ingest a.csv b.csv
+
+Exit codes: 0 written, 1 the store failed, 2 invalid input (nothing written).";
+
+const QUERY_LONG_ABOUT: &str = "\
+Print the bars of one or more symbols.
+
+The range is half-open, [--start, --end); --limit applies per symbol, taken in the requested \
+order, so --desc --limit 5 gives the latest five bars. CSV and JSON print every float in Rust's \
+shortest round-trip form and timestamps as RFC 3339 UTC, so `query --format csv` output ingests \
+back bit for bit. JSON is one object per line (JSON Lines). Parquet needs --output or a stdout \
+that is not a terminal. The format defaults to the --output file's extension (.csv, .json, \
+.jsonl, .parquet), else table.";
+
+const QUERY_AFTER_HELP: &str = "\
+Examples:
+  strata query ^GSPC --start 2008-10-01 --end 2008-11-01
+  strata query AAPL --desc --limit 5
+  strata query AAPL MSFT --format csv > bars.csv
+  strata query AAPL --format json | jq .close
+  strata query ^GSPC --output gspc.parquet";
+
+const GENERATE_LONG_ABOUT: &str = "\
+Generate deterministic synthetic bars: the same --symbols, --bars, --seed, --interval and --start \
+always give the same bars, bit for bit. Symbols are named SYN000, SYN001, ...; prices follow a \
+random walk and every bar passes validation. Write them to a .csv or .parquet file with \
+--output, or into the configured store with --ingest.";
+
+const GENERATE_AFTER_HELP: &str = "\
+Examples:
+  strata generate --symbols 3 --bars 1000 --seed 7 --output synthetic.csv
+  strata generate --symbols 50 --bars 100000 --seed 1 --interval 1m --output big.parquet
+  strata generate --symbols 5 --bars 2520 --seed 3 --interval 1d --start 2010-01-04 --ingest
+  STORAGE_BACKEND=memory strata generate --symbols 2 --bars 10 --seed 1 --ingest --summary";
+
+const DIGEST_LONG_ABOUT: &str = "\
+Print one digest per (symbol, UTC day): the row count and an order-independent hash of the \
+canonical row encoding. Equal data gives equal digests in every backend, so comparing the output \
+of two stores (diff) shows exactly which days differ. The range is half-open, [--start, --end).";
+
+const DIGEST_AFTER_HELP: &str = "\
+Examples:
+  strata digest ^GSPC --start 2018-12-01 --end 2019-01-01
+  diff <(strata --duckdb-path a.duckdb digest) <(strata --duckdb-path b.duckdb digest)
+  strata digest --json";
+
+/// Input file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum InputFormat {
+    /// Comma-separated text with a header line.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// `strata ingest`.
+#[derive(Debug, Args)]
+pub(crate) struct IngestArgs {
+    /// CSV or Parquet files (by extension: .csv, .parquet, .pq; see --format).
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// Read every file as this format, whatever its extension.
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<InputFormat>,
+    /// Symbol of files that have no symbol column.
+    #[arg(long, value_name = "SYMBOL")]
+    pub(crate) symbol: Option<Symbol>,
+    /// Validate every file and report problems, but write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Print the store summary after ingesting.
+    #[arg(long)]
+    pub(crate) summary: bool,
+    /// Rows per validated and written batch.
+    #[arg(long, default_value_t = 100_000, value_name = "ROWS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) batch_rows: u64,
+}
+
+/// `strata query`.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// Symbols to print, e.g. ^GSPC AAPL.
+    #[arg(required = true, value_name = "SYMBOL")]
+    pub(crate) symbols: Vec<Symbol>,
+    /// First instant included (RFC 3339 or a date = midnight UTC).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) start: Option<Timestamp>,
+    /// First instant excluded.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) end: Option<Timestamp>,
+    /// At most this many bars per symbol.
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<usize>,
+    /// Newest first (with --limit: the latest N bars).
+    #[arg(long)]
+    pub(crate) desc: bool,
+    /// Output format [default: from --output's extension, else table].
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<OutputFormat>,
+    /// Write to this file instead of stdout (written to FILE.partial, then renamed).
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+/// `strata summary`.
+#[derive(Debug, Args)]
+pub(crate) struct SummaryArgs {
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `strata health`.
+#[derive(Debug, Args)]
+pub(crate) struct HealthArgs {
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `strata generate`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["output", "ingest"])))]
+pub(crate) struct GenerateArgs {
+    /// Number of symbols (SYN000, SYN001, ...).
+    #[arg(long, value_name = "N")]
+    pub(crate) symbols: usize,
+    /// Bars per symbol.
+    #[arg(long, value_name = "N")]
+    pub(crate) bars: usize,
+    /// Seed of the random walk.
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Spacing of bars: 1m, 5m, 1h, 1d, 30s, or a number of seconds.
+    #[arg(long, value_name = "INTERVAL", default_value = "1m", value_parser = parse_interval)]
+    pub(crate) interval: IntervalMicros,
+    /// Timestamp of the first bar (RFC 3339 or a date).
+    #[arg(long, value_name = "TIME", default_value = "2020-01-01")]
+    pub(crate) start: Timestamp,
+    /// Write to FILE.csv or FILE.parquet.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Write into the configured store instead of a file.
+    #[arg(long)]
+    pub(crate) ingest: bool,
+    /// With --ingest: print the store summary afterwards.
+    #[arg(long, requires = "ingest")]
+    pub(crate) summary: bool,
+}
+
+/// `strata digest`.
+#[derive(Debug, Args)]
+pub(crate) struct DigestArgs {
+    /// Symbols to digest; none means every symbol.
+    #[arg(value_name = "SYMBOL")]
+    pub(crate) symbols: Vec<Symbol>,
+    /// First instant included (RFC 3339 or a date).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) start: Option<Timestamp>,
+    /// First instant excluded.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) end: Option<Timestamp>,
+    /// JSON Lines (one object per symbol and day) instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// A bar spacing in microseconds (> 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IntervalMicros(pub(crate) i64);
+
+/// Parses `1m`, `5m`, `1h`, `1d`, `30s` or a plain number of seconds.
+fn parse_interval(text: &str) -> Result<IntervalMicros, String> {
+    let text = text.trim();
+    let (number, unit_seconds) = match text.char_indices().last() {
+        Some((index, 's')) => (&text[..index], 1),
+        Some((index, 'm')) => (&text[..index], 60),
+        Some((index, 'h')) => (&text[..index], 3_600),
+        Some((index, 'd')) => (&text[..index], 86_400),
+        _ => (text, 1),
+    };
+    let count: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not an interval; use 1m, 5m, 1h, 1d, 30s or a number of seconds"))?;
+    count
+        .checked_mul(unit_seconds * 1_000_000)
+        .filter(|micros| *micros > 0)
+        .map(IntervalMicros)
+        .ok_or_else(|| format!("interval {text:?} must be positive and at most a few thousand years"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn intervals_parse() {
+        assert_eq!(parse_interval("1m"), Ok(IntervalMicros(60_000_000)));
+        assert_eq!(parse_interval("1h"), Ok(IntervalMicros(3_600_000_000)));
+        assert_eq!(parse_interval("1d"), Ok(IntervalMicros(86_400_000_000)));
+        assert_eq!(parse_interval("30s"), Ok(IntervalMicros(30_000_000)));
+        assert_eq!(parse_interval("90"), Ok(IntervalMicros(90_000_000)));
+        assert!(parse_interval("0").is_err());
+        assert!(parse_interval("-1m").is_err());
+        assert!(parse_interval("fast").is_err());
+    }
+
+    #[test]
+    fn storage_options_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["strata", "summary", "--backend", "memory"]).unwrap();
+        assert_eq!(cli.storage.backend.as_deref(), Some("memory"));
+    }
+}

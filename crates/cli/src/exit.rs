@@ -1,0 +1,75 @@
+//! Exit codes and how an error maps to one: 0 success, 1 failure,
+//! 2 invalid input (bad rows, bad arguments, bad storage settings).
+
+use std::fmt;
+use std::process::ExitCode;
+
+use strata_core::StoreError;
+
+use crate::backend::ConfigError;
+
+/// Something failed: the store, I/O, a health check.
+pub(crate) const FAILURE: u8 = 1;
+/// The input or the arguments are wrong; nothing was written.
+pub(crate) const INVALID_INPUT: u8 = 2;
+
+/// Invalid input or arguments found by the CLI itself (exit code 2). The
+/// message is complete; it may span several lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The exit code for `error`: 2 when anything in its chain is invalid input
+/// (a [`UsageError`], a [`ConfigError`], or a `StoreError::InvalidInput` with
+/// its row report), else 1.
+pub(crate) fn code_for(error: &anyhow::Error) -> u8 {
+    let invalid = error.chain().any(|cause| {
+        cause.is::<UsageError>()
+            || cause.is::<ConfigError>()
+            || matches!(cause.downcast_ref::<StoreError>(), Some(StoreError::InvalidInput(_)))
+    });
+    if invalid { INVALID_INPUT } else { FAILURE }
+}
+
+/// True when the error is a closed stdout (`strata query ... | head`), which is not a failure.
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Prints `error` to stderr and returns its exit code.
+pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(error) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("error: {error:#}");
+    ExitCode::from(code_for(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn invalid_input_anywhere_in_the_chain_is_exit_code_2() {
+        let store: anyhow::Error = StoreError::invalid("bad symbol").into();
+        assert_eq!(code_for(&store.context("query failed")), INVALID_INPUT);
+        let usage: anyhow::Error = UsageError("no".into()).into();
+        assert_eq!(code_for(&usage), INVALID_INPUT);
+        let config: anyhow::Error = "x".parse::<crate::backend::StorageBackend>().unwrap_err().into();
+        assert_eq!(code_for(&config), INVALID_INPUT);
+        let unavailable: anyhow::Error = StoreError::Unavailable { backend: "duckdb", what: "locked".into(), source: None }.into();
+        assert_eq!(code_for(&unavailable), FAILURE);
+        let io = Err::<(), _>(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).context("writing").unwrap_err();
+        assert!(is_broken_pipe(&io));
+    }
+}

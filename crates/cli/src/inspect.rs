@@ -1,0 +1,159 @@
+//! `strata summary`, `strata health` and `strata digest`: what a store
+//! holds, whether it answers, and per-(symbol, day) digests to compare stores.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use strata_core::{DigestQuery, HealthReport, MarketSummary};
+
+use crate::backend::{StorageConfig, build_stores};
+use crate::cli::{DigestArgs, HealthArgs, SummaryArgs};
+use crate::output::group_thousands;
+
+/// Runs `strata summary`.
+pub(crate) async fn summary(args: &SummaryArgs, storage: &StorageConfig) -> Result<ExitCode> {
+    let stores = build_stores(storage).await?;
+    let summary = stores.market.summary().await.context("cannot read the store summary")?;
+    print_summary(&summary, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a market summary as an aligned table or one JSON object.
+pub(crate) fn print_summary(summary: &MarketSummary, as_json: bool) -> Result<()> {
+    let mut out = io::stdout().lock();
+    if as_json {
+        let symbols: Vec<_> = summary
+            .symbols
+            .iter()
+            .map(|entry| {
+                json!({
+                    "symbol": entry.symbol,
+                    "first": entry.first.to_string(),
+                    "last": entry.last.to_string(),
+                    "rows": entry.rows,
+                })
+            })
+            .collect();
+        let document = json!({
+            "symbols": symbols,
+            "symbol_count": summary.symbols.len(),
+            "total_rows": summary.total_rows(),
+        });
+        writeln!(out, "{document}")?;
+        return Ok(());
+    }
+    let mut rows: Vec<[String; 4]> = summary
+        .symbols
+        .iter()
+        .map(|entry| {
+            [entry.symbol.clone(), entry.first.to_string(), entry.last.to_string(), group_thousands(entry.rows)]
+        })
+        .collect();
+    let symbol_count = summary.symbols.len();
+    rows.push([
+        "total".into(),
+        format!("{} symbol{}", symbol_count, if symbol_count == 1 { "" } else { "s" }),
+        String::new(),
+        group_thousands(summary.total_rows()),
+    ]);
+    write_aligned(&mut out, ["symbol", "first", "last", "rows"], &rows, 3)?;
+    Ok(())
+}
+
+/// Writes a table whose columns from `first_right_aligned` on are right-aligned.
+fn write_aligned<const N: usize>(
+    out: &mut impl Write,
+    header: [&str; N],
+    rows: &[[String; N]],
+    first_right_aligned: usize,
+) -> io::Result<()> {
+    let widths: Vec<usize> = (0..N)
+        .map(|column| rows.iter().map(|row| row[column].len()).chain([header[column].len()]).max().unwrap_or(0))
+        .collect();
+    let header_row: [String; N] = header.map(str::to_string);
+    for row in std::iter::once(&header_row).chain(rows) {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            if column > 0 {
+                line.push_str("  ");
+            }
+            let width = widths[column];
+            if column >= first_right_aligned {
+                line.push_str(&format!("{cell:>width$}"));
+            } else {
+                line.push_str(&format!("{cell:<width$}"));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// Runs `strata health`: exit code 0 when the store answered and is ok, else 1.
+pub(crate) async fn health(args: &HealthArgs, storage: &StorageConfig) -> Result<ExitCode> {
+    storage.check_compiled_in()?;
+    let outcome = match build_stores(storage).await {
+        Ok(stores) => stores.market.health().await.map_err(anyhow::Error::from),
+        Err(error) => Err(error),
+    };
+    let ok = matches!(&outcome, Ok(report) if report.ok);
+    let mut out = io::stdout().lock();
+    match (&outcome, args.json) {
+        (Ok(report), true) => writeln!(out, "{}", health_json(report))?,
+        (Ok(report), false) => {
+            let mut rows = vec![["backend".to_string(), report.backend.to_string()], ["ok".into(), report.ok.to_string()]];
+            rows.extend(report.details.iter().map(|(key, value)| [key.clone(), value.clone()]));
+            let width = rows.iter().map(|row| row[0].len()).max().unwrap_or(0);
+            for [key, value] in rows {
+                writeln!(out, "{key:<width$}  {value}")?;
+            }
+        }
+        (Err(error), true) => {
+            let document = json!({
+                "backend": storage.backend.name(),
+                "ok": false,
+                "error": format!("{error:#}"),
+            });
+            writeln!(out, "{document}")?;
+        }
+        (Err(error), false) => {
+            writeln!(out, "backend  {}\nok       false\nerror    {error:#}", storage.backend.name())?;
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(crate::exit::FAILURE) })
+}
+
+fn health_json(report: &HealthReport) -> serde_json::Value {
+    let details: serde_json::Map<String, serde_json::Value> =
+        report.details.iter().map(|(key, value)| (key.clone(), json!(value))).collect();
+    json!({ "backend": report.backend, "ok": report.ok, "details": details })
+}
+
+/// Runs `strata digest`.
+pub(crate) async fn digest(args: &DigestArgs, storage: &StorageConfig) -> Result<ExitCode> {
+    let stores = build_stores(storage).await?;
+    let query = DigestQuery { symbols: args.symbols.clone(), start: args.start, end: args.end };
+    let digests = stores.market.digest(query).await.context("cannot compute digests")?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if args.json {
+        for digest in &digests {
+            let line = json!({
+                "symbol": digest.symbol,
+                "day": digest.day.to_string(),
+                "rows": digest.rows,
+                "hash": digest.hash_hex(),
+            });
+            writeln!(out, "{line}")?;
+        }
+    } else {
+        let rows: Vec<[String; 4]> = digests
+            .iter()
+            .map(|digest| [digest.symbol.clone(), digest.day.to_string(), digest.rows.to_string(), digest.hash_hex()])
+            .collect();
+        write_aligned(&mut out, ["symbol", "day", "rows", "hash"], &rows, 2)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,390 @@
+//! Output: bar writers (table, CSV, JSON Lines, Parquet) shared by `query`
+//! and `generate`, files written atomically, and number formatting for people.
+//!
+//! CSV and JSON print floats with Rust's shortest round-trip `Display`
+//! (`877000000`, `0.08388999999999999`) and timestamps as RFC 3339 UTC, so
+//! what `query --format csv` prints ingests back bit for bit.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use arrow::array::Array;
+use clap::ValueEnum;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use strata_core::schema::{BarColumns, COLUMNS};
+use strata_core::{BarBatch, Timestamp, bar_schema};
+
+/// How bars are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// An aligned table for people (buffers the whole result).
+    Table,
+    /// CSV with a header, readable by `strata ingest`.
+    Csv,
+    /// JSON Lines: one object per bar.
+    Json,
+    /// Apache Parquet in the canonical bar schema (zstd).
+    Parquet,
+}
+
+impl OutputFormat {
+    /// The format a file name implies (`.csv`, `.json`, `.jsonl`, `.ndjson`, `.parquet`, `.pq`).
+    pub(crate) fn from_path(path: &Path) -> Option<Self> {
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        match extension.as_str() {
+            "csv" => Some(OutputFormat::Csv),
+            "json" | "jsonl" | "ndjson" => Some(OutputFormat::Json),
+            "parquet" | "pq" => Some(OutputFormat::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// Something that receives bars batch by batch.
+pub(crate) trait BarSink {
+    /// Writes every row of `batch`.
+    fn write_batch(&mut self, batch: &BarBatch) -> Result<()>;
+    /// Flushes and closes; a file destination is renamed into place only here.
+    fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// Where output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// Standard output.
+    Stdout,
+    /// A file, written to `FILE.partial` and renamed when complete.
+    File(PathBuf),
+}
+
+impl Destination {
+    /// `--output` if given, else stdout.
+    pub(crate) fn from_option(output: Option<&Path>) -> Self {
+        output.map_or(Destination::Stdout, |path| Destination::File(path.to_path_buf()))
+    }
+}
+
+/// A byte destination: stdout, or a partial file renamed on `commit`.
+pub(crate) struct OutputTarget {
+    writer: BufWriter<Box<dyn Write + Send>>,
+    rename: Option<(PathBuf, PathBuf)>,
+}
+
+impl std::fmt::Debug for OutputTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputTarget").field("rename", &self.rename).finish_non_exhaustive()
+    }
+}
+
+impl OutputTarget {
+    /// Opens `destination` for writing.
+    pub(crate) fn open(destination: &Destination) -> Result<Self> {
+        match destination {
+            Destination::Stdout => {
+                Ok(OutputTarget { writer: BufWriter::with_capacity(1 << 16, Box::new(io::stdout())), rename: None })
+            }
+            Destination::File(path) => {
+                let mut partial = path.clone().into_os_string();
+                partial.push(".partial");
+                let partial = PathBuf::from(partial);
+                let file = File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+                Ok(OutputTarget {
+                    writer: BufWriter::with_capacity(1 << 16, Box::new(file)),
+                    rename: Some((partial, path.clone())),
+                })
+            }
+        }
+    }
+
+    /// Flushes and, for a file, renames it into place.
+    pub(crate) fn commit(mut self) -> Result<()> {
+        self.writer.flush()?;
+        if let Some((partial, path)) = self.rename.take() {
+            std::fs::rename(&partial, &path)
+                .with_context(|| format!("cannot rename {} to {}", partial.display(), path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OutputTarget {
+    /// Removes a partial file that was never committed (the command failed).
+    fn drop(&mut self) {
+        if let Some((partial, _)) = self.rename.take() {
+            let _ = std::fs::remove_file(partial);
+        }
+    }
+}
+
+impl Write for OutputTarget {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// Whether stdout is a terminal (binary output is refused there).
+pub(crate) fn stdout_is_terminal() -> bool {
+    io::stdout().is_terminal()
+}
+
+/// A sink for `format` writing to `destination`.
+pub(crate) fn open_sink(format: OutputFormat, destination: &Destination) -> Result<Box<dyn BarSink>> {
+    let target = OutputTarget::open(destination)?;
+    Ok(match format {
+        OutputFormat::Table => Box::new(TableSink { target, rows: Vec::new() }),
+        OutputFormat::Csv => Box::new(CsvSink::new(target)?),
+        OutputFormat::Json => Box::new(JsonSink { target }),
+        OutputFormat::Parquet => Box::new(ParquetSink::new(target)?),
+    })
+}
+
+/// Writes CSV in the column order of [`COLUMNS`], header first.
+struct CsvSink {
+    target: OutputTarget,
+}
+
+impl CsvSink {
+    fn new(mut target: OutputTarget) -> Result<Self> {
+        writeln!(target, "{}", COLUMNS.join(","))?;
+        Ok(CsvSink { target })
+    }
+}
+
+impl BarSink for CsvSink {
+    fn write_batch(&mut self, batch: &BarBatch) -> Result<()> {
+        let columns = batch.columns();
+        let out = &mut self.target;
+        for row in 0..batch.len() {
+            // Symbols cannot contain commas or quotes (validation), so no quoting is needed.
+            write!(
+                out,
+                "{},{},{},{},{},{},{},",
+                columns.symbol.value(row),
+                Timestamp(columns.timestamp.value(row)),
+                columns.open.value(row),
+                columns.high.value(row),
+                columns.low.value(row),
+                columns.close.value(row),
+                columns.volume.value(row)
+            )?;
+            if columns.vwap.is_valid(row) {
+                write!(out, "{}", columns.vwap.value(row))?;
+            }
+            out.write_all(b",")?;
+            if columns.trade_count.is_valid(row) {
+                write!(out, "{}", columns.trade_count.value(row))?;
+            }
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        self.target.commit()
+    }
+}
+
+/// Writes one JSON object per bar per line.
+struct JsonSink {
+    target: OutputTarget,
+}
+
+/// Writes a float as a JSON number (shortest round trip), or `null` if it is not finite.
+fn write_json_number(out: &mut impl Write, value: f64) -> io::Result<()> {
+    if value.is_finite() { write!(out, "{value}") } else { out.write_all(b"null") }
+}
+
+impl BarSink for JsonSink {
+    fn write_batch(&mut self, batch: &BarBatch) -> Result<()> {
+        let columns = batch.columns();
+        let out = &mut self.target;
+        for row in 0..batch.len() {
+            out.write_all(b"{\"symbol\":")?;
+            serde_json::to_writer(&mut *out, columns.symbol.value(row))?;
+            write!(out, ",\"timestamp\":\"{}\"", Timestamp(columns.timestamp.value(row)))?;
+            let prices = [
+                ("open", columns.open.value(row)),
+                ("high", columns.high.value(row)),
+                ("low", columns.low.value(row)),
+                ("close", columns.close.value(row)),
+                ("volume", columns.volume.value(row)),
+            ];
+            for (name, value) in prices {
+                write!(out, ",\"{name}\":")?;
+                write_json_number(out, value)?;
+            }
+            out.write_all(b",\"vwap\":")?;
+            if columns.vwap.is_valid(row) {
+                write_json_number(out, columns.vwap.value(row))?;
+            } else {
+                out.write_all(b"null")?;
+            }
+            out.write_all(b",\"trade_count\":")?;
+            if columns.trade_count.is_valid(row) {
+                write!(out, "{}", columns.trade_count.value(row))?;
+            } else {
+                out.write_all(b"null")?;
+            }
+            out.write_all(b"}\n")?;
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        self.target.commit()
+    }
+}
+
+/// Buffers rows as text and prints them aligned at the end. Optional columns
+/// that are empty in every row are left out.
+struct TableSink {
+    target: OutputTarget,
+    rows: Vec<[String; 9]>,
+}
+
+fn table_row(columns: &BarColumns<'_>, row: usize) -> [String; 9] {
+    [
+        columns.symbol.value(row).to_string(),
+        Timestamp(columns.timestamp.value(row)).to_string(),
+        columns.open.value(row).to_string(),
+        columns.high.value(row).to_string(),
+        columns.low.value(row).to_string(),
+        columns.close.value(row).to_string(),
+        columns.volume.value(row).to_string(),
+        if columns.vwap.is_valid(row) { columns.vwap.value(row).to_string() } else { String::new() },
+        if columns.trade_count.is_valid(row) { columns.trade_count.value(row).to_string() } else { String::new() },
+    ]
+}
+
+impl BarSink for TableSink {
+    fn write_batch(&mut self, batch: &BarBatch) -> Result<()> {
+        let columns = batch.columns();
+        self.rows.extend((0..batch.len()).map(|row| table_row(&columns, row)));
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        let TableSink { mut target, rows } = *self;
+        if rows.is_empty() {
+            eprintln!("no bars matched");
+            return target.commit();
+        }
+        let shown: Vec<usize> = (0..COLUMNS.len()).filter(|i| *i < 7 || rows.iter().any(|r| !r[*i].is_empty())).collect();
+        let widths: Vec<usize> = shown
+            .iter()
+            .map(|i| rows.iter().map(|r| r[*i].len()).max().unwrap_or(0).max(COLUMNS[*i].len()))
+            .collect();
+        write_table_line(&mut target, shown.iter().map(|i| COLUMNS[*i]), &widths)?;
+        for row in &rows {
+            write_table_line(&mut target, shown.iter().map(|i| row[*i].as_str()), &widths)?;
+        }
+        writeln!(target, "({} rows)", group_thousands(rows.len() as u64))?;
+        target.commit()
+    }
+}
+
+/// Writes one table line: the first two columns left-aligned, numbers right-aligned.
+fn write_table_line<'a>(out: &mut impl Write, cells: impl Iterator<Item = &'a str>, widths: &[usize]) -> Result<()> {
+    let mut line = String::new();
+    for (index, (cell, width)) in cells.zip(widths).enumerate() {
+        if index > 0 {
+            line.push_str("  ");
+        }
+        if index < 2 {
+            line.push_str(&format!("{cell:<width$}"));
+        } else {
+            line.push_str(&format!("{cell:>width$}"));
+        }
+    }
+    writeln!(out, "{}", line.trim_end())?;
+    Ok(())
+}
+
+/// Writes Parquet in the canonical schema.
+struct ParquetSink {
+    writer: ArrowWriter<OutputTarget>,
+}
+
+impl ParquetSink {
+    fn new(target: OutputTarget) -> Result<Self> {
+        let properties =
+            WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+        let writer = ArrowWriter::try_new(target, bar_schema(), Some(properties))?;
+        Ok(ParquetSink { writer })
+    }
+}
+
+impl BarSink for ParquetSink {
+    fn write_batch(&mut self, batch: &BarBatch) -> Result<()> {
+        self.writer.write(batch.record_batch())?;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        let target = self.writer.into_inner()?;
+        target.commit()
+    }
+}
+
+/// `17185` as `17,185`.
+pub(crate) fn group_thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// `in 0.41 s (41,912 rows/s)`.
+pub(crate) fn elapsed_and_rate(rows: u64, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    let rate = if seconds > 0.0 { (rows as f64 / seconds).round() as u64 } else { rows };
+    format!("in {seconds:.2} s ({} rows/s)", group_thousands(rate))
+}
+
+/// `1 file`, `2 files`.
+pub(crate) fn plural(count: usize, singular: &str, plural: &str) -> String {
+    format!("{} {}", group_thousands(count as u64), if count == 1 { singular } else { plural })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(1_000), "1,000");
+        assert_eq!(group_thousands(17_185), "17,185");
+        assert_eq!(group_thousands(11_456_230_000), "11,456,230,000");
+    }
+
+    #[test]
+    fn formats_follow_extensions() {
+        assert_eq!(OutputFormat::from_path(Path::new("a.CSV")), Some(OutputFormat::Csv));
+        assert_eq!(OutputFormat::from_path(Path::new("a.jsonl")), Some(OutputFormat::Json));
+        assert_eq!(OutputFormat::from_path(Path::new("a.parquet")), Some(OutputFormat::Parquet));
+        assert_eq!(OutputFormat::from_path(Path::new("a.txt")), None);
+    }
+
+    #[test]
+    fn floats_print_in_shortest_round_trip_form() {
+        for text in ["877000000", "0.08388999999999999", "1229.22998", "11456230000", "0.0672"] {
+            let value: f64 = text.parse().unwrap();
+            assert_eq!(value.to_string(), text);
+        }
+    }
+}
