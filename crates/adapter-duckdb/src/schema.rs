@@ -261,7 +261,8 @@ pub(crate) fn digest_query(query: &DigestQuery) -> BoundSql {
             FROM mantissas
         )
         SELECT symbol, day, count(*),
-               CAST(sum(CAST('0x' || left(md5(line), 16) AS UBIGINT)) % CAST('18446744073709551616' AS HUGEINT) AS UBIGINT)
+               CAST(sum(CAST(CAST('0x' || left(md5(line), 16) AS UBIGINT) AS HUGEINT))
+                    % CAST('18446744073709551616' AS HUGEINT) AS UBIGINT)
         FROM encoded GROUP BY symbol, day ORDER BY symbol, day",
         exponents = exponents.join(", "),
         mantissas = mantissas.join(", "),

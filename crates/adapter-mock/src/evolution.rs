@@ -40,9 +40,10 @@ impl EvolutionState {
 
     fn generation_tasks<'a>(&'a self, run: &'a RunId, generation: u32) -> impl Iterator<Item = &'a TaskRecord> + 'a {
         let first = TaskKey { run: run.clone(), generation, individual: 0 };
-        self.tasks.range(first..).map(|(_, task)| task).take_while(move |task| {
-            task.key.run == *run && task.key.generation == generation
-        })
+        self.tasks
+            .range(first..)
+            .map(|(_, task)| task)
+            .take_while(move |task| task.key.run == *run && task.key.generation == generation)
     }
 }
 
@@ -239,7 +240,9 @@ impl EvolutionStore for MemoryStore {
         let mut statuses = Vec::with_capacity(completions.len());
         for completion in completions {
             let task = state.tasks.get_mut(&completion.key).filter(|task| {
-                task.state == TaskState::Leased && task.worker.as_ref() == Some(worker) && task.token == completion.token
+                task.state == TaskState::Leased
+                    && task.worker.as_ref() == Some(worker)
+                    && task.token == completion.token
             });
             let Some(task) = task else {
                 statuses.push(CompletionStatus::Stale);

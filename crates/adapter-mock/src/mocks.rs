@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use mockall::mock;
 use strata_core::evolution::{
-    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RunId, RunRecord,
-    RunSpec, RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
+    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RunId, RunRecord, RunSpec,
+    RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
 };
 use strata_core::ports::provision::{BranchInfo, BranchSpec, Pooling};
 use strata_core::{

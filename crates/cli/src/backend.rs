@@ -109,17 +109,24 @@ impl fmt::Display for ConfigError {
                 write!(f, "; accepted values: {}", accepted_values())?;
                 write!(f, " ({} are planned but not in this build)", PLANNED_BACKENDS.join(", "))
             }
-            ConfigError::NotCompiledIn(backend) => write!(
-                f,
-                "{BACKEND_VARIABLE} is {backend:?}, but this build of strata was compiled without the {backend} \
-                 backend; rebuild with `cargo build -p strata-cli --features {}` or choose one of: {}",
-                backend.feature(),
-                accepted_values()
-            ),
-            ConfigError::LockWait(value) => write!(
-                f,
-                "--lock-wait (STRATA_DUCKDB_LOCK_WAIT) is {value}; expected a number of seconds >= 0"
-            ),
+            ConfigError::NotCompiledIn(backend) => {
+                let available: Vec<&str> =
+                    StorageBackend::ALL.into_iter().filter(|b| b.is_compiled_in()).map(StorageBackend::name).collect();
+                write!(
+                    f,
+                    "{BACKEND_VARIABLE} is \"{backend}\", but this build of strata was compiled without the \
+                     {backend} backend (cargo feature `{}`); rebuild with it or choose one of: {}",
+                    backend.feature(),
+                    if available.is_empty() {
+                        "none (no backend is compiled in)".to_string()
+                    } else {
+                        available.join(", ")
+                    }
+                )
+            }
+            ConfigError::LockWait(value) => {
+                write!(f, "--lock-wait (STRATA_DUCKDB_LOCK_WAIT) is {value}; expected a number of seconds >= 0")
+            }
         }
     }
 }
@@ -186,6 +193,7 @@ impl StorageConfig {
     }
 
     /// A short description for messages: `duckdb ./strata.duckdb`, `memory`.
+    #[cfg_attr(not(any(feature = "duckdb", feature = "memory")), allow(dead_code))]
     pub(crate) fn describe(&self) -> String {
         match self.backend {
             StorageBackend::DuckDb => format!("duckdb {}", self.duckdb.path.display()),
@@ -200,7 +208,6 @@ pub(crate) struct Stores {
     /// Market data.
     pub(crate) market: Arc<dyn MarketDataStore>,
     /// Evolution state (unused by today's commands; built so the stack is complete).
-    #[allow(dead_code)]
     pub(crate) evolution: Arc<dyn EvolutionStore>,
     /// What was built, e.g. `duckdb ./strata.duckdb`.
     pub(crate) description: String,
@@ -271,7 +278,8 @@ mod tests {
     #[test]
     fn unknown_backend_names_variable_value_and_accepted_values() {
         let message = "postgres".parse::<StorageBackend>().unwrap_err().to_string();
-        for needle in ["STORAGE_BACKEND", "\"postgres\"", "duckdb", "memory", "neon, efs, hybrid", "not in this build"] {
+        for needle in ["STORAGE_BACKEND", "\"postgres\"", "duckdb", "memory", "neon, efs, hybrid", "not in this build"]
+        {
             assert!(message.contains(needle), "{needle:?} missing from: {message}");
         }
         let planned = "Neon".parse::<StorageBackend>().unwrap_err().to_string();

@@ -67,7 +67,8 @@ mod tests {
         assert_eq!(code_for(&usage), INVALID_INPUT);
         let config: anyhow::Error = "x".parse::<crate::backend::StorageBackend>().unwrap_err().into();
         assert_eq!(code_for(&config), INVALID_INPUT);
-        let unavailable: anyhow::Error = StoreError::Unavailable { backend: "duckdb", what: "locked".into(), source: None }.into();
+        let unavailable: anyhow::Error =
+            StoreError::Unavailable { backend: "duckdb", what: "locked".into(), source: None }.into();
         assert_eq!(code_for(&unavailable), FAILURE);
         let io = Err::<(), _>(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).context("writing").unwrap_err();
         assert!(is_broken_pipe(&io));

@@ -54,9 +54,11 @@ pub(crate) async fn run(args: &GenerateArgs, storage: &StorageConfig) -> Result<
             let mut written = 0u64;
             for batch in spec.batches(BATCH_ROWS) {
                 let batch_rows = batch.len() as u64;
-                stores.market.write_bars(batch).await.with_context(|| {
-                    format!("writing to {} failed after {} rows", stores.description, written)
-                })?;
+                stores
+                    .market
+                    .write_bars(batch)
+                    .await
+                    .with_context(|| format!("writing to {} failed after {} rows", stores.description, written))?;
                 written += batch_rows;
                 progress.inc(batch_rows);
             }
@@ -112,7 +114,19 @@ mod tests {
 
     #[test]
     fn spec_follows_the_flags() {
-        let args = generate_args(&["--symbols", "2", "--bars", "3", "--seed", "9", "--interval", "1d", "--start", "2010-01-04", "--ingest"]);
+        let args = generate_args(&[
+            "--symbols",
+            "2",
+            "--bars",
+            "3",
+            "--seed",
+            "9",
+            "--interval",
+            "1d",
+            "--start",
+            "2010-01-04",
+            "--ingest",
+        ]);
         let spec = spec_for(&args).unwrap();
         assert_eq!(spec.symbols, vec!["SYN000", "SYN001"]);
         assert_eq!(spec.interval_micros, 86_400_000_000);
@@ -122,7 +136,17 @@ mod tests {
 
     #[test]
     fn timestamps_past_the_valid_range_are_refused() {
-        let args = generate_args(&["--symbols", "1", "--bars", "100000", "--interval", "1d", "--start", "2190-01-01", "--ingest"]);
+        let args = generate_args(&[
+            "--symbols",
+            "1",
+            "--bars",
+            "100000",
+            "--interval",
+            "1d",
+            "--start",
+            "2190-01-01",
+            "--ingest",
+        ]);
         assert!(spec_for(&args).is_err());
     }
 }

@@ -223,9 +223,11 @@ impl Chunk {
             }
             Err(problems) => {
                 let location = Location { file: self.file, number };
-                self.problems.extend(
-                    problems.into_iter().map(|(column, message)| Problem { location, column, message }),
-                );
+                self.problems.extend(problems.into_iter().map(|(column, message)| Problem {
+                    location,
+                    column,
+                    message,
+                }));
             }
         }
     }
@@ -352,7 +354,12 @@ impl ColumnMap {
     fn ignored_note(&self, path: &Path) -> Option<String> {
         (!self.ignored.is_empty()).then(|| {
             let names: Vec<String> = self.ignored.iter().map(|n| format!("{n:?}")).collect();
-            format!("{}: ignoring column{} {}", path.display(), if names.len() == 1 { "" } else { "s" }, names.join(", "))
+            format!(
+                "{}: ignoring column{} {}",
+                path.display(),
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            )
         })
     }
 }
@@ -418,7 +425,11 @@ fn read_csv(file: &InputFile, options: &ReadOptions, sink: &mut dyn FnMut(Chunk)
 }
 
 /// Parses one CSV record into a bar, or lists everything wrong with it.
-fn parse_csv_row(record: &csv::StringRecord, map: &ColumnMap, fixed_symbol: Option<&Symbol>) -> Result<Bar, RowProblems> {
+fn parse_csv_row(
+    record: &csv::StringRecord,
+    map: &ColumnMap,
+    fixed_symbol: Option<&Symbol>,
+) -> Result<Bar, RowProblems> {
     if record.len() != map.width {
         return Err(vec![(None, format!("has {} fields; the header has {}", record.len(), map.width))]);
     }
@@ -453,11 +464,16 @@ fn parse_csv_row(record: &csv::StringRecord, map: &ColumnMap, fixed_symbol: Opti
         Some(text) => parse_count(text).map(Some).map_err(|message| problems.push((Some("trade_count"), message))).ok(),
     };
     match (timestamp, open, high, low, close, volume, vwap, trade_count) {
-        (Some(timestamp), Some(open), Some(high), Some(low), Some(close), Some(volume), Some(vwap), Some(trade_count))
-            if problems.is_empty() =>
-        {
-            Ok(Bar { symbol, timestamp, open, high, low, close, volume, vwap, trade_count })
-        }
+        (
+            Some(timestamp),
+            Some(open),
+            Some(high),
+            Some(low),
+            Some(close),
+            Some(volume),
+            Some(vwap),
+            Some(trade_count),
+        ) if problems.is_empty() => Ok(Bar { symbol, timestamp, open, high, low, close, volume, vwap, trade_count }),
         _ => Err(problems),
     }
 }
@@ -476,11 +492,10 @@ fn parse_count(text: &str) -> Result<i64, String> {
 
 fn read_parquet(file: &InputFile, options: &ReadOptions, sink: &mut dyn FnMut(Chunk) -> Result<()>) -> Result<()> {
     let mut chunk = Chunk::new(file.index);
-    let opened = File::open(&file.path)
-        .map_err(|error| format!("cannot open: {error}"))
-        .and_then(|handle| {
-            ParquetRecordBatchReaderBuilder::try_new(handle).map_err(|error| format!("not a readable Parquet file: {error}"))
-        });
+    let opened = File::open(&file.path).map_err(|error| format!("cannot open: {error}")).and_then(|handle| {
+        ParquetRecordBatchReaderBuilder::try_new(handle)
+            .map_err(|error| format!("not a readable Parquet file: {error}"))
+    });
     let builder = match opened {
         Ok(builder) => builder,
         Err(message) => {
@@ -529,13 +544,17 @@ fn read_parquet(file: &InputFile, options: &ReadOptions, sink: &mut dyn FnMut(Ch
 
 /// Refuses column types that cannot hold the field.
 fn check_parquet_types(schema: &arrow::datatypes::Schema, map: &ColumnMap) -> Result<(), String> {
-    let mut check = |index: Option<usize>, field: &str, accepts: fn(&DataType) -> bool, expected: &str| {
+    let check = |index: Option<usize>, field: &str, accepts: fn(&DataType) -> bool, expected: &str| {
         let Some(index) = index else { return Ok(()) };
         let column = schema.field(index);
         if accepts(column.data_type()) {
             Ok(())
         } else {
-            Err(format!("column {:?} (the {field}) has type {}; expected {expected}", column.name(), column.data_type()))
+            Err(format!(
+                "column {:?} (the {field}) has type {}; expected {expected}",
+                column.name(),
+                column.data_type()
+            ))
         }
     };
     check(map.symbol, "symbol", is_text, "a string")?;
@@ -619,7 +638,9 @@ impl ParquetColumns {
         };
         let trade_count = match map.trade_count {
             None => None,
-            Some(index) if is_text(batch.column(index).data_type()) => Some(CountColumn::Text(cast_text(batch, index)?)),
+            Some(index) if is_text(batch.column(index).data_type()) => {
+                Some(CountColumn::Text(cast_text(batch, index)?))
+            }
             Some(index) => {
                 let column = cast(batch.column(index), &DataType::Int64).map_err(|error| error.to_string())?;
                 Some(CountColumn::Numbers(column.as_primitive::<Int64Type>().clone()))
@@ -667,7 +688,8 @@ impl ParquetColumns {
         };
         let mut prices = [0.0; 5];
         let mut prices_ok = true;
-        for ((slot, column), name) in prices.iter_mut().zip(&self.prices).zip(["open", "high", "low", "close", "volume"])
+        for ((slot, column), name) in
+            prices.iter_mut().zip(&self.prices).zip(["open", "high", "low", "close", "volume"])
         {
             match float(column).unwrap_or_else(|| Err(missing())) {
                 Ok(value) => *slot = value,
@@ -754,12 +776,8 @@ impl Validator {
             match per_symbol.entry(bar.timestamp.micros()) {
                 Entry::Occupied(first) => {
                     let first = Location::unpack(*first.get());
-                    let message = format!(
-                        "({}, {}) appears twice; first at {}",
-                        bar.symbol,
-                        bar.timestamp,
-                        self.describe(first)
-                    );
+                    let message =
+                        format!("({}, {}) appears twice; first at {}", bar.symbol, bar.timestamp, self.describe(first));
                     problems.push(Problem { location, column: Some("timestamp"), message });
                 }
                 Entry::Vacant(slot) => {
@@ -882,7 +900,10 @@ mod tests {
         assert_eq!(columns.symbol, None);
         assert_eq!(columns.ignored, vec!["Adj Close".to_string()]);
         let columns = map("\u{feff}SYMBOL, DateTime ,open,high,low,close,volume,VWAP,Trade_Count", false).unwrap();
-        assert_eq!((columns.symbol, columns.timestamp, columns.vwap, columns.trade_count), (Some(0), 1, Some(7), Some(8)));
+        assert_eq!(
+            (columns.symbol, columns.timestamp, columns.vwap, columns.trade_count),
+            (Some(0), 1, Some(7), Some(8))
+        );
         assert!(columns.ignored.is_empty());
         assert_eq!(map("ticker,time,open,high,low,close,volume", false).unwrap().symbol, Some(0));
     }
@@ -901,7 +922,11 @@ mod tests {
     }
 
     /// Reads CSV text as a file and returns (chunk sizes, all problems as (line, column), all bars).
-    fn read_text(text: &str, symbol: Option<&str>, chunk_rows: usize) -> (Vec<u64>, Vec<(u64, Option<&'static str>)>, Vec<Bar>) {
+    fn read_text(
+        text: &str,
+        symbol: Option<&str>,
+        chunk_rows: usize,
+    ) -> (Vec<u64>, Vec<(u64, Option<&'static str>)>, Vec<Bar>) {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("input.csv");
         std::fs::write(&path, text).unwrap();

@@ -103,7 +103,8 @@ pub(crate) async fn health(args: &HealthArgs, storage: &StorageConfig) -> Result
     match (&outcome, args.json) {
         (Ok(report), true) => writeln!(out, "{}", health_json(report))?,
         (Ok(report), false) => {
-            let mut rows = vec![["backend".to_string(), report.backend.to_string()], ["ok".into(), report.ok.to_string()]];
+            let mut rows =
+                vec![["backend".to_string(), report.backend.to_string()], ["ok".into(), report.ok.to_string()]];
             rows.extend(report.details.iter().map(|(key, value)| [key.clone(), value.clone()]));
             let width = rows.iter().map(|row| row[0].len()).max().unwrap_or(0);
             for [key, value] in rows {

@@ -277,11 +277,10 @@ impl BarSink for TableSink {
             eprintln!("no bars matched");
             return target.commit();
         }
-        let shown: Vec<usize> = (0..COLUMNS.len()).filter(|i| *i < 7 || rows.iter().any(|r| !r[*i].is_empty())).collect();
-        let widths: Vec<usize> = shown
-            .iter()
-            .map(|i| rows.iter().map(|r| r[*i].len()).max().unwrap_or(0).max(COLUMNS[*i].len()))
-            .collect();
+        let shown: Vec<usize> =
+            (0..COLUMNS.len()).filter(|i| *i < 7 || rows.iter().any(|r| !r[*i].is_empty())).collect();
+        let widths: Vec<usize> =
+            shown.iter().map(|i| rows.iter().map(|r| r[*i].len()).max().unwrap_or(0).max(COLUMNS[*i].len())).collect();
         write_table_line(&mut target, shown.iter().map(|i| COLUMNS[*i]), &widths)?;
         for row in &rows {
             write_table_line(&mut target, shown.iter().map(|i| row[*i].as_str()), &widths)?;
@@ -315,8 +314,7 @@ struct ParquetSink {
 
 impl ParquetSink {
     fn new(target: OutputTarget) -> Result<Self> {
-        let properties =
-            WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+        let properties = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
         let writer = ArrowWriter::try_new(target, bar_schema(), Some(properties))?;
         Ok(ParquetSink { writer })
     }

@@ -14,10 +14,8 @@ use crate::output::{Destination, OutputFormat, open_sink, stdout_is_terminal};
 
 /// Runs `strata query`.
 pub(crate) async fn run(args: &QueryArgs, storage: &StorageConfig) -> Result<ExitCode> {
-    let format = args
-        .format
-        .or_else(|| args.output.as_deref().and_then(OutputFormat::from_path))
-        .unwrap_or(OutputFormat::Table);
+    let format =
+        args.format.or_else(|| args.output.as_deref().and_then(OutputFormat::from_path)).unwrap_or(OutputFormat::Table);
     if format == OutputFormat::Parquet && args.output.is_none() && stdout_is_terminal() {
         return Err(UsageError(
             "refusing to write binary Parquet to a terminal; pass --output FILE.parquet or redirect stdout \

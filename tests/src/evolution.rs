@@ -1,0 +1,497 @@
+//! Conformance cases of `EvolutionStore`: one `pub async fn` per behaviour of the port's contract.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use strata_core::evolution::{
+    CompletionStatus, FencingToken, GenerationStats, Lease, LeaseRequest, RunStatus, TaskCounts, TaskOutcome, TaskState,
+};
+use strata_core::{EvolutionStore, StoreError};
+
+use crate::fixtures::{
+    create_run, failure, generation, in_parallel, lease, lease_request, new_tasks, run_id, run_spec, run_with_tasks,
+    success, task_key, worker_id, worker_info,
+};
+
+/// A lease that outlives any case.
+const LONG: Duration = Duration::from_secs(600);
+/// A lease meant to expire during a case.
+const SHORT: Duration = Duration::from_millis(300);
+/// Long enough for a [`SHORT`] lease to have expired.
+const PAST_SHORT: Duration = Duration::from_millis(700);
+
+fn is_not_found(error: &StoreError) -> bool {
+    matches!(error, StoreError::NotFound { .. })
+}
+
+fn is_conflict(error: &StoreError) -> bool {
+    matches!(error, StoreError::Conflict { .. })
+}
+
+/// Completes `completions` as `worker`, panicking on error.
+async fn complete(
+    store: &dyn EvolutionStore,
+    worker: &str,
+    completions: Vec<strata_core::evolution::Completion>,
+    context: &str,
+) -> Vec<CompletionStatus> {
+    store
+        .complete_tasks(&worker_id(worker), completions)
+        .await
+        .unwrap_or_else(|error| panic!("{context}: complete_tasks failed: {error}"))
+}
+
+/// One generation's task counts, panicking on error.
+async fn counts(store: &dyn EvolutionStore, run: &strata_core::evolution::RunId, generation: u32) -> TaskCounts {
+    store.task_counts(run, generation).await.unwrap_or_else(|error| panic!("task_counts failed: {error}"))
+}
+
+/// `requeue_expired`, panicking on error.
+async fn requeue(store: &dyn EvolutionStore) -> u64 {
+    store.requeue_expired().await.unwrap_or_else(|error| panic!("requeue_expired failed: {error}"))
+}
+
+/// `heartbeat`, panicking on error.
+async fn heartbeat(store: &dyn EvolutionStore, worker: &str, ttl: Duration) -> u64 {
+    store.heartbeat(&worker_id(worker), ttl).await.unwrap_or_else(|error| panic!("heartbeat failed: {error}"))
+}
+
+/// Creating a run twice with the same spec returns the same pending run.
+pub async fn create_run_is_idempotent_and_starts_pending(store: &dyn EvolutionStore) {
+    let spec = run_spec("run-a", 7);
+    let first = store.create_run(spec.clone()).await.unwrap_or_else(|e| panic!("create_run: {e}"));
+    assert_eq!(first.spec, spec, "the stored spec is the one given");
+    assert_eq!(first.status, RunStatus::Pending, "a new run is pending");
+    let again = store.create_run(spec.clone()).await.unwrap_or_else(|e| panic!("identical create_run: {e}"));
+    assert_eq!(again, first, "creating the same spec again returns the stored run");
+    assert_eq!(store.get_run(&spec.id).await.unwrap_or_else(|e| panic!("get_run: {e}")), first, "get_run");
+    assert_eq!(store.list_runs().await.unwrap_or_else(|e| panic!("list_runs: {e}")).len(), 1, "still one run");
+}
+
+/// A different spec under an existing id is a `Conflict` and leaves the run as it was.
+pub async fn different_spec_under_the_same_id_is_a_conflict(store: &dyn EvolutionStore) {
+    let original = store.create_run(run_spec("run-a", 7)).await.unwrap_or_else(|e| panic!("create_run: {e}"));
+    let error = store.create_run(run_spec("run-a", 8)).await.expect_err("a different seed under the same id");
+    assert!(is_conflict(&error), "expected Conflict, got {error:?}");
+    let stored = store.get_run(&run_id("run-a")).await.unwrap_or_else(|e| panic!("get_run: {e}"));
+    assert_eq!(stored, original, "the conflicting create changed nothing");
+}
+
+/// Operations on an unknown run, or an absent generation, are `NotFound`.
+pub async fn unknown_run_is_not_found(store: &dyn EvolutionStore) {
+    let ghost = run_id("ghost");
+    let error = store.get_run(&ghost).await.expect_err("get_run of an unknown run");
+    assert!(is_not_found(&error), "get_run: expected NotFound, got {error:?}");
+    let error = store.set_run_status(&ghost, RunStatus::Running).await.expect_err("set_run_status of an unknown run");
+    assert!(is_not_found(&error), "set_run_status: expected NotFound, got {error:?}");
+    let error = store.save_generation(generation(&ghost, 0, 2, "g"), None).await.expect_err("save to an unknown run");
+    assert!(is_not_found(&error), "save_generation: expected NotFound, got {error:?}");
+    let error = store.enqueue_tasks(&ghost, 0, new_tasks(2), 1).await.expect_err("enqueue to an unknown run");
+    assert!(is_not_found(&error), "enqueue_tasks: expected NotFound, got {error:?}");
+    let run = create_run(store, "real").await;
+    let error = store.load_generation(&run, 3).await.expect_err("load of an absent generation");
+    assert!(is_not_found(&error), "load_generation: expected NotFound, got {error:?}");
+}
+
+/// `list_runs` returns every run, newest first.
+pub async fn list_runs_is_newest_first(store: &dyn EvolutionStore) {
+    assert!(store.list_runs().await.unwrap_or_else(|e| panic!("list_runs: {e}")).is_empty(), "no runs yet");
+    for id in ["run-b", "run-c", "run-a"] {
+        create_run(store, id).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let runs = store.list_runs().await.unwrap_or_else(|e| panic!("list_runs: {e}"));
+    let ids: Vec<&str> = runs.iter().map(|run| run.spec.id.as_str()).collect();
+    assert_eq!(ids, vec!["run-a", "run-c", "run-b"], "newest first");
+}
+
+/// `set_run_status` changes the status, returns the record and keeps the spec.
+pub async fn set_run_status_changes_the_status(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    for status in [RunStatus::Running, RunStatus::Completed, RunStatus::Failed, RunStatus::Cancelled] {
+        let record = store.set_run_status(&run, status).await.unwrap_or_else(|e| panic!("set {status}: {e}"));
+        assert_eq!(record.status, status, "the returned record has the new status");
+        assert_eq!(record.spec, run_spec("run-a", 42), "the spec is unchanged");
+        assert!(record.updated_at >= record.created_at, "updated_at is not before created_at");
+        let stored = store.get_run(&run).await.unwrap_or_else(|e| panic!("get_run: {e}"));
+        assert_eq!(stored.status, status, "get_run sees {status}");
+    }
+}
+
+/// Saving a new generation requires `expected_latest` to match the latest stored one.
+pub async fn save_generation_is_a_compare_and_set(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let save = |number, expected, tag| store.save_generation(generation(&run, number, 4, tag), expected);
+    save(0, None, "g0").await.unwrap_or_else(|e| panic!("g0 on an empty run: {e}"));
+    let error = save(1, None, "g1").await.expect_err("g1 expecting no generation");
+    assert!(is_conflict(&error), "a stale expected_latest is a Conflict, got {error:?}");
+    save(1, Some(0), "g1").await.unwrap_or_else(|e| panic!("g1 after g0: {e}"));
+    let error = save(2, Some(0), "g2").await.expect_err("g2 expecting g0");
+    assert!(is_conflict(&error), "expected_latest 0 after g1 is a Conflict, got {error:?}");
+    save(2, Some(1), "coordinator-1").await.unwrap_or_else(|e| panic!("g2 after g1: {e}"));
+    let error = save(2, Some(1), "coordinator-2").await.expect_err("a second coordinator's g2");
+    assert!(is_conflict(&error), "the losing coordinator gets a Conflict, got {error:?}");
+    let latest = store.latest_generation(&run).await.unwrap_or_else(|e| panic!("latest_generation: {e}"));
+    assert_eq!(latest, Some(generation(&run, 2, 4, "coordinator-1")), "the winner's population is stored");
+}
+
+/// Re-saving a stored generation is accepted when identical and a `Conflict` when different.
+pub async fn resaving_a_generation_is_idempotent_only_when_identical(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let g0 = generation(&run, 0, 5, "first");
+    store.save_generation(g0.clone(), None).await.unwrap_or_else(|e| panic!("g0: {e}"));
+    store.save_generation(g0.clone(), None).await.unwrap_or_else(|e| panic!("identical retry of g0: {e}"));
+    store.save_generation(generation(&run, 1, 5, "g1"), Some(0)).await.unwrap_or_else(|e| panic!("g1: {e}"));
+    store.save_generation(g0.clone(), None).await.unwrap_or_else(|e| panic!("identical g0 after g1: {e}"));
+    let error = store.save_generation(generation(&run, 0, 5, "other"), None).await.expect_err("a different g0");
+    assert!(is_conflict(&error), "a different population for a stored generation is a Conflict, got {error:?}");
+    let loaded = store.load_generation(&run, 0).await.unwrap_or_else(|e| panic!("load g0: {e}"));
+    assert_eq!(loaded, g0, "the original population is kept");
+}
+
+/// `load_generation` returns a stored population as saved; `latest_generation` the highest number.
+pub async fn load_and_latest_generation(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let none = store.latest_generation(&run).await.unwrap_or_else(|e| panic!("latest_generation: {e}"));
+    assert_eq!(none, None, "a new run has no generation");
+    let (g0, g1) = (generation(&run, 0, 30, "zero"), generation(&run, 1, 30, "one"));
+    store.save_generation(g0.clone(), None).await.unwrap_or_else(|e| panic!("g0: {e}"));
+    store.save_generation(g1.clone(), Some(0)).await.unwrap_or_else(|e| panic!("g1: {e}"));
+    assert_eq!(store.load_generation(&run, 0).await.unwrap_or_else(|e| panic!("load g0: {e}")), g0, "g0 as saved");
+    assert_eq!(store.load_generation(&run, 1).await.unwrap_or_else(|e| panic!("load g1: {e}")), g1, "g1 as saved");
+    let latest = store.latest_generation(&run).await.unwrap_or_else(|e| panic!("latest_generation: {e}"));
+    assert_eq!(latest, Some(g1), "the latest generation is the highest-numbered");
+}
+
+/// Enqueueing existing tasks leaves them untouched; the count is of new tasks only.
+pub async fn enqueue_is_idempotent_and_counts_new_tasks(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 5, 3).await;
+    let enqueue = |tasks, max_attempts| store.enqueue_tasks(&run, 0, tasks, max_attempts);
+    assert_eq!(enqueue(new_tasks(5), 3).await.unwrap_or_else(|e| panic!("{e}")), 0, "the same tasks again add none");
+    let leased = lease(store, lease_request("w1", 1, LONG), "lease one").await;
+    assert_eq!(leased.len(), 1, "one task leased");
+    let mut changed = new_tasks(8);
+    for task in &mut changed {
+        task.payload = "changed".into();
+    }
+    assert_eq!(enqueue(changed, 9).await.unwrap_or_else(|e| panic!("{e}")), 3, "only individuals 5..8 are new");
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 7, leased: 1, done: 0, parked: 0 }, "counts");
+    let tasks = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}"));
+    for task in &tasks[..5] {
+        assert_ne!(task.payload, "changed", "{}: an existing task keeps its payload", task.key);
+        assert_eq!(task.max_attempts, 3, "{}: an existing task keeps its max_attempts", task.key);
+    }
+    assert_eq!(tasks[0].state, TaskState::Leased, "re-enqueueing does not reset a leased task");
+    assert_eq!(tasks[7].max_attempts, 9, "a new task gets the given max_attempts");
+}
+
+/// A lease grants at most `max_tasks`, with attempt 1 and fencing tokens larger than any before, across runs.
+pub async fn lease_grants_up_to_max_tasks_with_increasing_tokens(store: &dyn EvolutionStore) {
+    let run_a = run_with_tasks(store, "run-a", 5, 3).await;
+    let nothing = lease(store, lease_request("w1", 0, LONG), "max 0").await;
+    assert!(nothing.is_empty(), "max_tasks 0 grants nothing");
+    let mut all: Vec<Lease> = Vec::new();
+    for (max, expected) in [(3, 3), (3, 2), (3, 0)] {
+        let granted = lease(store, lease_request("w1", max, LONG), "lease").await;
+        assert_eq!(granted.len(), expected, "asking for {max} with {} left", 5 - all.len());
+        all.extend(granted);
+    }
+    run_with_tasks(store, "run-b", 2, 3).await;
+    all.extend(lease(store, lease_request("w2", 5, LONG), "second run").await);
+    assert_eq!(all.len(), 7, "every task of both runs was leased once");
+    for pair in all.windows(2) {
+        assert!(pair[1].token > pair[0].token, "tokens strictly increase: {} then {}", pair[0].token, pair[1].token);
+    }
+    for granted in &all {
+        assert_eq!(granted.attempt, 1, "{}: a first lease is attempt 1", granted.key);
+        let expected_payload = format!(r#"{{"individual":{}}}"#, granted.key.individual);
+        assert_eq!(granted.payload, expected_payload, "{}: the lease carries the payload", granted.key);
+    }
+    assert_eq!(counts(store, &run_a, 0).await.leased, 5, "run-a's tasks are all leased");
+}
+
+/// Leases go to the oldest generation first, then the lowest individual index.
+pub async fn lease_takes_oldest_generation_and_lowest_index_first(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let mut reversed = new_tasks(3);
+    reversed.reverse();
+    store.enqueue_tasks(&run, 1, reversed.clone(), 1).await.unwrap_or_else(|e| panic!("enqueue g1: {e}"));
+    store.enqueue_tasks(&run, 0, reversed, 1).await.unwrap_or_else(|e| panic!("enqueue g0: {e}"));
+    let mut order = Vec::new();
+    for _ in 0..6 {
+        let granted = lease(store, lease_request("w1", 1, LONG), "one at a time").await;
+        order.extend(granted.iter().map(|lease| (lease.key.generation, lease.key.individual)));
+    }
+    assert_eq!(order, vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)], "oldest generation, lowest index first");
+}
+
+/// A lease request naming a run gets only that run's tasks.
+pub async fn lease_can_be_restricted_to_one_run(store: &dyn EvolutionStore) {
+    run_with_tasks(store, "run-a", 3, 1).await;
+    let run_b = run_with_tasks(store, "run-b", 3, 1).await;
+    let request = LeaseRequest { run: Some(run_b.clone()), ..lease_request("w1", 10, LONG) };
+    let granted = lease(store, request, "run-b only").await;
+    assert_eq!(granted.len(), 3, "all of run-b's tasks");
+    assert!(granted.iter().all(|lease| lease.key.run == run_b), "only run-b's tasks: {granted:?}");
+}
+
+/// Eight workers leasing three at a time never receive the same task, and every task is leased.
+pub async fn concurrent_workers_never_share_a_task(store: &dyn EvolutionStore) {
+    const TASKS: u32 = 200;
+    let run = run_with_tasks(store, "run-a", TASKS, 3).await;
+    let per_worker = in_parallel(8, |worker| async move {
+        let name = format!("w{worker}");
+        let mut mine = Vec::new();
+        loop {
+            let granted = lease(store, lease_request(&name, 3, LONG), &name).await;
+            if granted.is_empty() {
+                break mine;
+            }
+            let completions = granted.iter().map(|lease| success(lease, f64::from(lease.key.individual))).collect();
+            let statuses = complete(store, &name, completions, &name).await;
+            assert!(statuses.iter().all(|s| *s == CompletionStatus::Recorded), "{name}: completions {statuses:?}");
+            mine.extend(granted);
+        }
+    });
+    let all: Vec<&Lease> = per_worker.iter().flatten().collect();
+    let keys: HashSet<_> = all.iter().map(|lease| &lease.key).collect();
+    assert_eq!(keys.len(), all.len(), "no task was granted twice while its lease was live");
+    assert_eq!(all.len(), TASKS as usize, "every task was leased exactly once");
+    let tokens: HashSet<FencingToken> = all.iter().map(|lease| lease.token).collect();
+    assert_eq!(tokens.len(), all.len(), "every grant has its own fencing token");
+    assert_eq!(counts(store, &run, 0).await.done, u64::from(TASKS), "every task is done");
+}
+
+/// `requeue_expired` returns an expired lease to the queue; the old holder's completion is then `Stale`.
+pub async fn expired_lease_is_requeued_and_its_late_completion_is_stale(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 1, 3).await;
+    let first = lease(store, lease_request("w1", 1, SHORT), "w1").await.remove(0);
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(requeue(store).await, 1, "the expired lease is requeued");
+    assert_eq!(counts(store, &run, 0).await.pending, 1, "the task is pending again");
+    let late = complete(store, "w1", vec![success(&first, 1.0)], "late after requeue").await;
+    assert_eq!(late, vec![CompletionStatus::Stale], "a completion under a requeued lease is stale");
+    let second = lease(store, lease_request("w2", 1, LONG), "w2").await.remove(0);
+    assert_eq!(second.key, first.key, "the same task is leased again");
+    assert_eq!(second.attempt, 2, "the second lease is attempt 2");
+    assert!(second.token > first.token, "the new lease has a larger token");
+    let late = complete(store, "w1", vec![success(&first, 1.0)], "late after re-lease").await;
+    assert_eq!(late, vec![CompletionStatus::Stale], "the old holder is still refused");
+    let current = complete(store, "w2", vec![success(&second, 2.0)], "new holder").await;
+    assert_eq!(current, vec![CompletionStatus::Recorded], "the new holder's completion is recorded");
+    let task = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}")).remove(0);
+    assert_eq!(task.fitness, Some(2.0), "the stale completion did not overwrite the result");
+    assert_eq!(requeue(store).await, 0, "nothing is left to requeue");
+}
+
+/// An expired lease can be granted again directly; the previous holder is then stale.
+pub async fn expired_lease_can_be_leased_again_without_requeue(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 1, 3).await;
+    let first = lease(store, lease_request("w1", 1, SHORT), "w1").await.remove(0);
+    assert!(lease(store, lease_request("w2", 1, LONG), "live").await.is_empty(), "a live lease is not granted twice");
+    tokio::time::sleep(PAST_SHORT).await;
+    let second = lease(store, lease_request("w2", 1, LONG), "w2").await;
+    assert_eq!(second.len(), 1, "the expired lease is granted to w2");
+    assert_eq!((second[0].key.clone(), second[0].attempt), (first.key.clone(), 2), "same task, attempt 2");
+    assert_eq!(heartbeat(store, "w1", LONG).await, 0, "w1 no longer holds a lease");
+    let late = complete(store, "w1", vec![success(&first, 1.0)], "w1 late").await;
+    assert_eq!(late, vec![CompletionStatus::Stale], "the previous holder's completion is stale");
+    let current = complete(store, "w2", vec![success(&second[0], 2.0)], "w2").await;
+    assert_eq!(current, vec![CompletionStatus::Recorded], "the current holder's completion is recorded");
+    assert_eq!(counts(store, &run, 0).await.done, 1);
+}
+
+/// A heartbeat extends every lease of the worker, so they outlive the original TTL.
+pub async fn heartbeat_extends_leases(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 3, 3).await;
+    let held = lease(store, lease_request("w1", 2, Duration::from_millis(400)), "w1").await;
+    assert_eq!(heartbeat(store, "w2", LONG).await, 0, "a worker without leases extends nothing");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(heartbeat(store, "w1", LONG).await, 2, "both leases are extended");
+    let tasks = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}"));
+    for (lease, task) in held.iter().zip(&tasks) {
+        let extended = task.lease_expires_at.unwrap_or_else(|| panic!("{}: a leased task has an expiry", task.key));
+        assert!(extended > lease.expires_at, "{}: the heartbeat moved the expiry later", task.key);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let others = lease(store, lease_request("w2", 3, LONG), "w2").await;
+    assert_eq!(others.len(), 1, "only the never-leased task is granted after the original TTL: {others:?}");
+    assert_eq!(requeue(store).await, 0, "extended leases are not expired");
+    let statuses = complete(store, "w1", held.iter().map(|lease| success(lease, 1.0)).collect(), "w1").await;
+    assert_eq!(statuses, vec![CompletionStatus::Recorded; 2], "the extended leases are still w1's");
+}
+
+/// A lease that expired but was not granted to anyone else is still held, and a heartbeat revives it.
+pub async fn heartbeat_keeps_an_expired_lease_nobody_took(store: &dyn EvolutionStore) {
+    run_with_tasks(store, "run-a", 1, 3).await;
+    let held = lease(store, lease_request("w1", 1, SHORT), "w1").await.remove(0);
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(heartbeat(store, "w1", LONG).await, 1, "the expired, unclaimed lease is extended");
+    assert!(lease(store, lease_request("w2", 1, LONG), "w2").await.is_empty(), "the revived lease is not granted");
+    assert_eq!(requeue(store).await, 0, "the revived lease is not expired");
+    let statuses = complete(store, "w1", vec![success(&held, 1.0)], "w1").await;
+    assert_eq!(statuses, vec![CompletionStatus::Recorded], "w1 completes its revived lease");
+}
+
+/// A completion counts only from the holder with the exact token; statuses come back in order.
+pub async fn completion_needs_the_same_worker_and_token(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 2, 3).await;
+    let held = lease(store, lease_request("w1", 2, LONG), "w1").await;
+    let stolen = complete(store, "w2", vec![success(&held[0], 9.0)], "another worker").await;
+    assert_eq!(stolen, vec![CompletionStatus::Stale], "another worker cannot complete w1's lease");
+    let forged =
+        strata_core::evolution::Completion { token: FencingToken(held[0].token.0 + 1000), ..success(&held[0], 9.0) };
+    let unknown = strata_core::evolution::Completion { key: task_key(&run, 0, 99), ..success(&held[0], 9.0) };
+    let statuses = complete(store, "w1", vec![forged, success(&held[0], 1.0), unknown], "mixed").await;
+    assert_eq!(
+        statuses,
+        vec![CompletionStatus::Stale, CompletionStatus::Recorded, CompletionStatus::Stale],
+        "in order"
+    );
+    let again = complete(store, "w1", vec![success(&held[0], 5.0)], "done already").await;
+    assert_eq!(again, vec![CompletionStatus::Stale], "a done task cannot be completed again");
+    let task = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}")).remove(0);
+    assert_eq!(task.fitness, Some(1.0), "only the valid completion was recorded");
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 0, leased: 1, done: 1, parked: 0 });
+}
+
+/// A success stores the fitness bit for bit and the result, and marks the task done.
+pub async fn success_records_fitness_and_result(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 1, 3).await;
+    let held = lease(store, lease_request("w1", 1, LONG), "w1").await.remove(0);
+    let fitness = 1.234_567_890_123_456_7_f64;
+    let statuses = complete(store, "w1", vec![success(&held, fitness)], "w1").await;
+    assert_eq!(statuses, vec![CompletionStatus::Recorded]);
+    let task = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}")).remove(0);
+    assert_eq!(task.state, TaskState::Done, "the task is done");
+    assert_eq!(task.fitness.map(f64::to_bits), Some(fitness.to_bits()), "the fitness is stored bit for bit");
+    let TaskOutcome::Succeeded { result, .. } = success(&held, fitness).outcome else { unreachable!() };
+    assert_eq!(task.result, Some(result), "the result text is stored");
+    assert_eq!((task.attempts, task.token), (1, held.token), "attempts and token of the lease that did it");
+    assert!(lease(store, lease_request("w2", 1, LONG), "after done").await.is_empty(), "a done task is not leased");
+}
+
+/// A failure requeues the task until its attempts are used up, then parks it with the last error.
+pub async fn failures_requeue_then_park_with_the_error(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 1, 3).await;
+    let expected = [CompletionStatus::Requeued, CompletionStatus::Requeued, CompletionStatus::Parked];
+    for (attempt, status) in (1..=3).zip(expected) {
+        let held = lease(store, lease_request("w1", 1, LONG), "w1").await;
+        assert_eq!(held.len(), 1, "attempt {attempt}: the failed task is leased again");
+        assert_eq!(held[0].attempt, attempt, "attempt numbers count up");
+        let outcome = complete(store, "w1", vec![failure(&held[0], &format!("boom {attempt}"))], "failure").await;
+        assert_eq!(outcome, vec![status], "attempt {attempt} of 3");
+    }
+    assert!(lease(store, lease_request("w1", 1, LONG), "parked").await.is_empty(), "a parked task is not leased");
+    let task = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}")).remove(0);
+    assert_eq!((task.state, task.attempts), (TaskState::Parked, 3), "parked after 3 attempts");
+    assert_eq!(task.error.as_deref(), Some("boom 3"), "the last error is kept");
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 0, leased: 0, done: 0, parked: 1 });
+}
+
+/// Leases that expire use up attempts too: the task is parked instead of leased again.
+pub async fn expired_attempts_count_towards_parking(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 1, 1).await;
+    assert_eq!(lease(store, lease_request("w1", 1, SHORT), "w1").await.len(), 1, "the only attempt");
+    tokio::time::sleep(PAST_SHORT).await;
+    requeue(store).await;
+    assert!(lease(store, lease_request("w2", 1, LONG), "w2").await.is_empty(), "no attempt is left to grant");
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 0, leased: 0, done: 0, parked: 1 }, "parked");
+}
+
+/// Only tasks of pending or running runs are leased.
+pub async fn inactive_runs_are_not_leased(store: &dyn EvolutionStore) {
+    let mut inactive = Vec::new();
+    for (id, status) in
+        [("cancelled", RunStatus::Cancelled), ("done", RunStatus::Completed), ("broke", RunStatus::Failed)]
+    {
+        let run = run_with_tasks(store, id, 2, 3).await;
+        store.set_run_status(&run, status).await.unwrap_or_else(|e| panic!("set {status}: {e}"));
+        inactive.push(run);
+    }
+    let running = run_with_tasks(store, "running", 2, 3).await;
+    store.set_run_status(&running, RunStatus::Running).await.unwrap_or_else(|e| panic!("set running: {e}"));
+    let pending = run_with_tasks(store, "pending", 2, 3).await;
+    let granted = lease(store, lease_request("w1", 100, LONG), "w1").await;
+    let runs: HashSet<&str> = granted.iter().map(|lease| lease.key.run.as_str()).collect();
+    assert_eq!(runs, HashSet::from([running.as_str(), pending.as_str()]), "only active runs are leased");
+    assert_eq!(granted.len(), 4, "both active runs' tasks");
+    store.set_run_status(&inactive[0], RunStatus::Running).await.unwrap_or_else(|e| panic!("resume: {e}"));
+    let resumed = lease(store, lease_request("w1", 100, LONG), "resumed").await;
+    assert_eq!(resumed.len(), 2, "a resumed run's tasks are leased again");
+}
+
+/// Workers upsert by id and list by id; leases mark them as seen.
+pub async fn workers_register_and_list(store: &dyn EvolutionStore) {
+    store.register_worker(worker_info("w2", 2)).await.unwrap_or_else(|e| panic!("register w2: {e}"));
+    store.register_worker(worker_info("w1", 1)).await.unwrap_or_else(|e| panic!("register w1: {e}"));
+    let list = |context: &'static str| async move {
+        store.list_workers().await.unwrap_or_else(|e| panic!("{context}: list_workers: {e}"))
+    };
+    let first = list("after registering").await;
+    let ids: Vec<&str> = first.iter().map(|w| w.info.id.as_str()).collect();
+    assert_eq!(ids, vec!["w1", "w2"], "workers are listed by id");
+    assert_eq!(first[0].info, worker_info("w1", 1), "the announced info is stored");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store.register_worker(worker_info("w1", 11)).await.unwrap_or_else(|e| panic!("re-register w1: {e}"));
+    let second = list("after re-registering").await;
+    assert_eq!(second.len(), 2, "re-registering does not add a worker");
+    assert_eq!(second[0].info.pid, 11, "re-registering updates the info");
+    assert_eq!(second[0].registered_at, first[0].registered_at, "registered_at is the first registration");
+    assert!(second[0].last_seen > first[0].last_seen, "re-registering updates last_seen");
+    run_with_tasks(store, "run-a", 1, 1).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    lease(store, lease_request("w2", 1, LONG), "w2").await;
+    let third = list("after a lease").await;
+    assert!(third[1].last_seen > second[1].last_seen, "a lease marks the worker as seen");
+}
+
+/// Statistics upsert per (run, generation) and list by generation, per run.
+pub async fn generation_stats_upsert_and_list_by_generation(store: &dyn EvolutionStore) {
+    let (run_a, run_b) = (create_run(store, "run-a").await, create_run(store, "run-b").await);
+    let stats = |run: &strata_core::evolution::RunId, generation: u32, best: f64| GenerationStats {
+        run: run.clone(),
+        generation,
+        best,
+        mean: best / 2.0,
+        std: 0.1 + f64::from(generation),
+        diversity: 0.75,
+        evaluated: 40,
+    };
+    for (generation, best) in [(2, 2.5), (0, 0.5), (1, 1.5)] {
+        store.record_generation_stats(stats(&run_a, generation, best)).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    store.record_generation_stats(stats(&run_b, 0, 9.0)).await.unwrap_or_else(|e| panic!("{e}"));
+    store.record_generation_stats(stats(&run_a, 1, 1.0000000000000002)).await.unwrap_or_else(|e| panic!("{e}"));
+    let listed = store.generation_stats(&run_a).await.unwrap_or_else(|e| panic!("generation_stats: {e}"));
+    let expected = vec![stats(&run_a, 0, 0.5), stats(&run_a, 1, 1.0000000000000002), stats(&run_a, 2, 2.5)];
+    assert_eq!(listed, expected, "by generation, the last write of generation 1 wins, other runs excluded");
+    assert_eq!(listed[1].best.to_bits(), 1.0000000000000002f64.to_bits(), "floats are stored bit for bit");
+}
+
+/// `task_counts` and `list_tasks` cover exactly one generation; unknown runs give empty answers.
+pub async fn task_counts_and_list_tasks_describe_one_generation(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 5, 2).await;
+    store.enqueue_tasks(&run, 1, new_tasks(3), 2).await.unwrap_or_else(|e| panic!("enqueue g1: {e}"));
+    let held = lease(store, lease_request("w1", 2, LONG), "w1").await;
+    complete(store, "w1", vec![success(&held[0], 1.0)], "w1").await;
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 3, leased: 1, done: 1, parked: 0 }, "g0");
+    assert_eq!(counts(store, &run, 1).await, TaskCounts { pending: 3, leased: 0, done: 0, parked: 0 }, "g1");
+    let tasks = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}"));
+    let summary: Vec<(u32, TaskState)> = tasks.iter().map(|task| (task.key.individual, task.state)).collect();
+    let expected = vec![
+        (0, TaskState::Done),
+        (1, TaskState::Leased),
+        (2, TaskState::Pending),
+        (3, TaskState::Pending),
+        (4, TaskState::Pending),
+    ];
+    assert_eq!(summary, expected, "one generation's tasks, by individual");
+    assert_eq!(tasks[1].worker, Some(worker_id("w1")), "a leased task names its holder");
+    assert_eq!(tasks[1].token, held[1].token, "a leased task carries its lease's token");
+    let ghost = run_id("ghost");
+    assert_eq!(counts(store, &ghost, 0).await, TaskCounts::default(), "an unknown run has empty counts");
+    let none = store.list_tasks(&ghost, 0).await.unwrap_or_else(|e| panic!("list_tasks of an unknown run: {e}"));
+    assert!(none.is_empty(), "an unknown run has no tasks");
+    assert!(store.list_tasks(&run, 7).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "nor an absent generation");
+}
