@@ -288,7 +288,6 @@ pub async fn expired_lease_is_requeued_and_its_late_completion_is_stale(store: &
 pub async fn expired_lease_can_be_leased_again_without_requeue(store: &dyn EvolutionStore) {
     let run = run_with_tasks(store, "run-a", 1, 3).await;
     let first = lease(store, lease_request("w1", 1, SHORT), "w1").await.remove(0);
-    assert!(lease(store, lease_request("w2", 1, LONG), "live").await.is_empty(), "a live lease is not granted twice");
     tokio::time::sleep(PAST_SHORT).await;
     let second = lease(store, lease_request("w2", 1, LONG), "w2").await;
     assert_eq!(second.len(), 1, "the expired lease is granted to w2");

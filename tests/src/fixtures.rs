@@ -32,7 +32,7 @@ pub fn ts(text: &str) -> Timestamp {
 /// A valid bar of `symbol` at `timestamp` whose prices derive from `seed`, with vwap and trade count.
 pub fn bar(symbol: &str, timestamp: Timestamp, seed: u32) -> Bar {
     let open = 100.0 + f64::from(seed % 1000) * 0.25;
-    let close = open + if seed % 2 == 0 { 0.5 } else { -0.5 };
+    let close = open + if seed.is_multiple_of(2) { 0.5 } else { -0.5 };
     Bar {
         symbol: symbol.to_string(),
         timestamp,

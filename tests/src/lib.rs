@@ -6,35 +6,36 @@
 //!
 //! # Plugging a new backend in
 //!
-//! Add `strata-tests` (and `tokio` if the factory needs it) to the adapter's
-//! `[dev-dependencies]` and write `tests/conformance.rs` with one line per port:
+//! Add `strata-tests` to the adapter's `[dev-dependencies]` and write
+//! `tests/conformance.rs` with one line per port:
 //!
-//! ```ignore
-//! strata_tests::market_conformance!(|| async { std::sync::Arc::new(MyStore::new()) });
-//! strata_tests::evolution_conformance!(|| async { std::sync::Arc::new(MyStore::new()) });
+//! ```no_run
+//! strata_tests::market_conformance!(|| async { std::sync::Arc::new(strata_adapter_mock::MemoryStore::new()) });
+//! strata_tests::evolution_conformance!(|| async { std::sync::Arc::new(strata_adapter_mock::MemoryStore::new()) });
+//! # fn main() {}
 //! ```
 //!
-//! or, for a store that implements both ports, `strata_tests::conformance_suite!(factory)`.
+//! or, for a store that implements both ports, one line: `strata_tests::conformance_suite!(factory);`.
 //!
 //! Each macro expands to a module (`market_conformance`, `evolution_conformance`)
 //! with one `#[test]` per case. Every test builds a multi-thread Tokio runtime
 //! with 4 workers (what `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]`
-//! would, without requiring the adapter to depend on `tokio` macros), calls the
-//! factory once, and runs the case against a FRESH store.
+//! would, without the adapter needing `tokio`'s macros), calls the factory
+//! once, and runs the case against that FRESH store.
 //!
-//! The factory is a closure `|| async { ... }` (any `Fn() -> impl Future`) whose
+//! The factory is any `Fn() -> impl Future` (usually `|| async { ... }`) whose
 //! output is one of (see [`MarketFixture`] and [`EvolutionFixture`]):
-//! - `Arc<S>` (or `Arc<dyn Port>`): just the store;
-//! - `(Arc<S>, guard)`: the store plus anything that must outlive it, such as a
-//!   `tempfile::TempDir` holding a DuckDB file; the store is dropped first;
+//! - `Arc<S>` or `Arc<dyn Port>`: just the store;
+//! - `(Arc<S>, guard)`: the store plus anything that must outlive it, such as the
+//!   `tempfile::TempDir` holding a DuckDB file; the tuple drops the store first;
 //! - `Option<…>` of either: `None` skips the case (print why from the factory,
-//!   e.g. "DATABASE_URL is not set"). With `STRATA_REQUIRE_SERVICES=1` a skip fails.
+//!   e.g. "DATABASE_URL is not set"); under `STRATA_REQUIRE_SERVICES=1` a skip fails.
 //!
-//! ```ignore
-//! strata_tests::market_conformance!(|| async {
-//!     let dir = tempfile::tempdir().unwrap();
-//!     let store = DuckDbMarketDataStore::open(&DuckDbConfig::file(dir.path().join("bars.duckdb"))).unwrap();
-//!     (std::sync::Arc::new(store), dir)
+//! ```text
+//! strata_tests::conformance_suite!(|| async {
+//!     let directory = tempfile::tempdir().expect("a temporary directory");
+//!     let store = DuckDbStore::open(DuckDbConfig::new(directory.path().join("t.duckdb"))).await.expect("open");
+//!     (std::sync::Arc::new(store), directory)
 //! });
 //! ```
 //!
@@ -278,6 +279,28 @@ macro_rules! conformance_suite {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use strata_adapter_mock::MemoryStore;
+    use strata_core::{EvolutionStore, MarketDataStore};
+
+    use crate::{EvolutionFixture, MarketFixture};
+
+    #[test]
+    fn every_factory_output_shape_yields_the_store_or_a_skip() {
+        let store = Arc::new(MemoryStore::new());
+        let market: Arc<dyn MarketDataStore> = store.clone();
+        let evolution: Arc<dyn EvolutionStore> = store.clone();
+        assert!(store.market_store().is_some() && store.evolution_store().is_some());
+        assert!(market.market_store().is_some() && evolution.evolution_store().is_some());
+        let guarded = (store.clone(), String::from("a guard such as a TempDir"));
+        assert!(guarded.market_store().is_some() && guarded.evolution_store().is_some());
+        assert!((market, ()).market_store().is_some() && (evolution, ()).evolution_store().is_some());
+        assert!(Some(store).market_store().is_some());
+        let skipped: Option<(Arc<MemoryStore>, ())> = None;
+        assert!(skipped.market_store().is_none() && skipped.evolution_store().is_none());
+    }
+
     /// The `pub async fn` names declared in a module's source.
     fn declared_cases(source: &str) -> Vec<&str> {
         source

@@ -4,13 +4,12 @@ use futures::StreamExt;
 use strata_core::digest::{DigestAccumulator, digest_bars};
 use strata_core::synthetic::SyntheticSpec;
 use strata_core::{
-    Bar, BarBatch, BarQuery, DigestQuery, MarketDataStore, Order, StoreError, SymbolSummary, TimeRange, Timestamp,
-    bar_schema,
+    Bar, BarBatch, BarQuery, DigestQuery, MarketDataStore, Order, SymbolSummary, TimeRange, Timestamp, bar_schema,
 };
 
 use crate::fixtures::{
-    BASE, DAY, MINUTE, assert_same_bars, bar, batch, digest, in_parallel, keys, minutes, read, read_symbol, series,
-    snapshot, summary, symbol, ts, write, write_invalid,
+    BASE, DAY, MINUTE, assert_same_bars, bar, digest, in_parallel, keys, minutes, read, read_symbol, series, snapshot,
+    summary, symbol, ts, write, write_invalid,
 };
 
 /// Bars that stress exact storage: float noise, huge and fractional volumes,
@@ -472,6 +471,7 @@ pub async fn health_is_ok(store: &dyn MarketDataStore) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::batch;
 
     #[test]
     fn tricky_bars_are_valid_and_distinct() {

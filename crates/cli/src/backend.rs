@@ -261,6 +261,7 @@ fn memory_stores(_config: &StorageConfig) -> anyhow::Result<Stores> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -25,12 +25,12 @@ Exit codes:
      an unknown STORAGE_BACKEND or a backend compiled out of this build
 
 Examples:
-  strata ingest data/*.csv --summary             load CSV files into ./strata.duckdb, then list what it holds
+  strata ingest data/*.csv --summary             load into ./strata.duckdb, then list it
   strata query ^GSPC --start 2008-10-01 --end 2008-11-01
   strata query AAPL --desc --limit 5             the latest five bars of AAPL
   strata query AAPL MSFT --format csv > bars.csv
   strata summary
-  strata digest ^GSPC --start 2018-12-01         per-day digests, to compare two stores
+  strata digest ^GSPC --start 2018-12-01         per-day digests to compare stores
   strata generate --symbols 3 --bars 1000 --seed 7 --output synthetic.parquet
   STORAGE_BACKEND=memory strata generate --symbols 2 --bars 10 --seed 1 --ingest --summary
   strata --duckdb-path /data/bars.duckdb health";
@@ -312,6 +312,7 @@ fn parse_interval(text: &str) -> Result<IntervalMicros, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use clap::CommandFactory;

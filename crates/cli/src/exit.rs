@@ -55,6 +55,7 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use anyhow::Context as _;

@@ -98,6 +98,7 @@ fn spec_for(args: &GenerateArgs) -> Result<SyntheticSpec> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};

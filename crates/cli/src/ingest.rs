@@ -192,6 +192,8 @@ struct Problem {
     /// The column at fault, when there is one.
     column: Option<&'static str>,
     message: String,
+    /// True when the whole file is unusable (cannot open, bad header) rather than one row.
+    whole_file: bool,
 }
 
 /// Rows read from one file, in order. Rows that failed to parse are counted
@@ -227,13 +229,15 @@ impl Chunk {
                     location,
                     column,
                     message,
+                    whole_file: false,
                 }));
             }
         }
     }
 
     fn file_problem(&mut self, number: u64, message: String) {
-        self.problems.push(Problem { location: Location { file: self.file, number }, column: None, message });
+        let location = Location { file: self.file, number };
+        self.problems.push(Problem { location, column: None, message, whole_file: true });
     }
 
     /// Hands out the rows so far and starts an empty chunk of the same file.
@@ -734,6 +738,7 @@ struct Validator {
     /// Problems found; only the first [`SHOWN_PROBLEMS`] are kept as text.
     problems: usize,
     bad_rows: u64,
+    bad_files: usize,
     shown: Vec<String>,
     notes: Vec<String>,
 }
@@ -746,6 +751,7 @@ impl Validator {
             rows: 0,
             problems: 0,
             bad_rows: 0,
+            bad_files: 0,
             shown: Vec::new(),
             notes: Vec::new(),
         }
@@ -778,7 +784,7 @@ impl Validator {
                     let first = Location::unpack(*first.get());
                     let message =
                         format!("({}, {}) appears twice; first at {}", bar.symbol, bar.timestamp, self.describe(first));
-                    problems.push(Problem { location, column: Some("timestamp"), message });
+                    problems.push(Problem { location, column: Some("timestamp"), message, whole_file: false });
                 }
                 Entry::Vacant(slot) => {
                     slot.insert(location.pack());
@@ -792,15 +798,18 @@ impl Validator {
                 location: Location { file, number: unique_numbers[error.row] },
                 column: Some(error.column),
                 message: error.reason,
+                whole_file: false,
             }));
         }
         problems.sort_by_key(|problem| problem.location);
         let mut previous = None;
         for problem in problems {
-            if problem.location.number != 0 && previous != Some(problem.location) {
+            if problem.whole_file {
+                self.bad_files += 1;
+            } else if previous != Some(problem.location) {
                 self.bad_rows += 1;
+                previous = Some(problem.location);
             }
-            previous = Some(problem.location);
             self.problems += 1;
             if self.shown.len() < SHOWN_PROBLEMS {
                 let column = problem.column.map(|column| format!("column {column}: ")).unwrap_or_default();
@@ -811,13 +820,20 @@ impl Validator {
 
     /// The text printed when validation failed.
     fn report(&self) -> String {
-        let mut text = format!(
-            "{} of {} {} invalid ({}); nothing was written",
-            group_thousands(self.bad_rows),
-            plural_rows(self.rows),
-            if self.bad_rows == 1 { "is" } else { "are" },
-            plural(self.problems, "problem", "problems")
-        );
+        let mut parts = Vec::new();
+        if self.bad_rows > 0 {
+            parts.push(format!(
+                "{} of {} {} invalid",
+                group_thousands(self.bad_rows),
+                plural_rows(self.rows),
+                if self.bad_rows == 1 { "is" } else { "are" }
+            ));
+        }
+        if self.bad_files > 0 {
+            parts.push(format!("{} cannot be used", plural(self.bad_files, "file", "files")));
+        }
+        let mut text =
+            format!("{} ({}); nothing was written", parts.join(" and "), plural(self.problems, "problem", "problems"));
         for line in &self.shown {
             text.push_str("\n  ");
             text.push_str(line);
@@ -886,6 +902,7 @@ async fn write_files(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -921,12 +938,11 @@ mod tests {
         assert!(map("", false).unwrap_err().contains("empty"));
     }
 
-    /// Reads CSV text as a file and returns (chunk sizes, all problems as (line, column), all bars).
-    fn read_text(
-        text: &str,
-        symbol: Option<&str>,
-        chunk_rows: usize,
-    ) -> (Vec<u64>, Vec<(u64, Option<&'static str>)>, Vec<Bar>) {
+    /// What reading one CSV text produced: chunk sizes, problems as (line, column), bars.
+    type ReadResult = (Vec<u64>, Vec<(u64, Option<&'static str>)>, Vec<Bar>);
+
+    /// Reads CSV text as a file.
+    fn read_text(text: &str, symbol: Option<&str>, chunk_rows: usize) -> ReadResult {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("input.csv");
         std::fs::write(&path, text).unwrap();
@@ -998,6 +1014,30 @@ mod tests {
         assert_eq!(validator.problems, 1);
         assert!(validator.shown[0].starts_with("a.csv:3: column timestamp:"), "{}", validator.shown[0]);
         assert!(validator.shown[0].ends_with("first at a.csv:2"), "{}", validator.shown[0]);
+    }
+
+    #[test]
+    fn the_report_shows_fifty_problems_and_counts_the_rest() {
+        let mut text = String::from("symbol,timestamp,open,high,low,close,volume\n");
+        for day in 1..=28 {
+            text.push_str(&format!("A,2020-02-{day:02},x,y,1,1,1\n"));
+        }
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("many.csv");
+        std::fs::write(&path, text).unwrap();
+        let files = [InputFile { index: 0, path, format: InputFormat::Csv }];
+        let mut validator = Validator::new(&files);
+        let options = ReadOptions { symbol: None, chunk_rows: 10 };
+        read_file(&files[0], &options, &mut |chunk| {
+            validator.check(chunk);
+            Ok(())
+        })
+        .unwrap();
+        let report = validator.report();
+        assert!(report.starts_with("28 of 28 rows are invalid (56 problems); nothing was written"), "{report}");
+        assert_eq!(report.lines().count(), 1 + SHOWN_PROBLEMS + 1, "{report}");
+        assert!(report.ends_with("\n  ... and 6 more"), "{report}");
+        assert!(report.contains("many.csv:26: column high: \"y\" is not a number"), "{report}");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! End-to-end tests of the `strata` binary: each runs the built executable
 //! against real files (the shipped sample data) in its own temporary directory.
 
+#![allow(clippy::unwrap_used)]
+#![cfg_attr(not(all(feature = "duckdb", feature = "memory")), allow(dead_code))]
+
 #[cfg(feature = "duckdb")]
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -22,7 +22,8 @@ pub enum Order {
 /// - `limit`: at most this many bars *per symbol*, taken in `order` (so
 ///   `Descending` + `limit = 5` is the latest five bars of each symbol).
 ///   `Some(0)` returns nothing.
-/// - Results are grouped by symbol in ascending symbol order, and within a
+/// - Results are grouped by symbol in ascending byte order of the symbol
+///   (`^GSPC` < `_` < `a`; SQL backends need a binary collation), and within a
 ///   symbol ordered by timestamp in `order`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BarQuery {
@@ -130,7 +131,9 @@ impl TimeRange {
         Ok(TimeRange { start, end })
     }
 
-    /// Every representable instant.
+    /// Every representable instant. Adapters clamp it to what their
+    /// timestamp type holds (validation keeps stored bars within
+    /// [1900, 2200), so clamping loses nothing).
     pub fn all() -> Self {
         TimeRange { start: Timestamp(i64::MIN), end: Timestamp(i64::MAX) }
     }

@@ -29,21 +29,22 @@ use crate::evolution::{
 ///   latest stored generation must equal `expected_latest` (`None` = no
 ///   generation yet), else `Conflict`: this compare-and-set is how two
 ///   coordinators avoid overwriting each other. Unknown run: `NotFound`.
-/// - `latest_generation` returns the highest-numbered generation, if any.
+/// - `latest_generation` returns the highest-numbered generation, if any
+///   (`Ok(None)` for an unknown run as well).
 ///
 /// # Tasks and leases
 /// - `enqueue_tasks` adds one task per individual of a generation, each
-///   allowed `max_attempts` leases (at least 1). Enqueueing a task that
+///   allowed `max_attempts` leases (0 is treated as 1). Enqueueing a task that
 ///   exists already leaves it untouched (idempotent); it returns the number
 ///   of tasks newly added. Unknown run: `NotFound`.
 /// - `lease_tasks` grants up to `max_tasks` tasks that are pending or whose
 ///   lease has expired, only of runs whose status is active (pending or
-///   running), oldest generation and lowest index first. Each grant gives a
+///   running), oldest generation, then lowest index, then run id first. Each grant gives a
 ///   fresh [`crate::evolution::FencingToken`] larger than any granted
 ///   before, increments the attempt count and sets the expiry to now + ttl.
 ///   Two concurrent callers never receive the same task. A task whose
 ///   attempts are used up is parked instead of being leased again.
-///   The call also records the worker as seen.
+///   The call also records the worker as seen (if it is registered).
 /// - `heartbeat` extends every lease the worker currently holds to now + ttl,
 ///   records it as seen, and returns how many leases it extended. A lease
 ///   that expired but was not yet granted to someone else is still held.
@@ -52,7 +53,8 @@ use crate::evolution::{
 ///   task is leased, by this worker, under exactly this token; otherwise it
 ///   is `Stale` and changes nothing. A success stores fitness and result and
 ///   marks the task done; a failure stores the error and requeues the task,
-///   or parks it when its attempts are used up.
+///   or parks it when its attempts are used up. A task that is no longer
+///   leased has no worker and no expiry.
 /// - `requeue_expired` returns every expired lease to pending (the holder's
 ///   token becomes stale) and returns how many it requeued.
 /// - `task_counts` and `list_tasks` describe one generation (`list_tasks`
@@ -60,7 +62,8 @@ use crate::evolution::{
 ///
 /// # Workers and statistics
 /// - `register_worker` upserts a worker; `list_workers` returns all, by id.
-/// - `record_generation_stats` upserts the statistics of (run, generation);
+/// - `record_generation_stats` upserts the statistics of (run, generation)
+///   (`NotFound` for an unknown run);
 ///   `generation_stats` lists a run's statistics by generation.
 #[async_trait::async_trait]
 pub trait EvolutionStore: Send + Sync + std::fmt::Debug + 'static {
