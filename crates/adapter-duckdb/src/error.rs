@@ -113,6 +113,7 @@ fn holder_description(message: &str) -> Option<String> {
 const HELD_IN: &str = "Conflicting lock is held in ";
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

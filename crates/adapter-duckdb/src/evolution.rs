@@ -62,8 +62,10 @@ impl EvolutionStore for DuckDbStore {
 
     async fn get_run(&self, run: &RunId) -> Result<RunRecord> {
         let run = run.clone();
-        self.with_reader("reading a run", move |connection| load_run(connection, &run)?.ok_or_else(|| missing_run(&run)))
-            .await
+        self.with_reader("reading a run", move |connection| {
+            load_run(connection, &run)?.ok_or_else(|| missing_run(&run))
+        })
+        .await
     }
 
     async fn list_runs(&self) -> Result<Vec<RunRecord>> {
@@ -241,7 +243,8 @@ impl EvolutionStore for DuckDbStore {
                 let token: i64 = transaction
                     .query_row("SELECT nextval('fencing_tokens')", [], |row| row.get(0))
                     .during("drawing a fencing token")?;
-                let token = u64::try_from(token).map_err(|_| StoreError::internal(BACKEND, "negative fencing token"))?;
+                let token =
+                    u64::try_from(token).map_err(|_| StoreError::internal(BACKEND, "negative fencing token"))?;
                 transaction
                     .execute(
                         "UPDATE tasks SET state = 'leased', attempts = attempts + 1, token = ?, worker = ?,
@@ -319,7 +322,9 @@ impl EvolutionStore for DuckDbStore {
                 .prepare("SELECT state, count(*) FROM tasks WHERE run_id = ? AND generation = ? GROUP BY state")
                 .during("counting tasks")?;
             let rows = statement
-                .query_map(params![run.as_str(), generation], |row| Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?)))
+                .query_map(params![run.as_str(), generation], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))
+                })
                 .during("counting tasks")?;
             let mut counts = TaskCounts::default();
             for row in rows {
@@ -465,9 +470,8 @@ fn complete_one(connection: &Connection, worker: &WorkerId, completion: Completi
     let Some((state, holder, current_token, attempts, max_attempts)) = current else {
         return Ok(CompletionStatus::Stale);
     };
-    let held = state == TaskState::Leased.as_str()
-        && holder.as_deref() == Some(worker.as_str())
-        && current_token == token.0;
+    let held =
+        state == TaskState::Leased.as_str() && holder.as_deref() == Some(worker.as_str()) && current_token == token.0;
     if !held {
         return Ok(CompletionStatus::Stale);
     }
@@ -657,7 +661,11 @@ fn parse_state(text: &str) -> Result<TaskState> {
 }
 
 fn corrupt(what: &str, error: StoreError) -> StoreError {
-    StoreError::Internal { backend: BACKEND, what: format!("the stored {what} is unreadable"), source: Some(Box::new(error)) }
+    StoreError::Internal {
+        backend: BACKEND,
+        what: format!("the stored {what} is unreadable"),
+        source: Some(Box::new(error)),
+    }
 }
 
 fn missing_run(run: &RunId) -> StoreError {
@@ -674,6 +682,7 @@ fn micros(duration: Duration) -> i64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::DuckDbConfig;
@@ -728,7 +737,10 @@ mod tests {
         let unknown = RunId::new("nope").unwrap();
         assert!(matches!(store.get_run(&unknown).await, Err(StoreError::NotFound { .. })));
         assert!(matches!(store.set_run_status(&unknown, RunStatus::Running).await, Err(StoreError::NotFound { .. })));
-        assert_eq!(store.set_run_status(&created.spec.id, RunStatus::Running).await.unwrap().status, RunStatus::Running);
+        assert_eq!(
+            store.set_run_status(&created.spec.id, RunStatus::Running).await.unwrap().status,
+            RunStatus::Running
+        );
 
         let run = created.spec.id;
         assert_eq!(store.latest_generation(&run).await.unwrap(), None);
@@ -799,7 +811,12 @@ mod tests {
         let statuses = store.complete_tasks(&worker("w2"), completions).await.unwrap();
         assert_eq!(
             statuses,
-            vec![CompletionStatus::Recorded, CompletionStatus::Parked, CompletionStatus::Requeued, CompletionStatus::Stale]
+            vec![
+                CompletionStatus::Recorded,
+                CompletionStatus::Parked,
+                CompletionStatus::Requeued,
+                CompletionStatus::Stale
+            ]
         );
         let counts = store.task_counts(&run, 0).await.unwrap();
         assert_eq!(counts, TaskCounts { pending: 1, leased: 0, done: 1, parked: 1 });

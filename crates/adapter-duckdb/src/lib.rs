@@ -47,6 +47,7 @@
 //! # }
 //! ```
 
+pub mod baseline;
 mod config;
 mod error;
 mod evolution;

@@ -91,8 +91,7 @@ impl MarketDataStore for DuckDbStore {
         if matches!((query.start, query.end), (Some(start), Some(end)) if start >= end) {
             return Ok(Vec::new());
         }
-        self.with_reader("computing digests", move |connection| digest(connection, &schema::digest_query(&query)))
-            .await
+        self.with_reader("computing digests", move |connection| digest(connection, &schema::digest_query(&query))).await
     }
 
     async fn delete_bars(&self, symbol: &Symbol, range: TimeRange) -> Result<u64> {
@@ -102,8 +101,9 @@ impl MarketDataStore for DuckDbStore {
         let symbol = symbol.as_str().to_string();
         let (start, end) = (schema::bound(range.start), schema::bound(range.end));
         self.with_writer("deleting bars", move |connection| {
-            let deleted =
-                connection.execute(schema::DELETE_RANGE, duckdb::params![symbol, start, end]).during("deleting bars")?;
+            let deleted = connection
+                .execute(schema::DELETE_RANGE, duckdb::params![symbol, start, end])
+                .during("deleting bars")?;
             Ok(deleted as u64)
         })
         .await
@@ -135,7 +135,11 @@ fn write_batch(connection: &mut Connection, batch: RecordBatch) -> Result<()> {
 /// Runs a bar query on a read connection and sends bounded batches until the
 /// result ends, an error occurs (returned to the caller to send) or the
 /// consumer goes away.
-fn stream_query(db: &std::sync::Arc<Database>, query: &BarQuery, sender: &mpsc::Sender<Result<BarBatch>>) -> Result<()> {
+fn stream_query(
+    db: &std::sync::Arc<Database>,
+    query: &BarQuery,
+    sender: &mpsc::Sender<Result<BarBatch>>,
+) -> Result<()> {
     let connection = Database::reader(db)?;
     let BoundSql { sql, params } = schema::bar_query(query);
     let mut statement = connection.prepare(&sql).during("preparing the bar query")?;
@@ -203,6 +207,7 @@ fn day_from_number(days: i64) -> Option<NaiveDate> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::Arc;
 
@@ -284,9 +289,12 @@ mod tests {
         let input = values.clone();
         let actual = store
             .with_writer("test", move |connection| {
-                connection.execute_batch("CREATE TEMP TABLE float_input (position INTEGER, x DOUBLE)").during("create")?;
+                connection
+                    .execute_batch("CREATE TEMP TABLE float_input (position INTEGER, x DOUBLE)")
+                    .during("create")?;
                 {
-                    let mut appender = connection.appender_to_catalog_and_db("float_input", "temp", "main").during("appender")?;
+                    let mut appender =
+                        connection.appender_to_catalog_and_db("float_input", "temp", "main").during("appender")?;
                     for (position, value) in input.iter().enumerate() {
                         appender.append_row((position as i32, *value)).during("append")?;
                     }
@@ -319,7 +327,12 @@ mod tests {
             bar("^GSPC", -day, 11.0),
             Bar { volume: 0.0, ..bar("^GSPC", -1, 9.5) },
             Bar { volume: -0.0, vwap: Some(9.0), ..bar("^GSPC", 0, 11_456_230_000.0) },
-            Bar { open: 1229.22998, high: 1248.810059, low: 1219.099976, ..bar("^GSPC", 915_408_000_000_000, 1228.099976) },
+            Bar {
+                open: 1229.22998,
+                high: 1248.810059,
+                low: 1219.099976,
+                ..bar("^GSPC", 915_408_000_000_000, 1228.099976)
+            },
         ]);
         for chunk in bars.chunks(2500) {
             store.write_bars(BarBatch::from_bars(chunk)).await.unwrap();
@@ -329,7 +342,8 @@ mod tests {
         let one = Symbol::new("SYN001").unwrap();
         let start = spec.start.plus_micros(day);
         let end = spec.start.plus_micros(3 * day);
-        let partial = store.digest(DigestQuery { symbols: vec![one.clone()], start: Some(start), end: Some(end) }).await;
+        let partial =
+            store.digest(DigestQuery { symbols: vec![one.clone()], start: Some(start), end: Some(end) }).await;
         let expected: Vec<&Bar> =
             bars.iter().filter(|b| b.symbol == "SYN001" && b.timestamp >= start && b.timestamp < end).collect();
         assert_eq!(partial.unwrap(), digest_bars(expected));
@@ -387,17 +401,10 @@ mod tests {
             limit: Some(4),
             order: Order::Descending,
         };
-        let got: Vec<(String, i64)> = store
-            .collect_bars(query)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|b| (b.symbol, b.timestamp.micros()))
-            .collect();
-        let want: Vec<(String, i64)> = ["A", "C"]
-            .iter()
-            .flat_map(|s| [140, 130, 120, 110].map(|t| (s.to_string(), t)))
-            .collect();
+        let got: Vec<(String, i64)> =
+            store.collect_bars(query).await.unwrap().into_iter().map(|b| (b.symbol, b.timestamp.micros())).collect();
+        let want: Vec<(String, i64)> =
+            ["A", "C"].iter().flat_map(|s| [140, 130, 120, 110].map(|t| (s.to_string(), t))).collect();
         assert_eq!(got, want);
         let latest = store.collect_bars(BarQuery::latest(symbol("B"), 2)).await.unwrap();
         assert_eq!(latest.iter().map(|b| b.timestamp.micros()).collect::<Vec<_>>(), vec![190, 180]);
@@ -457,7 +464,8 @@ mod tests {
         for writer in 0..4u64 {
             let store = Arc::clone(&store);
             tasks.push(tokio::spawn(async move {
-                let spec = SyntheticSpec { symbols: vec![format!("W{writer}")], ..SyntheticSpec::minutes(1, 3000, writer) };
+                let spec =
+                    SyntheticSpec { symbols: vec![format!("W{writer}")], ..SyntheticSpec::minutes(1, 3000, writer) };
                 for batch in spec.batches(500) {
                     store.write_bars(batch).await.unwrap();
                     store.collect_bars(BarQuery::latest(Symbol::new(format!("W{writer}")).unwrap(), 3)).await.unwrap();
@@ -501,7 +509,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_killed_writer_leaves_whole_batches() {
+        // Kill points spread over a batch's write: appending, upserting, committing.
+        for fraction in [0.2, 0.5, 0.8, 0.95] {
+            kill_a_writer_mid_batch(fraction).await;
+        }
+    }
+
+    /// Lets a child process commit a few batches, measures how long one takes,
+    /// kills it with SIGKILL `fraction` of the way into the next one, and
+    /// checks that the reopened file holds whole batches with the right digest.
+    async fn kill_a_writer_mid_batch(fraction: f64) {
         use std::io::BufRead;
+        use std::time::Instant;
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("crash.duckdb");
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
@@ -511,18 +530,20 @@ mod tests {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Kill it mid-way through a later batch: after a few commits, and a
-        // little after the latest one so the next batch is being written.
         let stdout = child.stdout.take().unwrap();
         let mut lines = std::io::BufReader::new(stdout).lines();
         let mut committed = 0;
+        let mut commit_times = Vec::new();
         while committed < 4 {
             let line = lines.next().expect("the child died early").unwrap();
-            if line.starts_with("committed ") {
+            // The test harness prints the test's name on the same line as the first one.
+            if line.contains("committed ") {
                 committed += 1;
+                commit_times.push(Instant::now());
             }
         }
-        std::thread::sleep(std::time::Duration::from_millis(30));
+        let per_batch = commit_times[3].duration_since(commit_times[2]);
+        std::thread::sleep(per_batch.mul_f64(fraction));
         child.kill().unwrap();
         child.wait().unwrap();
 
@@ -532,6 +553,10 @@ mod tests {
         assert!(rows >= 4 * CRASH_BATCH_ROWS, "{rows} rows");
         assert_eq!(rows % CRASH_BATCH_ROWS, 0, "{rows} rows is not a whole number of batches");
         let batches = rows / CRASH_BATCH_ROWS;
+        eprintln!(
+            "killed the writer {:?} into batch 5 (one takes {per_batch:?}); the reopened file holds {batches} whole batches",
+            per_batch.mul_f64(fraction)
+        );
         let written: Vec<Bar> = (0..batches).flat_map(|number| crash_batch(number).to_bars()).collect();
         assert_eq!(store.digest(DigestQuery::default()).await.unwrap(), digest_bars(&written));
     }

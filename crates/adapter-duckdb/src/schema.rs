@@ -304,9 +304,7 @@ pub(crate) fn float_bits_stages(column: &str) -> FloatBitsSql {
     let e = format!("e_{column}");
     let m = format!("m_{column}");
     let exponent = format!("CASE WHEN {column} > 0 THEN CAST(floor(log2({column})) AS INTEGER) ELSE 0 END AS {e}");
-    let mantissa = format!(
-        "{column} * pow(2.0, (52 - {e}) // 2) * pow(2.0, (52 - {e}) - (52 - {e}) // 2) AS {m}"
-    );
+    let mantissa = format!("{column} * pow(2.0, (52 - {e}) // 2) * pow(2.0, (52 - {e}) - (52 - {e}) // 2) AS {m}");
     let bits = format!(
         "(CASE WHEN {column} IS NULL THEN NULL \
               WHEN {column} = 0 THEN CAST(0 AS BIGINT) \
@@ -335,6 +333,7 @@ pub(crate) const TASK_COLUMNS: &str = "run_id, generation, individual, payload, 
      worker, lease_expires_at_us, fitness, result, error";
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -237,9 +237,19 @@ async fn duckdb_stores(config: &StorageConfig) -> anyhow::Result<Stores> {
     if settings.threads.is_some() {
         duckdb_config.threads = settings.threads;
     }
-    let store = DuckDbStore::open(duckdb_config)
-        .await
-        .with_context(|| format!("cannot open the DuckDB store {}", settings.path.display()))?;
+    let store = match DuckDbStore::open(duckdb_config).await {
+        Ok(store) => store,
+        Err(error) => {
+            let hint = match (&error, settings.lock_wait) {
+                (strata_core::StoreError::Unavailable { .. }, None) => {
+                    " (--lock-wait SECONDS or STRATA_DUCKDB_LOCK_WAIT waits for another process to let go)"
+                }
+                _ => "",
+            };
+            return Err(anyhow::Error::new(error))
+                .with_context(|| format!("cannot open the DuckDB store {}{hint}", settings.path.display()));
+        }
+    };
     let store = Arc::new(store);
     Ok(Stores { market: store.clone(), evolution: store, description: config.describe() })
 }

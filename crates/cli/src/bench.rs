@@ -19,22 +19,22 @@ use strata_core::{BarBatch, BarQuery, MarketDataStore, MarketDataStoreExt, Symbo
 
 /// Options of `strata bench`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Total rows to generate.
     #[arg(long, default_value_t = 1_000_000)]
-    pub rows: usize,
+    pub(crate) rows: usize,
     /// Symbols the rows are spread over.
     #[arg(long, default_value_t = 10)]
-    pub symbols: usize,
+    pub(crate) symbols: usize,
     /// Rows per write batch.
     #[arg(long, default_value_t = 100_000)]
-    pub batch_rows: usize,
+    pub(crate) batch_rows: usize,
     /// Query repetitions (the figure is the total over all repetitions).
     #[arg(long, default_value_t = 20)]
-    pub repeat: usize,
+    pub(crate) repeat: usize,
     /// Print the table as JSON lines instead.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// One measured line.
@@ -55,7 +55,7 @@ impl Measurement {
 }
 
 /// Runs the benchmark and prints the table.
-pub async fn run(args: &BenchArgs) -> Result<()> {
+pub(crate) async fn run(args: &BenchArgs) -> Result<()> {
     let symbols = args.symbols.max(1);
     let per_symbol = (args.rows / symbols).max(1);
     let spec = SyntheticSpec::minutes(symbols, per_symbol, 7);

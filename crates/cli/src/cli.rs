@@ -94,7 +94,19 @@ pub(crate) enum Command {
     /// Print per-(symbol, day) digests (row count + order-independent hash).
     #[command(long_about = DIGEST_LONG_ABOUT, after_help = DIGEST_AFTER_HELP)]
     Digest(DigestArgs),
+    /// Measure ingest and query throughput of every backend against same-run baselines.
+    #[command(long_about = BENCH_LONG_ABOUT, after_help = "Examples:\n  strata bench\n  strata bench --rows 200000 --json\n  cargo xtask bench")]
+    Bench(crate::bench::BenchArgs),
 }
+
+const BENCH_LONG_ABOUT: &str = "\
+Measure ingest and query throughput (rows/s) of every backend compiled into this binary, on \
+deterministic generated one-minute bars, in fresh stores (DuckDB in a temporary directory; \
+STORAGE_BACKEND and --duckdb-path are ignored).
+
+Each figure is printed next to a baseline measured in the same run: core validation alone, and \
+DuckDB's raw engine (Arrow appender into a keyless table; a plain range SELECT) for the DuckDB \
+store. Ratios travel between machines better than absolute numbers.";
 
 const INGEST_LONG_ABOUT: &str = "\
 Load bars from CSV or Parquet files into the store.

@@ -105,11 +105,11 @@ pub(crate) fn progress_bar(total_rows: Option<u64>, message: &'static str) -> Pr
     let (bar, template) = match total_rows {
         Some(total) => (
             ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()),
-            "{msg:10} [{wide_bar}] {human_pos}/{human_len} rows, {per_sec}, {eta} left",
+            "{msg:10} [{wide_bar}] {human_pos}/{human_len} rows, {per_sec:0}, {eta} left",
         ),
         None => (
             ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
-            "{spinner} {msg:10} {human_pos} rows, {per_sec}",
+            "{spinner} {msg:10} {human_pos} rows, {per_sec:0}",
         ),
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
@@ -728,10 +728,32 @@ impl ParquetColumns {
     }
 }
 
+/// Turns a [`Location`] into text for messages.
+#[derive(Debug, Clone)]
+struct Locator {
+    /// Paths and formats by file index.
+    files: Vec<(PathBuf, InputFormat)>,
+}
+
+impl Locator {
+    fn new(files: &[InputFile]) -> Self {
+        Locator { files: files.iter().map(|file| (file.path.clone(), file.format)).collect() }
+    }
+
+    /// `data/a.csv:17`, `data/b.parquet:row 17`, or `data/a.csv` for the whole file.
+    fn describe(&self, location: Location) -> String {
+        let (path, format) = &self.files[location.file as usize];
+        match (location.number, format) {
+            (0, _) => path.display().to_string(),
+            (number, InputFormat::Csv) => format!("{}:{number}", path.display()),
+            (number, InputFormat::Parquet) => format!("{}:row {number}", path.display()),
+        }
+    }
+}
+
 /// Pass 1: checks chunks, remembers every key, and collects problems.
 struct Validator {
-    /// Paths and formats by file index, for messages.
-    files: Vec<(PathBuf, InputFormat)>,
+    locator: Locator,
     /// Every key seen, with the location it was first seen at (packed).
     keys: HashMap<String, HashMap<i64, u64>>,
     rows: u64,
@@ -746,7 +768,7 @@ struct Validator {
 impl Validator {
     fn new(files: &[InputFile]) -> Self {
         Validator {
-            files: files.iter().map(|file| (file.path.clone(), file.format)).collect(),
+            locator: Locator::new(files),
             keys: HashMap::new(),
             rows: 0,
             problems: 0,
@@ -754,16 +776,6 @@ impl Validator {
             bad_files: 0,
             shown: Vec::new(),
             notes: Vec::new(),
-        }
-    }
-
-    /// `data/a.csv:17`, `data/b.parquet:row 17`, or `data/a.csv` for the whole file.
-    fn describe(&self, location: Location) -> String {
-        let (path, format) = &self.files[location.file as usize];
-        match (location.number, format) {
-            (0, _) => path.display().to_string(),
-            (number, InputFormat::Csv) => format!("{}:{number}", path.display()),
-            (number, InputFormat::Parquet) => format!("{}:row {number}", path.display()),
         }
     }
 
@@ -782,8 +794,12 @@ impl Validator {
             match per_symbol.entry(bar.timestamp.micros()) {
                 Entry::Occupied(first) => {
                     let first = Location::unpack(*first.get());
-                    let message =
-                        format!("({}, {}) appears twice; first at {}", bar.symbol, bar.timestamp, self.describe(first));
+                    let message = format!(
+                        "({}, {}) appears twice; first at {}",
+                        bar.symbol,
+                        bar.timestamp,
+                        self.locator.describe(first)
+                    );
                     problems.push(Problem { location, column: Some("timestamp"), message, whole_file: false });
                 }
                 Entry::Vacant(slot) => {
@@ -813,7 +829,7 @@ impl Validator {
             self.problems += 1;
             if self.shown.len() < SHOWN_PROBLEMS {
                 let column = problem.column.map(|column| format!("column {column}: ")).unwrap_or_default();
-                self.shown.push(format!("{}: {column}{}", self.describe(problem.location), problem.message));
+                self.shown.push(format!("{}: {column}{}", self.locator.describe(problem.location), problem.message));
             }
         }
     }
@@ -856,18 +872,18 @@ async fn write_files(
     let progress = progress_bar(Some(total_rows), "writing");
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<(BarBatch, String)>(2);
     let reader = tokio::task::spawn_blocking(move || -> Result<()> {
-        let describe = Validator::new(&files);
+        let locator = Locator::new(&files);
         for file in &files {
             read_file(file, &options, &mut |chunk| {
                 if let Some(problem) = chunk.problems.first() {
                     return Err(anyhow!(
                         "{}: {} (the file changed after it was validated)",
-                        describe.describe(problem.location),
+                        locator.describe(problem.location),
                         problem.message
                     ));
                 }
                 let Some(first) = chunk.numbers.first() else { return Ok(()) };
-                let origin = describe.describe(Location { file: chunk.file, number: *first });
+                let origin = locator.describe(Location { file: chunk.file, number: *first });
                 let batch = BarBatch::from_bars(&chunk.bars);
                 sender.blocking_send((batch, origin)).map_err(|_| anyhow!("the writer stopped"))
             })?;

@@ -6,6 +6,7 @@
 //! each, plus `output.rs` (writers and formatting) and `exit.rs` (exit codes).
 
 mod backend;
+mod bench;
 mod cli;
 mod exit;
 mod generate;
@@ -36,6 +37,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Bench(args) = &cli.command {
+        bench::run(args).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let storage = StorageConfig::from_env_and_flags(&cli.storage)?;
     match &cli.command {
         Command::Ingest(args) => ingest::run(args, &storage).await,
@@ -44,6 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Health(args) => inspect::health(args, &storage).await,
         Command::Generate(args) => generate::run(args, &storage).await,
         Command::Digest(args) => inspect::digest(args, &storage).await,
+        Command::Bench(_) => unreachable!("handled above: bench builds its own stores"),
     }
 }
 

@@ -285,7 +285,8 @@ impl BarSink for TableSink {
         for row in &rows {
             write_table_line(&mut target, shown.iter().map(|i| row[*i].as_str()), &widths)?;
         }
-        writeln!(target, "({} rows)", group_thousands(rows.len() as u64))?;
+        let count = rows.len() as u64;
+        writeln!(target, "({} {})", group_thousands(count), if count == 1 { "row" } else { "rows" })?;
         target.commit()
     }
 }

@@ -281,7 +281,7 @@ fn query_honours_range_limit_order_and_json_lines() {
 
     let table = duckdb(directory.path(), &["query", "^GSPC", "--limit", "1"]).success();
     assert!(table.stdout.starts_with("symbol"), "{}", table.stdout);
-    assert!(table.stdout.contains("1229.22998") && table.stdout.contains("(1 rows)"), "{}", table.stdout);
+    assert!(table.stdout.contains("1229.22998") && table.stdout.contains("(1 row)"), "{}", table.stdout);
     assert!(!table.stdout.contains("vwap"), "empty optional columns are left out:\n{}", table.stdout);
 
     let health = duckdb(directory.path(), &["health"]).success();

@@ -31,6 +31,8 @@ pub struct RowError {
     pub column: &'static str,
     /// Why, in words.
     pub reason: String,
+    /// For a duplicate key, the row where the key first appeared.
+    pub first_row: Option<usize>,
 }
 
 /// Every problem found in a batch.
@@ -54,6 +56,7 @@ impl ValidationReport {
     pub fn map_rows(mut self, map: impl Fn(usize) -> usize) -> Self {
         for error in &mut self.errors {
             error.row = map(error.row);
+            error.first_row = error.first_row.map(&map);
         }
         self
     }
@@ -65,6 +68,9 @@ impl fmt::Display for ValidationReport {
         write!(f, "{bad} of {} rows are invalid; nothing was written", self.total_rows)?;
         for error in self.errors.iter().take(DISPLAY_LIMIT) {
             write!(f, "\n  row {}, column {}: {}", error.row, error.column, error.reason)?;
+            if let Some(first) = error.first_row {
+                write!(f, " (first in row {first})")?;
+            }
         }
         if self.errors.len() > DISPLAY_LIMIT {
             write!(f, "\n  ... and {} more", self.errors.len() - DISPLAY_LIMIT)?;
@@ -81,7 +87,7 @@ pub(crate) fn null_errors(column: &'static str, array: &dyn Array, errors: &mut 
         return;
     }
     for row in (0..array.len()).filter(|i| array.is_null(*i)) {
-        errors.push(RowError { row, column, reason: "value is missing".into() });
+        errors.push(RowError { row, column, reason: "value is missing".into(), first_row: None });
     }
 }
 
@@ -91,17 +97,21 @@ pub fn validate_columns(c: &BarColumns<'_>) -> Result<(), ValidationReport> {
     let mut errors = Vec::new();
     let mut seen: HashMap<(&str, i64), usize> = HashMap::with_capacity(rows);
     for row in 0..rows {
-        let mut fail = |column: &'static str, reason: String| errors.push(RowError { row, column, reason });
         let symbol = c.symbol.value(row);
+        let timestamp = Timestamp(c.timestamp.value(row));
+        let first = *seen.entry((symbol, timestamp.micros())).or_insert(row);
+        if first != row {
+            let reason = format!("({symbol}, {timestamp}) appears more than once");
+            errors.push(RowError { row, column: "timestamp", reason, first_row: Some(first) });
+        }
+        let mut fail = |column: &'static str, reason: String| {
+            errors.push(RowError { row, column, reason, first_row: None })
+        };
         if let Err(reason) = check_symbol(symbol) {
             fail("symbol", reason);
         }
-        let timestamp = Timestamp(c.timestamp.value(row));
         if timestamp < MIN_TIMESTAMP || timestamp >= MAX_TIMESTAMP {
             fail("timestamp", format!("{timestamp} is outside [{MIN_TIMESTAMP}, {MAX_TIMESTAMP})"));
-        }
-        if let Some(first) = seen.insert((symbol, timestamp.micros()), row) {
-            fail("timestamp", format!("({symbol}, {timestamp}) already appears in row {first}"));
         }
         let (open, high, low, close) = (c.open.value(row), c.high.value(row), c.low.value(row), c.close.value(row));
         let mut prices_ok = true;
@@ -194,6 +204,16 @@ mod tests {
         check(|b| b.vwap = Some(13.0), "vwap");
         check(|b| b.trade_count = Some(-1), "trade_count");
         check(|b| b.timestamp = good(0).timestamp, "timestamp");
+    }
+
+    #[test]
+    fn duplicate_keys_point_at_the_first_row_even_after_relabelling() {
+        let report = BarBatch::from_bars(&[good(0), good(1), good(0)]).validate().unwrap_err();
+        assert_eq!(report.errors[0].row, 2);
+        assert_eq!(report.errors[0].first_row, Some(0));
+        let lines = report.map_rows(|row| row + 2);
+        assert_eq!((lines.errors[0].row, lines.errors[0].first_row), (4, Some(2)));
+        assert!(lines.to_string().contains("(first in row 2)"), "{lines}");
     }
 
     #[test]
