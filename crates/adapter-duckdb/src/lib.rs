@@ -5,6 +5,9 @@
 //! [`strata_core::EvolutionStore`] (`name() == "duckdb"`), and serves as the
 //! hybrid store's local cache.
 //!
+//! [`baseline`] holds raw DuckDB calls without Strata's layers (validation,
+//! staging, upsert), which `strata bench` measures the store against.
+//!
 //! # Invariants
 //!
 //! - Every DuckDB call runs on tokio's blocking pool; the async methods never block.
