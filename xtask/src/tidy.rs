@@ -14,7 +14,8 @@ pub(crate) fn check(root: &Path) -> Result<()> {
     for file in rust_files(root)? {
         let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
         if !text.trim_start().starts_with("//!") {
-            problems.push(format!("{}: must open with a `//!` line saying what the module is for", relative(root, &file)));
+            problems
+                .push(format!("{}: must open with a `//!` line saying what the module is for", relative(root, &file)));
         }
     }
     let core_manifest = read(&root.join("crates/core/Cargo.toml"))?;

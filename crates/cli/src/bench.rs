@@ -85,8 +85,7 @@ pub(crate) async fn run(args: &BenchArgs) -> Result<()> {
     #[cfg(feature = "memory")]
     {
         let store: Arc<dyn MarketDataStore> = Arc::new(strata_adapter_mock::MemoryStore::new());
-        measure_store(&store, "memory", &batches, &spec, range, args.repeat, validate_line, None, &mut table)
-            .await?;
+        measure_store(&store, "memory", &batches, &spec, range, args.repeat, validate_line, None, &mut table).await?;
     }
 
     #[cfg(feature = "duckdb")]
@@ -163,7 +162,13 @@ async fn measure_store(
         for batch in batches {
             store.write_bars(batch.clone()).await.with_context(|| format!("{backend}: {operation}"))?;
         }
-        table.push(Measurement { operation, backend, rows: total, elapsed: started.elapsed(), baseline: ingest_baseline });
+        table.push(Measurement {
+            operation,
+            backend,
+            rows: total,
+            elapsed: started.elapsed(),
+            baseline: ingest_baseline,
+        });
     }
     let summary = store.summary().await?;
     anyhow::ensure!(
@@ -193,7 +198,13 @@ async fn measure_store(
         let symbol = Symbol::new(spec.symbols[i % spec.symbols.len()].clone())?;
         rows += store.collect_bars(BarQuery::latest(symbol, 100)).await?.len();
     }
-    table.push(Measurement { operation: "latest 100, 1 symbol", backend, rows, elapsed: started.elapsed(), baseline: None });
+    table.push(Measurement {
+        operation: "latest 100, 1 symbol",
+        backend,
+        rows,
+        elapsed: started.elapsed(),
+        baseline: None,
+    });
     Ok(())
 }
 
@@ -213,13 +224,12 @@ fn print_table(table: &[Measurement], json: bool) {
         }
         return;
     }
-    println!(
-        "{:<28} {:<8} {:>11} {:>9} {:>13}  vs baseline",
-        "operation", "backend", "rows", "seconds", "rows/s"
-    );
+    println!("{:<28} {:<8} {:>11} {:>9} {:>13}  vs baseline", "operation", "backend", "rows", "seconds", "rows/s");
     for m in table {
         let versus = match (m.baseline, ratio(m)) {
-            (Some(b), Some(r)) => format!("{r:.2}x {} {}", table[b].backend, table[b].operation.trim_end_matches(" (baseline)")),
+            (Some(b), Some(r)) => {
+                format!("{r:.2}x {} {}", table[b].backend, table[b].operation.trim_end_matches(" (baseline)"))
+            }
             _ => String::new(),
         };
         println!(
@@ -237,7 +247,7 @@ fn group_thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

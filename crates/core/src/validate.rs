@@ -104,9 +104,8 @@ pub fn validate_columns(c: &BarColumns<'_>) -> Result<(), ValidationReport> {
             let reason = format!("({symbol}, {timestamp}) appears more than once");
             errors.push(RowError { row, column: "timestamp", reason, first_row: Some(first) });
         }
-        let mut fail = |column: &'static str, reason: String| {
-            errors.push(RowError { row, column, reason, first_row: None })
-        };
+        let mut fail =
+            |column: &'static str, reason: String| errors.push(RowError { row, column, reason, first_row: None });
         if let Err(reason) = check_symbol(symbol) {
             fail("symbol", reason);
         }
