@@ -149,6 +149,25 @@ pub async fn resaving_a_generation_is_idempotent_only_when_identical(store: &dyn
     assert_eq!(loaded, g0, "the original population is kept");
 }
 
+/// Populations come back ordered by index whatever order they were saved in,
+/// and an index listed twice is refused with nothing stored.
+pub async fn populations_are_ordered_by_index_and_unique(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let mut shuffled = generation(&run, 0, 6, "shuffled");
+    shuffled.individuals.reverse();
+    store.save_generation(shuffled.clone(), None).await.unwrap_or_else(|e| panic!("reversed g0: {e}"));
+    let loaded = store.load_generation(&run, 0).await.unwrap_or_else(|e| panic!("load g0: {e}"));
+    let indexes: Vec<u32> = loaded.individuals.iter().map(|i| i.index).collect();
+    assert_eq!(indexes, [0, 1, 2, 3, 4, 5], "individuals are returned ordered by index");
+    store.save_generation(shuffled, None).await.unwrap_or_else(|e| panic!("the same population in another order: {e}"));
+    let mut twice = generation(&run, 1, 3, "twice");
+    twice.individuals[2].index = 0;
+    let error = store.save_generation(twice, Some(0)).await.expect_err("an index listed twice");
+    assert!(matches!(error, StoreError::InvalidInput(_)), "a repeated index is InvalidInput, got {error:?}");
+    let latest = store.latest_generation(&run).await.unwrap_or_else(|e| panic!("latest_generation: {e}"));
+    assert_eq!(latest.map(|g| g.number), Some(0), "the refused generation was not stored");
+}
+
 /// `load_generation` returns a stored population as saved; `latest_generation` the highest number.
 pub async fn load_and_latest_generation(store: &dyn EvolutionStore) {
     let run = create_run(store, "run-a").await;

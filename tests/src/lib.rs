@@ -194,6 +194,7 @@ macro_rules! __evolution_cases {
             set_run_status_changes_the_status,
             save_generation_is_a_compare_and_set,
             resaving_a_generation_is_idempotent_only_when_identical,
+            populations_are_ordered_by_index_and_unique,
             load_and_latest_generation,
             enqueue_is_idempotent_and_counts_new_tasks,
             lease_grants_up_to_max_tasks_with_increasing_tokens,

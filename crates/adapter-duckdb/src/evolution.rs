@@ -100,14 +100,7 @@ impl EvolutionStore for DuckDbStore {
     }
 
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
-        let Generation { run, number, mut individuals } = generation;
-        individuals.sort_by_key(|individual| individual.index);
-        if let Some(pair) = individuals.windows(2).find(|pair| pair[0].index == pair[1].index) {
-            return Err(StoreError::invalid(format!(
-                "generation {number} of run {run} lists individual {} twice",
-                pair[0].index
-            )));
-        }
+        let Generation { run, number, individuals } = generation.normalized()?;
         self.with_writer("saving a generation", move |connection| {
             let transaction = connection.transaction().during("starting a transaction")?;
             require_run(&transaction, &run)?;

@@ -108,6 +108,7 @@ impl EvolutionStore for MemoryStore {
     }
 
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
+        let generation = generation.normalized()?;
         let mut state = lock(&self.evolution)?;
         state.run(&generation.run)?;
         let key = (generation.run.clone(), generation.number);

@@ -163,6 +163,22 @@ pub struct Generation {
     pub individuals: Vec<Individual>,
 }
 
+impl Generation {
+    /// Sorts the individuals by index and refuses an index listed twice
+    /// (`InvalidInput`). Adapters call this before saving, so populations are
+    /// compared and returned ordered by index whatever order they came in.
+    pub fn normalized(mut self) -> Result<Self> {
+        self.individuals.sort_by_key(|individual| individual.index);
+        if let Some(pair) = self.individuals.windows(2).find(|pair| pair[0].index == pair[1].index) {
+            return Err(StoreError::invalid(format!(
+                "generation {} of run {} lists individual {} twice",
+                self.number, self.run, pair[0].index
+            )));
+        }
+        Ok(self)
+    }
+}
+
 /// Identifies an evaluation task: one individual of one generation of one run.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TaskKey {
@@ -409,6 +425,18 @@ mod tests {
         assert!(RunId::new("a b").is_err());
         assert!(WorkerId::new("host:1234").is_ok());
         assert!(WorkerId::new("x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn generations_normalize_by_index_and_refuse_duplicates() {
+        let run = RunId::new("r").unwrap();
+        let individual = |index: u32| Individual { index, genome: format!("g{index}") };
+        let shuffled =
+            Generation { run: run.clone(), number: 0, individuals: vec![individual(2), individual(0), individual(1)] };
+        let indexes: Vec<u32> = shuffled.normalized().unwrap().individuals.iter().map(|i| i.index).collect();
+        assert_eq!(indexes, [0, 1, 2]);
+        let twice = Generation { run, number: 0, individuals: vec![individual(1), individual(1)] };
+        assert!(matches!(twice.normalized(), Err(StoreError::InvalidInput(_))));
     }
 
     #[test]

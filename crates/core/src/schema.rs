@@ -224,6 +224,13 @@ fn normalise_column(name: &str, column: ArrayRef) -> Result<ArrayRef> {
             Arc::new(values)
         }
         ("symbol", _) => return Err(wrong("Utf8")),
+        ("timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some(zone))) if is_utc(zone) => {
+            if zone.as_ref() == "UTC" {
+                column
+            } else {
+                Arc::new(column.as_primitive::<TimestampMicrosecondType>().clone().with_timezone("UTC"))
+            }
+        }
         ("timestamp", DataType::Timestamp(unit, _)) => {
             let scale = |value: i64| match unit {
                 TimeUnit::Second => value.checked_mul(1_000_000),
@@ -260,6 +267,12 @@ fn normalise_column(name: &str, column: ArrayRef) -> Result<ArrayRef> {
         | (_, DataType::Null) => arrow_cast_f64(&column).ok_or_else(|| wrong("Float64"))?,
         _ => return Err(wrong("Float64")),
     })
+}
+
+/// Zone names that mean UTC; any other zone is still converted, since Arrow
+/// timestamps are UTC instants whatever the zone label says.
+fn is_utc(zone: &str) -> bool {
+    matches!(zone, "UTC" | "+00:00" | "Z" | "Etc/UTC" | "utc")
 }
 
 fn arrow_cast_f64(column: &ArrayRef) -> Option<ArrayRef> {

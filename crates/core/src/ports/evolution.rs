@@ -23,7 +23,9 @@ use crate::evolution::{
 /// - `list_runs` returns every run, newest first.
 ///
 /// # Generations
-/// - `save_generation` stores a whole population atomically. If that
+/// - `save_generation` stores a whole population atomically, ordered by
+///   individual index (see [`Generation::normalized`]; an index listed twice
+///   is `InvalidInput`). If that
 ///   generation number is already stored, an identical population is accepted
 ///   (idempotent retry) and a different one is `Conflict`. Otherwise the
 ///   latest stored generation must equal `expected_latest` (`None` = no
