@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::output::group_thousands;
 use anyhow::{Context, Result};
 use strata_core::synthetic::SyntheticSpec;
 use strata_core::{BarBatch, BarQuery, MarketDataStore, MarketDataStoreExt, Symbol, Timestamp};
@@ -243,29 +244,9 @@ fn print_table(table: &[Measurement], json: bool) {
     }
 }
 
-fn group_thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thousands_are_grouped() {
-        assert_eq!(group_thousands(0), "0");
-        assert_eq!(group_thousands(999), "999");
-        assert_eq!(group_thousands(1_000), "1,000");
-        assert_eq!(group_thousands(12_345_678), "12,345,678");
-    }
 
     #[test]
     fn middle_half_is_half_of_each_series() {
