@@ -14,8 +14,9 @@
 //! - One writer connection behind a mutex performs every write, each in one
 //!   transaction; reads use cloned connections and see committed data only.
 //! - A bar batch is validated before anything is written, then upserted in
-//!   one transaction (Arrow appender into a `TEMP` staging table, one
-//!   `INSERT ... ON CONFLICT DO UPDATE`): after a crash, DuckDB's WAL holds
+//!   one transaction (Arrow appender into a `TEMP` staging table, then the
+//!   staged keys deleted and the staged rows inserted; the single writer keeps
+//!   (symbol, ts) unique without an index): after a crash, DuckDB's WAL holds
 //!   either the whole batch or none of it.
 //! - Floats are stored as `DOUBLE` and timestamps as `TIMESTAMPTZ`
 //!   (microseconds UTC), so bars come back bit-exactly.

@@ -114,9 +114,10 @@ impl MarketDataStore for DuckDbStore {
     }
 }
 
-/// Upserts one validated batch: Arrow appender into the staging table, one
-/// `INSERT ... ON CONFLICT DO UPDATE` into `ohlcv_bars`, staging cleared, all
-/// in one transaction. DuckDB's WAL makes the commit all or nothing, also
+/// Upserts one validated batch: Arrow appender into the staging table, the
+/// staged keys deleted from `ohlcv_bars` and the staged rows inserted (see
+/// `schema` for why there is no primary key), staging cleared, all in one
+/// transaction. DuckDB's WAL makes the commit all or nothing, also
 /// when the process dies half-way.
 fn write_batch(connection: &mut Connection, batch: RecordBatch) -> Result<()> {
     let transaction = connection.transaction().during("starting the write transaction")?;
@@ -127,7 +128,8 @@ fn write_batch(connection: &mut Connection, batch: RecordBatch) -> Result<()> {
         appender.append_record_batch(batch).during("appending the batch to staging")?;
         appender.flush().during("flushing the staging appender")?;
     }
-    transaction.execute(schema::UPSERT_FROM_STAGING, []).during("upserting staged bars")?;
+    transaction.execute(schema::DELETE_STAGED_KEYS, []).during("replacing stored bars with staged keys")?;
+    transaction.execute(schema::INSERT_STAGED, []).during("inserting staged bars")?;
     transaction.execute(schema::CLEAR_STAGING, []).during("clearing staged bars")?;
     transaction.commit().during("committing bars")
 }

@@ -5,13 +5,22 @@
 //! | table | key | holds |
 //! |---|---|---|
 //! | `schema_version` | `version` | one row per applied migration |
-//! | `ohlcv_bars` | `(symbol, ts)` | bars; `ts` is `TIMESTAMPTZ` (microseconds UTC), floats `DOUBLE`, `vwap` and `trade_count` nullable |
+//! | `ohlcv_bars` | `(symbol, ts)`, kept unique by the writer (no index, see below) | bars; `ts` is `TIMESTAMPTZ` (microseconds UTC), floats `DOUBLE`, `vwap` and `trade_count` nullable |
 //! | `runs` | `id` | run specs, status, store-clock times |
 //! | `generations` | `(run_id, generation)` | one row per saved generation (so an empty population still counts) |
 //! | `individuals` | `(run_id, generation, individual)` | the population rows |
 //! | `tasks` | `(run_id, generation, individual)` | evaluation tasks: state, attempts, lease, result |
 //! | `workers` | `id` | registered workers |
 //! | `generation_stats` | `(run_id, generation)` | per-generation fitness statistics |
+//!
+//! `ohlcv_bars` has no `PRIMARY KEY`: maintaining DuckDB's ART index for new
+//! keys made a bulk load of fresh bars about 2.2x slower than the same load
+//! into a keyless table (measured: 1M one-minute bars in 100k batches, 3.4 s
+//! against 1.5 s), while ranges are served by zone maps either way. The key is
+//! kept unique by the only write path: one transaction on the single writer
+//! connection deletes the staged keys and inserts the staged rows (validation
+//! has already refused a key twice within a batch). The join's min/max filter
+//! lets the delete skip row groups outside the batch's time range.
 //!
 //! Sequences: `fencing_tokens` (lease tokens) and `run_order` (creation order
 //! of runs). Store-clock instants of the evolution tables are `BIGINT`
@@ -52,8 +61,7 @@ CREATE TABLE ohlcv_bars (
     close       DOUBLE      NOT NULL,
     volume      DOUBLE      NOT NULL,
     vwap        DOUBLE,
-    trade_count BIGINT,
-    PRIMARY KEY (symbol, ts)
+    trade_count BIGINT
 );
 CREATE SEQUENCE run_order START 1;
 CREATE TABLE runs (
@@ -132,13 +140,14 @@ pub(crate) const CREATE_STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS bar_sta
     symbol VARCHAR, ts TIMESTAMPTZ, open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE,
     volume DOUBLE, vwap DOUBLE, trade_count BIGINT)";
 
-/// Moves the staged batch into `ohlcv_bars`; the last write of a key wins.
-pub(crate) const UPSERT_FROM_STAGING: &str = "INSERT INTO ohlcv_bars
+/// Removes the stored rows whose keys are staged (first half of the upsert).
+pub(crate) const DELETE_STAGED_KEYS: &str = "DELETE FROM ohlcv_bars USING temp.main.bar_staging AS staged
+    WHERE ohlcv_bars.symbol = staged.symbol AND ohlcv_bars.ts = staged.ts";
+
+/// Inserts the staged rows (second half of the upsert): the last write of a key wins.
+pub(crate) const INSERT_STAGED: &str = "INSERT INTO ohlcv_bars
     (symbol, ts, open, high, low, close, volume, vwap, trade_count)
-    SELECT symbol, ts, open, high, low, close, volume, vwap, trade_count FROM temp.main.bar_staging
-    ON CONFLICT (symbol, ts) DO UPDATE SET
-        open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
-        volume = excluded.volume, vwap = excluded.vwap, trade_count = excluded.trade_count";
+    SELECT symbol, ts, open, high, low, close, volume, vwap, trade_count FROM temp.main.bar_staging";
 
 /// Empties the staging table (inside the write transaction).
 pub(crate) const CLEAR_STAGING: &str = "DELETE FROM temp.main.bar_staging";
