@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
 use futures::stream::{self, BoxStream, StreamExt};
 use strata_core::digest::DigestAccumulator;
 use strata_core::{
-    Bar, BarBatch, BarQuery, DayDigest, DigestQuery, HealthReport, MarketDataStore, MarketSummary, Order, Result,
-    StoreError, Symbol, SymbolSummary, TimeRange, Timestamp, WriteReport, bar_schema,
+    Bar, BarBatch, BarBatchBuilder, BarQuery, DayDigest, DigestQuery, HealthReport, MarketDataStore, MarketSummary,
+    Order, Result, Symbol, SymbolSummary, TimeRange, Timestamp, WriteReport,
 };
 
 use crate::{BACKEND, MemoryStore, lock};
@@ -88,7 +87,7 @@ impl Cursor {
             };
             self.returned += rows.len();
             self.last = rows.last().map(|(timestamp, _)| *timestamp);
-            let batch = (!rows.is_empty()).then(|| build_batch(symbol, &rows)).transpose()?;
+            let batch = (!rows.is_empty()).then(|| build_batch(symbol, &rows));
             if rows.len() < wanted || self.returned >= limit {
                 symbols.pop_front();
                 self.last = None;
@@ -138,32 +137,13 @@ fn is_empty_range(lower: Bound<i64>, upper: Bound<i64>) -> bool {
 }
 
 /// One batch of one symbol's rows in the canonical schema.
-fn build_batch(symbol: &str, rows: &[(i64, StoredBar)]) -> Result<BarBatch> {
-    let count = rows.len();
-    let mut symbols = StringBuilder::with_capacity(count, count * symbol.len());
-    let mut timestamps = TimestampMicrosecondBuilder::with_capacity(count).with_timezone("UTC");
-    let mut prices: [Float64Builder; 5] = std::array::from_fn(|_| Float64Builder::with_capacity(count));
-    let mut vwap = Float64Builder::with_capacity(count);
-    let mut trade_count = Int64Builder::with_capacity(count);
+fn build_batch(symbol: &str, rows: &[(i64, StoredBar)]) -> BarBatch {
+    let mut builder = BarBatchBuilder::with_capacity(rows.len());
     for (timestamp, bar) in rows {
-        symbols.append_value(symbol);
-        timestamps.append_value(*timestamp);
-        for (builder, value) in prices.iter_mut().zip([bar.open, bar.high, bar.low, bar.close, bar.volume]) {
-            builder.append_value(value);
-        }
-        vwap.append_option(bar.vwap);
-        trade_count.append_option(bar.trade_count);
+        let values = [bar.open, bar.high, bar.low, bar.close, bar.volume];
+        builder.push_parts(symbol, Timestamp(*timestamp), values, bar.vwap, bar.trade_count);
     }
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(symbols.finish()), Arc::new(timestamps.finish())];
-    columns.extend(prices.iter_mut().map(|builder| Arc::new(builder.finish()) as ArrayRef));
-    columns.push(Arc::new(vwap.finish()));
-    columns.push(Arc::new(trade_count.finish()));
-    let batch = RecordBatch::try_new(bar_schema(), columns).map_err(|error| StoreError::Internal {
-        backend: BACKEND,
-        what: "building a query batch".into(),
-        source: Some(Box::new(error)),
-    })?;
-    BarBatch::try_new(batch)
+    builder.finish()
 }
 
 /// Whether `symbol` is selected by a list where empty means every symbol.

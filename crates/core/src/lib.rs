@@ -42,5 +42,5 @@ pub use ports::evolution::EvolutionStore;
 pub use ports::market::{MarketDataStore, MarketDataStoreExt};
 pub use ports::provision::{Provisioner, Secret};
 pub use query::{BarQuery, HealthReport, MarketSummary, Order, SymbolSummary, TimeRange, WriteReport};
-pub use schema::{BarBatch, bar_schema};
+pub use schema::{BarBatch, BarBatchBuilder, bar_schema};
 pub use validate::{RowError, ValidationReport};

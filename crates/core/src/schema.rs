@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{ArrayBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -91,26 +91,11 @@ impl BarBatch {
 
     /// Builds a batch from rows.
     pub fn from_bars(bars: &[Bar]) -> Self {
-        let mut symbol = StringBuilder::with_capacity(bars.len(), bars.len() * 6);
-        let mut timestamp = TimestampMicrosecondBuilder::with_capacity(bars.len()).with_timezone("UTC");
-        let mut prices: [Float64Builder; 5] = std::array::from_fn(|_| Float64Builder::with_capacity(bars.len()));
-        let mut vwap = Float64Builder::with_capacity(bars.len());
-        let mut trade_count = Int64Builder::with_capacity(bars.len());
+        let mut builder = BarBatchBuilder::with_capacity(bars.len());
         for bar in bars {
-            symbol.append_value(&bar.symbol);
-            timestamp.append_value(bar.timestamp.micros());
-            for (builder, value) in prices.iter_mut().zip([bar.open, bar.high, bar.low, bar.close, bar.volume]) {
-                builder.append_value(value);
-            }
-            vwap.append_option(bar.vwap);
-            trade_count.append_option(bar.trade_count);
+            builder.push(bar);
         }
-        let mut columns: Vec<ArrayRef> = vec![Arc::new(symbol.finish()), Arc::new(timestamp.finish())];
-        columns.extend(prices.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        columns.push(Arc::new(vwap.finish()));
-        columns.push(Arc::new(trade_count.finish()));
-        let batch = RecordBatch::try_new(bar_schema(), columns).expect("columns built to the bar schema");
-        BarBatch { batch }
+        builder.finish()
     }
 
     /// An empty batch.
@@ -180,6 +165,79 @@ impl BarBatch {
     /// A zero-copy slice of `len` rows from `offset`.
     pub fn slice(&self, offset: usize, len: usize) -> Self {
         BarBatch { batch: self.batch.slice(offset, len) }
+    }
+}
+
+/// Builds a [`BarBatch`] row by row, straight into Arrow builders.
+#[derive(Debug)]
+pub struct BarBatchBuilder {
+    symbol: StringBuilder,
+    timestamp: TimestampMicrosecondBuilder,
+    /// open, high, low, close, volume
+    values: [Float64Builder; 5],
+    vwap: Float64Builder,
+    trade_count: Int64Builder,
+}
+
+impl BarBatchBuilder {
+    /// A builder with room for `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        BarBatchBuilder {
+            symbol: StringBuilder::with_capacity(rows, rows * 6),
+            timestamp: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            values: std::array::from_fn(|_| Float64Builder::with_capacity(rows)),
+            vwap: Float64Builder::with_capacity(rows),
+            trade_count: Int64Builder::with_capacity(rows),
+        }
+    }
+
+    /// Appends one bar.
+    pub fn push(&mut self, bar: &Bar) {
+        self.push_parts(
+            &bar.symbol,
+            bar.timestamp,
+            [bar.open, bar.high, bar.low, bar.close, bar.volume],
+            bar.vwap,
+            bar.trade_count,
+        );
+    }
+
+    /// Appends one row from its parts; `values` are open, high, low, close, volume.
+    pub fn push_parts(
+        &mut self,
+        symbol: &str,
+        timestamp: Timestamp,
+        values: [f64; 5],
+        vwap: Option<f64>,
+        trade_count: Option<i64>,
+    ) {
+        self.symbol.append_value(symbol);
+        self.timestamp.append_value(timestamp.micros());
+        for (builder, value) in self.values.iter_mut().zip(values) {
+            builder.append_value(value);
+        }
+        self.vwap.append_option(vwap);
+        self.trade_count.append_option(trade_count);
+    }
+
+    /// Rows appended so far.
+    pub fn len(&self) -> usize {
+        self.symbol.len()
+    }
+
+    /// True when nothing was appended.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The finished batch.
+    pub fn finish(mut self) -> BarBatch {
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(self.symbol.finish()), Arc::new(self.timestamp.finish())];
+        columns.extend(self.values.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        columns.push(Arc::new(self.vwap.finish()));
+        columns.push(Arc::new(self.trade_count.finish()));
+        let batch = RecordBatch::try_new(bar_schema(), columns).expect("columns built to the bar schema");
+        BarBatch { batch }
     }
 }
 
