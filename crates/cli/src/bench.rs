@@ -41,7 +41,7 @@ pub(crate) struct BenchArgs {
 /// One measured line.
 #[derive(Debug, Clone)]
 struct Measurement {
-    operation: &'static str,
+    operation: String,
     backend: &'static str,
     rows: usize,
     elapsed: Duration,
@@ -75,7 +75,7 @@ pub(crate) async fn run(args: &BenchArgs) -> Result<()> {
         batch.validate().map_err(|report| anyhow::anyhow!("generated data failed validation: {report}"))?;
     }
     table.push(Measurement {
-        operation: "validate (baseline)",
+        operation: "validate (baseline)".into(),
         backend: "core",
         rows: total,
         elapsed: started.elapsed(),
@@ -100,7 +100,7 @@ pub(crate) async fn run(args: &BenchArgs) -> Result<()> {
             tokio::task::spawn_blocking(move || baseline::raw_append(&path, &record_batches)).await??
         };
         table.push(Measurement {
-            operation: "raw append (baseline)",
+            operation: "raw append (baseline)".into(),
             backend: "duckdb",
             rows: total,
             elapsed: raw_append,
@@ -120,7 +120,7 @@ pub(crate) async fn run(args: &BenchArgs) -> Result<()> {
             raw_elapsed += elapsed;
         }
         table.push(Measurement {
-            operation: "raw range query (baseline)",
+            operation: "raw range query (baseline)".into(),
             backend: "duckdb",
             rows: raw_rows,
             elapsed: raw_elapsed,
@@ -158,26 +158,44 @@ async fn measure_store(
     table: &mut Vec<Measurement>,
 ) -> Result<()> {
     let total: usize = batches.iter().map(BarBatch::len).sum();
-    for operation in ["ingest (new keys)", "upsert (existing keys)"] {
+    let write_all = |operation: &'static str| async move {
         let started = Instant::now();
         for batch in batches {
             store.write_bars(batch.clone()).await.with_context(|| format!("{backend}: {operation}"))?;
         }
-        table.push(Measurement {
-            operation,
+        anyhow::Ok(Measurement {
+            operation: operation.into(),
             backend,
             rows: total,
             elapsed: started.elapsed(),
             baseline: ingest_baseline,
-        });
-    }
+        })
+    };
+    table.push(write_all("ingest (new keys)").await?);
+    measure_queries(store, backend, spec, range, repeat, query_baseline, "", table).await?;
+    table.push(write_all("upsert (existing keys)").await?);
     let summary = store.summary().await?;
     anyhow::ensure!(
         summary.total_rows() == total as u64,
-        "{backend}: stored {} rows after ingesting {total}",
+        "{backend}: stored {} rows after writing {total} twice",
         summary.total_rows()
     );
+    measure_queries(store, backend, spec, range, repeat, query_baseline, " after upsert", table).await
+}
 
+/// A range query and a "latest 100" query of one symbol, `repeat` times each
+/// (rotating over the symbols); `suffix` labels the store's state.
+#[allow(clippy::too_many_arguments)]
+async fn measure_queries(
+    store: &Arc<dyn MarketDataStore>,
+    backend: &'static str,
+    spec: &SyntheticSpec,
+    range: (Timestamp, Timestamp),
+    repeat: usize,
+    query_baseline: Option<usize>,
+    suffix: &str,
+    table: &mut Vec<Measurement>,
+) -> Result<()> {
     let mut rows = 0;
     let started = Instant::now();
     for i in 0..repeat {
@@ -186,13 +204,12 @@ async fn measure_store(
         rows += batches.iter().map(BarBatch::len).sum::<usize>();
     }
     table.push(Measurement {
-        operation: "range query, 1 symbol",
+        operation: format!("range query, 1 symbol{suffix}"),
         backend,
         rows,
         elapsed: started.elapsed(),
         baseline: query_baseline,
     });
-
     let mut rows = 0;
     let started = Instant::now();
     for i in 0..repeat {
@@ -200,7 +217,7 @@ async fn measure_store(
         rows += store.collect_bars(BarQuery::latest(symbol, 100)).await?.len();
     }
     table.push(Measurement {
-        operation: "latest 100, 1 symbol",
+        operation: format!("latest 100, 1 symbol{suffix}"),
         backend,
         rows,
         elapsed: started.elapsed(),
@@ -213,7 +230,7 @@ fn print_table(table: &[Measurement], json: bool) {
     let ratio = |m: &Measurement| m.baseline.map(|b| m.rows_per_second() / table[b].rows_per_second());
     if json {
         for m in table {
-            let baseline = m.baseline.map(|b| table[b].operation);
+            let baseline = m.baseline.map(|b| table[b].operation.as_str());
             println!(
                 "{}",
                 serde_json::json!({
@@ -225,7 +242,7 @@ fn print_table(table: &[Measurement], json: bool) {
         }
         return;
     }
-    println!("{:<28} {:<8} {:>11} {:>9} {:>13}  vs baseline", "operation", "backend", "rows", "seconds", "rows/s");
+    println!("{:<36} {:<8} {:>11} {:>9} {:>13}  vs baseline", "operation", "backend", "rows", "seconds", "rows/s");
     for m in table {
         let versus = match (m.baseline, ratio(m)) {
             (Some(b), Some(r)) => {
@@ -234,7 +251,7 @@ fn print_table(table: &[Measurement], json: bool) {
             _ => String::new(),
         };
         println!(
-            "{:<28} {:<8} {:>11} {:>9.3} {:>13}  {versus}",
+            "{:<36} {:<8} {:>11} {:>9.3} {:>13}  {versus}",
             m.operation,
             m.backend,
             group_thousands(m.rows as u64),
