@@ -68,11 +68,15 @@ fn run(args: &[String]) -> Result<()> {
     }
 }
 
+/// The workspace root of the checkout being worked on. `cargo run` sets
+/// `CARGO_MANIFEST_DIR` at run time; the compile-time value is only a
+/// fallback, because `target/debug/xtask` is shared by every checkout that
+/// uses the same target directory and may have been built from another one.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives one level below the workspace root")
-        .to_path_buf()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir.parent().map(Path::to_path_buf).unwrap_or(manifest_dir)
 }
 
 fn test(root: &Path, args: &[String]) -> Result<()> {
@@ -104,8 +108,7 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
 }
 
 fn bench(root: &Path, args: &[String]) -> Result<()> {
-    step(root, "build", &["build", "--workspace", "--all-targets"], &[])?;
-    let binary = target_dir(root)?.join("debug").join("strata");
+    let binary = build_strata(root)?;
     println!("xtask: running {} bench {}", binary.display(), args.join(" "));
     let status = Command::new(&binary)
         .arg("bench")
@@ -117,6 +120,33 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         bail!("strata bench failed ({status})");
     }
     Ok(())
+}
+
+/// Builds the workspace and returns the `strata` executable as cargo reports
+/// it (honours `CARGO_TARGET_DIR` and cargo config).
+fn build_strata(root: &Path) -> Result<PathBuf> {
+    println!("xtask: build: cargo build --workspace --all-targets");
+    let output = Command::new(cargo())
+        .args(["build", "--workspace", "--all-targets", "--message-format=json-render-diagnostics"])
+        .current_dir(root)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("starting cargo build")?;
+    if !output.status.success() {
+        bail!("cargo build failed ({})", output.status);
+    }
+    let messages = String::from_utf8_lossy(&output.stdout);
+    strata_executable(&messages).context("cargo build reported no `strata` executable")
+}
+
+/// Finds the `strata` binary's executable in cargo's JSON build messages.
+fn strata_executable(messages: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"kind\":[\"bin\"]"))
+        .filter(|line| line.contains("\"name\":\"strata\""))
+        .find_map(|line| json_string_field(line, "executable"))
+        .map(PathBuf::from)
 }
 
 /// Splits `a b -- c d` into (`[a, b]`, `[c, d]`).
@@ -145,20 +175,6 @@ fn step(root: &Path, name: &str, args: &[&str], envs: &[(&str, &str)]) -> Result
     }
     println!("xtask: {name} ok ({:.1} s)", started.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// The cargo target directory (honours CARGO_TARGET_DIR and config).
-fn target_dir(root: &Path) -> Result<PathBuf> {
-    let output = Command::new(cargo())
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(root)
-        .output()
-        .context("running cargo metadata")?;
-    if !output.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    let text = String::from_utf8(output.stdout).context("cargo metadata printed non-UTF-8")?;
-    json_string_field(&text, "target_directory").map(PathBuf::from).context("cargo metadata has no target_directory")
 }
 
 /// Extracts a top-level string field from cargo's JSON without a JSON dependency.
@@ -190,7 +206,22 @@ mod tests {
     }
 
     #[test]
-    fn reads_target_directory_from_metadata_json() {
+    fn finds_the_strata_executable_in_build_messages() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"strata_core"},"executable":null}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"xtask"},"executable":"/t/debug/deps/xtask-1"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"strata"},"executable":"/t/debug/deps/strata-2"}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        );
+        assert_eq!(strata_executable(messages), Some(PathBuf::from("/t/debug/deps/strata-2")));
+        assert_eq!(strata_executable("{\"reason\":\"build-finished\"}"), None);
+    }
+
+    #[test]
+    fn reads_string_fields_with_escapes() {
         let json = r#"{"packages":[],"target_directory":"/tmp/a \"b\"/target","version":1}"#;
         assert_eq!(json_string_field(json, "target_directory").as_deref(), Some("/tmp/a \"b\"/target"));
         assert_eq!(json_string_field(json, "missing"), None);

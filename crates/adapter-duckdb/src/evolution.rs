@@ -680,12 +680,6 @@ mod tests {
     use super::*;
     use crate::DuckDbConfig;
 
-    async fn open_temp() -> (tempfile::TempDir, DuckDbStore) {
-        let directory = tempfile::tempdir().unwrap();
-        let store = DuckDbStore::open(DuckDbConfig::new(directory.path().join("evolution.duckdb"))).await.unwrap();
-        (directory, store)
-    }
-
     fn spec(id: &str) -> RunSpec {
         RunSpec {
             id: RunId::new(id).unwrap(),
@@ -716,7 +710,7 @@ mod tests {
 
     #[tokio::test]
     async fn runs_and_generations_compare_and_set() {
-        let (_directory, store) = open_temp().await;
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
         let created = store.create_run(spec("r1")).await.unwrap();
         assert_eq!(created.status, RunStatus::Pending);
         assert_eq!(created.spec.seed, u64::MAX - 1);
@@ -754,7 +748,7 @@ mod tests {
 
     #[tokio::test]
     async fn leases_are_fenced_requeued_and_parked() {
-        let (_directory, store) = open_temp().await;
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
         let run = store.create_run(spec("r")).await.unwrap().spec.id;
         store.register_worker(WorkerInfo { id: worker("w1"), hostname: "h".into(), pid: 7 }).await.unwrap();
         let tasks: Vec<NewTask> = (0..3).map(|i| NewTask { individual: i, payload: format!("p{i}") }).collect();

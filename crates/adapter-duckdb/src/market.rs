@@ -220,12 +220,6 @@ mod tests {
     use super::*;
     use crate::DuckDbConfig;
 
-    async fn open_temp() -> (tempfile::TempDir, DuckDbStore) {
-        let directory = tempfile::tempdir().unwrap();
-        let store = DuckDbStore::open(DuckDbConfig::new(directory.path().join("test.duckdb"))).await.unwrap();
-        (directory, store)
-    }
-
     fn bar(symbol: &str, micros: i64, close: f64) -> Bar {
         Bar {
             symbol: symbol.into(),
@@ -278,7 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn float_bits_in_sql_match_the_reference() {
-        let (_directory, store) = open_temp().await;
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
         let values = awkward_floats();
         let expected: Vec<i64> = values.iter().map(|value| float_bits(*value)).collect();
         let stages = schema::float_bits_stages("x");
@@ -319,7 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn digests_match_the_reference_including_days_before_1970() {
-        let (_directory, store) = open_temp().await;
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
         let mut spec = SyntheticSpec::minutes(3, 3000, 11);
         spec.interval_micros = 17 * 60_000_000;
         let mut bars = spec.bars();
@@ -353,7 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn writes_round_trip_bit_exactly_and_upsert() {
-        let (_directory, store) = open_temp().await;
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
         let first = vec![
             Bar { vwap: Some(10.25), trade_count: Some(42), ..bar("B", 2, 11.0) },
             Bar { volume: -0.0, ..bar("B", 1, 0.08388999999999999) },
@@ -374,7 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn negative_zero_volume_survives() {
-        let (_directory, store) = open_temp().await;
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
         store.write_bars(BarBatch::from_bars(&[Bar { volume: -0.0, ..bar("Z", 1, 11.0) }])).await.unwrap();
         let stored = store.collect_bars(BarQuery::default()).await.unwrap();
         assert_eq!(stored[0].volume.to_bits(), (-0.0f64).to_bits());
@@ -382,7 +376,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_invalid_batch_writes_nothing() {
-        let (_directory, store) = open_temp().await;
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
         let bars = vec![bar("A", 1, 11.0), Bar { low: 100.0, ..bar("A", 2, 11.0) }, bar("A", 3, 11.0)];
         let error = store.write_bars(BarBatch::from_bars(&bars)).await.unwrap_err();
         assert_eq!(error.validation_report().unwrap().bad_rows(), vec![1]);
@@ -391,7 +385,7 @@ mod tests {
 
     #[tokio::test]
     async fn queries_follow_the_contract() {
-        let (_directory, store) = open_temp().await;
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
         let bars: Vec<Bar> =
             ["C", "A", "B"].iter().flat_map(|s| (0..20).map(move |i| bar(s, i * 10, 10.0 + i as f64))).collect();
         store.write_bars(BarBatch::from_bars(&bars)).await.unwrap();
@@ -421,7 +415,7 @@ mod tests {
 
     #[tokio::test]
     async fn large_results_stream_in_bounded_batches() {
-        let (_directory, store) = open_temp().await;
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
         let spec = SyntheticSpec::minutes(2, 20_000, 5);
         for batch in spec.batches(10_000) {
             store.write_bars(batch).await.unwrap();
@@ -435,7 +429,7 @@ mod tests {
 
     #[tokio::test]
     async fn delete_summary_and_health() {
-        let (_directory, store) = open_temp().await;
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
         let bars: Vec<Bar> = (0..10).map(|i| bar("A", i, 11.0)).chain([bar("B", 3, 11.0)]).collect();
         store.write_bars(BarBatch::from_bars(&bars)).await.unwrap();
         let a = Symbol::new("A").unwrap();
@@ -460,7 +454,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_writers_and_readers() {
-        let (_directory, store) = open_temp().await;
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
         let store = Arc::new(store);
         let mut tasks = Vec::new();
         for writer in 0..4u64 {

@@ -284,6 +284,16 @@ fn migrate(connection: &mut Connection) -> Result<()> {
     transaction.commit().during("committing the schema migration")
 }
 
+/// A store on a fresh file in a new temporary directory (for unit tests);
+/// keep the directory alive as long as the store.
+#[cfg(test)]
+pub(crate) async fn open_in_temp_dir() -> (tempfile::TempDir, DuckDbStore) {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let config = crate::DuckDbConfig::new(directory.path().join("test.duckdb"));
+    let store = DuckDbStore::open(config).await.expect("a DuckDB store in a temporary directory");
+    (directory, store)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

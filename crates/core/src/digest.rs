@@ -158,7 +158,10 @@ pub fn md5(input: &[u8]) -> [u8; 16] {
         20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6,
         10, 15, 21,
     ];
-    let constants: [u32; 64] = std::array::from_fn(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32);
+    // K[i] = floor(|sin(i + 1)| * 2^32), computed once rather than per row.
+    static CONSTANTS: std::sync::OnceLock<[u32; 64]> = std::sync::OnceLock::new();
+    let constants =
+        CONSTANTS.get_or_init(|| std::array::from_fn(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32));
     let mut state: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
     let mut message = input.to_vec();
     message.push(0x80);
