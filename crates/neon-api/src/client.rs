@@ -380,8 +380,12 @@ impl NeonClient {
                     } else {
                         // A refused connection never reached the server, so even a POST may be repeated.
                         let retryable = may_repeat || error.is_connect();
-                        let error =
-                            NeonError::Transport { method: call.method_name, route: call.route, attempts: attempt, source: error };
+                        let error = NeonError::Transport {
+                            method: call.method_name,
+                            route: call.route,
+                            attempts: attempt,
+                            source: error,
+                        };
                         (error, retryable, None)
                     }
                 }
@@ -447,7 +451,11 @@ impl NeonClient {
             let client = client.clone();
             async move {
                 let page = client.list_projects_page(cursor.as_deref(), PAGE_SIZE).await?;
-                let next = if page.projects.len() < PAGE_SIZE as usize { None } else { page.pagination.and_then(|p| p.cursor) };
+                let next = if page.projects.len() < PAGE_SIZE as usize {
+                    None
+                } else {
+                    page.pagination.and_then(|p| p.cursor)
+                };
                 Ok((page.projects, next))
             }
         })
@@ -469,7 +477,11 @@ impl NeonClient {
     }
 
     /// Changes a project's name, settings (quota) or defaults (`updateProject`).
-    pub async fn update_project(&self, project_id: &ProjectId, update: &ProjectUpdate) -> Result<ProjectWithOperations> {
+    pub async fn update_project(
+        &self,
+        project_id: &ProjectId,
+        update: &ProjectUpdate,
+    ) -> Result<ProjectWithOperations> {
         self.call(
             Call::patch("/projects/{project_id}", &["projects", project_id.as_str()])
                 .body(json!({ "project": to_json(update)? })),
@@ -680,12 +692,22 @@ impl NeonClient {
 
     /// Starts a compute (`startProjectEndpoint`); idempotent.
     pub async fn start_endpoint(&self, project_id: &ProjectId, endpoint_id: &EndpointId) -> Result<EndpointOperations> {
-        self.endpoint_action(project_id, endpoint_id, "/projects/{project_id}/endpoints/{endpoint_id}/start", "start", true)
-            .await
+        self.endpoint_action(
+            project_id,
+            endpoint_id,
+            "/projects/{project_id}/endpoints/{endpoint_id}/start",
+            "start",
+            true,
+        )
+        .await
     }
 
     /// Suspends a compute (`suspendProjectEndpoint`); idempotent.
-    pub async fn suspend_endpoint(&self, project_id: &ProjectId, endpoint_id: &EndpointId) -> Result<EndpointOperations> {
+    pub async fn suspend_endpoint(
+        &self,
+        project_id: &ProjectId,
+        endpoint_id: &EndpointId,
+    ) -> Result<EndpointOperations> {
         self.endpoint_action(
             project_id,
             endpoint_id,
@@ -697,7 +719,11 @@ impl NeonClient {
     }
 
     /// Restarts a compute (`restartProjectEndpoint`).
-    pub async fn restart_endpoint(&self, project_id: &ProjectId, endpoint_id: &EndpointId) -> Result<EndpointOperations> {
+    pub async fn restart_endpoint(
+        &self,
+        project_id: &ProjectId,
+        endpoint_id: &EndpointId,
+    ) -> Result<EndpointOperations> {
         self.endpoint_action(
             project_id,
             endpoint_id,
@@ -835,7 +861,12 @@ impl NeonClient {
     }
 
     /// Creates a role (`createProjectBranchRole`); the response carries its password.
-    pub async fn create_role(&self, project_id: &ProjectId, branch_id: &BranchId, name: &str) -> Result<RoleOperations> {
+    pub async fn create_role(
+        &self,
+        project_id: &ProjectId,
+        branch_id: &BranchId,
+        name: &str,
+    ) -> Result<RoleOperations> {
         self.call(
             Call::post(
                 "/projects/{project_id}/branches/{branch_id}/roles",
@@ -862,7 +893,12 @@ impl NeonClient {
     }
 
     /// Deletes a role (`deleteProjectBranchRole`); returns the operations to wait for.
-    pub async fn delete_role(&self, project_id: &ProjectId, branch_id: &BranchId, name: &str) -> Result<Vec<Operation>> {
+    pub async fn delete_role(
+        &self,
+        project_id: &ProjectId,
+        branch_id: &BranchId,
+        name: &str,
+    ) -> Result<Vec<Operation>> {
         let body: Option<RoleOperations> = self
             .call_optional(Call::delete(
                 "/projects/{project_id}/branches/{branch_id}/roles/{role_name}",
@@ -887,7 +923,12 @@ impl NeonClient {
     }
 
     /// A role's stored password (`getProjectBranchRolePassword`); 412 when the project does not store passwords.
-    pub async fn reveal_role_password(&self, project_id: &ProjectId, branch_id: &BranchId, name: &str) -> Result<Secret> {
+    pub async fn reveal_role_password(
+        &self,
+        project_id: &ProjectId,
+        branch_id: &BranchId,
+        name: &str,
+    ) -> Result<Secret> {
         #[derive(serde::Deserialize)]
         struct Body {
             #[serde(with = "crate::models::secret_serde")]
@@ -914,12 +955,15 @@ impl NeonClient {
         }
         let body: Body = self
             .call(
-                Call::get("/projects/{project_id}/connection_uri", &["projects", project_id.as_str(), "connection_uri"])
-                    .query_opt("branch_id", request.branch_id.as_ref())
-                    .query_opt("endpoint_id", request.endpoint_id.as_ref())
-                    .query("database_name", &request.database_name)
-                    .query("role_name", &request.role_name)
-                    .query("pooled", request.pooled),
+                Call::get(
+                    "/projects/{project_id}/connection_uri",
+                    &["projects", project_id.as_str(), "connection_uri"],
+                )
+                .query_opt("branch_id", request.branch_id.as_ref())
+                .query_opt("endpoint_id", request.endpoint_id.as_ref())
+                .query("database_name", &request.database_name)
+                .query("role_name", &request.role_name)
+                .query("pooled", request.pooled),
             )
             .await?;
         Ok(body.uri)
@@ -966,8 +1010,11 @@ impl NeonClient {
             let project_id = project_id.clone();
             async move {
                 let page = client.list_operations_page(&project_id, cursor.as_deref(), PAGE_SIZE).await?;
-                let next =
-                    if page.operations.len() < PAGE_SIZE as usize { None } else { page.pagination.and_then(|p| p.cursor) };
+                let next = if page.operations.len() < PAGE_SIZE as usize {
+                    None
+                } else {
+                    page.pagination.and_then(|p| p.cursor)
+                };
                 Ok((page.operations, next))
             }
         })
@@ -1044,8 +1091,11 @@ impl NeonClient {
                     call = call.query("project_ids", ids.join(","));
                 }
                 let page: ConsumptionPage = client.call(call).await?;
-                let next =
-                    if page.projects.len() < PAGE_SIZE as usize { None } else { page.pagination.and_then(|p| p.cursor) };
+                let next = if page.projects.len() < PAGE_SIZE as usize {
+                    None
+                } else {
+                    page.pagination.and_then(|p| p.cursor)
+                };
                 Ok((page.projects, next))
             }
         })

@@ -70,7 +70,10 @@ pub enum NeonError {
         source: serde_json::Error,
     },
     /// An operation ended in `failed`, `error` or `cancelled`.
-    #[error("operation {operation_id} ({action}) of project {project_id} ended with status {status}{}", operation_error_suffix(error))]
+    #[error(
+        "operation {operation_id} ({action}) of project {project_id} ended with status {status}{}",
+        operation_error_suffix(error)
+    )]
     OperationFailed {
         /// Project.
         project_id: ProjectId,
@@ -167,7 +170,11 @@ impl From<NeonError> for StoreError {
                 what: "the Neon API is unavailable; retry later".into(),
                 source: Some(Box::new(error)),
             },
-            _ => StoreError::Internal { backend: BACKEND, what: "Neon API call failed".into(), source: Some(Box::new(error)) },
+            _ => StoreError::Internal {
+                backend: BACKEND,
+                what: "Neon API call failed".into(),
+                source: Some(Box::new(error)),
+            },
         }
     }
 }

@@ -16,3 +16,8 @@ pub use config::{DEFAULT_BASE_URL, NeonConfig, RateLimitPolicy, RetryPolicy};
 pub use error::{NeonError, Result};
 pub use ids::{ApiKeyId, BranchId, EndpointId, OperationId, ProjectId};
 pub use strata_core::Secret;
+mod ensure;
+#[cfg(feature = "fake-server")]
+pub mod fake;
+
+pub use ensure::Ensured;

@@ -1,0 +1,345 @@
+//! An in-process fake of the Neon API v2 for tests (feature `fake-server`):
+//! in-memory projects, branches, endpoints, databases, roles, operations and
+//! API keys; operations that go from `running` to `finished` after a delay,
+//! 423 for mutations while they run; 404/409/422 with the API's error body;
+//! and fault injection (error statuses, HTML bodies, 429 with `Retry-After`,
+//! delays, dropped connections).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use strata_neon_api::fake::{Fault, FakeNeon, FakeNeonConfig};
+//!
+//! let fake = FakeNeon::start(FakeNeonConfig::default()).await?;
+//! let project = fake.seed_project("demo");
+//! fake.inject(Fault::rate_limited("1").times(2));
+//! println!("point NEON_API_BASE_URL at {} (project {project})", fake.base_url());
+//! # Ok(()) }
+//! ```
+
+mod routes;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct FakeNeonConfig {
+    /// The API key the fake accepts; `None` accepts any non-empty bearer token.
+    pub api_key: Option<String>,
+    /// How long an operation stays `running` before it is `finished`.
+    pub operation_duration: Duration,
+    /// Whether mutations of a project answer 423 while its operations run (as the real API does).
+    pub lock_while_running: bool,
+    /// Whether new projects store role passwords (so `reveal_password` works).
+    pub store_passwords: bool,
+}
+
+impl Default for FakeNeonConfig {
+    fn default() -> Self {
+        FakeNeonConfig {
+            api_key: None,
+            operation_duration: Duration::from_millis(50),
+            lock_while_running: true,
+            store_passwords: true,
+        }
+    }
+}
+
+/// What an injected fault does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Answer with this status and the API's JSON error body.
+    Status(u16),
+    /// Answer with this status and an HTML body, as a proxy in front of the API would.
+    HtmlStatus(u16),
+    /// Answer 429 with this `Retry-After` value (seconds or an HTTP date).
+    RateLimited(String),
+    /// Answer 503 with this `Retry-After` value.
+    Unavailable(String),
+    /// Wait this long, then handle the request normally.
+    Delay(Duration),
+    /// Send the headers, then drop the connection before the body.
+    DropConnection,
+}
+
+/// A fault applied to the next matching requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// What happens.
+    pub kind: FaultKind,
+    /// Only requests with this method (any when `None`).
+    pub method: Option<String>,
+    /// Only requests whose path (after `/api/v2`) contains this text (any when `None`).
+    pub path_contains: Option<String>,
+    /// How many requests it applies to.
+    pub times: u32,
+}
+
+impl Fault {
+    fn new(kind: FaultKind) -> Self {
+        Fault { kind, method: None, path_contains: None, times: 1 }
+    }
+
+    /// An error status with the API's JSON error body.
+    pub fn status(status: u16) -> Self {
+        Fault::new(FaultKind::Status(status))
+    }
+
+    /// An error status with an HTML body (a proxy's 502 page).
+    pub fn html(status: u16) -> Self {
+        Fault::new(FaultKind::HtmlStatus(status))
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn rate_limited(retry_after: impl Into<String>) -> Self {
+        Fault::new(FaultKind::RateLimited(retry_after.into()))
+    }
+
+    /// 503 with `Retry-After`.
+    pub fn unavailable(retry_after: impl Into<String>) -> Self {
+        Fault::new(FaultKind::Unavailable(retry_after.into()))
+    }
+
+    /// A delay before the normal answer.
+    pub fn delay(delay: Duration) -> Self {
+        Fault::new(FaultKind::Delay(delay))
+    }
+
+    /// A connection dropped before the body.
+    pub fn drop_connection() -> Self {
+        Fault::new(FaultKind::DropConnection)
+    }
+
+    /// Applies to the next `times` matching requests.
+    pub fn times(mut self, times: u32) -> Self {
+        self.times = times;
+        self
+    }
+
+    /// Applies only to requests with `method` whose path contains `path`.
+    pub fn on(mut self, method: &str, path: &str) -> Self {
+        self.method = Some(method.to_ascii_uppercase());
+        self.path_contains = Some(path.to_owned());
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.method.as_deref().is_none_or(|wanted| wanted == method)
+            && self.path_contains.as_deref().is_none_or(|wanted| path.contains(wanted))
+    }
+}
+
+/// A request the fake received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path after `/api/v2`, percent-decoded.
+    pub path: String,
+    /// Raw query string.
+    pub query: Option<String>,
+    /// JSON body, if any.
+    pub body: Option<Value>,
+    /// Status answered.
+    pub status: u16,
+}
+
+/// A running fake server. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeNeon {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Mutex<FakeNeonConfig>,
+    pub(crate) state: Mutex<State>,
+}
+
+impl Shared {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn config(&self) -> FakeNeonConfig {
+        self.config.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) counter: u64,
+    pub(crate) projects: BTreeMap<String, FakeProject>,
+    pub(crate) api_keys: Vec<Value>,
+    pub(crate) faults: VecDeque<Fault>,
+    pub(crate) requests: Vec<RecordedRequest>,
+    pub(crate) failing_operations: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct FakeProject {
+    pub(crate) json: Value,
+    pub(crate) branches: BTreeMap<String, FakeBranch>,
+    pub(crate) branch_order: Vec<String>,
+    pub(crate) endpoints: BTreeMap<String, Value>,
+    pub(crate) operations: Vec<FakeOperation>,
+}
+
+#[derive(Debug)]
+pub(crate) struct FakeBranch {
+    pub(crate) json: Value,
+    pub(crate) databases: BTreeMap<String, Value>,
+    pub(crate) roles: BTreeMap<String, FakeRole>,
+}
+
+#[derive(Debug)]
+pub(crate) struct FakeRole {
+    pub(crate) json: Value,
+    pub(crate) password: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct FakeOperation {
+    pub(crate) json: Value,
+    pub(crate) finish_at: Instant,
+    pub(crate) final_status: &'static str,
+}
+
+impl FakeOperation {
+    pub(crate) fn status(&self, now: Instant) -> &'static str {
+        if now >= self.finish_at { self.final_status } else { "running" }
+    }
+
+    pub(crate) fn to_json(&self, now: Instant) -> Value {
+        let mut json = self.json.clone();
+        json["status"] = Value::from(self.status(now));
+        json
+    }
+}
+
+impl FakeNeon {
+    /// Starts a fake on a free loopback port.
+    pub async fn start(config: FakeNeonConfig) -> std::io::Result<FakeNeon> {
+        FakeNeon::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Starts a fake on `address` (port 0 picks a free one).
+    pub async fn bind(address: SocketAddr, config: FakeNeonConfig) -> std::io::Result<FakeNeon> {
+        let listener = TcpListener::bind(address).await?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared { config: Mutex::new(config), state: Mutex::new(State::default()) });
+        let router = routes::router(Arc::clone(&shared));
+        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = shutdown_signal.await;
+            });
+            if let Err(error) = server.await {
+                tracing::warn!(%error, "fake neon server stopped");
+            }
+        });
+        Ok(FakeNeon { address, shared, shutdown: Some(shutdown), task: Some(task) })
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The base URL to give a client, ending in `/api/v2`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/api/v2", self.address)
+    }
+
+    /// Queues a fault for the next matching requests.
+    pub fn inject(&self, fault: Fault) {
+        self.shared.state().faults.push_back(fault);
+    }
+
+    /// Removes every queued fault.
+    pub fn clear_faults(&self) {
+        self.shared.state().faults.clear();
+    }
+
+    /// Makes the next `count` operations end in `failed` instead of `finished`.
+    pub fn fail_next_operations(&self, count: u32) {
+        self.shared.state().failing_operations = count;
+    }
+
+    /// Changes how long operations run.
+    pub fn set_operation_duration(&self, duration: Duration) {
+        self.shared.config.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).operation_duration = duration;
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.state().requests.clone()
+    }
+
+    /// How many requests were received.
+    pub fn request_count(&self) -> usize {
+        self.shared.state().requests.len()
+    }
+
+    /// Creates a project directly (no operations to wait for) with a default branch
+    /// `main`, a read-write compute, the role `neondb_owner` and the database `neondb`.
+    /// Returns its id.
+    pub fn seed_project(&self, name: &str) -> String {
+        let mut state = self.shared.state();
+        let config = self.shared.config();
+        routes::insert_project(&mut state, &config, name, None, None).0
+    }
+
+    /// The ids of every project, for assertions.
+    pub fn project_ids(&self) -> Vec<String> {
+        self.shared.state().projects.keys().cloned().collect()
+    }
+
+    /// The names of a project's branches, for assertions.
+    pub fn branch_names(&self, project_id: &str) -> Vec<String> {
+        let state = self.shared.state();
+        state
+            .projects
+            .get(project_id)
+            .map(|project| {
+                project.branches.values().filter_map(|branch| branch.json["name"].as_str().map(str::to_owned)).collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Serves until the task is cancelled (for `strata neon fake-server`).
+    pub async fn wait(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for FakeNeon {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
