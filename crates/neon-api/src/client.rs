@@ -23,9 +23,6 @@ use crate::rate_limit::RateLimiter;
 /// The request id header the API sets on every response.
 pub const REQUEST_ID_HEADER: &str = "x-neon-ret-request-id";
 
-/// Page size the list streams ask for.
-const PAGE_SIZE: u32 = 100;
-
 /// A typed, resilient client of the Neon management API v2. Cheap to clone.
 ///
 /// Every call waits for the client-side rate limiter, retries what is safe to
@@ -450,8 +447,9 @@ impl NeonClient {
         paginate(move |cursor| {
             let client = client.clone();
             async move {
-                let page = client.list_projects_page(cursor.as_deref(), PAGE_SIZE).await?;
-                let next = if page.projects.len() < PAGE_SIZE as usize {
+                let page_size = client.inner.config.page_size.max(1);
+                let page = client.list_projects_page(cursor.as_deref(), page_size).await?;
+                let next = if page.projects.len() < page_size as usize {
                     None
                 } else {
                     page.pagination.and_then(|p| p.cursor)
@@ -534,7 +532,8 @@ impl NeonClient {
             let client = client.clone();
             let project_id = project_id.clone();
             async move {
-                let page = client.list_branches_page(&project_id, cursor.as_deref(), PAGE_SIZE).await?;
+                let page_size = client.inner.config.page_size.max(1);
+                let page = client.list_branches_page(&project_id, cursor.as_deref(), page_size).await?;
                 Ok((page.branches, page.pagination.and_then(|p| p.next)))
             }
         })
@@ -1009,8 +1008,10 @@ impl NeonClient {
             let client = client.clone();
             let project_id = project_id.clone();
             async move {
-                let page = client.list_operations_page(&project_id, cursor.as_deref(), PAGE_SIZE).await?;
-                let next = if page.operations.len() < PAGE_SIZE as usize {
+                let page = client
+                    .list_operations_page(&project_id, cursor.as_deref(), client.inner.config.page_size.max(1))
+                    .await?;
+                let next = if page.operations.len() < client.inner.config.page_size.max(1) as usize {
                     None
                 } else {
                     page.pagination.and_then(|p| p.cursor)
@@ -1080,7 +1081,7 @@ impl NeonClient {
             let query = query.clone();
             async move {
                 let mut call = Call::get("/consumption_history/projects", &["consumption_history", "projects"])
-                    .query("limit", PAGE_SIZE)
+                    .query("limit", client.inner.config.page_size.max(1))
                     .query("from", query.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                     .query("to", query.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                     .query("granularity", query.granularity.as_str())
@@ -1091,7 +1092,7 @@ impl NeonClient {
                     call = call.query("project_ids", ids.join(","));
                 }
                 let page: ConsumptionPage = client.call(call).await?;
-                let next = if page.projects.len() < PAGE_SIZE as usize {
+                let next = if page.projects.len() < client.inner.config.page_size.max(1) as usize {
                     None
                 } else {
                     page.pagination.and_then(|p| p.cursor)

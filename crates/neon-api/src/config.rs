@@ -27,6 +27,8 @@ pub struct NeonConfig {
     pub operation_poll_interval: Duration,
     /// How long waiting for operations may take by default.
     pub operation_timeout: Duration,
+    /// Items per page the list streams ask for.
+    pub page_size: u32,
     /// `User-Agent` header.
     pub user_agent: String,
 }
@@ -43,6 +45,7 @@ impl NeonConfig {
             rate_limit: RateLimitPolicy::default(),
             operation_poll_interval: Duration::from_millis(500),
             operation_timeout: Duration::from_secs(300),
+            page_size: 100,
             user_agent: format!("strata-neon-api/{}", env!("CARGO_PKG_VERSION")),
         }
     }

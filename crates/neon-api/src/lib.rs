@@ -21,3 +21,6 @@ mod ensure;
 pub mod fake;
 
 pub use ensure::Ensured;
+pub mod provision;
+
+pub use provision::NeonProvisioner;

@@ -40,6 +40,8 @@ pub struct FakeNeonConfig {
     pub lock_while_running: bool,
     /// Whether new projects store role passwords (so `reveal_password` works).
     pub store_passwords: bool,
+    /// The status an operation shows while it runs (`running`; tests may use an unknown value).
+    pub running_status: String,
 }
 
 impl Default for FakeNeonConfig {
@@ -49,6 +51,7 @@ impl Default for FakeNeonConfig {
             operation_duration: Duration::from_millis(50),
             lock_while_running: true,
             store_passwords: true,
+            running_status: "running".to_owned(),
         }
     }
 }
@@ -214,11 +217,16 @@ pub(crate) struct FakeOperation {
     pub(crate) json: Value,
     pub(crate) finish_at: Instant,
     pub(crate) final_status: &'static str,
+    pub(crate) running_status: String,
 }
 
 impl FakeOperation {
-    pub(crate) fn status(&self, now: Instant) -> &'static str {
-        if now >= self.finish_at { self.final_status } else { "running" }
+    pub(crate) fn is_running(&self, now: Instant) -> bool {
+        now < self.finish_at
+    }
+
+    pub(crate) fn status(&self, now: Instant) -> &str {
+        if self.is_running(now) { &self.running_status } else { self.final_status }
     }
 
     pub(crate) fn to_json(&self, now: Instant) -> Value {

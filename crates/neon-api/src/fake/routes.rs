@@ -231,7 +231,12 @@ fn add_operation(
     if final_status == "failed" {
         json["error"] = Value::from("injected operation failure");
     }
-    let operation = FakeOperation { json, finish_at: now + config.operation_duration, final_status };
+    let operation = FakeOperation {
+        json,
+        finish_at: now + config.operation_duration,
+        final_status,
+        running_status: config.running_status.clone(),
+    };
     let rendered = operation.to_json(now);
     if let Some(project) = state.projects.get_mut(project_id) {
         project.operations.push(operation);
@@ -482,7 +487,7 @@ pub(super) fn insert_project(
 }
 
 fn running_operations(project: &FakeProject, now: Instant) -> bool {
-    project.operations.iter().any(|operation| operation.status(now) == "running")
+    project.operations.iter().any(|operation| operation.is_running(now))
 }
 
 /// Routes a request. Holds the state lock; never awaits.
