@@ -1,0 +1,244 @@
+//! Fitness evaluation: bars of a data window read through `MarketDataStore`
+//! and cached in memory (moka) per window, backtests run off the async
+//! runtime, and a fitness cache keyed by (strategy, genome, window, settings).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use moka::future::Cache;
+use serde::{Deserialize, Serialize};
+use strata_core::{BarQuery, MarketDataStore, MarketDataStoreExt, Symbol, Timestamp};
+
+use crate::backtest::{BacktestConfig, Metrics, PriceSeries, backtest, combine, fitness};
+use crate::config::{DataWindow, EvalPayload};
+use crate::error::{GaError, GaResult};
+use crate::strategy::{Strategy, StrategyRegistry};
+
+/// The result of evaluating one genome.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The fitness (higher is better).
+    pub fitness: f64,
+    /// Metrics of the equal-weighted basket of the window's symbols.
+    pub metrics: Metrics,
+}
+
+/// Backtests `genome_text` of `strategy` on every series and combines the
+/// metrics. Pure and synchronous: call it from a blocking thread.
+pub fn evaluate(
+    strategy: &dyn Strategy,
+    genome_text: &str,
+    series: &[PriceSeries],
+    config: &BacktestConfig,
+) -> GaResult<Evaluation> {
+    let genome = strategy.genome_spec().parse(genome_text)?;
+    let mut per_symbol = Vec::with_capacity(series.len());
+    for one in series {
+        let positions = strategy.positions(&genome, one)?;
+        per_symbol.push(backtest(one, &positions, config));
+    }
+    let metrics = combine(&per_symbol);
+    Ok(Evaluation { fitness: fitness(&metrics, config), metrics })
+}
+
+/// Key of the fitness cache.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FitnessKey {
+    strategy: String,
+    genome: String,
+    window: DataWindow,
+    settings: String,
+}
+
+impl FitnessKey {
+    fn of(payload: &EvalPayload) -> Self {
+        FitnessKey {
+            strategy: payload.strategy.clone(),
+            genome: payload.genome.clone(),
+            window: payload.window.clone(),
+            settings: serde_json::to_string(&payload.backtest).unwrap_or_default(),
+        }
+    }
+}
+
+/// Evaluates task payloads: caches bars per window and results per genome,
+/// and runs backtests on tokio's blocking pool.
+#[derive(Clone)]
+pub struct Evaluator {
+    market: Arc<dyn MarketDataStore>,
+    registry: Arc<StrategyRegistry>,
+    bars: Cache<DataWindow, Arc<Vec<PriceSeries>>>,
+    results: Cache<FitnessKey, Evaluation>,
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("market", &self.market)
+            .field("strategies", &self.registry.names())
+            .field("cached_windows", &self.bars.entry_count())
+            .field("cached_results", &self.results.entry_count())
+            .finish()
+    }
+}
+
+impl Evaluator {
+    /// An evaluator over `market` with the strategies of `registry`; caches
+    /// up to 16 million bars (about 512 MB) and 1 million results.
+    pub fn new(market: Arc<dyn MarketDataStore>, registry: Arc<StrategyRegistry>) -> Self {
+        let bars = Cache::builder()
+            .weigher(|_window: &DataWindow, series: &Arc<Vec<PriceSeries>>| {
+                series.iter().map(PriceSeries::len).sum::<usize>().min(u32::MAX as usize) as u32
+            })
+            .max_capacity(16_000_000)
+            .build();
+        Evaluator { market, registry, bars, results: Cache::new(1_000_000) }
+    }
+
+    /// The strategy registry.
+    pub fn registry(&self) -> &Arc<StrategyRegistry> {
+        &self.registry
+    }
+
+    /// The bars of a window, one series per symbol in the window's order,
+    /// read once and then served from memory.
+    pub async fn window_bars(&self, window: &DataWindow) -> GaResult<Arc<Vec<PriceSeries>>> {
+        let market = self.market.clone();
+        let owned = window.clone();
+        self.bars
+            .try_get_with(window.clone(), async move { load_window(market.as_ref(), &owned).await.map(Arc::new) })
+            .await
+            .map_err(|error| match error.as_ref() {
+                GaError::NoData(what) => GaError::NoData(what.clone()),
+                GaError::Config(what) => GaError::Config(what.clone()),
+                other => GaError::NoData(format!("cannot read bars of {}: {other}", window.describe())),
+            })
+    }
+
+    /// Evaluates payloads in order. Cached results are returned at once; the
+    /// rest run one after another on a blocking thread, which stops early
+    /// (leaving `None`s) once `abort` is set.
+    pub async fn evaluate_batch(&self, payloads: &[EvalPayload], abort: Arc<AtomicBool>) -> Vec<Option<GaResult<Evaluation>>> {
+        let mut results: Vec<Option<GaResult<Evaluation>>> = Vec::with_capacity(payloads.len());
+        let mut work = Vec::new();
+        for (position, payload) in payloads.iter().enumerate() {
+            if let Some(hit) = self.results.get(&FitnessKey::of(payload)).await {
+                results.push(Some(Ok(hit)));
+                continue;
+            }
+            let prepared = match self.registry.get(&payload.strategy) {
+                Ok(strategy) => self.window_bars(&payload.window).await.map(|bars| (strategy, bars)),
+                Err(error) => Err(error),
+            };
+            match prepared {
+                Ok((strategy, bars)) => {
+                    results.push(None);
+                    work.push((position, strategy, bars, payload.genome.clone(), payload.backtest.clone()));
+                }
+                Err(error) => results.push(Some(Err(error))),
+            }
+        }
+        if work.is_empty() {
+            return results;
+        }
+        let computed = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(work.len());
+            for (position, strategy, bars, genome, config) in work {
+                if abort.load(Ordering::Relaxed) {
+                    break;
+                }
+                out.push((position, evaluate(strategy.as_ref(), &genome, &bars, &config)));
+            }
+            out
+        })
+        .await;
+        match computed {
+            Ok(computed) => {
+                for (position, result) in computed {
+                    if let Ok(evaluation) = &result {
+                        self.results.insert(FitnessKey::of(&payloads[position]), *evaluation).await;
+                    }
+                    results[position] = Some(result);
+                }
+            }
+            Err(join_error) => {
+                // A panicking backtest fails the whole batch (each task is retried, then parked).
+                for slot in results.iter_mut().filter(|slot| slot.is_none()) {
+                    *slot = Some(Err(GaError::Config(format!("the backtest panicked: {join_error}"))));
+                }
+            }
+        }
+        results
+    }
+}
+
+/// Reads a window's bars through the port, one series per symbol.
+pub async fn load_window(market: &dyn MarketDataStore, window: &DataWindow) -> GaResult<Vec<PriceSeries>> {
+    if window.symbols.is_empty() {
+        return Err(GaError::Config("the data window names no symbol".into()));
+    }
+    let mut all = Vec::with_capacity(window.symbols.len());
+    for name in &window.symbols {
+        let symbol = Symbol::new(name.clone())?;
+        let mut query = BarQuery::symbol(symbol);
+        query.start = window.start.map(Timestamp);
+        query.end = window.end.map(Timestamp);
+        let batches = market.collect_batches(query).await?;
+        let mut series = PriceSeries { symbol: name.clone(), ..PriceSeries::default() };
+        for batch in &batches {
+            let columns = batch.columns();
+            series.timestamps.extend(columns.timestamp.values().iter().copied());
+            series.high.extend(columns.high.values().iter().copied());
+            series.low.extend(columns.low.values().iter().copied());
+            series.close.extend(columns.close.values().iter().copied());
+        }
+        if series.len() < 2 {
+            return Err(GaError::NoData(format!(
+                "{name} has {} bar(s) in {}; ingest data first (strata ingest data/*.csv)",
+                series.len(),
+                window.describe()
+            )));
+        }
+        all.push(series);
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_adapter_mock::MemoryStore;
+    use strata_core::synthetic::SyntheticSpec;
+
+    #[tokio::test]
+    async fn loads_windows_and_caches_results() {
+        let store = Arc::new(MemoryStore::new());
+        let spec = SyntheticSpec::minutes(2, 500, 3);
+        for batch in spec.batches(200) {
+            store.write_bars(batch).await.unwrap();
+        }
+        let evaluator = Evaluator::new(store, Arc::new(StrategyRegistry::default()));
+        let window = DataWindow { symbols: vec!["SYN000".into(), "SYN001".into()], start: None, end: None };
+        let bars = evaluator.window_bars(&window).await.unwrap();
+        assert_eq!(bars.len(), 2);
+        assert_eq!(bars[1].len(), 500);
+        let payload = EvalPayload {
+            strategy: "donchian".into(),
+            genome: r#"{"entry":20,"exit":10}"#.into(),
+            window: window.clone(),
+            backtest: BacktestConfig::default(),
+        };
+        let bad = EvalPayload { genome: r#"{"entry":2000,"exit":10}"#.into(), ..payload.clone() };
+        let missing = EvalPayload { window: DataWindow { symbols: vec!["NOPE".into()], ..window }, ..payload.clone() };
+        let abort = Arc::new(AtomicBool::new(false));
+        let results = evaluator.evaluate_batch(&[payload.clone(), bad, missing], abort.clone()).await;
+        let first = results[0].as_ref().unwrap().as_ref().unwrap();
+        assert!(first.metrics.periods == 998);
+        assert!(matches!(results[1], Some(Err(GaError::Genome(_)))));
+        assert!(matches!(results[2], Some(Err(GaError::NoData(_)))));
+        // A cached result comes back even when aborted (nothing left to compute).
+        abort.store(true, Ordering::Relaxed);
+        let again = evaluator.evaluate_batch(&[payload], abort).await;
+        assert_eq!(again[0].as_ref().unwrap().as_ref().unwrap(), first);
+    }
+}

@@ -1,0 +1,88 @@
+//! Single-machine runs: one coordinator plus in-process workers sharing one
+//! evaluator (and so one bar cache and one fitness cache), all through the
+//! same stores a distributed run would use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_core::evolution::{RunRecord, RunSpec, WorkerId};
+use strata_core::{EvolutionStore, MarketDataStore};
+use tokio::sync::watch;
+
+use crate::coordinator::{Coordinator, CoordinatorConfig, Observer};
+use crate::error::{GaError, GaResult};
+use crate::eval::Evaluator;
+use crate::strategy::StrategyRegistry;
+use crate::worker::{Worker, WorkerConfig, WorkerReport};
+
+/// Settings of a single-machine run.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// In-process workers (each evaluates on tokio's blocking pool; use the number of cores).
+    pub workers: u32,
+    /// The coordinator's settings (its holder id also prefixes the workers' ids).
+    pub coordinator: CoordinatorConfig,
+    /// Lease TTL of the workers.
+    pub worker_ttl: Duration,
+    /// Most tasks per worker lease.
+    pub max_batch: u32,
+}
+
+impl LocalOptions {
+    /// `workers` in-process workers with default settings.
+    pub fn new(holder: WorkerId, workers: u32) -> Self {
+        LocalOptions {
+            workers,
+            coordinator: CoordinatorConfig::new(holder),
+            worker_ttl: Duration::from_secs(30),
+            max_batch: 64,
+        }
+    }
+}
+
+/// The outcome of [`evolve_local`].
+#[derive(Debug)]
+pub struct LocalOutcome {
+    /// The run as it ended (or the coordinator's error).
+    pub result: GaResult<RunRecord>,
+    /// What each worker did.
+    pub workers: Vec<GaResult<WorkerReport>>,
+}
+
+/// Creates or resumes `spec` and evolves it with a coordinator and
+/// `options.workers` in-process workers; returns when the coordinator stops.
+pub async fn evolve_local(
+    evolution: Arc<dyn EvolutionStore>,
+    market: Arc<dyn MarketDataStore>,
+    registry: Arc<StrategyRegistry>,
+    spec: RunSpec,
+    options: LocalOptions,
+    observer: Option<Arc<dyn Observer>>,
+) -> GaResult<LocalOutcome> {
+    let evaluator = Evaluator::new(market, registry.clone());
+    let (stop, stopped) = watch::channel(false);
+    let mut handles = Vec::new();
+    for index in 0..options.workers.max(1) {
+        let id = WorkerId::new(format!("{}-w{index}", options.coordinator.holder))
+            .map_err(|e| GaError::Config(format!("worker id: {e}")))?;
+        let mut config = WorkerConfig::new(id).with_ttl(options.worker_ttl);
+        config.run = Some(spec.id.clone());
+        config.max_batch = options.max_batch;
+        config.stop_when_run_ends = true;
+        config.idle_wait = (options.coordinator.poll / 2).max(Duration::from_millis(5));
+        let worker = Worker::new(evolution.clone(), evaluator.clone(), config);
+        let stopped = stopped.clone();
+        handles.push(tokio::spawn(async move { worker.run(stopped).await }));
+    }
+    let mut coordinator = Coordinator::new(evolution, registry, options.coordinator);
+    if let Some(observer) = observer {
+        coordinator = coordinator.with_observer(observer);
+    }
+    let result = coordinator.run(spec).await;
+    let _ = stop.send(true);
+    let mut workers = Vec::new();
+    for handle in handles {
+        workers.push(handle.await.unwrap_or_else(|join| Err(GaError::Config(format!("worker task failed: {join}")))));
+    }
+    Ok(LocalOutcome { result, workers })
+}

@@ -1,0 +1,319 @@
+//! The worker loop: lease evaluations in batches with a TTL, keep them alive
+//! with one heartbeat per worker, evaluate off the async runtime, and
+//! complete them in one batch with their fencing tokens.
+//!
+//! Batches are sized to about [`WorkerConfig::target_batch`] of work from a
+//! moving average of the evaluation time. A worker that dies stops
+//! heartbeating, so its leases expire after the TTL (about three heartbeat
+//! intervals) and other workers take them over; results it sends later are
+//! refused as stale. A run that is cancelled aborts the batch in progress at
+//! the next heartbeat.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use strata_core::EvolutionStore;
+use strata_core::evolution::{
+    Completion, CompletionStatus, LeaseRequest, RunId, RunStatus, TaskOutcome, WorkerId, WorkerInfo,
+};
+use tokio::sync::watch;
+
+use crate::config::EvalPayload;
+use crate::error::{GaError, GaResult};
+use crate::eval::Evaluator;
+use crate::lease::is_coordinator_payload;
+
+/// Settings of one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique id (also the lease holder).
+    pub id: WorkerId,
+    /// Only this run's tasks, or every active run's.
+    pub run: Option<RunId>,
+    /// Lease duration; a dead worker's tasks come back after this.
+    pub ttl: Duration,
+    /// Heartbeat interval (a third of the TTL by default).
+    pub heartbeat: Duration,
+    /// Most tasks per lease.
+    pub max_batch: u32,
+    /// Aim for batches of about this much work.
+    pub target_batch: Duration,
+    /// Pause after a lease that returned nothing.
+    pub idle_wait: Duration,
+    /// With `run` set: stop once the run is completed, failed or cancelled.
+    pub stop_when_run_ends: bool,
+    /// Stop after this long without work (`None`: never).
+    pub exit_when_idle: Option<Duration>,
+}
+
+impl WorkerConfig {
+    /// Defaults: TTL 30 s, heartbeat 10 s, batches of up to 64 tasks and about 2 s.
+    pub fn new(id: WorkerId) -> Self {
+        WorkerConfig {
+            id,
+            run: None,
+            ttl: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            max_batch: 64,
+            target_batch: Duration::from_secs(2),
+            idle_wait: Duration::from_millis(200),
+            stop_when_run_ends: false,
+            exit_when_idle: None,
+        }
+    }
+
+    /// Sets the TTL and a heartbeat of a third of it.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self.heartbeat = ttl / 3;
+        self
+    }
+}
+
+/// What a worker did, returned when it stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Lease round trips that returned work.
+    pub batches: u64,
+    /// Tasks leased.
+    pub leased: u64,
+    /// Results recorded.
+    pub recorded: u64,
+    /// Failures reported (requeued or parked).
+    pub failed: u64,
+    /// Completions refused as stale.
+    pub stale: u64,
+    /// Tasks abandoned because the run ended or the worker stopped.
+    pub abandoned: u64,
+}
+
+/// Shared between the lease loop and the heartbeat loop.
+#[derive(Debug, Default)]
+struct Held {
+    runs: BTreeSet<RunId>,
+    abort: Option<Arc<AtomicBool>>,
+}
+
+/// A worker: leases tasks from an [`EvolutionStore`] and evaluates them with an [`Evaluator`].
+#[derive(Debug, Clone)]
+pub struct Worker {
+    evolution: Arc<dyn EvolutionStore>,
+    evaluator: Evaluator,
+    config: WorkerConfig,
+}
+
+impl Worker {
+    /// A worker; nothing happens until [`Worker::run`].
+    pub fn new(evolution: Arc<dyn EvolutionStore>, evaluator: Evaluator, config: WorkerConfig) -> Self {
+        Worker { evolution, evaluator, config }
+    }
+
+    /// The worker's id.
+    pub fn id(&self) -> &WorkerId {
+        &self.config.id
+    }
+
+    /// Runs until `shutdown` turns true (or, as configured, the run ends or
+    /// the worker idles too long). Dropping the future kills the worker the
+    /// way a crash would: its leases simply expire.
+    pub async fn run(&self, shutdown: watch::Receiver<bool>) -> GaResult<WorkerReport> {
+        let info = WorkerInfo {
+            id: self.config.id.clone(),
+            hostname: std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+            pid: std::process::id(),
+        };
+        self.evolution.register_worker(info).await?;
+        let held = Arc::new(Mutex::new(Held::default()));
+        let lease_loop = self.lease_loop(shutdown.clone(), held.clone());
+        let heartbeat_loop = self.heartbeat_loop(shutdown, held);
+        tokio::select! {
+            report = lease_loop => report,
+            never = heartbeat_loop => match never {},
+        }
+    }
+
+    async fn lease_loop(&self, mut shutdown: watch::Receiver<bool>, held: Arc<Mutex<Held>>) -> GaResult<WorkerReport> {
+        let mut report = WorkerReport::default();
+        let mut seconds_per_task: Option<f64> = None;
+        let mut idle_since = Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                return Ok(report);
+            }
+            if self.config.stop_when_run_ends
+                && let Some(run) = &self.config.run
+            {
+                let status = self.evolution.get_run(run).await?.status;
+                if !status.is_active() {
+                    return Ok(report);
+                }
+            }
+            let batch = match seconds_per_task {
+                None => 4,
+                Some(seconds) => (self.config.target_batch.as_secs_f64() / seconds.max(1e-6)) as u32,
+            }
+            .clamp(1, self.config.max_batch.max(1));
+            let request =
+                LeaseRequest { worker: self.config.id.clone(), run: self.config.run.clone(), max_tasks: batch, ttl: self.config.ttl };
+            let leases = match self.evolution.lease_tasks(request).await {
+                Ok(leases) => leases,
+                Err(error) if error.is_retryable() => {
+                    tracing::warn!(worker = %self.config.id, %error, "lease failed; retrying");
+                    if wait_or_shutdown(&mut shutdown, self.config.idle_wait).await {
+                        return Ok(report);
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let (coordinator_leases, leases): (Vec<_>, Vec<_>) =
+                leases.into_iter().partition(|lease| is_coordinator_payload(&lease.payload));
+            if !coordinator_leases.is_empty() {
+                // Not ours to hold: hand the coordinator role back at once.
+                let give_back = coordinator_leases
+                    .into_iter()
+                    .map(|lease| Completion {
+                        key: lease.key,
+                        token: lease.token,
+                        outcome: TaskOutcome::Failed { error: "a worker is not a coordinator".into() },
+                    })
+                    .collect();
+                self.evolution.complete_tasks(&self.config.id, give_back).await?;
+            }
+            if leases.is_empty() {
+                if self.config.exit_when_idle.is_some_and(|limit| idle_since.elapsed() >= limit) {
+                    return Ok(report);
+                }
+                if wait_or_shutdown(&mut shutdown, self.config.idle_wait).await {
+                    return Ok(report);
+                }
+                continue;
+            }
+            report.batches += 1;
+            report.leased += leases.len() as u64;
+            let abort = Arc::new(AtomicBool::new(false));
+            if let Ok(mut held) = held.lock() {
+                held.runs = leases.iter().map(|lease| lease.key.run.clone()).collect();
+                held.abort = Some(abort.clone());
+            }
+            let mut completions = Vec::with_capacity(leases.len());
+            let mut payloads = Vec::with_capacity(leases.len());
+            let mut evaluated_leases = Vec::with_capacity(leases.len());
+            for lease in leases {
+                match EvalPayload::parse(&lease.payload) {
+                    Ok(payload) => {
+                        payloads.push(payload);
+                        evaluated_leases.push(lease);
+                    }
+                    Err(error) => completions.push(Completion {
+                        key: lease.key,
+                        token: lease.token,
+                        outcome: TaskOutcome::Failed { error: error.to_string() },
+                    }),
+                }
+            }
+            let started = Instant::now();
+            let results = self.evaluator.evaluate_batch(&payloads, abort.clone()).await;
+            let computed = results.iter().filter(|r| r.is_some()).count();
+            if computed > 0 {
+                let seconds = started.elapsed().as_secs_f64() / computed as f64;
+                seconds_per_task = Some(seconds_per_task.map_or(seconds, |old| 0.7 * old + 0.3 * seconds));
+            }
+            for (lease, result) in evaluated_leases.into_iter().zip(results) {
+                let outcome = match result {
+                    None => {
+                        report.abandoned += 1;
+                        continue;
+                    }
+                    Some(Ok(evaluation)) => TaskOutcome::Succeeded {
+                        fitness: evaluation.fitness,
+                        result: serde_json::to_string(&evaluation.metrics).unwrap_or_default(),
+                    },
+                    Some(Err(error)) => TaskOutcome::Failed { error: error.to_string() },
+                };
+                completions.push(Completion { key: lease.key, token: lease.token, outcome });
+            }
+            if let Ok(mut held) = held.lock() {
+                held.abort = None;
+            }
+            if abort.load(Ordering::Relaxed) {
+                // The run ended or we are stopping: the results would be refused or unused.
+                report.abandoned += completions.len() as u64;
+                continue;
+            }
+            if !completions.is_empty() {
+                let statuses = self.complete_with_retry(completions).await?;
+                for status in statuses {
+                    match status {
+                        CompletionStatus::Recorded => report.recorded += 1,
+                        CompletionStatus::Requeued | CompletionStatus::Parked => report.failed += 1,
+                        CompletionStatus::Stale => report.stale += 1,
+                    }
+                }
+            }
+            if let Ok(mut held) = held.lock() {
+                held.runs.clear();
+            }
+            idle_since = Instant::now();
+        }
+    }
+
+    /// Completing is idempotent under fencing (a repeat is `Stale`), so a
+    /// retryable failure is retried a few times.
+    async fn complete_with_retry(&self, completions: Vec<Completion>) -> GaResult<Vec<CompletionStatus>> {
+        let mut attempt = 0;
+        loop {
+            match self.evolution.complete_tasks(&self.config.id, completions.clone()).await {
+                Ok(statuses) => return Ok(statuses),
+                Err(error) if error.is_retryable() && attempt < 5 => {
+                    attempt += 1;
+                    tracing::warn!(worker = %self.config.id, %error, attempt, "completion failed; retrying");
+                    tokio::time::sleep(self.config.idle_wait * attempt).await;
+                }
+                Err(error) => return Err(GaError::from(error)),
+            }
+        }
+    }
+
+    /// Extends every lease of this worker each interval, and aborts the batch
+    /// in progress when its run stops being active or the worker is asked to stop.
+    async fn heartbeat_loop(&self, mut shutdown: watch::Receiver<bool>, held: Arc<Mutex<Held>>) -> std::convert::Infallible {
+        loop {
+            let stopping = wait_or_shutdown(&mut shutdown, self.config.heartbeat).await;
+            let (runs, abort) = match held.lock() {
+                Ok(held) => (held.runs.clone(), held.abort.clone()),
+                Err(_) => (BTreeSet::new(), None),
+            };
+            if stopping {
+                if let Some(abort) = &abort {
+                    abort.store(true, Ordering::Relaxed);
+                }
+                std::future::pending::<()>().await;
+            }
+            if let Err(error) = self.evolution.heartbeat(&self.config.id, self.config.ttl).await {
+                tracing::warn!(worker = %self.config.id, %error, "heartbeat failed");
+            }
+            if let Some(abort) = abort {
+                for run in runs {
+                    let status = self.evolution.get_run(&run).await.map(|record| record.status);
+                    if matches!(status, Ok(RunStatus::Cancelled | RunStatus::Failed | RunStatus::Completed)) {
+                        abort.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps `duration` or until shutdown; true when shutting down.
+async fn wait_or_shutdown(shutdown: &mut watch::Receiver<bool>, duration: Duration) -> bool {
+    if *shutdown.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => *shutdown.borrow(),
+        changed = shutdown.changed() => changed.is_err() || *shutdown.borrow(),
+    }
+}
