@@ -61,7 +61,7 @@ impl NeonConfig {
         self.request_timeout = Duration::from_secs(5);
         self.deadline = Duration::from_secs(20);
         self.retry = RetryPolicy {
-            max_attempts: 8,
+            max_attempts: 20,
             base_delay: Duration::from_millis(2),
             max_delay: Duration::from_millis(20),
             max_retry_after: Duration::from_secs(2),

@@ -284,7 +284,8 @@ pub(crate) mod secret_serde {
     }
 }
 
-/// Limits on a project's usage; `-1` or absent means no limit (`ProjectQuota`).
+/// Limits on a project's usage per billing period (`ProjectQuota`). Zero or absent means
+/// unlimited; negative values are invalid (the seeds' `-1` is refused by the API's schema).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectQuota {
     /// Seconds computes may be active per period.
@@ -402,9 +403,12 @@ pub struct Project {
     /// Branch size limit in bytes.
     #[serde(default)]
     pub branch_logical_size_limit_bytes: Option<i64>,
-    /// Active seconds in this period (list items call it `active_time`).
-    #[serde(default, alias = "active_time")]
+    /// Active seconds in this period (`Project`).
+    #[serde(default)]
     pub active_time_seconds: Option<i64>,
+    /// Active seconds in this period (`ProjectListItem` calls it so).
+    #[serde(default)]
+    pub active_time: Option<i64>,
     /// Compute seconds in this period.
     #[serde(default)]
     pub compute_time_seconds: Option<i64>,

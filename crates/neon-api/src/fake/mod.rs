@@ -151,8 +151,10 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     /// JSON body, if any.
     pub body: Option<Value>,
-    /// Status answered.
+    /// Status answered (0 for a dropped connection).
     pub status: u16,
+    /// JSON body answered, if any.
+    pub response: Option<Value>,
 }
 
 /// A running fake server. Dropping it stops the server.

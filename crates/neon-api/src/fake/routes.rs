@@ -103,39 +103,40 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -> 
         state.counter += 1;
         format!("fake-request-{}", state.counter)
     };
-    let record = |status: u16| {
+    let record = |status: u16, response: Option<&Value>| {
         shared.state().requests.push(RecordedRequest {
             method: method.clone(),
             path: decoded_path.clone(),
             query: query.clone(),
             body: body.clone(),
             status,
+            response: response.cloned(),
         });
     };
     if let Some(fault) = fault {
         match fault.kind {
             FaultKind::Delay(delay) => tokio::time::sleep(delay).await,
             FaultKind::Status(status) => {
-                record(status);
+                record(status, None);
                 return respond(error(status, format!("injected HTTP {status}")), &request_id, None);
             }
             FaultKind::HtmlStatus(status) => {
-                record(status);
+                record(status, None);
                 let html = format!(
                     "<html><head><title>{status} Bad Gateway</title></head><body><center><h1>{status} Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
                 );
                 return raw_response(status, "text/html", Body::from(html), &request_id, None);
             }
             FaultKind::RateLimited(retry_after) => {
-                record(429);
+                record(429, None);
                 return respond(error(429, "rate limit exceeded"), &request_id, Some(&retry_after));
             }
             FaultKind::Unavailable(retry_after) => {
-                record(503);
+                record(503, None);
                 return respond(error(503, "service unavailable"), &request_id, Some(&retry_after));
             }
             FaultKind::DropConnection => {
-                record(0);
+                record(0, None);
                 let broken = futures::stream::once(async {
                     Err::<Bytes, std::io::Error>(std::io::Error::other("fake server dropped the connection"))
                 });
@@ -157,7 +158,7 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -> 
     } else {
         error(401, "authorization failed: missing or invalid API key")
     };
-    record(answer.status);
+    record(answer.status, answer.body.as_ref());
     respond(answer, &request_id, None)
 }
 
@@ -340,6 +341,17 @@ fn apply_endpoint_fields(json: &mut Value, options: &Value) {
             json[field] = value.clone();
         }
     }
+}
+
+/// Refuses negative quota values (the spec's minimum is 0; 0 means unlimited).
+fn check_quota(settings: Option<&Value>) -> Result<(), Answer> {
+    let quota = settings.and_then(|settings| settings.get("quota")).and_then(Value::as_object);
+    for (name, value) in quota.into_iter().flatten() {
+        if value.as_i64().is_some_and(|value| value < 0) {
+            return Err(error(422, format!("quota {name} must be 0 (unlimited) or positive, got {value}")));
+        }
+    }
+    Ok(())
 }
 
 /// Checks compute-unit limits like the API: at least 0.25 and min <= max.
@@ -571,7 +583,7 @@ fn dispatch(
                     item
                 })
                 .collect();
-            paged(json!({ "projects": projects }), cursor)
+            paged(json!({ "projects": projects, "applications": {}, "integrations": {} }), cursor)
         }
         ("POST", ["projects"]) => {
             let Some(options) = body.and_then(|body| body.get("project")) else {
@@ -586,6 +598,9 @@ fn dispatch(
                 if let Err(answer) = check_compute_units(defaults) {
                     return answer;
                 }
+            }
+            if let Err(answer) = check_quota(options.get("settings")) {
+                return answer;
             }
             let name = options.get("name").and_then(Value::as_str).unwrap_or("fake-project").to_owned();
             let (_, response) = insert_project(state, config, &name, Some(options), Some(now));
@@ -653,6 +668,9 @@ fn project_route(
                 if let Err(answer) = check_compute_units(defaults) {
                     return answer;
                 }
+            }
+            if let Err(answer) = check_quota(update.get("settings")) {
+                return answer;
             }
             let Some(project) = state.projects.get_mut(project_id) else { return not_found("project") };
             for field in ["name", "settings", "default_endpoint_settings", "history_retention_seconds"] {

@@ -1,0 +1,10 @@
+//! Integration tests of the Neon API client against the fake server: every
+//! public call, resilience, the Provisioner, secrets in logs, and the spec contract.
+
+mod client;
+mod contract;
+mod provisioner;
+mod resilience;
+mod schema;
+mod secrets;
+mod support;
