@@ -66,7 +66,7 @@ impl NeonConfig {
             max_delay: Duration::from_millis(20),
             max_retry_after: Duration::from_secs(2),
         };
-        self.operation_poll_interval = Duration::from_millis(5);
+        self.operation_poll_interval = Duration::from_millis(20);
         self.operation_timeout = Duration::from_secs(10);
         self
     }

@@ -53,12 +53,13 @@ fn percent_decode(segment: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
-        if bytes[index] == b'%' && index + 2 < bytes.len() {
-            if let Ok(value) = u8::from_str_radix(&segment[index + 1..index + 3], 16) {
-                out.push(value);
-                index += 3;
-                continue;
-            }
+        if bytes[index] == b'%'
+            && index + 2 < bytes.len()
+            && let Ok(value) = u8::from_str_radix(&segment[index + 1..index + 3], 16)
+        {
+            out.push(value);
+            index += 3;
+            continue;
         }
         out.push(bytes[index]);
         index += 1;
@@ -363,13 +364,10 @@ fn check_compute_units(options: &Value) -> Result<(), Answer> {
             return Err(error(422, format!("compute units must be at least 0.25, got {value}")));
         }
     }
-    if let (Some(min), Some(max)) = (min, max) {
-        if min > max {
-            return Err(error(
-                422,
-                format!("autoscaling_limit_min_cu ({min}) exceeds autoscaling_limit_max_cu ({max})"),
-            ));
-        }
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        return Err(error(422, format!("autoscaling_limit_min_cu ({min}) exceeds autoscaling_limit_max_cu ({max})")));
     }
     Ok(())
 }
@@ -538,9 +536,9 @@ fn dispatch(
             )
         }
         ("DELETE", ["api_keys", key_id]) => {
-            let Some(key) =
-                state.api_keys.iter_mut().find(|key| key["id"].to_string() == *key_id && key["revoked"] != true)
-            else {
+            let Some(key) = state.api_keys.iter_mut().find(|key| {
+                key["id"].as_i64().map(|id| id.to_string()).as_deref() == Some(*key_id) && key["revoked"] != true
+            }) else {
                 return not_found("API key");
             };
             key["revoked"] = Value::Bool(true);
@@ -589,15 +587,15 @@ fn dispatch(
             let Some(options) = body.and_then(|body| body.get("project")) else {
                 return error(400, "request body must have a project object");
             };
-            if let Some(name) = options.get("name").and_then(Value::as_str) {
-                if name.is_empty() || name.len() > 256 {
-                    return error(422, "project name must be 1 to 256 characters");
-                }
+            if let Some(name) = options.get("name").and_then(Value::as_str)
+                && (name.is_empty() || name.len() > 256)
+            {
+                return error(422, "project name must be 1 to 256 characters");
             }
-            if let Some(defaults) = options.get("default_endpoint_settings") {
-                if let Err(answer) = check_compute_units(defaults) {
-                    return answer;
-                }
+            if let Some(defaults) = options.get("default_endpoint_settings")
+                && let Err(answer) = check_compute_units(defaults)
+            {
+                return answer;
             }
             if let Err(answer) = check_quota(options.get("settings")) {
                 return answer;
@@ -664,10 +662,10 @@ fn project_route(
             let Some(update) = body.and_then(|body| body.get("project")) else {
                 return error(400, "request body must have a project object");
             };
-            if let Some(defaults) = update.get("default_endpoint_settings") {
-                if let Err(answer) = check_compute_units(defaults) {
-                    return answer;
-                }
+            if let Some(defaults) = update.get("default_endpoint_settings")
+                && let Err(answer) = check_compute_units(defaults)
+            {
+                return answer;
             }
             if let Err(answer) = check_quota(update.get("settings")) {
                 return answer;

@@ -92,7 +92,11 @@ pub(crate) async fn exercise_everything(client: &NeonClient) {
         .create_branch(
             &project_id,
             &BranchCreateRequest {
-                branch: NewBranch { name: Some("evolution".into()), parent_id: Some(main.id.clone()), ..NewBranch::default() },
+                branch: NewBranch {
+                    name: Some("evolution".into()),
+                    parent_id: Some(main.id.clone()),
+                    ..NewBranch::default()
+                },
                 endpoints: vec![NewBranchEndpoint {
                     endpoint_type: EndpointType::ReadWrite,
                     autoscaling_limit_min_cu: Some(0.25),
@@ -111,7 +115,11 @@ pub(crate) async fn exercise_everything(client: &NeonClient) {
         .create_branch(
             &project_id,
             &BranchCreateRequest {
-                branch: NewBranch { name: Some("at-lsn".into()), parent_lsn: Some("0/1A2B3C4".into()), ..NewBranch::default() },
+                branch: NewBranch {
+                    name: Some("at-lsn".into()),
+                    parent_lsn: Some("0/1A2B3C4".into()),
+                    ..NewBranch::default()
+                },
                 endpoints: vec![],
             },
         )
@@ -188,7 +196,11 @@ pub(crate) async fn exercise_everything(client: &NeonClient) {
         .update_endpoint(
             &project_id,
             &endpoint_id,
-            &EndpointUpdate { autoscaling_limit_max_cu: Some(3.0), suspend_timeout_seconds: Some(600), ..Default::default() },
+            &EndpointUpdate {
+                autoscaling_limit_max_cu: Some(3.0),
+                suspend_timeout_seconds: Some(600),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -221,7 +233,10 @@ pub(crate) async fn exercise_everything(client: &NeonClient) {
 
     let database = client.create_database(&project_id, &branch_id, "strategies db", "worker").await.unwrap();
     client.wait_for_operations(&project_id, &database.operations).await.unwrap();
-    assert_eq!(client.get_database(&project_id, &branch_id, "strategies db").await.unwrap().owner_name.as_deref(), Some("worker"));
+    assert_eq!(
+        client.get_database(&project_id, &branch_id, "strategies db").await.unwrap().owner_name.as_deref(),
+        Some("worker")
+    );
     let renamed = client
         .update_database(
             &project_id,
@@ -428,7 +443,8 @@ async fn a_wrong_api_key_is_refused_with_401_and_not_retried() {
 
 #[tokio::test]
 async fn a_bad_configuration_is_reported_without_the_key() {
-    let config = strata_neon_api::NeonConfig::new(strata_neon_api::Secret::new("napi_abc\nxyz")).with_base_url("http://x/api/v2");
+    let config = strata_neon_api::NeonConfig::new(strata_neon_api::Secret::new("napi_abc\nxyz"))
+        .with_base_url("http://x/api/v2");
     let error = NeonClient::new(config).unwrap_err();
     assert!(matches!(error, NeonError::Config(_)));
     assert!(!error.to_string().contains("napi_abc"));

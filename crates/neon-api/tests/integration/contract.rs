@@ -73,16 +73,17 @@ async fn record_all_traffic() -> (strata_neon_api::fake::FakeNeon, NeonClient) {
     let (fake, client) = start().await;
     crate::client::exercise_everything(&client).await;
     let project_id = ProjectId::new(fake.seed_project("shared"));
-    let provisioner = NeonProvisioner::new(client.clone(), project_id)
-        .with_endpoint(NewBranchEndpoint {
-            endpoint_type: EndpointType::ReadWrite,
-            autoscaling_limit_min_cu: Some(0.25),
-            autoscaling_limit_max_cu: Some(2.0),
-            suspend_timeout_seconds: Some(300),
-            settings: None,
-        });
+    let provisioner = NeonProvisioner::new(client.clone(), project_id).with_endpoint(NewBranchEndpoint {
+        endpoint_type: EndpointType::ReadWrite,
+        autoscaling_limit_min_cu: Some(0.25),
+        autoscaling_limit_max_cu: Some(2.0),
+        suspend_timeout_seconds: Some(300),
+        settings: None,
+    });
     provisioner
-        .with_ephemeral_branch(EphemeralBranchRequest::new("contract"), |_| async { Ok::<_, strata_core::StoreError>(()) })
+        .with_ephemeral_branch(EphemeralBranchRequest::new("contract"), |_| async {
+            Ok::<_, strata_core::StoreError>(())
+        })
         .await
         .unwrap();
     provisioner.ensure_tenant_database("t1", None).await.unwrap();
@@ -145,7 +146,9 @@ async fn every_request_the_client_sends_and_every_fake_answer_match_the_spec() {
                         errors.push(format!("{operation_id} fake response {status}: {error}"));
                     }
                 }
-                None => errors.push(format!("{operation_id}: the fake answered {status}, which the spec does not declare")),
+                None => {
+                    errors.push(format!("{operation_id}: the fake answered {status}, which the spec does not declare"))
+                }
             }
         }
     }
@@ -188,8 +191,11 @@ fn decode<T: DeserializeOwned>(value: &Value) -> Result<(), String> {
     serde_json::from_value::<T>(value.clone()).map(|_| ()).map_err(|error| error.to_string())
 }
 
+/// Decodes a response body into one model, or says why it could not.
+type Decoder = fn(&Value) -> Result<(), String>;
+
 /// How the client decodes the 2xx body of each covered operation.
-fn decoder(operation_id: &str) -> Option<fn(&Value) -> Result<(), String>> {
+fn decoder(operation_id: &str) -> Option<Decoder> {
     #[derive(serde::Deserialize)]
     struct ProjectBody {
         #[allow(dead_code)]
@@ -335,9 +341,9 @@ fn check_model<T: DeserializeOwned + Serialize>(spec: &Spec, schemas: &[&str], f
                 Ok(model) => {
                     let emitted = serde_json::to_value(&model).unwrap();
                     for key in emitted.as_object().into_iter().flatten().map(|(key, _)| key) {
-                        if !properties.contains(key) && !schemas.iter().any(|other| {
-                            spec.schema(other)["properties"].get(key).is_some()
-                        }) {
+                        if !properties.contains(key)
+                            && !schemas.iter().any(|other| spec.schema(other)["properties"].get(key).is_some())
+                        {
                             failures.push(format!("{name}: the model has field {key:?}, which the spec does not"));
                         }
                     }
@@ -387,7 +393,8 @@ fn the_enums_know_exactly_the_values_of_the_spec() {
         ("ConsumptionHistoryGranularity", ConsumptionGranularity::KNOWN),
     ];
     for (name, known) in cases {
-        let in_spec: BTreeSet<&str> = spec.schema(name)["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let in_spec: BTreeSet<&str> =
+            spec.schema(name)["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         let in_model: BTreeSet<&str> = known.iter().copied().collect();
         assert_eq!(in_spec, in_model, "{name} drifted from the spec");
     }

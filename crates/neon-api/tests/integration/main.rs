@@ -1,6 +1,9 @@
 //! Integration tests of the Neon API client against the fake server: every
 //! public call, resilience, the Provisioner, secrets in logs, and the spec contract.
 
+// Helpers shared by the tests unwrap like the tests do.
+#![allow(clippy::unwrap_used)]
+
 mod client;
 mod contract;
 mod provisioner;

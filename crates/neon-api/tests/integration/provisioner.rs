@@ -33,7 +33,8 @@ async fn the_port_is_idempotent_through_a_dyn_provisioner() {
     let first = port.ensure_branch(spec("feature", BranchPoint::Head)).await.unwrap();
     let again = port.ensure_branch(spec("feature", BranchPoint::Head)).await.unwrap();
     assert_eq!(first, again);
-    let child = BranchSpec { name: "child".into(), parent: Some("feature".into()), at: BranchPoint::Lsn("0/16B3748".into()) };
+    let child =
+        BranchSpec { name: "child".into(), parent: Some("feature".into()), at: BranchPoint::Lsn("0/16B3748".into()) };
     port.ensure_branch(child).await.unwrap();
     let at = Timestamp::parse("2026-01-01").unwrap();
     port.ensure_branch(spec("yesterday", BranchPoint::Timestamp(at))).await.unwrap();
@@ -53,7 +54,10 @@ async fn the_port_is_idempotent_through_a_dyn_provisioner() {
     assert!(port.drop_database("feature", "app_db").await.unwrap());
     assert!(!port.drop_database("feature", "app_db").await.unwrap());
     assert!(!port.drop_database("no-such-branch", "app_db").await.unwrap());
-    assert!(matches!(port.ensure_database("no-such-branch", "d", "app").await.unwrap_err(), StoreError::NotFound { .. }));
+    assert!(matches!(
+        port.ensure_database("no-such-branch", "d", "app").await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
     assert!(port.delete_branch("child").await.unwrap());
     assert!(port.delete_branch("feature").await.unwrap());
     assert!(!port.delete_branch("feature").await.unwrap());

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use strata_neon_api::fake::{Fault, FakeNeonConfig};
+use strata_neon_api::fake::{FakeNeonConfig, Fault};
 use strata_neon_api::models::{BranchCreateRequest, NewBranch, OperationOutcome};
 use strata_neon_api::{NeonError, ProjectId, RateLimitPolicy, RetryPolicy};
 
@@ -215,8 +215,10 @@ async fn waiting_gives_up_at_its_timeout_and_names_the_pending_operations() {
     let (fake, client) = start_with(config, |config| config).await;
     let project_id = ProjectId::new(fake.seed_project("p"));
     let created = client.create_branch(&project_id, &branch("b")).await.unwrap();
-    let error =
-        client.wait_for_operations_within(&project_id, &created.operations, Duration::from_millis(50)).await.unwrap_err();
+    let error = client
+        .wait_for_operations_within(&project_id, &created.operations, Duration::from_millis(50))
+        .await
+        .unwrap_err();
     match &error {
         NeonError::OperationsTimeout { pending, .. } => assert_eq!(pending, &vec![created.operations[0].id.clone()]),
         other => panic!("{other:?}"),

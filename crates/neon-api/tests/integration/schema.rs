@@ -18,9 +18,9 @@ pub(crate) struct Spec {
 /// Returns `None` (after printing why) when it is missing, unless
 /// `STRATA_REQUIRE_SERVICES=1`, under which a missing spec fails the test.
 pub(crate) fn load_spec() -> Option<Spec> {
-    let path = std::env::var_os("NEON_OPENAPI_SPEC").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/neon-api/openapi-v2.json")
-    });
+    let path = std::env::var_os("NEON_OPENAPI_SPEC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/neon-api/openapi-v2.json"));
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(Spec { root: serde_json::from_str(&text).expect("the OpenAPI spec is valid JSON") }),
         Err(error) => {
@@ -123,7 +123,15 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-fn check(spec: &Spec, schema: &Value, value: &Value, at: &str, strict: bool, check_extra: bool, errors: &mut Vec<String>) {
+fn check(
+    spec: &Spec,
+    schema: &Value,
+    value: &Value,
+    at: &str,
+    strict: bool,
+    check_extra: bool,
+    errors: &mut Vec<String>,
+) {
     let schema = spec.resolve(schema);
     if value.is_null() && schema.get("nullable") == Some(&Value::Bool(true)) {
         return;
@@ -141,10 +149,10 @@ fn check(spec: &Spec, schema: &Value, value: &Value, at: &str, strict: bool, che
             }
         }
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            errors.push(format!("{at}: {value} is not one of {allowed:?}"));
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        errors.push(format!("{at}: {value} is not one of {allowed:?}"));
     }
     if let Some(expected) = schema.get("type").and_then(Value::as_str) {
         let actual = type_name(value);
@@ -210,17 +218,19 @@ fn check_object(
         match properties.and_then(|properties| properties.get(name)) {
             Some(property) => check(spec, property, value, &path, strict, true, errors),
             None => {
-                if let Some(additional) = schema.get("additionalProperties").filter(|additional| additional.is_object()) {
+                if let Some(additional) = schema.get("additionalProperties").filter(|additional| additional.is_object())
+                {
                     check(spec, additional, value, &path, strict, true, errors);
                 }
             }
         }
     }
-    if strict && check_extra {
-        if let Some(known) = spec.known_properties(schema) {
-            for name in object.keys().filter(|name| !known.contains(*name)) {
-                errors.push(format!("{at}: property {name:?} is not in the spec"));
-            }
+    if strict
+        && check_extra
+        && let Some(known) = spec.known_properties(schema)
+    {
+        for name in object.keys().filter(|name| !known.contains(*name)) {
+            errors.push(format!("{at}: property {name:?} is not in the spec"));
         }
     }
 }
@@ -301,7 +311,9 @@ fn the_validator_catches_what_it_claims_to() {
     assert!(wrong_type[0].contains("expected string"), "{wrong_type:?}");
     let extra = validate(&spec, schema, &json!({"database": {"name": "d", "owner_name": "o", "size": 1}}), true);
     assert!(extra[0].contains("\"size\" is not in the spec"), "{extra:?}");
-    assert!(validate(&spec, schema, &json!({"database": {"name": "d", "owner_name": "o", "size": 1}}), false).is_empty());
+    assert!(
+        validate(&spec, schema, &json!({"database": {"name": "d", "owner_name": "o", "size": 1}}), false).is_empty()
+    );
     let endpoint = spec.schema("EndpointType");
     assert!(!validate(&spec, endpoint, &json!("read_maybe"), true).is_empty());
     let compute = spec.schema("ComputeUnit");
