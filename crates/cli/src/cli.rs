@@ -97,6 +97,9 @@ pub(crate) enum Command {
     /// Measure ingest and query throughput of every backend against same-run baselines.
     #[command(long_about = BENCH_LONG_ABOUT, after_help = "Examples:\n  strata bench\n  strata bench --rows 200000 --json\n  cargo xtask bench")]
     Bench(crate::bench::BenchArgs),
+    /// Manage Neon projects, branches and connection URIs; run a fake Neon API.
+    #[cfg(feature = "neon-api")]
+    Neon(crate::neon::NeonArgs),
 }
 
 const BENCH_LONG_ABOUT: &str = "\

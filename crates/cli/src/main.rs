@@ -12,6 +12,8 @@ mod exit;
 mod generate;
 mod ingest;
 mod inspect;
+#[cfg(feature = "neon-api")]
+mod neon;
 mod output;
 mod query;
 
@@ -41,6 +43,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         bench::run(args).await?;
         return Ok(ExitCode::SUCCESS);
     }
+    #[cfg(feature = "neon-api")]
+    if let Command::Neon(args) = &cli.command {
+        return neon::run(args).await;
+    }
     let storage = StorageConfig::from_env_and_flags(&cli.storage)?;
     match &cli.command {
         Command::Ingest(args) => ingest::run(args, &storage).await,
@@ -50,6 +56,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate::run(args, &storage).await,
         Command::Digest(args) => inspect::digest(args, &storage).await,
         Command::Bench(_) => unreachable!("handled above: bench builds its own stores"),
+        #[cfg(feature = "neon-api")]
+        Command::Neon(_) => unreachable!("handled above: neon needs no store"),
     }
 }
 

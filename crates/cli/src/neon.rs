@@ -1,0 +1,410 @@
+//! `strata neon`: common Neon management tasks from the shell (projects, branches,
+//! connection URIs, waiting for operations) and a local fake of the Neon API for
+//! tests, all through `strata-neon-api`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use futures::TryStreamExt;
+use serde_json::json;
+use strata_core::{StoreError, Timestamp};
+use strata_neon_api::fake::{FakeNeon, FakeNeonConfig};
+use strata_neon_api::models::{Branch, BranchCreateRequest, NewBranch, NewBranchEndpoint, Operation, OperationOutcome};
+use strata_neon_api::{
+    BranchId, ConnectionUriRequest, DEFAULT_BASE_URL, Ensured, NeonClient, NeonConfig, NeonError, OperationId,
+    ProjectId, Secret,
+};
+
+use crate::exit::UsageError;
+
+/// Long help of `strata neon`.
+const NEON_LONG_ABOUT: &str = "\
+Manage Neon projects and branches through the Neon management API v2.
+
+Credentials and targets come from the environment (flags win):
+  NEON_API_KEY        the API key (never printed)
+  NEON_PROJECT_ID     the project that branch, connection-uri and operations commands act on
+  NEON_API_BASE_URL   the API's base URL (default https://console.neon.tech/api/v2); point it at
+                      `strata neon fake-server` or a proxy
+
+Calls are retried when Neon says so (423 while operations run, 429 with Retry-After, 503) and
+stay under Neon's rate limits. Mutations wait until Neon's operations have finished.
+Every command accepts --json for machine-readable output.";
+
+/// Examples of `strata neon`.
+const NEON_AFTER_HELP: &str = "\
+Examples:
+  export NEON_API_KEY=napi_... NEON_PROJECT_ID=shiny-wind-028834
+  strata neon projects list
+  strata neon branch create ci-42 --parent main          idempotent: reuses an existing ci-42
+  strata neon branch create before-deploy --at 2026-11-27T09:00:00Z
+  strata neon branch list --json | jq '.[].name'
+  DATABASE_URL=$(strata neon connection-uri --branch ci-42 --database neondb --role neondb_owner)
+  strata neon branch delete ci-42                         succeeds when it is already gone
+  strata neon operations wait --timeout 300               waits for every unfinished operation
+
+Try it without a Neon account:
+  strata neon fake-server --port 4010 &
+  export NEON_API_BASE_URL=http://127.0.0.1:4010/api/v2 NEON_API_KEY=fake NEON_PROJECT_ID=<printed id>
+  strata neon branch create demo && strata neon connection-uri --branch demo --database neondb --role neondb_owner";
+
+/// `strata neon`.
+#[derive(Debug, Args)]
+#[command(long_about = NEON_LONG_ABOUT, after_help = NEON_AFTER_HELP)]
+pub(crate) struct NeonArgs {
+    /// Neon API key.
+    #[arg(long, env = "NEON_API_KEY", hide_env_values = true, global = true, value_name = "KEY")]
+    api_key: Option<String>,
+    /// Project id for branch, connection-uri and operations commands.
+    #[arg(long, env = "NEON_PROJECT_ID", global = true, value_name = "ID")]
+    project: Option<String>,
+    /// Base URL of the API.
+    #[arg(long, env = "NEON_API_BASE_URL", global = true, value_name = "URL", default_value = DEFAULT_BASE_URL)]
+    base_url: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    command: NeonCommand,
+}
+
+/// The `strata neon` subcommands.
+#[derive(Debug, Subcommand)]
+enum NeonCommand {
+    /// List projects.
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
+    /// Create, list or delete branches of NEON_PROJECT_ID.
+    #[command(subcommand)]
+    Branch(BranchCommand),
+    /// Print a connection URI (with its password) for a database and role on a branch.
+    #[command(after_help = "Examples:\n  strata neon connection-uri --database neondb --role neondb_owner\n  \
+        strata neon connection-uri --branch ci-42 --database app --role app --direct\n  \
+        psql \"$(strata neon connection-uri --branch ci-42 --database app --role app)\"")]
+    ConnectionUri(ConnectionUriArgs),
+    /// Wait for operations of NEON_PROJECT_ID.
+    #[command(subcommand)]
+    Operations(OperationsCommand),
+    /// Run a local fake of the Neon API (in memory) until interrupted.
+    #[command(after_help = "Examples:\n  strata neon fake-server --port 4010\n  \
+        strata neon fake-server --operation-ms 500 --seed-project demo\n\n\
+        It prints the export lines to use it, accepts any API key, keeps everything in memory, \
+        and answers 423 to mutations while operations run, like Neon.")]
+    FakeServer(FakeServerArgs),
+}
+
+/// `strata neon projects`.
+#[derive(Debug, Subcommand)]
+enum ProjectsCommand {
+    /// List every project the API key can see.
+    #[command(
+        after_help = "Examples:\n  strata neon projects list\n  strata neon projects list --json | jq -r '.[].id'"
+    )]
+    List,
+}
+
+/// `strata neon branch`.
+#[derive(Debug, Subcommand)]
+enum BranchCommand {
+    /// Create a branch with a read-write compute unless one of that name exists.
+    #[command(after_help = "Examples:\n  strata neon branch create ci-42\n  \
+        strata neon branch create hotfix --parent main --lsn 0/1A2B3C4\n  \
+        strata neon branch create yesterday --at 2026-11-27T00:00:00Z --max-cu 2\n  \
+        strata neon branch create scratch --no-endpoint")]
+    Create(BranchCreateArgs),
+    /// List branches.
+    #[command(after_help = "Examples:\n  strata neon branch list\n  strata neon branch list --json")]
+    List,
+    /// Delete a branch by name or id (with its computes, roles and databases); succeeds if it is already gone.
+    #[command(
+        after_help = "Examples:\n  strata neon branch delete ci-42\n  strata neon branch delete br-aged-salad-637688"
+    )]
+    Delete {
+        /// Branch name or id.
+        branch: String,
+    },
+}
+
+/// `strata neon branch create`.
+#[derive(Debug, Args)]
+struct BranchCreateArgs {
+    /// Branch name.
+    name: String,
+    /// Parent branch name or id (default: the project's default branch).
+    #[arg(long, value_name = "BRANCH")]
+    parent: Option<String>,
+    /// Branch from this WAL position of the parent.
+    #[arg(long, value_name = "LSN", conflicts_with = "at")]
+    lsn: Option<String>,
+    /// Branch from this instant of the parent (RFC 3339 or a date).
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Create no compute.
+    #[arg(long)]
+    no_endpoint: bool,
+    /// Minimum compute units of the compute.
+    #[arg(long, value_name = "CU")]
+    min_cu: Option<f64>,
+    /// Maximum compute units of the compute.
+    #[arg(long, value_name = "CU")]
+    max_cu: Option<f64>,
+    /// Seconds of inactivity before the compute suspends (-1 never).
+    #[arg(long, value_name = "SECONDS")]
+    suspend_timeout: Option<i64>,
+}
+
+/// `strata neon connection-uri`.
+#[derive(Debug, Args)]
+struct ConnectionUriArgs {
+    /// Branch name or id (default: the project's default branch).
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
+    /// Database name.
+    #[arg(long, value_name = "NAME")]
+    database: String,
+    /// Role name.
+    #[arg(long, value_name = "NAME")]
+    role: String,
+    /// Connect straight to the compute instead of through the pooler.
+    #[arg(long)]
+    direct: bool,
+}
+
+/// `strata neon operations`.
+#[derive(Debug, Subcommand)]
+enum OperationsCommand {
+    /// Wait until operations are finished (all unfinished ones of the project when none are named).
+    #[command(after_help = "Examples:\n  strata neon operations wait\n  \
+        strata neon operations wait 0f3c2a9e-... --timeout 60")]
+    Wait {
+        /// Operation ids.
+        operations: Vec<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+    },
+}
+
+/// `strata neon fake-server`.
+#[derive(Debug, Args)]
+struct FakeServerArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// How long operations run, in milliseconds.
+    #[arg(long, default_value_t = 50, value_name = "MS")]
+    operation_ms: u64,
+    /// Name of the project created at start.
+    #[arg(long, default_value = "strata-dev", value_name = "NAME")]
+    seed_project: String,
+}
+
+/// Runs `strata neon ...`.
+pub(crate) async fn run(args: &NeonArgs) -> Result<std::process::ExitCode> {
+    match &args.command {
+        NeonCommand::FakeServer(server) => fake_server(server).await?,
+        NeonCommand::Projects(ProjectsCommand::List) => projects_list(args).await?,
+        NeonCommand::Branch(BranchCommand::Create(create)) => branch_create(args, create).await?,
+        NeonCommand::Branch(BranchCommand::List) => branch_list(args).await?,
+        NeonCommand::Branch(BranchCommand::Delete { branch }) => branch_delete(args, branch).await?,
+        NeonCommand::ConnectionUri(uri) => connection_uri(args, uri).await?,
+        NeonCommand::Operations(OperationsCommand::Wait { operations, timeout }) => {
+            operations_wait(args, operations, *timeout).await?
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// An API error as a `StoreError`, so the exit code reflects its kind (2 for rejected input).
+fn api(error: NeonError) -> anyhow::Error {
+    anyhow::Error::new(StoreError::from(error))
+}
+
+fn client(args: &NeonArgs) -> Result<NeonClient> {
+    let Some(key) = args.api_key.as_deref().filter(|key| !key.trim().is_empty()) else {
+        return Err(UsageError("NEON_API_KEY is not set: export it or pass --api-key".into()).into());
+    };
+    let config = NeonConfig::new(Secret::new(key)).with_base_url(args.base_url.clone());
+    NeonClient::new(config).map_err(|error| UsageError(format!("NEON_API_BASE_URL or NEON_API_KEY: {error}")).into())
+}
+
+fn project(args: &NeonArgs) -> Result<ProjectId> {
+    match args.project.as_deref().filter(|project| !project.trim().is_empty()) {
+        Some(project) => Ok(ProjectId::new(project)),
+        None => Err(UsageError("NEON_PROJECT_ID is not set: export it or pass --project".into()).into()),
+    }
+}
+
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value).context("cannot format JSON")?);
+    Ok(())
+}
+
+/// Finds a branch by id or name.
+async fn find_branch(client: &NeonClient, project_id: &ProjectId, name_or_id: &str) -> Result<Option<Branch>> {
+    let branches = client.all_branches(project_id).await.map_err(api)?;
+    Ok(branches.into_iter().find(|branch| branch.id.as_str() == name_or_id || branch.name == name_or_id))
+}
+
+async fn projects_list(args: &NeonArgs) -> Result<()> {
+    let client = client(args)?;
+    let projects: Vec<_> = client.list_projects().try_collect().await.map_err(api)?;
+    if args.json {
+        return print_json(&serde_json::to_value(&projects)?);
+    }
+    if projects.is_empty() {
+        println!("no projects");
+    }
+    for project in &projects {
+        println!("{:<28} {:<32} {}", project.id, project.name, project.region_id.as_deref().unwrap_or("-"));
+    }
+    Ok(())
+}
+
+async fn branch_create(args: &NeonArgs, create: &BranchCreateArgs) -> Result<()> {
+    let client = client(args)?;
+    let project_id = project(args)?;
+    let parent_id = match &create.parent {
+        Some(parent) => match find_branch(&client, &project_id, parent).await? {
+            Some(branch) => Some(branch.id),
+            None => return Err(UsageError(format!("no branch named {parent:?} in project {project_id}")).into()),
+        },
+        None => None,
+    };
+    let parent_timestamp = match &create.at {
+        Some(text) => {
+            let timestamp = Timestamp::parse(text).map_err(|error| UsageError(format!("--at {text:?}: {error}")))?;
+            Some(timestamp.to_datetime().ok_or_else(|| UsageError(format!("--at {text:?} is out of range")))?)
+        }
+        None => None,
+    };
+    let endpoints = if create.no_endpoint {
+        Vec::new()
+    } else {
+        vec![NewBranchEndpoint {
+            autoscaling_limit_min_cu: create.min_cu,
+            autoscaling_limit_max_cu: create.max_cu,
+            suspend_timeout_seconds: create.suspend_timeout,
+            ..NewBranchEndpoint::read_write()
+        }]
+    };
+    let request = BranchCreateRequest {
+        branch: NewBranch {
+            name: Some(create.name.clone()),
+            parent_id,
+            parent_lsn: create.lsn.clone(),
+            parent_timestamp,
+            ..NewBranch::default()
+        },
+        endpoints,
+    };
+    let (branch, ensured) = client.ensure_branch(&project_id, &request).await.map_err(api)?;
+    let created = ensured == Ensured::Created;
+    if args.json {
+        return print_json(&json!({ "branch": branch, "created": created }));
+    }
+    let verb = if created { "created" } else { "exists:" };
+    println!("{verb} {} ({})", branch.name, branch.id);
+    Ok(())
+}
+
+async fn branch_list(args: &NeonArgs) -> Result<()> {
+    let client = client(args)?;
+    let project_id = project(args)?;
+    let branches = client.all_branches(&project_id).await.map_err(api)?;
+    if args.json {
+        return print_json(&serde_json::to_value(&branches)?);
+    }
+    for branch in &branches {
+        let default = if branch.is_default() { "default" } else { "" };
+        let state = branch.current_state.as_ref().map(|state| state.as_str().to_owned()).unwrap_or_default();
+        println!("{:<28} {:<32} {:<8} {}", branch.id, branch.name, state, default);
+    }
+    Ok(())
+}
+
+async fn branch_delete(args: &NeonArgs, name_or_id: &str) -> Result<()> {
+    let client = client(args)?;
+    let project_id = project(args)?;
+    let deleted = match find_branch(&client, &project_id, name_or_id).await? {
+        Some(branch) => client.delete_branch_if_exists(&project_id, &branch.id).await.map_err(api)?,
+        None => false,
+    };
+    if args.json {
+        return print_json(&json!({ "branch": name_or_id, "deleted": deleted }));
+    }
+    if deleted {
+        println!("deleted {name_or_id}");
+    } else {
+        println!("{name_or_id} does not exist; nothing to delete");
+    }
+    Ok(())
+}
+
+async fn connection_uri(args: &NeonArgs, uri: &ConnectionUriArgs) -> Result<()> {
+    let client = client(args)?;
+    let project_id = project(args)?;
+    let branch_id: Option<BranchId> = match &uri.branch {
+        Some(branch) => match find_branch(&client, &project_id, branch).await? {
+            Some(found) => Some(found.id),
+            None => return Err(UsageError(format!("no branch named {branch:?} in project {project_id}")).into()),
+        },
+        None => None,
+    };
+    let request = ConnectionUriRequest {
+        branch_id,
+        endpoint_id: None,
+        database_name: uri.database.clone(),
+        role_name: uri.role.clone(),
+        pooled: !uri.direct,
+    };
+    let secret = client.connection_uri(&project_id, &request).await.map_err(api)?;
+    // Printing the URI is the point of this command; it goes to stdout only, never to logs.
+    if args.json {
+        return print_json(&json!({ "uri": secret.expose(), "pooled": !uri.direct }));
+    }
+    println!("{}", secret.expose());
+    Ok(())
+}
+
+async fn operations_wait(args: &NeonArgs, ids: &[String], timeout: u64) -> Result<()> {
+    let client = client(args)?;
+    let project_id = project(args)?;
+    let operations: Vec<Operation> = if ids.is_empty() {
+        let all: Vec<Operation> = client.list_operations(&project_id).try_collect().await.map_err(api)?;
+        all.into_iter().filter(|operation| operation.outcome() == OperationOutcome::Pending).collect()
+    } else {
+        let mut operations = Vec::new();
+        for id in ids {
+            operations.push(client.get_operation(&project_id, &OperationId::new(id.as_str())).await.map_err(api)?);
+        }
+        operations
+    };
+    client.wait_for_operations_within(&project_id, &operations, Duration::from_secs(timeout)).await.map_err(api)?;
+    if args.json {
+        let ids: Vec<&str> = operations.iter().map(|operation| operation.id.as_str()).collect();
+        return print_json(&json!({ "finished": ids }));
+    }
+    println!("{} operation(s) finished", operations.len());
+    Ok(())
+}
+
+async fn fake_server(args: &FakeServerArgs) -> Result<()> {
+    let config =
+        FakeNeonConfig { operation_duration: Duration::from_millis(args.operation_ms), ..FakeNeonConfig::default() };
+    let fake = FakeNeon::bind(SocketAddr::from(([127, 0, 0, 1], args.port)), config)
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let project_id = fake.seed_project(&args.seed_project);
+    println!("Fake Neon API listening (any API key is accepted). Use it with:");
+    println!("export NEON_API_BASE_URL={}", fake.base_url());
+    println!("export NEON_API_KEY=fake");
+    println!("export NEON_PROJECT_ID={project_id}");
+    use std::io::Write;
+    std::io::stdout().flush().context("cannot write to stdout")?;
+    fake.wait().await;
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! End-to-end test of `strata neon`: starts `strata neon fake-server` and drives
+//! it with the other `strata neon` subcommands, as a user would from a shell.
+
+#![allow(clippy::unwrap_used)]
+#![cfg(feature = "neon-api")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn success(self) -> Self {
+        assert_eq!(self.code, Some(0), "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// A `strata neon fake-server` child process, killed when dropped.
+struct FakeServer {
+    child: Child,
+    environment: Vec<(String, String)>,
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the fake on a free port and reads the `export NAME=value` lines it prints.
+fn start_fake() -> FakeServer {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["neon", "fake-server", "--port", "0", "--operation-ms", "20", "--seed-project", "cli-test"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut environment = Vec::new();
+    while environment.len() < 3 {
+        let line = lines.next().expect("the fake prints its environment").unwrap();
+        if let Some((name, value)) = line.strip_prefix("export ").and_then(|rest| rest.split_once('=')) {
+            environment.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    FakeServer { child, environment }
+}
+
+/// Runs `strata neon ...` against the fake.
+fn neon(fake: &FakeServer, arguments: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+    command.arg("neon").args(arguments).env("RUST_LOG", "warn");
+    for (name, value) in &fake.environment {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn neon_commands_work_against_the_fake_server() {
+    let fake = start_fake();
+    let projects = neon(&fake, &["projects", "list"]).success();
+    assert!(projects.stdout.contains("cli-test"), "{}", projects.stdout);
+
+    let created = neon(&fake, &["branch", "create", "ci-1", "--max-cu", "2"]).success();
+    assert!(created.stdout.starts_with("created ci-1"), "{}", created.stdout);
+    let again = neon(&fake, &["branch", "create", "ci-1", "--json"]).success();
+    let again: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(again["created"], false);
+    assert_eq!(again["branch"]["name"], "ci-1");
+    neon(&fake, &["branch", "create", "yesterday", "--parent", "main", "--at", "2026-01-01", "--no-endpoint"])
+        .success();
+
+    let listed = neon(&fake, &["branch", "list", "--json"]).success();
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|branch| branch["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["main", "ci-1", "yesterday"]);
+
+    let pooled = neon(&fake, &["connection-uri", "--branch", "ci-1", "--database", "neondb", "--role", "neondb_owner"])
+        .success();
+    assert!(pooled.stdout.trim().starts_with("postgresql://neondb_owner:"), "{}", pooled.stdout);
+    assert!(pooled.stdout.contains("-pooler."));
+    let direct = neon(
+        &fake,
+        &["connection-uri", "--branch", "ci-1", "--database", "neondb", "--role", "neondb_owner", "--direct"],
+    )
+    .success();
+    assert!(!direct.stdout.contains("-pooler."));
+
+    let waited = neon(&fake, &["operations", "wait", "--timeout", "10", "--json"]).success();
+    assert!(waited.stdout.contains("finished"), "{}", waited.stdout);
+
+    let deleted = neon(&fake, &["branch", "delete", "ci-1"]).success();
+    assert!(deleted.stdout.contains("deleted ci-1"), "{}", deleted.stdout);
+    let gone = neon(&fake, &["branch", "delete", "ci-1"]).success();
+    assert!(gone.stdout.contains("does not exist"), "{}", gone.stdout);
+
+    // Input errors exit with 2 and say what is wrong, without the API key.
+    let rejected = neon(&fake, &["branch", "create", "bad", "--min-cu", "4", "--max-cu", "1"]);
+    assert_eq!(rejected.code, Some(2), "{rejected:?}");
+    assert!(rejected.stderr.contains("HTTP 422"), "{}", rejected.stderr);
+    let unknown = neon(&fake, &["connection-uri", "--branch", "nope", "--database", "d", "--role", "r"]);
+    assert_eq!(unknown.code, Some(2), "{unknown:?}");
+}
+
+#[test]
+fn missing_credentials_are_named() {
+    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["neon", "branch", "list"])
+        .env_remove("NEON_API_KEY")
+        .env_remove("NEON_PROJECT_ID")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("NEON_API_KEY"));
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let output = Command::new(env!("CARGO_BIN_EXE_strata")).args(["neon", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for expected in
+        ["NEON_API_KEY", "NEON_PROJECT_ID", "NEON_API_BASE_URL", "Examples:", "fake-server", "connection-uri"]
+    {
+        assert!(help.contains(expected), "{expected} missing from:\n{help}");
+    }
+}
