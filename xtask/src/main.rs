@@ -9,6 +9,7 @@
 //! build-time dependencies, which re-runs the bundled DuckDB build script and
 //! recompiles DuckDB's C++ (tens of minutes on two cores).
 
+mod pg;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -30,11 +31,19 @@ Commands:
         builds the workspace and runs `strata bench`: ingest and query
         throughput (rows/s) of every backend on generated data, each next to a
         baseline measured in the same run. Defaults: 1,000,000 rows, 10 symbols.
+  pg start|stop|url
+        a PostgreSQL cluster for manual use (initdb + pg_ctl on a free
+        loopback port); `start` prints its DATABASE_URL.
   tidy  checks repository rules: every .rs file opens with a //! line, core
         depends only on its allowed crates, internal crates are referenced
         through [workspace.dependencies], one version of arrow in Cargo.lock.
 
 Environment:
+  DATABASE_URL       PostgreSQL for the tests and benchmarks; when unset,
+                     `test` and `bench` start a throwaway cluster with the
+                     system's initdb/pg_ctl and remove it afterwards.
+  STRATA_PGBOUNCER_URL  PgBouncer (transaction mode) for the pooler suite;
+                     when unset, one is started in front of a local server.
   CARGO_TARGET_DIR   where builds go; .ci/run keeps it outside the clone so
                      the bundled DuckDB build is reused between runs.
 ";
@@ -55,6 +64,7 @@ fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&root, &args[1..]),
         Some("bench") => bench(&root, &args[1..]),
+        Some("pg") => pg::command(&args[1..]),
         Some("tidy") => {
             tidy::check(&root)?;
             println!("tidy: ok");
@@ -98,11 +108,15 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         test_args.push("--");
         test_args.extend(passthrough.iter().map(String::as_str));
     }
-    let services = [("STRATA_REQUIRE_SERVICES", "1")];
+    let postgres = pg::services(false, true)?;
+    let mut services: Vec<(&str, String)> = vec![("STRATA_REQUIRE_SERVICES", "1".to_string())];
+    services.extend(postgres.env());
+    let services: Vec<(&str, &str)> = services.iter().map(|(k, v)| (*k, v.as_str())).collect();
     step(root, "tests", &test_args, &services)?;
     if passthrough.is_empty() {
         step(root, "doc tests", &["test", "--workspace", "--doc"], &services)?;
     }
+    drop(postgres);
     println!("xtask: all checks passed in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -110,9 +124,11 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
 fn bench(root: &Path, args: &[String]) -> Result<()> {
     let binary = build_strata(root)?;
     println!("xtask: running {} bench {}", binary.display(), args.join(" "));
+    let postgres = pg::services(true, false)?;
     let status = Command::new(&binary)
         .arg("bench")
         .args(args)
+        .envs(postgres.env())
         .current_dir(root)
         .status()
         .with_context(|| format!("running {}", binary.display()))?;

@@ -1,0 +1,196 @@
+//! From sqlx errors to the port's error kinds, and which failures are
+//! transient (worth retrying with backoff) on PostgreSQL and on Neon.
+//!
+//! Transient: the connection could not be made or broke (refused, reset,
+//! EOF, pool timeout), `57P01`/`57P02`/`57P03` (server shutting down or
+//! starting), `53300` too many connections, `08xxx` connection exceptions,
+//! Neon's proxy errors (`XX000` "Couldn't connect to compute node" and
+//! friends), and, for idempotent operations only, `40001` serialization
+//! failures and `40P01` deadlocks. Never transient: "endpoint is disabled",
+//! quota errors, authentication, TLS certificate failures, a missing
+//! database.
+
+use strata_core::StoreError;
+
+use crate::config::redact_text;
+
+/// Backend name in logs and errors.
+pub(crate) const BACKEND: &str = "neon";
+
+/// A failure inside a transaction body: a driver error (classified later)
+/// or a decision already expressed as a port error (`Conflict`, `NotFound`).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// From sqlx.
+    Db(sqlx::Error),
+    /// Already a port error.
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(error: sqlx::Error) -> Self {
+        Failure::Db(error)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::Store(error)
+    }
+}
+
+/// How a failure should be handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transience {
+    /// Retry: nothing was done, or the server refused before doing anything.
+    Always,
+    /// Retry only when the operation is idempotent (the server may have done it).
+    IfIdempotent,
+    /// Do not retry.
+    Never,
+}
+
+/// Messages of Neon's proxy that mean "try again shortly".
+const NEON_TRANSIENT_MESSAGES: [&str; 6] = [
+    "couldn't connect to compute node",
+    "compute node is starting",
+    "console request failed",
+    "temporary failure",
+    "connection to compute node failed",
+    "could not connect to compute",
+];
+
+/// Messages that look like outages but are decisions: retrying does not help.
+const NEON_PERMANENT_MESSAGES: [&str; 4] = ["endpoint is disabled", "quota", "project is disabled", "suspended for"];
+
+/// Classifies a sqlx error for retrying.
+pub(crate) fn transience(error: &sqlx::Error) -> Transience {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => Transience::Always,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            let message = db.message().to_ascii_lowercase();
+            if NEON_PERMANENT_MESSAGES.iter().any(|m| message.contains(m)) {
+                return Transience::Never;
+            }
+            match code.as_ref() {
+                "57P01" | "57P02" | "57P03" | "53300" => Transience::Always,
+                c if c.starts_with("08") => Transience::Always,
+                "40001" | "40P01" => Transience::IfIdempotent,
+                "XX000" if NEON_TRANSIENT_MESSAGES.iter().any(|m| message.contains(m)) => Transience::Always,
+                _ => Transience::Never,
+            }
+        }
+        sqlx::Error::Protocol(message) if message.to_ascii_lowercase().contains("connection") => {
+            Transience::IfIdempotent
+        }
+        _ => Transience::Never,
+    }
+}
+
+/// Whether the error means the server or the network is gone (vs. a query error).
+fn is_connection_level(error: &sqlx::Error) -> bool {
+    matches!(transience(error), Transience::Always)
+        || matches!(error, sqlx::Error::Tls(_) | sqlx::Error::PoolClosed | sqlx::Error::Configuration(_))
+}
+
+/// Turns a driver error into the port's error, naming what was being done.
+pub(crate) fn classify(error: sqlx::Error, what: &str) -> StoreError {
+    let text = redact_text(&error.to_string());
+    if let sqlx::Error::Database(db) = &error {
+        let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+        let message = db.message().to_ascii_lowercase();
+        if NEON_PERMANENT_MESSAGES.iter().any(|m| message.contains(m)) {
+            return StoreError::Unavailable {
+                backend: BACKEND,
+                what: format!("{what}: {text} (Neon refused: not transient; check the endpoint and the project's quotas)"),
+                source: None,
+            };
+        }
+        return match code.as_str() {
+            "57014" => StoreError::Timeout {
+                backend: BACKEND,
+                what: format!("{what}: the statement ran past statement_timeout ({text})"),
+            },
+            "55P03" => {
+                StoreError::Timeout { backend: BACKEND, what: format!("{what}: waited past lock_timeout ({text})") }
+            }
+            "23505" | "40001" | "40P01" => StoreError::conflict(format!("{what}: {text}")),
+            "28P01" | "28000" => StoreError::Unavailable {
+                backend: BACKEND,
+                what: format!("{what}: authentication failed ({text}); check the user and password in DATABASE_URL"),
+                source: None,
+            },
+            "3D000" => StoreError::Unavailable {
+                backend: BACKEND,
+                what: format!("{what}: {text}; create the database or fix DATABASE_URL"),
+                source: None,
+            },
+            "42P01" | "42703" => StoreError::internal(
+                BACKEND,
+                format!("{what}: {text}; the schema looks older than this binary: run `strata migrate`"),
+            ),
+            c if c.starts_with("22") => StoreError::invalid(format!("{what}: {text}")),
+            _ if is_connection_level(&error) => {
+                StoreError::Unavailable { backend: BACKEND, what: format!("{what}: {text}"), source: None }
+            }
+            _ => StoreError::internal(BACKEND, format!("{what}: {text} (SQLSTATE {code})")),
+        };
+    }
+    match &error {
+        sqlx::Error::PoolTimedOut => StoreError::Unavailable {
+            backend: BACKEND,
+            what: format!("{what}: no connection within the acquire timeout (is the server up and reachable?)"),
+            source: None,
+        },
+        sqlx::Error::Tls(_) => StoreError::Unavailable {
+            backend: BACKEND,
+            what: format!(
+                "{what}: TLS failed: {text} (with sslmode=verify-full the server certificate must chain to \
+                 sslrootcert, or the platform roots, and name the host)"
+            ),
+            source: None,
+        },
+        _ if is_connection_level(&error) => {
+            StoreError::Unavailable { backend: BACKEND, what: format!("{what}: {text}"), source: None }
+        }
+        sqlx::Error::Configuration(_) => StoreError::invalid(format!("{what}: {text}")),
+        _ => StoreError::internal(BACKEND, format!("{what}: {text}")),
+    }
+}
+
+impl Failure {
+    /// The port error for this failure.
+    pub(crate) fn into_store(self, what: &str) -> StoreError {
+        match self {
+            Failure::Db(error) => classify(error, what),
+            Failure::Store(error) => error,
+        }
+    }
+
+    /// How to handle it.
+    pub(crate) fn transience(&self) -> Transience {
+        match self {
+            Failure::Db(error) => transience(error),
+            Failure::Store(_) => Transience::Never,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_are_transient_and_unavailable() {
+        let refused = sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"));
+        assert_eq!(transience(&refused), Transience::Always);
+        assert!(matches!(classify(refused, "writing bars"), StoreError::Unavailable { .. }));
+        let timeout = sqlx::Error::PoolTimedOut;
+        assert_eq!(transience(&timeout), Transience::Always);
+        assert!(matches!(classify(timeout, "x"), StoreError::Unavailable { .. }));
+        let decode = sqlx::Error::ColumnNotFound("x".into());
+        assert_eq!(transience(&decode), Transience::Never);
+        assert!(matches!(classify(decode, "x"), StoreError::Internal { .. }));
+    }
+}

@@ -1,0 +1,646 @@
+//! `EvolutionStore` over PostgreSQL: runs, generations, leased evaluation
+//! tasks with fencing tokens, workers and statistics, shared by any number
+//! of workers on any number of machines.
+//!
+//! - Time is the server's (`now()`), so workers with skewed clocks agree.
+//! - Leasing is one statement: candidates are chosen with
+//!   `FOR UPDATE SKIP LOCKED` (two workers never wait for or receive the same
+//!   task) and updated with a fresh `nextval` fencing token each.
+//! - A completion is applied only if the task is leased by this worker under
+//!   exactly this token (`UPDATE ... WHERE token = $n`), so a late result
+//!   from an expired lease changes nothing.
+//! - Liveness is by time only: no LISTEN/NOTIFY, no session advisory locks,
+//!   so it all works through Neon's pooler (PgBouncer, transaction mode).
+
+use std::time::Duration;
+
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row as _};
+use strata_core::evolution::{
+    Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Individual, Lease, LeaseRequest, NewTask,
+    RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
+    WorkerInfo, WorkerRecord,
+};
+use strata_core::{EvolutionStore, Result, StoreError, Timestamp};
+
+use crate::error::{BACKEND, Failure};
+use crate::store::{Idempotency, NeonStore, transact};
+
+/// Epoch microseconds of a `timestamptz` expression, as SQL.
+fn micros(expression: &str) -> String {
+    format!("(extract(epoch FROM {expression}) * 1000000)::bigint")
+}
+
+fn run_columns() -> String {
+    format!(
+        "id, strategy, seed, population_size, generations, config, status, {}, {}",
+        micros("created_at"),
+        micros("updated_at")
+    )
+}
+
+fn task_columns() -> String {
+    format!(
+        "run_id, generation, individual, payload, state, attempts, max_attempts, token, worker, {}, fitness, result, error",
+        micros("lease_expires_at")
+    )
+}
+
+fn run_from_row(row: &PgRow) -> Result<RunRecord> {
+    let get = |e: sqlx::Error| StoreError::internal(BACKEND, format!("reading a run: {e}"));
+    let status: String = row.try_get(6).map_err(get)?;
+    Ok(RunRecord {
+        spec: RunSpec {
+            id: RunId::new(row.try_get::<String, _>(0).map_err(get)?)?,
+            strategy: row.try_get(1).map_err(get)?,
+            seed: row.try_get::<i64, _>(2).map_err(get)? as u64,
+            population_size: row.try_get::<i32, _>(3).map_err(get)? as u32,
+            generations: row.try_get::<i32, _>(4).map_err(get)? as u32,
+            config: row.try_get(5).map_err(get)?,
+        },
+        status: status.parse()?,
+        created_at: Timestamp(row.try_get(7).map_err(get)?),
+        updated_at: Timestamp(row.try_get(8).map_err(get)?),
+    })
+}
+
+fn task_from_row(row: &PgRow) -> Result<TaskRecord> {
+    let get = |e: sqlx::Error| StoreError::internal(BACKEND, format!("reading a task: {e}"));
+    let state: String = row.try_get(4).map_err(get)?;
+    let worker: Option<String> = row.try_get(8).map_err(get)?;
+    Ok(TaskRecord {
+        key: TaskKey {
+            run: RunId::new(row.try_get::<String, _>(0).map_err(get)?)?,
+            generation: row.try_get::<i32, _>(1).map_err(get)? as u32,
+            individual: row.try_get::<i32, _>(2).map_err(get)? as u32,
+        },
+        payload: row.try_get(3).map_err(get)?,
+        state: state.parse()?,
+        attempts: row.try_get::<i32, _>(5).map_err(get)? as u32,
+        max_attempts: row.try_get::<i32, _>(6).map_err(get)? as u32,
+        token: FencingToken(row.try_get::<i64, _>(7).map_err(get)? as u64),
+        worker: worker.map(WorkerId::new).transpose()?,
+        lease_expires_at: row.try_get::<Option<i64>, _>(9).map_err(get)?.map(Timestamp),
+        fitness: row.try_get(10).map_err(get)?,
+        result: row.try_get(11).map_err(get)?,
+        error: row.try_get(12).map_err(get)?,
+    })
+}
+
+/// A TTL as a whole number of microseconds for `make_interval`-free SQL arithmetic.
+fn ttl_micros(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn missing_run(run: &RunId) -> StoreError {
+    StoreError::not_found(format!("run {run}"))
+}
+
+/// A u32 as the `integer` column type (every value we store fits: indexes and counts).
+fn int(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+impl NeonStore {
+    fn sql(&self, text: &str) -> String {
+        text.replace("{s}", &self.inner.config.schema)
+    }
+}
+
+async fn load_run(c: &mut PgConnection, schema: &str, run: &str, persistent: bool) -> Result<Option<RunRecord>, Failure> {
+    let sql = format!("SELECT {} FROM {schema}.runs WHERE id = $1", run_columns());
+    let row = sqlx::query(&sql).bind(run).persistent(persistent).fetch_optional(&mut *c).await?;
+    Ok(row.as_ref().map(run_from_row).transpose()?)
+}
+
+async fn require_run(c: &mut PgConnection, schema: &str, run: &RunId, persistent: bool) -> Result<(), Failure> {
+    let sql = format!("SELECT 1 FROM {schema}.runs WHERE id = $1");
+    let found: Option<i32> =
+        sqlx::query_scalar(&sql).bind(run.as_str()).persistent(persistent).fetch_optional(&mut *c).await?;
+    if found.is_none() {
+        return Err(missing_run(run).into());
+    }
+    Ok(())
+}
+
+async fn load_individuals(
+    c: &mut PgConnection,
+    schema: &str,
+    run: &RunId,
+    number: u32,
+    persistent: bool,
+) -> Result<Option<Vec<Individual>>, Failure> {
+    let exists: Option<i32> = sqlx::query_scalar(&format!(
+        "SELECT size FROM {schema}.generations WHERE run_id = $1 AND generation = $2"
+    ))
+    .bind(run.as_str())
+    .bind(int(number))
+    .persistent(persistent)
+    .fetch_optional(&mut *c)
+    .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let rows: Vec<(i32, String)> = sqlx::query_as(&format!(
+        "SELECT individual, genome FROM {schema}.individuals WHERE run_id = $1 AND generation = $2 ORDER BY individual"
+    ))
+    .bind(run.as_str())
+    .bind(int(number))
+    .persistent(persistent)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(Some(rows.into_iter().map(|(index, genome)| Individual { index: index as u32, genome }).collect()))
+}
+
+async fn latest_number(c: &mut PgConnection, schema: &str, run: &RunId, persistent: bool) -> Result<Option<u32>, Failure> {
+    let latest: Option<i32> =
+        sqlx::query_scalar(&format!("SELECT max(generation) FROM {schema}.generations WHERE run_id = $1"))
+            .bind(run.as_str())
+            .persistent(persistent)
+            .fetch_one(&mut *c)
+            .await?;
+    Ok(latest.map(|n| n as u32))
+}
+
+async fn mark_seen(c: &mut PgConnection, schema: &str, worker: &WorkerId, persistent: bool) -> Result<(), Failure> {
+    sqlx::query(&format!("UPDATE {schema}.workers SET last_seen = now() WHERE id = $1"))
+        .bind(worker.as_str())
+        .persistent(persistent)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+fn describe_generation(number: Option<u32>) -> String {
+    number.map_or_else(|| "none".to_string(), |n| n.to_string())
+}
+
+#[async_trait::async_trait]
+impl EvolutionStore for NeonStore {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn create_run(&self, spec: RunSpec) -> Result<RunRecord> {
+        let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());
+        transact!(self.inner, "creating a run", Idempotency::Idempotent, |c| {
+                let inserted = sqlx::query(&format!(
+                    "INSERT INTO {schema}.runs (id, strategy, seed, population_size, generations, config, status)
+                     VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (id) DO NOTHING"
+                ))
+                .bind(spec.id.as_str())
+                .bind(&spec.strategy)
+                .bind(spec.seed as i64)
+                .bind(int(spec.population_size))
+                .bind(int(spec.generations))
+                .bind(&spec.config)
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+                let record = load_run(c, &schema, spec.id.as_str(), persistent)
+                    .await?
+                    .ok_or_else(|| missing_run(&spec.id))?;
+                if inserted.rows_affected() == 0 && record.spec != spec {
+                    return Err(StoreError::conflict(format!("run {} already exists with a different spec", spec.id))
+                        .into());
+                }
+                Ok(record)
+            })
+    }
+
+    async fn get_run(&self, run: &RunId) -> Result<RunRecord> {
+        let (schema, persistent, run) = (self.inner.config.schema.clone(), self.persistent(), run.clone());
+        transact!(self.inner, "reading a run", Idempotency::Idempotent, |c| {
+                Ok(load_run(c, &schema, run.as_str(), persistent).await?.ok_or_else(|| missing_run(&run))?)
+            })
+    }
+
+    async fn list_runs(&self) -> Result<Vec<RunRecord>> {
+        let sql = self.sql(&format!("SELECT {} FROM {{s}}.runs ORDER BY created_order DESC", run_columns()));
+        let persistent = self.persistent();
+        transact!(self.inner, "listing runs", Idempotency::Idempotent, |c| {
+                let rows = sqlx::query(&sql).persistent(persistent).fetch_all(&mut *c).await?;
+                Ok(rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?)
+            })
+    }
+
+    async fn set_run_status(&self, run: &RunId, status: RunStatus) -> Result<RunRecord> {
+        let (schema, persistent, run) = (self.inner.config.schema.clone(), self.persistent(), run.clone());
+        transact!(self.inner, "setting a run's status", Idempotency::Idempotent, |c| {
+                let sql = format!("UPDATE {schema}.runs SET status = $1, updated_at = now() WHERE id = $2");
+                let done =
+                    sqlx::query(&sql).bind(status.as_str()).bind(run.as_str()).persistent(persistent).execute(&mut *c).await?;
+                if done.rows_affected() == 0 {
+                    return Err(missing_run(&run).into());
+                }
+                Ok(load_run(c, &schema, run.as_str(), persistent).await?.ok_or_else(|| missing_run(&run))?)
+            })
+    }
+
+    async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
+        let Generation { run, number, individuals } = generation.normalized()?;
+        let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());
+        transact!(self.inner, "saving a generation", Idempotency::Idempotent, |c| {
+                // Lock the run row: concurrent savers of one run are serialised here.
+                let locked: Option<i32> =
+                    sqlx::query_scalar(&format!("SELECT 1 FROM {schema}.runs WHERE id = $1 FOR UPDATE"))
+                        .bind(run.as_str())
+                        .persistent(persistent)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                if locked.is_none() {
+                    return Err(missing_run(&run).into());
+                }
+                if let Some(stored) = load_individuals(c, &schema, &run, number, persistent).await? {
+                    if stored == individuals {
+                        return Ok(());
+                    }
+                    return Err(StoreError::conflict(format!(
+                        "generation {number} of run {run} is already stored with a different population"
+                    ))
+                    .into());
+                }
+                let latest = latest_number(c, &schema, &run, persistent).await?;
+                if latest != expected_latest {
+                    return Err(StoreError::conflict(format!(
+                        "run {run}: the latest stored generation is {}, not {}",
+                        describe_generation(latest),
+                        describe_generation(expected_latest)
+                    ))
+                    .into());
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO {schema}.generations (run_id, generation, size) VALUES ($1, $2, $3)"
+                ))
+                .bind(run.as_str())
+                .bind(int(number))
+                .bind(i32::try_from(individuals.len()).unwrap_or(i32::MAX))
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+                let indexes: Vec<i32> = individuals.iter().map(|i| int(i.index)).collect();
+                let genomes: Vec<String> = individuals.iter().map(|i| i.genome.clone()).collect();
+                sqlx::query(&format!(
+                    "INSERT INTO {schema}.individuals (run_id, generation, individual, genome)
+                     SELECT $1, $2, i, g FROM unnest($3::integer[], $4::text[]) AS t(i, g)"
+                ))
+                .bind(run.as_str())
+                .bind(int(number))
+                .bind(indexes)
+                .bind(genomes)
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            })
+    }
+
+    async fn load_generation(&self, run: &RunId, number: u32) -> Result<Generation> {
+        let (schema, persistent, run) = (self.inner.config.schema.clone(), self.persistent(), run.clone());
+        transact!(self.inner, "loading a generation", Idempotency::Idempotent, |c| {
+                let individuals = load_individuals(c, &schema, &run, number, persistent)
+                    .await?
+                    .ok_or_else(|| StoreError::not_found(format!("generation {number} of run {run}")))?;
+                Ok(Generation { run: run.clone(), number, individuals })
+            })
+    }
+
+    async fn latest_generation(&self, run: &RunId) -> Result<Option<Generation>> {
+        let (schema, persistent, run) = (self.inner.config.schema.clone(), self.persistent(), run.clone());
+        transact!(self.inner, "loading the latest generation", Idempotency::Idempotent, |c| {
+                let Some(number) = latest_number(c, &schema, &run, persistent).await? else { return Ok(None) };
+                let individuals = load_individuals(c, &schema, &run, number, persistent).await?.unwrap_or_default();
+                Ok(Some(Generation { run: run.clone(), number, individuals }))
+            })
+    }
+
+    async fn enqueue_tasks(&self, run: &RunId, generation: u32, tasks: Vec<NewTask>, max_attempts: u32) -> Result<u64> {
+        let (schema, persistent, run) = (self.inner.config.schema.clone(), self.persistent(), run.clone());
+        let max_attempts = int(max_attempts.max(1));
+        let individuals: Vec<i32> = tasks.iter().map(|t| int(t.individual)).collect();
+        let payloads: Vec<String> = tasks.into_iter().map(|t| t.payload).collect();
+        transact!(self.inner, "enqueueing tasks", Idempotency::Idempotent, |c| {
+                require_run(c, &schema, &run, persistent).await?;
+                let done = sqlx::query(&format!(
+                    "INSERT INTO {schema}.tasks (run_id, generation, individual, payload, state, max_attempts)
+                     SELECT $1, $2, i, p, 'pending', $5 FROM unnest($3::integer[], $4::text[]) AS t(i, p)
+                     ON CONFLICT (run_id, generation, individual) DO NOTHING"
+                ))
+                .bind(run.as_str())
+                .bind(int(generation))
+                .bind(&individuals)
+                .bind(&payloads)
+                .bind(max_attempts)
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+                Ok(done.rows_affected())
+            })
+    }
+
+    async fn lease_tasks(&self, request: LeaseRequest) -> Result<Vec<Lease>> {
+        let LeaseRequest { worker, run, max_tasks, ttl } = request;
+        if max_tasks == 0 {
+            return Ok(Vec::new());
+        }
+        let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());
+        let ttl = ttl_micros(ttl);
+        // Leasing twice is not harmless (the first grant would sit until it expires), so a
+        // failure after the statement reached the server is not retried.
+        transact!(self.inner, "leasing tasks", Idempotency::NotIdempotent, |c| {
+                let run_filter = if run.is_some() { " AND t.run_id = $2" } else { " AND $2::text IS NULL" };
+                // Tasks that could be leased but have used up their attempts are parked instead.
+                let park_filter = if run.is_some() { " AND t.run_id = $1" } else { " AND $1::text IS NULL" };
+                sqlx::query(&format!(
+                    "UPDATE {schema}.tasks t SET state = 'parked', worker = NULL, lease_expires_at = NULL,
+                            error = coalesce(t.error, 'attempts used up: the last lease expired')
+                     FROM {schema}.runs r
+                     WHERE r.id = t.run_id AND r.status IN ('pending', 'running')
+                       AND t.attempts >= t.max_attempts
+                       AND (t.state = 'pending' OR (t.state = 'leased' AND t.lease_expires_at <= now())){park_filter}"
+                ))
+                .bind(run.as_ref().map(RunId::as_str))
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+                let sql = format!(
+                    "WITH chosen AS (
+                        SELECT t.run_id, t.generation, t.individual
+                        FROM {schema}.tasks t JOIN {schema}.runs r ON r.id = t.run_id
+                        WHERE t.state IN ('pending', 'leased')
+                          AND (t.state = 'pending' OR t.lease_expires_at <= now())
+                          AND t.attempts < t.max_attempts
+                          AND r.status IN ('pending', 'running'){run_filter}
+                        ORDER BY t.generation, t.individual, t.run_id
+                        LIMIT $1
+                        FOR UPDATE OF t SKIP LOCKED
+                     )
+                     UPDATE {schema}.tasks t
+                     SET state = 'leased', attempts = t.attempts + 1, token = nextval('{schema}.fencing_tokens'),
+                         worker = $3, lease_expires_at = now() + $4 * interval '1 microsecond'
+                     FROM chosen
+                     WHERE t.run_id = chosen.run_id AND t.generation = chosen.generation
+                       AND t.individual = chosen.individual
+                     RETURNING t.run_id, t.generation, t.individual, t.payload, t.token, t.attempts,
+                               {}",
+                    micros("t.lease_expires_at")
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(i64::from(max_tasks))
+                    .bind(run.as_ref().map(RunId::as_str))
+                    .bind(worker.as_str())
+                    .bind(ttl)
+                    .persistent(persistent)
+                    .fetch_all(&mut *c)
+                    .await?;
+                let mut leases = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    leases.push(Lease {
+                        key: TaskKey {
+                            run: RunId::new(row.try_get::<String, _>(0)?)?,
+                            generation: row.try_get::<i32, _>(1)? as u32,
+                            individual: row.try_get::<i32, _>(2)? as u32,
+                        },
+                        payload: row.try_get(3)?,
+                        token: FencingToken(row.try_get::<i64, _>(4)? as u64),
+                        attempt: row.try_get::<i32, _>(5)? as u32,
+                        expires_at: Timestamp(row.try_get(6)?),
+                    });
+                }
+                leases.sort_by(|a, b| {
+                    (a.key.generation, a.key.individual, &a.key.run).cmp(&(b.key.generation, b.key.individual, &b.key.run))
+                });
+                mark_seen(c, &schema, &worker, persistent).await?;
+                Ok(leases)
+            })
+    }
+
+    async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<u64> {
+        let (schema, persistent, worker) = (self.inner.config.schema.clone(), self.persistent(), worker.clone());
+        let ttl = ttl_micros(ttl);
+        transact!(self.inner, "extending leases", Idempotency::Idempotent, |c| {
+                let done = sqlx::query(&format!(
+                    "UPDATE {schema}.tasks SET lease_expires_at = now() + $2 * interval '1 microsecond'
+                     WHERE state = 'leased' AND worker = $1"
+                ))
+                .bind(worker.as_str())
+                .bind(ttl)
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+                mark_seen(c, &schema, &worker, persistent).await?;
+                Ok(done.rows_affected())
+            })
+    }
+
+    async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>> {
+        let (schema, persistent, worker) = (self.inner.config.schema.clone(), self.persistent(), worker.clone());
+        // Idempotent by construction: a replay finds the tokens already used and is refused as stale,
+        // but the first attempt's statuses would be lost; only retried when nothing reached the server.
+        transact!(self.inner, "completing tasks", Idempotency::NotIdempotent, |c| {
+                mark_seen(c, &schema, &worker, persistent).await?;
+                let mut statuses = Vec::with_capacity(completions.len());
+                for completion in completions.iter().cloned() {
+                    statuses.push(complete_one(c, &schema, &worker, completion, persistent).await?);
+                }
+                Ok(statuses)
+            })
+    }
+
+    async fn requeue_expired(&self) -> Result<u64> {
+        let sql = self.sql(
+            "UPDATE {s}.tasks SET state = 'pending', worker = NULL, lease_expires_at = NULL
+             WHERE state = 'leased' AND lease_expires_at <= now()",
+        );
+        let persistent = self.persistent();
+        transact!(self.inner, "requeueing expired leases", Idempotency::Idempotent, |c| { Ok(sqlx::query(&sql).persistent(persistent).execute(&mut *c).await?.rows_affected()) })
+    }
+
+    async fn task_counts(&self, run: &RunId, generation: u32) -> Result<TaskCounts> {
+        let sql = self.sql(
+            "SELECT state, count(*)::bigint FROM {s}.tasks WHERE run_id = $1 AND generation = $2 GROUP BY state",
+        );
+        let (persistent, run) = (self.persistent(), run.clone());
+        let rows: Vec<(String, i64)> = transact!(self.inner, "counting tasks", Idempotency::Idempotent, |c| {
+                    Ok(sqlx::query_as(&sql)
+                        .bind(run.as_str())
+                        .bind(int(generation))
+                        .persistent(persistent)
+                        .fetch_all(&mut *c)
+                        .await?)
+                })?;
+        let mut counts = TaskCounts::default();
+        for (state, count) in rows {
+            let count = count as u64;
+            match state.parse::<TaskState>()? {
+                TaskState::Pending => counts.pending = count,
+                TaskState::Leased => counts.leased = count,
+                TaskState::Done => counts.done = count,
+                TaskState::Parked => counts.parked = count,
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn list_tasks(&self, run: &RunId, generation: u32) -> Result<Vec<TaskRecord>> {
+        let sql = self.sql(&format!(
+            "SELECT {} FROM {{s}}.tasks WHERE run_id = $1 AND generation = $2 ORDER BY individual",
+            task_columns()
+        ));
+        let (persistent, run) = (self.persistent(), run.clone());
+        transact!(self.inner, "listing tasks", Idempotency::Idempotent, |c| {
+                let rows = sqlx::query(&sql)
+                    .bind(run.as_str())
+                    .bind(int(generation))
+                    .persistent(persistent)
+                    .fetch_all(&mut *c)
+                    .await?;
+                Ok(rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?)
+            })
+    }
+
+    async fn register_worker(&self, worker: WorkerInfo) -> Result<()> {
+        let sql = self.sql(
+            "INSERT INTO {s}.workers (id, hostname, pid) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, last_seen = now()",
+        );
+        let persistent = self.persistent();
+        transact!(self.inner, "registering a worker", Idempotency::Idempotent, |c| {
+                sqlx::query(&sql)
+                    .bind(worker.id.as_str())
+                    .bind(&worker.hostname)
+                    .bind(i64::from(worker.pid))
+                    .persistent(persistent)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerRecord>> {
+        let sql = self.sql(&format!(
+            "SELECT id, hostname, pid, {}, {} FROM {{s}}.workers ORDER BY id",
+            micros("registered_at"),
+            micros("last_seen")
+        ));
+        let persistent = self.persistent();
+        let rows: Vec<(String, String, i64, i64, i64)> = transact!(self.inner, "listing workers", Idempotency::Idempotent, |c| { Ok(sqlx::query_as(&sql).persistent(persistent).fetch_all(&mut *c).await?) })?;
+        rows.into_iter()
+            .map(|(id, hostname, pid, registered_at, last_seen)| {
+                Ok(WorkerRecord {
+                    info: WorkerInfo { id: WorkerId::new(id)?, hostname, pid: pid as u32 },
+                    registered_at: Timestamp(registered_at),
+                    last_seen: Timestamp(last_seen),
+                })
+            })
+            .collect()
+    }
+
+    async fn record_generation_stats(&self, stats: GenerationStats) -> Result<()> {
+        let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());
+        transact!(self.inner, "recording generation statistics", Idempotency::Idempotent, |c| {
+                require_run(c, &schema, &stats.run, persistent).await?;
+                sqlx::query(&format!(
+                    "INSERT INTO {schema}.generation_stats (run_id, generation, best, mean, std, diversity, evaluated)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (run_id, generation) DO UPDATE SET
+                         best = EXCLUDED.best, mean = EXCLUDED.mean, std = EXCLUDED.std,
+                         diversity = EXCLUDED.diversity, evaluated = EXCLUDED.evaluated"
+                ))
+                .bind(stats.run.as_str())
+                .bind(int(stats.generation))
+                .bind(stats.best)
+                .bind(stats.mean)
+                .bind(stats.std)
+                .bind(stats.diversity)
+                .bind(int(stats.evaluated))
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            })
+    }
+
+    async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>> {
+        let sql = self.sql(
+            "SELECT generation, best, mean, std, diversity, evaluated FROM {s}.generation_stats
+             WHERE run_id = $1 ORDER BY generation",
+        );
+        let (persistent, run) = (self.persistent(), run.clone());
+        let rows: Vec<(i32, f64, f64, f64, f64, i32)> = {
+            let run = run.clone();
+            transact!(self.inner, "reading generation statistics", Idempotency::Idempotent, |c| {
+                    Ok(sqlx::query_as(&sql).bind(run.as_str()).persistent(persistent).fetch_all(&mut *c).await?)
+                })?
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(generation, best, mean, std, diversity, evaluated)| GenerationStats {
+                run: run.clone(),
+                generation: generation as u32,
+                best,
+                mean,
+                std,
+                diversity,
+                evaluated: evaluated as u32,
+            })
+            .collect())
+    }
+}
+
+/// Applies one completion inside the caller's transaction: one guarded
+/// `UPDATE` whose `WHERE` carries the fencing check.
+async fn complete_one(
+    c: &mut PgConnection,
+    schema: &str,
+    worker: &WorkerId,
+    completion: Completion,
+    persistent: bool,
+) -> Result<CompletionStatus, Failure> {
+    let Completion { key, token, outcome } = completion;
+    let guard = "run_id = $1 AND generation = $2 AND individual = $3 AND state = 'leased' AND worker = $4 AND token = $5";
+    let token = i64::try_from(token.0).unwrap_or(-1);
+    match outcome {
+        TaskOutcome::Succeeded { fitness, result } => {
+            let done = sqlx::query(&format!(
+                "UPDATE {schema}.tasks SET state = 'done', fitness = $6, result = $7, worker = NULL,
+                        lease_expires_at = NULL
+                 WHERE {guard}"
+            ))
+            .bind(key.run.as_str())
+            .bind(int(key.generation))
+            .bind(int(key.individual))
+            .bind(worker.as_str())
+            .bind(token)
+            .bind(fitness)
+            .bind(result)
+            .persistent(persistent)
+            .execute(&mut *c)
+            .await?;
+            Ok(if done.rows_affected() == 1 { CompletionStatus::Recorded } else { CompletionStatus::Stale })
+        }
+        TaskOutcome::Failed { error } => {
+            let state: Option<String> = sqlx::query_scalar(&format!(
+                "UPDATE {schema}.tasks
+                 SET state = CASE WHEN attempts >= max_attempts THEN 'parked' ELSE 'pending' END,
+                     error = $6, worker = NULL, lease_expires_at = NULL
+                 WHERE {guard}
+                 RETURNING state"
+            ))
+            .bind(key.run.as_str())
+            .bind(int(key.generation))
+            .bind(int(key.individual))
+            .bind(worker.as_str())
+            .bind(token)
+            .bind(error)
+            .persistent(persistent)
+            .fetch_optional(&mut *c)
+            .await?;
+            Ok(match state.as_deref() {
+                None => CompletionStatus::Stale,
+                Some("parked") => CompletionStatus::Parked,
+                Some(_) => CompletionStatus::Requeued,
+            })
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! `MarketDataStore` over PostgreSQL: validated batches go by binary COPY
+//! into a transaction-scoped staging table, then one
+//! `INSERT ... ON CONFLICT DO UPDATE` into `ohlcv_bars`, all in one
+//! transaction; reads stream `COPY (SELECT ...) TO STDOUT (FORMAT binary)`
+//! straight into bounded Arrow batches; the digest is computed in SQL.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use sqlx::Executor as _;
+use sqlx::{Connection as _, PgConnection, Row as _};
+use strata_core::bar::{MAX_TIMESTAMP, MIN_TIMESTAMP};
+use strata_core::{
+    BarBatch, BarQuery, DayDigest, DigestQuery, HealthReport, MarketDataStore, MarketSummary, Result, StoreError,
+    Symbol, SymbolSummary, TimeRange, Timestamp, WriteReport,
+};
+use tokio::sync::mpsc;
+
+use crate::config::PartitionInterval;
+use crate::copy::{CopyDecoder, encode_rows, header, trailer};
+use crate::error::{BACKEND, Failure, Transience, classify};
+use crate::schema::{self, BarLayout};
+use crate::store::{Idempotency, NeonStore, transact};
+
+/// Batches buffered between the reading task and the consumer.
+const QUERY_CHANNEL_DEPTH: usize = 2;
+
+/// SQLSTATE of "no partition of relation found for row".
+const NO_PARTITION: &str = "23514";
+
+#[async_trait::async_trait]
+impl MarketDataStore for NeonStore {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn write_bars(&self, batch: BarBatch) -> Result<WriteReport> {
+        batch.validate()?;
+        if batch.is_empty() {
+            return Ok(WriteReport { rows: 0 });
+        }
+        let rows = batch.len() as u64;
+        if let BarLayout::Partitioned(interval) = self.inner.layout {
+            self.ensure_partitions(interval, &batch).await?;
+        }
+        match self.write_validated(&batch).await {
+            Err(StoreError::Internal { what, .. }) if what.contains(NO_PARTITION) => {
+                // Someone dropped a partition we believed in: forget what we know and try once more.
+                *self.inner.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                if let BarLayout::Partitioned(interval) = self.inner.layout {
+                    self.ensure_partitions(interval, &batch).await?;
+                }
+                self.write_validated(&batch).await?;
+            }
+            other => {
+                other?;
+            }
+        }
+        Ok(WriteReport { rows })
+    }
+
+    fn query_bars(&self, query: BarQuery) -> BoxStream<'static, Result<BarBatch>> {
+        if query.is_trivially_empty() {
+            return futures::stream::empty().boxed();
+        }
+        let store = self.clone();
+        let (sender, receiver) = mpsc::channel(QUERY_CHANNEL_DEPTH);
+        // The reader starts on the first poll, so building the stream needs no runtime.
+        let start = move || {
+            drop(tokio::spawn(async move {
+                if let Err(error) = store.stream_query(&query, &sender).await {
+                    let _ = sender.send(Err(error)).await;
+                }
+            }));
+        };
+        futures::stream::unfold((Some(start), receiver), |(start, mut receiver)| async move {
+            if let Some(start) = start {
+                start();
+            }
+            receiver.recv().await.map(|item| (item, (None, receiver)))
+        })
+        .boxed()
+    }
+
+    async fn summary(&self) -> Result<MarketSummary> {
+        let sql = format!(
+            "SELECT symbol::text, (extract(epoch FROM min(ts)) * 1000000)::bigint,
+                    (extract(epoch FROM max(ts)) * 1000000)::bigint, count(*)::bigint
+             FROM {} GROUP BY symbol ORDER BY symbol",
+            self.table("ohlcv_bars")
+        );
+        let persistent = self.persistent();
+        let rows = transact!(self.inner, "summarising bars", Idempotency::Idempotent, |c| {
+                    let rows: Vec<(String, i64, i64, i64)> =
+                        sqlx::query_as(&sql).persistent(persistent).fetch_all(&mut *c).await?;
+                    Ok(rows)
+                })?;
+        let symbols = rows
+            .into_iter()
+            .map(|(symbol, first, last, count)| SymbolSummary {
+                symbol,
+                first: Timestamp(first),
+                last: Timestamp(last),
+                rows: count as u64,
+            })
+            .collect();
+        Ok(MarketSummary { symbols })
+    }
+
+    async fn digest(&self, query: DigestQuery) -> Result<Vec<DayDigest>> {
+        if matches!((query.start, query.end), (Some(start), Some(end)) if start >= end) {
+            return Ok(Vec::new());
+        }
+        let sql = schema::digest_sql(&self.inner.config.schema, &query);
+        let rows = transact!(self.inner, "computing digests", Idempotency::Idempotent, |c| {
+                    // Spliced literals make every digest text different: never cache it.
+                    let rows = sqlx::query(&sql).persistent(false).fetch_all(&mut *c).await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        let symbol: String = row.try_get(0)?;
+                        let day: NaiveDate = row.try_get(1)?;
+                        let count: i64 = row.try_get(2)?;
+                        let hash: String = row.try_get(3)?;
+                        out.push((symbol, day, count, hash));
+                    }
+                    Ok(out)
+                })?;
+        rows.into_iter()
+            .map(|(symbol, day, count, hash)| {
+                let hash = hash
+                    .parse::<u64>()
+                    .map_err(|_| StoreError::internal(BACKEND, format!("the digest SQL returned {hash:?}")))?;
+                Ok(DayDigest { symbol, day, rows: count as u64, hash })
+            })
+            .collect()
+    }
+
+    async fn delete_bars(&self, symbol: &Symbol, range: TimeRange) -> Result<u64> {
+        if range.start >= range.end {
+            return Ok(0);
+        }
+        let clamp = |t: Timestamp| Timestamp(t.micros().clamp(MIN_TIMESTAMP.micros(), MAX_TIMESTAMP.micros()));
+        let (start, end) = (clamp(range.start), clamp(range.end));
+        let (Some(start), Some(end)) = (start.to_datetime(), end.to_datetime()) else {
+            return Err(StoreError::invalid(format!("range {} to {} is not representable", range.start, range.end)));
+        };
+        let sql = format!("DELETE FROM {} WHERE symbol = $1 AND ts >= $2 AND ts < $3", self.table("ohlcv_bars"));
+        let symbol = symbol.as_str().to_string();
+        let persistent = self.persistent();
+        transact!(self.inner, "deleting bars", Idempotency::Idempotent, |c| {
+                let done = sqlx::query(&sql)
+                    .bind(&symbol)
+                    .bind(start)
+                    .bind(end)
+                    .persistent(persistent)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(done.rows_affected())
+            })
+    }
+
+    async fn health(&self) -> Result<HealthReport> {
+        self.health_report().await
+    }
+}
+
+impl NeonStore {
+    /// COPY into staging + one upsert, in one transaction (retried as a whole: it is idempotent).
+    async fn write_validated(&self, batch: &BarBatch) -> Result<()> {
+        let schema_name = self.inner.config.schema.clone();
+        let chunk_rows = self.inner.config.batch_rows.max(1);
+        transact!(self.inner, "writing bars", Idempotency::Idempotent, |c| { copy_and_upsert(c, &schema_name, &batch, chunk_rows).await })
+    }
+
+    /// Creates the partitions this batch needs that are not known to exist.
+    async fn ensure_partitions(&self, interval: PartitionInterval, batch: &BarBatch) -> Result<()> {
+        let mut needed = BTreeSet::new();
+        let mut current: Option<(i64, i64)> = None;
+        for &t in batch.columns().timestamp.values().iter() {
+            if current.is_some_and(|(start, end)| start <= t && t < end) {
+                continue;
+            }
+            let start = schema::period_start(interval, t);
+            needed.insert(start);
+            current = Some((start, schema::period_end(interval, start)));
+        }
+        if self.partitions_snapshot().is_none() {
+            let names = self.list_partitions().await?;
+            let known = names.iter().filter_map(|name| schema::partition_start(name)).collect();
+            *self.inner.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(known);
+        }
+        let known = self.partitions_snapshot().unwrap_or_default();
+        let missing: Vec<i64> = needed.into_iter().filter(|start| !known.contains(start)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let schema_name = self.inner.config.schema.clone();
+        let statements: Vec<String> =
+            missing.iter().map(|&start| schema::create_partition_sql(&schema_name, interval, start)).collect();
+        let lock = schema::partition_lock_key(&schema_name);
+        transact!(self.inner, "creating partitions", Idempotency::Idempotent, |c| {
+                // Serialise partition DDL across processes; IF NOT EXISTS makes it idempotent.
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock).persistent(false).execute(&mut *c).await?;
+                for statement in &statements {
+                    (&mut *c).execute(sqlx::raw_sql(statement)).await?;
+                }
+                Ok(())
+            })?;
+        tracing::debug!(created = missing.len(), "created bar partitions");
+        let mut guard = self.inner.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.get_or_insert_with(Default::default).extend(missing);
+        Ok(())
+    }
+
+    fn partitions_snapshot(&self) -> Option<std::collections::HashSet<i64>> {
+        self.inner.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    async fn list_partitions(&self) -> Result<Vec<String>> {
+        let schema_name = self.inner.config.schema.clone();
+        transact!(self.inner, "listing partitions", Idempotency::Idempotent, |c| {
+                let names: Vec<String> = sqlx::query_scalar(schema::LIST_PARTITIONS)
+                    .bind(&schema_name)
+                    .persistent(false)
+                    .fetch_all(&mut *c)
+                    .await?;
+                Ok(names)
+            })
+    }
+
+    /// Streams one query through binary COPY; retries a transient failure
+    /// only while nothing has been delivered yet.
+    async fn stream_query(&self, query: &BarQuery, sender: &mpsc::Sender<Result<BarBatch>>) -> Result<()> {
+        let sql = schema::query_copy_sql(&self.inner.config.schema, query);
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut delivered = false;
+            match self.stream_once(&sql, sender, &mut delivered).await {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    let transient = transience_of(&error) == Transience::Always;
+                    let delay = self.inner.config.retry_base_delay.saturating_mul(1 << attempt.min(6));
+                    if delivered || !transient || started.elapsed() + delay > self.inner.config.retry_budget {
+                        return Err(classify(error, "reading bars"));
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn stream_once(
+        &self,
+        sql: &str,
+        sender: &mpsc::Sender<Result<BarBatch>>,
+        delivered: &mut bool,
+    ) -> std::result::Result<(), sqlx::Error> {
+        let mut connection = self.inner.pool.acquire().await?;
+        let mut consumer_gone = false;
+        {
+            let mut transaction = connection.begin().await?;
+            (&mut *transaction).execute(sqlx::raw_sql(&self.inner.set_local)).await?;
+            let mut decoder = CopyDecoder::new(self.inner.config.batch_rows);
+            let mut ready = Vec::new();
+            {
+                let mut chunks = transaction.copy_out_raw(sql).await?;
+                'read: while let Some(chunk) = chunks.next().await {
+                    let chunk = chunk?;
+                    if let Err(error) = decoder.feed(&chunk, &mut ready) {
+                        return Err(sqlx::Error::Decode(Box::new(error)));
+                    }
+                    for batch in ready.drain(..) {
+                        if sender.send(Ok(batch)).await.is_err() {
+                            consumer_gone = true;
+                            break 'read;
+                        }
+                        *delivered = true;
+                    }
+                }
+            }
+            if !consumer_gone {
+                match decoder.finish() {
+                    Ok(Some(last)) => {
+                        if sender.send(Ok(last)).await.is_ok() {
+                            *delivered = true;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(error) => return Err(sqlx::Error::Decode(Box::new(error))),
+                }
+                transaction.commit().await?;
+            }
+        }
+        if consumer_gone {
+            // The COPY was abandoned half-read: close this connection rather than reuse it.
+            let _ = connection.close().await;
+        }
+        Ok(())
+    }
+}
+
+fn transience_of(error: &sqlx::Error) -> Transience {
+    crate::error::transience(error)
+}
+
+/// The write transaction's body: temp staging table (dropped at commit, so
+/// nothing survives into a pooled server connection), binary COPY in
+/// chunks of `chunk_rows`, one upsert.
+async fn copy_and_upsert(
+    connection: &mut PgConnection,
+    schema_name: &str,
+    batch: &BarBatch,
+    chunk_rows: usize,
+) -> std::result::Result<(), Failure> {
+    (&mut *connection).execute(sqlx::raw_sql(&format!(
+        "CREATE TEMP TABLE strata_stage (LIKE {schema_name}.ohlcv_bars INCLUDING DEFAULTS) ON COMMIT DROP"
+    )))
+    .await?;
+    let mut copy = connection
+        .copy_in_raw(
+            "COPY strata_stage (symbol, ts, open, high, low, close, volume, vwap, trade_count) \
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let mut buffer = header();
+    let mut from = 0;
+    while from < batch.len() {
+        let to = (from + chunk_rows).min(batch.len());
+        encode_rows(batch, from, to, &mut buffer);
+        copy.send(buffer.as_slice()).await?;
+        buffer.clear();
+        from = to;
+    }
+    copy.send(trailer().as_slice()).await?;
+    copy.finish().await?;
+    (&mut *connection).execute(sqlx::raw_sql(&format!(
+        "INSERT INTO {schema_name}.ohlcv_bars (symbol, ts, open, high, low, close, volume, vwap, trade_count)
+         SELECT symbol, ts, open, high, low, close, volume, vwap, trade_count FROM strata_stage
+         ON CONFLICT (symbol, ts) DO UPDATE SET
+             open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+             volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, trade_count = EXCLUDED.trade_count"
+    )))
+    .await?;
+    Ok(())
+}
