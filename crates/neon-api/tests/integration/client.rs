@@ -451,3 +451,27 @@ async fn a_bad_configuration_is_reported_without_the_key() {
     let config = strata_neon_api::NeonConfig::new(strata_neon_api::Secret::new("k")).with_base_url("not a url");
     assert!(matches!(NeonClient::new(config).unwrap_err(), NeonError::Config(_)));
 }
+
+#[tokio::test]
+async fn the_small_conveniences_work() {
+    let fake = strata_neon_api::fake::FakeNeon::start(Default::default()).await.unwrap();
+    assert_eq!(fake.base_url(), format!("http://{}/api/v2", fake.address()));
+    let client = NeonClient::with_key(fake.base_url(), strata_neon_api::Secret::new("any-key")).unwrap();
+    assert_eq!(client.config().base_url, fake.base_url());
+    assert_eq!(client.config().page_size, 100);
+    let id = fake.seed_project("p");
+    assert_eq!(fake.project_ids(), [id.clone()]);
+    fake.set_operation_duration(std::time::Duration::from_secs(3600));
+    let project_id = ProjectId::new(id.as_str());
+    let main = client.default_branch(&project_id).await.unwrap().unwrap();
+    let created = client.create_role(&project_id, &main.id, "r").await.unwrap();
+    assert_eq!(created.operations[0].outcome(), OperationOutcome::Pending);
+    let page = client.list_projects_page(None, 1).await.unwrap();
+    assert_eq!(page.pagination.unwrap().cursor.as_deref(), Some(id.as_str()));
+    let mut config = client.config().clone();
+    config.retry = strata_neon_api::RetryPolicy::none();
+    let no_retries = NeonClient::new(config).unwrap();
+    fake.shutdown().await;
+    let error = no_retries.current_user().await.unwrap_err();
+    assert!(matches!(error, NeonError::Transport { attempts: 1, .. }), "{error:?}");
+}
