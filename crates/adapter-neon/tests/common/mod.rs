@@ -17,6 +17,11 @@ pub struct SchemaGuard {
 }
 
 impl SchemaGuard {
+    /// Guards `schema` on the server at `url`.
+    pub fn new(url: &str, schema: &str) -> Self {
+        SchemaGuard { url: url.to_string(), schema: schema.to_string() }
+    }
+
     /// The schema name.
     pub fn schema(&self) -> &str {
         &self.schema
