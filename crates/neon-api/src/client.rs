@@ -48,7 +48,7 @@ struct Inner {
 enum Idempotency {
     /// GET and HEAD.
     Safe,
-    /// A mutation that is harmless to repeat (delete, update to fixed values, set default, start, suspend).
+    /// A mutation that is harmless to repeat (delete, settings updates, set default, start, suspend).
     Idempotent,
     /// Creating something, resetting a password: repeating may do it twice.
     NotIdempotent,
@@ -72,7 +72,8 @@ impl Call {
             "GET" => ("GET", Idempotency::Safe),
             "HEAD" => ("HEAD", Idempotency::Safe),
             "POST" => ("POST", Idempotency::NotIdempotent),
-            "PATCH" => ("PATCH", Idempotency::Idempotent),
+            // An update may rename, and a repeated rename fails: only fixed-value updates opt in.
+            "PATCH" => ("PATCH", Idempotency::NotIdempotent),
             "PUT" => ("PUT", Idempotency::Idempotent),
             "DELETE" => ("DELETE", Idempotency::Idempotent),
             _ => ("OTHER", Idempotency::NotIdempotent),
@@ -121,7 +122,7 @@ impl Call {
         self
     }
 
-    /// Marks a POST as harmless to repeat.
+    /// Marks a POST or PATCH as harmless to repeat.
     fn idempotent(mut self) -> Self {
         self.idempotency = Idempotency::Idempotent;
         self
@@ -482,7 +483,8 @@ impl NeonClient {
     ) -> Result<ProjectWithOperations> {
         self.call(
             Call::patch("/projects/{project_id}", &["projects", project_id.as_str()])
-                .body(json!({ "project": to_json(update)? })),
+                .body(json!({ "project": to_json(update)? }))
+                .idempotent(),
         )
         .await
     }
@@ -684,7 +686,8 @@ impl NeonClient {
                 "/projects/{project_id}/endpoints/{endpoint_id}",
                 &["projects", project_id.as_str(), "endpoints", endpoint_id.as_str()],
             )
-            .body(json!({ "endpoint": to_json(update)? })),
+            .body(json!({ "endpoint": to_json(update)? }))
+            .idempotent(),
         )
         .await
     }

@@ -75,7 +75,9 @@ impl NeonConfig {
 /// When and how long to wait before another attempt.
 ///
 /// 423, 429 and 503 are retried for every method; other 5xx and transport
-/// errors only for GET/HEAD and calls the client made idempotent on purpose.
+/// errors only for GET/HEAD and calls the client made idempotent on purpose
+/// (deletes, settings updates of projects and endpoints, set-default, start and
+/// suspend). A refused connection never reached the API and is retried for all.
 /// A `Retry-After` header (seconds or an HTTP date) wins over the backoff,
 /// capped at `max_retry_after`; otherwise the delay is
 /// `min(max_delay, base_delay * 2^attempt)` with jitter between half and all of it.

@@ -16,6 +16,9 @@ use super::{
     FakeBranch, FakeNeonConfig, FakeOperation, FakeProject, FakeRole, FaultKind, RecordedRequest, Shared, State,
 };
 
+/// How many requests the fake remembers for [`super::FakeNeon::requests`].
+const MAX_RECORDED_REQUESTS: usize = 100_000;
+
 const LOCKED_MESSAGE: &str = "project already has running conflicting operations, scheduling of new ones is prohibited";
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
@@ -105,7 +108,12 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -> 
         format!("fake-request-{}", state.counter)
     };
     let record = |status: u16, response: Option<&Value>| {
-        shared.state().requests.push(RecordedRequest {
+        let mut state = shared.state();
+        // A long-running fake (`strata neon fake-server`) keeps only the latest requests.
+        if state.requests.len() >= MAX_RECORDED_REQUESTS {
+            state.requests.drain(..MAX_RECORDED_REQUESTS / 2);
+        }
+        state.requests.push(RecordedRequest {
             method: method.clone(),
             path: decoded_path.clone(),
             query: query.clone(),

@@ -225,3 +225,21 @@ async fn waiting_gives_up_at_its_timeout_and_names_the_pending_operations() {
     }
     assert!(matches!(strata_core::StoreError::from(error), strata_core::StoreError::Timeout { .. }));
 }
+
+#[tokio::test]
+async fn settings_updates_are_retried_after_a_500_but_renames_are_not() {
+    let (fake, client) = start().await;
+    let project_id = ProjectId::new(fake.seed_project("p"));
+    fake.inject(Fault::status(500).on("PATCH", "/projects/"));
+    let update = strata_neon_api::models::ProjectUpdate { history_retention_seconds: Some(3600), ..Default::default() };
+    assert_eq!(
+        client.update_project(&project_id, &update).await.unwrap().project.history_retention_seconds,
+        Some(3600)
+    );
+
+    let main = client.default_branch(&project_id).await.unwrap().unwrap();
+    fake.inject(Fault::status(500).on("PATCH", "/branches/"));
+    let rename = strata_neon_api::models::BranchUpdate { name: Some("trunk".into()), protected: None };
+    assert_eq!(client.update_branch(&project_id, &main.id, &rename).await.unwrap_err().status(), Some(500));
+    assert_eq!(statuses(&fake, "PATCH", main.id.as_str()), [500]);
+}
