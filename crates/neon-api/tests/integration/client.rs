@@ -460,7 +460,7 @@ async fn the_small_conveniences_work() {
     assert_eq!(client.config().base_url, fake.base_url());
     assert_eq!(client.config().page_size, 100);
     let id = fake.seed_project("p");
-    assert_eq!(fake.project_ids(), [id.clone()]);
+    assert_eq!(fake.project_ids(), vec![id.clone()]);
     fake.set_operation_duration(std::time::Duration::from_secs(3600));
     let project_id = ProjectId::new(id.as_str());
     let main = client.default_branch(&project_id).await.unwrap().unwrap();
