@@ -123,6 +123,7 @@ pub struct Metrics {
 ///
 /// `positions[t]` is the position held from close t to close t+1 (decided
 /// with data up to t); the last entry is never used because no return follows it.
+#[allow(clippy::needless_range_loop)] // Indexing by bar keeps the t -> t+1 timing visible.
 pub fn backtest(series: &PriceSeries, positions: &[f64], config: &BacktestConfig) -> Metrics {
     let n = series.len().min(positions.len());
     if n < 2 {
@@ -230,8 +231,7 @@ mod tests {
         // Costs 10 bps per unit traded: trade at t=0 (0 -> 1), t=2 (1 -> 0), t=3 (0 -> 1).
         let series = PriceSeries::from_closes("T", &[100.0, 110.0, 99.0, 99.0, 108.9]);
         let positions = [1.0, 1.0, 0.0, 1.0, 0.0];
-        let config =
-            BacktestConfig { cost_bps: 10.0, periods_per_year: Some(252.0), ..BacktestConfig::default() };
+        let config = BacktestConfig { cost_bps: 10.0, periods_per_year: Some(252.0), ..BacktestConfig::default() };
         let metrics = backtest(&series, &positions, &config);
         let returns = [0.1 - 0.001, -0.1, -0.001, 0.1 - 0.001];
         let equity: f64 = returns.iter().map(|r| 1.0 + r).product();
@@ -241,7 +241,12 @@ mod tests {
         assert!(close(metrics.exposure, 0.75));
         let mean = returns.iter().sum::<f64>() / 4.0;
         let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
-        assert!(close(metrics.sharpe, mean / std * 252f64.sqrt()), "{} vs {}", metrics.sharpe, mean / std * 252f64.sqrt());
+        assert!(
+            close(metrics.sharpe, mean / std * 252f64.sqrt()),
+            "{} vs {}",
+            metrics.sharpe,
+            mean / std * 252f64.sqrt()
+        );
         // Peak after the first period: 1.099; trough after the third: 1.099 * 0.9 * 0.999.
         assert!(close(metrics.max_drawdown, 1.0 - 0.9 * 0.999), "{}", metrics.max_drawdown);
     }

@@ -264,7 +264,10 @@ impl Coordinator {
                 }
             };
             let number = generation.number;
-            self.emit(CoordinatorEvent::GenerationSaved { generation: number, size: generation.individuals.len() as u32 });
+            self.emit(CoordinatorEvent::GenerationSaved {
+                generation: number,
+                size: generation.individuals.len() as u32,
+            });
             let tasks = generation
                 .individuals
                 .iter()
@@ -290,8 +293,15 @@ impl Coordinator {
             if number + 1 >= spec.generations {
                 return Ok(self.evolution.set_run_status(run, RunStatus::Completed).await?);
             }
-            let children =
-                breed(genome_spec, &genomes, &fitness, &run_config.operators, spec.seed, number + 1, spec.population_size);
+            let children = breed(
+                genome_spec,
+                &genomes,
+                &fitness,
+                &run_config.operators,
+                spec.seed,
+                number + 1,
+                spec.population_size,
+            );
             let next = to_generation(run, number + 1, genome_spec, &children);
             match self.evolution.save_generation(next, Some(number)).await {
                 Ok(()) | Err(StoreError::Conflict { .. }) => {}
@@ -349,7 +359,13 @@ fn parse_all(spec: &GenomeSpec, generation: &Generation) -> GaResult<Vec<Genome>
 }
 
 /// Best, mean and standard deviation of the fitness values that exist, and the genomes' diversity.
-pub fn statistics(run: &RunId, generation: u32, spec: &GenomeSpec, genomes: &[Genome], fitness: &[f64]) -> GenerationStats {
+pub fn statistics(
+    run: &RunId,
+    generation: u32,
+    spec: &GenomeSpec,
+    genomes: &[Genome],
+    fitness: &[f64],
+) -> GenerationStats {
     let values: Vec<f64> = fitness.iter().copied().filter(|f| !f.is_nan()).collect();
     let count = values.len() as f64;
     let (best, mean, std) = if values.is_empty() {
@@ -430,7 +446,8 @@ pub async fn summarize(
             let strategy = registry.get(&record.spec.strategy)?;
             let bars = load_window(market, test_window).await?;
             for individual in &mut best {
-                individual.out_of_sample = Some(evaluate(strategy.as_ref(), &individual.genome, &bars, &config.backtest)?);
+                individual.out_of_sample =
+                    Some(evaluate(strategy.as_ref(), &individual.genome, &bars, &config.backtest)?);
             }
         }
     }

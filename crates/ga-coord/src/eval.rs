@@ -118,7 +118,11 @@ impl Evaluator {
     /// Evaluates payloads in order. Cached results are returned at once; the
     /// rest run one after another on a blocking thread, which stops early
     /// (leaving `None`s) once `abort` is set.
-    pub async fn evaluate_batch(&self, payloads: &[EvalPayload], abort: Arc<AtomicBool>) -> Vec<Option<GaResult<Evaluation>>> {
+    pub async fn evaluate_batch(
+        &self,
+        payloads: &[EvalPayload],
+        abort: Arc<AtomicBool>,
+    ) -> Vec<Option<GaResult<Evaluation>>> {
         let mut results: Vec<Option<GaResult<Evaluation>>> = Vec::with_capacity(payloads.len());
         let mut work = Vec::new();
         for (position, payload) in payloads.iter().enumerate() {

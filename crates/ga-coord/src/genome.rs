@@ -54,7 +54,10 @@ impl GeneSpec {
 
     /// A choice among `options`.
     pub fn choice(name: &str, options: &[&str]) -> Self {
-        GeneSpec { name: name.to_string(), kind: GeneKind::Choice { options: options.iter().map(|o| o.to_string()).collect() } }
+        GeneSpec {
+            name: name.to_string(),
+            kind: GeneKind::Choice { options: options.iter().map(|o| o.to_string()).collect() },
+        }
     }
 
     /// Whether `value` has this gene's type and lies within its bounds.
@@ -178,12 +181,15 @@ impl GenomeSpec {
             let gene = match &spec.kind {
                 GeneKind::Int { .. } => field.as_i64().map(Gene::Int),
                 GeneKind::Float { .. } => field.as_f64().map(Gene::Float),
-                GeneKind::Choice { options } => {
-                    field.as_str().and_then(|name| options.iter().position(|o| o == name)).map(|i| Gene::Choice(i as u32))
-                }
+                GeneKind::Choice { options } => field
+                    .as_str()
+                    .and_then(|name| options.iter().position(|o| o == name))
+                    .map(|i| Gene::Choice(i as u32)),
             }
             .filter(|gene| spec.contains(gene))
-            .ok_or_else(|| GaError::Genome(format!("gene {:?} = {field} is out of its bounds {:?}", spec.name, spec.kind)))?;
+            .ok_or_else(|| {
+                GaError::Genome(format!("gene {:?} = {field} is out of its bounds {:?}", spec.name, spec.kind))
+            })?;
             genes.push(gene);
         }
         if object.len() != self.genes.len() {
@@ -216,7 +222,9 @@ pub enum Purpose {
 pub fn stream(seed: u64, generation: u32, individual: u32, purpose: Purpose) -> ChaCha8Rng {
     let mut state = seed;
     let mut bytes = [0u8; 32];
-    for (chunk, word) in bytes.chunks_mut(8).zip([generation as u64, individual as u64, purpose as u64, 0x5354_5241_5441]) {
+    for (chunk, word) in
+        bytes.chunks_mut(8).zip([generation as u64, individual as u64, purpose as u64, 0x5354_5241_5441])
+    {
         state = splitmix(state ^ splitmix(word));
         chunk.copy_from_slice(&state.to_le_bytes());
     }

@@ -136,9 +136,7 @@ pub fn blend_crossover(spec: &GenomeSpec, a: &Genome, b: &Genome, alpha: f64, rn
                 lo - alpha * width + (1.0 + 2.0 * alpha) * width * rng.random::<f64>()
             };
             let child = match (x, y) {
-                (Gene::Int(x), Gene::Int(y)) => {
-                    Gene::Int(pick(*x.min(y) as f64, *x.max(y) as f64, rng).round() as i64)
-                }
+                (Gene::Int(x), Gene::Int(y)) => Gene::Int(pick(*x.min(y) as f64, *x.max(y) as f64, rng).round() as i64),
                 (Gene::Float(x), Gene::Float(y)) => Gene::Float(pick(x.min(*y), x.max(*y), rng)),
                 _ => {
                     if rng.random_bool(0.5) {
@@ -298,7 +296,17 @@ mod tests {
     fn elites_survive_and_breeding_is_deterministic() {
         let spec = spec();
         let population = initial_population(&spec, 3, 10);
-        let fitness: Vec<f64> = (0..10).map(|i| if i == 6 { 5.0 } else if i == 2 { 4.0 } else { f64::from(i) * 0.1 }).collect();
+        let fitness: Vec<f64> = (0..10)
+            .map(|i| {
+                if i == 6 {
+                    5.0
+                } else if i == 2 {
+                    4.0
+                } else {
+                    f64::from(i) * 0.1
+                }
+            })
+            .collect();
         let config = OperatorConfig::default();
         let next = breed(&spec, &population, &fitness, &config, 3, 1, 10);
         assert_eq!(next[0], population[6]);

@@ -47,9 +47,10 @@ impl StrategyRegistry {
 
     /// The strategy called `name`.
     pub fn get(&self, name: &str) -> GaResult<Arc<dyn Strategy>> {
-        self.strategies.get(name).cloned().ok_or_else(|| {
-            GaError::Config(format!("unknown strategy {name:?}; known: {}", self.names().join(", ")))
-        })
+        self.strategies
+            .get(name)
+            .cloned()
+            .ok_or_else(|| GaError::Config(format!("unknown strategy {name:?}; known: {}", self.names().join(", "))))
     }
 
     /// Every registered name, sorted.
@@ -199,6 +200,7 @@ impl Strategy for RsiMeanReversion {
         ])
     }
 
+    #[allow(clippy::needless_range_loop)] // Indexing by bar keeps the timing visible.
     fn positions(&self, genome: &Genome, series: &PriceSeries) -> GaResult<Vec<f64>> {
         let period = int(genome, 0)?.max(1) as usize;
         let (lower, upper) = (float(genome, 1)?, float(genome, 2)?);
@@ -218,7 +220,8 @@ impl Strategy for RsiMeanReversion {
                 gain = (gain * (period as f64 - 1.0) + up) / period as f64;
                 loss = (loss * (period as f64 - 1.0) + down) / period as f64;
             }
-            let rsi = if loss == 0.0 { if gain == 0.0 { 50.0 } else { 100.0 } } else { 100.0 - 100.0 / (1.0 + gain / loss) };
+            let rsi =
+                if loss == 0.0 { if gain == 0.0 { 50.0 } else { 100.0 } } else { 100.0 - 100.0 / (1.0 + gain / loss) };
             if !holding && rsi < lower {
                 holding = true;
             } else if holding && rsi > upper {
@@ -252,6 +255,7 @@ impl Strategy for BollingerBreakout {
         ])
     }
 
+    #[allow(clippy::needless_range_loop)] // Indexing by bar keeps the timing visible.
     fn positions(&self, genome: &Genome, series: &PriceSeries) -> GaResult<Vec<f64>> {
         let (period, width, side) = (int(genome, 0)?.max(2) as usize, float(genome, 1)?, choice(genome, 2)?);
         let prefix = Prefix::new(&series.close);
@@ -337,8 +341,9 @@ mod tests {
     use crate::ops::random_genome;
 
     fn wavy(n: usize) -> PriceSeries {
-        let closes: Vec<f64> =
-            (0..n).map(|i| 100.0 + 10.0 * (i as f64 / 7.0).sin() + 0.05 * i as f64 + 3.0 * (i as f64 / 2.3).cos()).collect();
+        let closes: Vec<f64> = (0..n)
+            .map(|i| 100.0 + 10.0 * (i as f64 / 7.0).sin() + 0.05 * i as f64 + 3.0 * (i as f64 / 2.3).cos())
+            .collect();
         let mut series = PriceSeries::from_closes("W", &closes);
         series.high = closes.iter().map(|c| c + 0.5).collect();
         series.low = closes.iter().map(|c| c - 0.5).collect();
@@ -364,7 +369,13 @@ mod tests {
                         changed.low[later] *= 1.4;
                     }
                     let moved = strategy.positions(&genome, &changed).unwrap();
-                    assert_eq!(base[..=t], moved[..=t], "{} {} looked ahead at {t}", strategy.name(), spec.to_text(&genome));
+                    assert_eq!(
+                        base[..=t],
+                        moved[..=t],
+                        "{} {} looked ahead at {t}",
+                        strategy.name(),
+                        spec.to_text(&genome)
+                    );
                 }
             }
         }

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use strata_core::EvolutionStore;
 use strata_core::evolution::{
     Completion, CompletionStatus, LeaseRequest, RunId, RunStatus, TaskOutcome, WorkerId, WorkerInfo,
 };
+use strata_core::{EvolutionStore, StoreError};
 use tokio::sync::watch;
 
 use crate::config::EvalPayload;
@@ -145,9 +145,12 @@ impl Worker {
             if self.config.stop_when_run_ends
                 && let Some(run) = &self.config.run
             {
-                let status = self.evolution.get_run(run).await?.status;
-                if !status.is_active() {
-                    return Ok(report);
+                match self.evolution.get_run(run).await {
+                    Ok(record) if !record.status.is_active() => return Ok(report),
+                    // A worker may start before its run is created.
+                    Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                    Err(error) if error.is_retryable() => {}
+                    Err(error) => return Err(error.into()),
                 }
             }
             let batch = match seconds_per_task {
@@ -155,8 +158,12 @@ impl Worker {
                 Some(seconds) => (self.config.target_batch.as_secs_f64() / seconds.max(1e-6)) as u32,
             }
             .clamp(1, self.config.max_batch.max(1));
-            let request =
-                LeaseRequest { worker: self.config.id.clone(), run: self.config.run.clone(), max_tasks: batch, ttl: self.config.ttl };
+            let request = LeaseRequest {
+                worker: self.config.id.clone(),
+                run: self.config.run.clone(),
+                max_tasks: batch,
+                ttl: self.config.ttl,
+            };
             let leases = match self.evolution.lease_tasks(request).await {
                 Ok(leases) => leases,
                 Err(error) if error.is_retryable() => {
@@ -279,7 +286,11 @@ impl Worker {
 
     /// Extends every lease of this worker each interval, and aborts the batch
     /// in progress when its run stops being active or the worker is asked to stop.
-    async fn heartbeat_loop(&self, mut shutdown: watch::Receiver<bool>, held: Arc<Mutex<Held>>) -> std::convert::Infallible {
+    async fn heartbeat_loop(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+        held: Arc<Mutex<Held>>,
+    ) -> std::convert::Infallible {
         loop {
             let stopping = wait_or_shutdown(&mut shutdown, self.config.heartbeat).await;
             let (runs, abort) = match held.lock() {
