@@ -23,7 +23,7 @@ pub(crate) const BACKEND_VARIABLE: &str = "STORAGE_BACKEND";
 pub(crate) const DEFAULT_DUCKDB_PATH: &str = "./strata.duckdb";
 
 /// Backends named in the design that this build does not have yet.
-const PLANNED_BACKENDS: [&str; 3] = ["neon", "efs", "hybrid"];
+const PLANNED_BACKENDS: [&str; 2] = ["efs", "hybrid"];
 
 /// A storage backend this binary knows how to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,17 +33,20 @@ pub(crate) enum StorageBackend {
     DuckDb,
     /// The in-memory store of `strata-adapter-mock`; gone when the process exits.
     Memory,
+    /// PostgreSQL / Neon at `DATABASE_URL`.
+    Neon,
 }
 
 impl StorageBackend {
     /// Every variant, in the order they are listed to users.
-    pub(crate) const ALL: [StorageBackend; 2] = [StorageBackend::DuckDb, StorageBackend::Memory];
+    pub(crate) const ALL: [StorageBackend; 3] = [StorageBackend::DuckDb, StorageBackend::Memory, StorageBackend::Neon];
 
     /// The name accepted in `STORAGE_BACKEND`.
     pub(crate) fn name(self) -> &'static str {
         match self {
             StorageBackend::DuckDb => "duckdb",
             StorageBackend::Memory => "memory",
+            StorageBackend::Neon => "neon",
         }
     }
 
@@ -52,6 +55,7 @@ impl StorageBackend {
         match self {
             StorageBackend::DuckDb => "duckdb",
             StorageBackend::Memory => "memory",
+            StorageBackend::Neon => "neon",
         }
     }
 
@@ -60,6 +64,7 @@ impl StorageBackend {
         match self {
             StorageBackend::DuckDb => cfg!(feature = "duckdb"),
             StorageBackend::Memory => cfg!(feature = "memory"),
+            StorageBackend::Neon => cfg!(feature = "neon"),
         }
     }
 }
@@ -95,6 +100,8 @@ pub(crate) enum ConfigError {
     NotCompiledIn(StorageBackend),
     /// `--lock-wait` / `STRATA_DUCKDB_LOCK_WAIT` is negative or not finite.
     LockWait(f64),
+    /// A PostgreSQL setting is wrong: (variable, value, what is accepted).
+    Postgres(&'static str, String, String),
 }
 
 impl fmt::Display for ConfigError {
@@ -126,6 +133,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::LockWait(value) => {
                 write!(f, "--lock-wait (STRATA_DUCKDB_LOCK_WAIT) is {value}; expected a number of seconds >= 0")
+            }
+            ConfigError::Postgres(variable, value, accepted) => {
+                write!(f, "{variable} is {value:?}; {accepted}")
             }
         }
     }
@@ -159,6 +169,21 @@ pub(crate) struct DuckDbSettings {
     pub(crate) threads: Option<usize>,
 }
 
+/// Settings of the neon backend (PostgreSQL at `DATABASE_URL`); the URL itself is read when the store opens.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct NeonSettings {
+    /// Schema for every table (`STRATA_PG_SCHEMA`, default `public`).
+    pub(crate) schema: Option<String>,
+    /// Pool size (`STRATA_PG_MAX_CONNECTIONS`, default 10).
+    pub(crate) max_connections: Option<u32>,
+    /// Statement timeout (`STRATA_PG_STATEMENT_TIMEOUT`, seconds, default 300).
+    pub(crate) statement_timeout: Option<Duration>,
+    /// Apply migrations when opening (`STRATA_PG_MIGRATE`, default true).
+    pub(crate) migrate_on_start: bool,
+    /// Partition interval without TimescaleDB (`STRATA_PG_PARTITION`, default month).
+    pub(crate) partition: Option<String>,
+}
+
 /// Which store to build and how.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StorageConfig {
@@ -166,6 +191,8 @@ pub(crate) struct StorageConfig {
     pub(crate) backend: StorageBackend,
     /// Used when `backend` is `DuckDb`.
     pub(crate) duckdb: DuckDbSettings,
+    /// Used when `backend` is `Neon`.
+    pub(crate) neon: NeonSettings,
 }
 
 impl StorageConfig {
@@ -184,7 +211,36 @@ impl StorageConfig {
             Some(seconds) => return Err(ConfigError::LockWait(seconds)),
         };
         let path = args.duckdb_path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DUCKDB_PATH));
-        Ok(StorageConfig { backend, duckdb: DuckDbSettings { path, lock_wait, threads: args.duckdb_threads } })
+        let statement_timeout = match args.pg_statement_timeout {
+            None => None,
+            Some(seconds) if seconds.is_finite() && seconds > 0.0 => Some(Duration::from_secs_f64(seconds)),
+            Some(seconds) => {
+                return Err(ConfigError::Postgres(
+                    "STRATA_PG_STATEMENT_TIMEOUT (--pg-statement-timeout)",
+                    seconds.to_string(),
+                    "expected a number of seconds > 0".to_string(),
+                ));
+            }
+        };
+        let migrate_on_start = match args.pg_migrate.as_deref().map(str::trim) {
+            None | Some("1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off") => false,
+            Some(other) => {
+                return Err(ConfigError::Postgres(
+                    "STRATA_PG_MIGRATE (--pg-migrate)",
+                    other.to_string(),
+                    "expected true or false".to_string(),
+                ));
+            }
+        };
+        let neon = NeonSettings {
+            schema: args.pg_schema.clone(),
+            max_connections: args.pg_max_connections,
+            statement_timeout,
+            migrate_on_start,
+            partition: args.pg_partition.clone(),
+        };
+        Ok(StorageConfig { backend, duckdb: DuckDbSettings { path, lock_wait, threads: args.duckdb_threads }, neon })
     }
 
     /// Fails early when the chosen backend is not in this build.
@@ -198,6 +254,9 @@ impl StorageConfig {
         match self.backend {
             StorageBackend::DuckDb => format!("duckdb {}", self.duckdb.path.display()),
             StorageBackend::Memory => "memory".to_string(),
+            StorageBackend::Neon => {
+                format!("neon (schema {})", self.neon.schema.as_deref().unwrap_or("public"))
+            }
         }
     }
 }
@@ -219,6 +278,7 @@ pub(crate) async fn build_stores(config: &StorageConfig) -> anyhow::Result<Store
     let stores = match config.backend {
         StorageBackend::DuckDb => duckdb_stores(config).await?,
         StorageBackend::Memory => memory_stores(config)?,
+        StorageBackend::Neon => neon_stores(config).await?,
     };
     tracing::info!(market = ?stores.market, evolution = ?stores.evolution, "storage: {}", stores.description);
     Ok(stores)
@@ -270,6 +330,94 @@ fn memory_stores(_config: &StorageConfig) -> anyhow::Result<Stores> {
     Err(ConfigError::NotCompiledIn(StorageBackend::Memory).into())
 }
 
+/// The neon backend's configuration from `DATABASE_URL` (or `NEON_DATABASE_URL`) and the settings.
+#[cfg(feature = "neon")]
+pub(crate) fn neon_config(config: &StorageConfig) -> anyhow::Result<strata_adapter_neon::NeonConfig> {
+    use strata_adapter_neon::NeonConfig;
+
+    let settings = &config.neon;
+    let mut neon = NeonConfig::from_env()?;
+    if let Some(schema) = &settings.schema {
+        neon = neon.with_schema(schema.clone()).map_err(|error| {
+            ConfigError::Postgres("STRATA_PG_SCHEMA (--pg-schema)", schema.clone(), error.to_string())
+        })?;
+    }
+    if let Some(max) = settings.max_connections {
+        neon.max_connections = max.max(1);
+    }
+    if let Some(timeout) = settings.statement_timeout {
+        neon.statement_timeout = timeout;
+    }
+    if let Some(partition) = &settings.partition {
+        neon.partition_interval = partition.parse().map_err(|_| {
+            ConfigError::Postgres(
+                "STRATA_PG_PARTITION (--pg-partition)",
+                partition.clone(),
+                "expected day, week, month or year".to_string(),
+            )
+        })?;
+    }
+    neon.migrate_on_start = settings.migrate_on_start;
+    Ok(neon)
+}
+
+#[cfg(feature = "neon")]
+async fn neon_stores(config: &StorageConfig) -> anyhow::Result<Stores> {
+    use anyhow::Context as _;
+    use strata_adapter_neon::NeonStore;
+
+    let neon = neon_config(config)?;
+    let target = neon.redacted_url();
+    let store = NeonStore::open(neon).await.with_context(|| format!("cannot open the neon store {target}"))?;
+    let store = Arc::new(store);
+    Ok(Stores { market: store.clone(), evolution: store, description: format!("{} {target}", config.describe()) })
+}
+
+/// Applies pending schema migrations of the configured backend and describes the result.
+pub(crate) async fn migrate(config: &StorageConfig) -> anyhow::Result<Vec<(String, String)>> {
+    config.check_compiled_in()?;
+    match config.backend {
+        StorageBackend::Neon => migrate_neon(config).await,
+        // DuckDB migrates every time it opens a file; memory has no schema.
+        StorageBackend::DuckDb | StorageBackend::Memory => {
+            let stores = build_stores(config).await?;
+            Ok(vec![
+                ("backend".to_string(), stores.description),
+                ("migrations".to_string(), "applied when the store opens; nothing else to do".to_string()),
+            ])
+        }
+    }
+}
+
+#[cfg(feature = "neon")]
+async fn migrate_neon(config: &StorageConfig) -> anyhow::Result<Vec<(String, String)>> {
+    use anyhow::Context as _;
+    use strata_adapter_neon::NeonStore;
+
+    let mut neon = neon_config(config)?;
+    neon.migrate_on_start = true;
+    let target = neon.redacted_url();
+    let schema = neon.schema.clone();
+    let store = NeonStore::open(neon).await.with_context(|| format!("cannot migrate {target}"))?;
+    let version = store.migrate().await.with_context(|| format!("cannot migrate {target}"))?;
+    Ok(vec![
+        ("backend".to_string(), format!("neon {target}")),
+        ("schema".to_string(), schema),
+        ("migration_version".to_string(), version.to_string()),
+        ("bars_layout".to_string(), store.layout().describe()),
+    ])
+}
+
+#[cfg(not(feature = "neon"))]
+async fn migrate_neon(_config: &StorageConfig) -> anyhow::Result<Vec<(String, String)>> {
+    Err(ConfigError::NotCompiledIn(StorageBackend::Neon).into())
+}
+
+#[cfg(not(feature = "neon"))]
+async fn neon_stores(_config: &StorageConfig) -> anyhow::Result<Stores> {
+    Err(ConfigError::NotCompiledIn(StorageBackend::Neon).into())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -289,12 +437,13 @@ mod tests {
     #[test]
     fn unknown_backend_names_variable_value_and_accepted_values() {
         let message = "postgres".parse::<StorageBackend>().unwrap_err().to_string();
-        for needle in ["STORAGE_BACKEND", "\"postgres\"", "duckdb", "memory", "neon, efs, hybrid", "not in this build"]
+        for needle in ["STORAGE_BACKEND", "\"postgres\"", "duckdb", "memory", "neon", "efs, hybrid", "not in this build"]
         {
             assert!(message.contains(needle), "{needle:?} missing from: {message}");
         }
-        let planned = "Neon".parse::<StorageBackend>().unwrap_err().to_string();
-        assert!(planned.contains("neon is planned"), "{planned}");
+        let planned = "EFS".parse::<StorageBackend>().unwrap_err().to_string();
+        assert!(planned.contains("efs is planned"), "{planned}");
+        assert_eq!("Neon".parse::<StorageBackend>(), Ok(StorageBackend::Neon));
     }
 
     #[test]

@@ -36,6 +36,12 @@ pub(crate) struct BenchArgs {
     /// Print the table as JSON lines instead.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Row counts of the PostgreSQL ingest benchmark (runs when DATABASE_URL is set).
+    #[arg(long, value_delimiter = ',', default_value = "1000000,5000000")]
+    pub(crate) pg_rows: Vec<usize>,
+    /// Skip the PostgreSQL section even when DATABASE_URL is set.
+    #[arg(long)]
+    pub(crate) skip_pg: bool,
 }
 
 /// One measured line.
@@ -134,6 +140,14 @@ pub(crate) async fn run(args: &BenchArgs) -> Result<()> {
     }
 
     print_table(&table, args.json);
+
+    #[cfg(feature = "neon")]
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !args.skip_pg && !url.trim().is_empty() => {
+            crate::bench_neon::run(&url, &args.pg_rows, args.batch_rows, 3, args.json).await?;
+        }
+        _ => eprintln!("strata bench: PostgreSQL section skipped (DATABASE_URL unset or --skip-pg)"),
+    }
     Ok(())
 }
 

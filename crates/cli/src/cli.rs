@@ -11,8 +11,13 @@ use crate::output::OutputFormat;
 /// Shown after the top-level `--help`: environment, exit codes and a quick tour.
 const TOP_LEVEL_AFTER_HELP: &str = "\
 Environment:
-  STORAGE_BACKEND          backend to use: duckdb (default) or memory
-                           (neon, efs and hybrid are planned but not in this build)
+  STORAGE_BACKEND          backend to use: duckdb (default), memory, or neon (PostgreSQL/Neon)
+                           (efs and hybrid are planned but not in this build)
+  DATABASE_URL             PostgreSQL/Neon URL of the neon backend (also NEON_DATABASE_URL);
+                           a -pooler host is treated as PgBouncer in transaction mode,
+                           Neon hosts get sslmode=verify-full; the password is never printed
+  STRATA_PG_SCHEMA, STRATA_PG_MAX_CONNECTIONS, STRATA_PG_STATEMENT_TIMEOUT,
+  STRATA_PG_MIGRATE, STRATA_PG_PARTITION   neon backend settings (see the Storage options)
   STRATA_DUCKDB_PATH       DuckDB file of the duckdb backend (default ./strata.duckdb)
   STRATA_DUCKDB_LOCK_WAIT  seconds to wait for a DuckDB file held by another process
   RUST_LOG                 log filter for messages on stderr (default warn), e.g. RUST_LOG=info
@@ -33,7 +38,9 @@ Examples:
   strata digest ^GSPC --start 2018-12-01         per-day digests to compare stores
   strata generate --symbols 3 --bars 1000 --seed 7 --output synthetic.parquet
   STORAGE_BACKEND=memory strata generate --symbols 2 --bars 10 --seed 1 --ingest --summary
-  strata --duckdb-path /data/bars.duckdb health";
+  strata --duckdb-path /data/bars.duckdb health
+  STORAGE_BACKEND=neon DATABASE_URL=postgres://app@db/prod strata migrate
+  STORAGE_BACKEND=neon strata health --json";
 
 /// `strata`: storage for genetic-algorithm trading research.
 #[derive(Debug, Parser)]
@@ -43,7 +50,8 @@ Examples:
     about = "Load, query and check OHLCV market bars in a Strata store.",
     long_about = "Load, query and check OHLCV market bars in a Strata store.\n\n\
         The store is chosen by STORAGE_BACKEND (or --backend): an embedded DuckDB file by \
-        default, or an in-memory store that lives only as long as one command.",
+        default, PostgreSQL/Neon at DATABASE_URL (neon), or an in-memory store that lives only \
+        as long as one command.",
     after_help = TOP_LEVEL_AFTER_HELP
 )]
 pub(crate) struct Cli {
@@ -59,7 +67,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Storage")]
 pub(crate) struct StorageArgs {
-    /// Storage backend: duckdb (default) or memory.
+    /// Storage backend: duckdb (default), memory or neon.
     #[arg(long, global = true, env = "STORAGE_BACKEND", value_name = "BACKEND")]
     pub(crate) backend: Option<String>,
     /// DuckDB file used by the duckdb backend (default ./strata.duckdb).
@@ -71,6 +79,21 @@ pub(crate) struct StorageArgs {
     /// DuckDB worker threads (default: DuckDB's choice).
     #[arg(long, global = true, env = "STRATA_DUCKDB_THREADS", value_name = "N")]
     pub(crate) duckdb_threads: Option<usize>,
+    /// PostgreSQL schema holding Strata's tables, created if missing (neon backend; default public).
+    #[arg(long, global = true, env = "STRATA_PG_SCHEMA", value_name = "NAME")]
+    pub(crate) pg_schema: Option<String>,
+    /// Largest connection pool (neon backend; default 10).
+    #[arg(long, global = true, env = "STRATA_PG_MAX_CONNECTIONS", value_name = "N")]
+    pub(crate) pg_max_connections: Option<u32>,
+    /// Statement timeout in seconds, set per transaction (neon backend; default 300).
+    #[arg(long, global = true, env = "STRATA_PG_STATEMENT_TIMEOUT", value_name = "SECONDS")]
+    pub(crate) pg_statement_timeout: Option<f64>,
+    /// Apply pending migrations when the store opens: true (default) or false.
+    #[arg(long, global = true, env = "STRATA_PG_MIGRATE", value_name = "BOOL")]
+    pub(crate) pg_migrate: Option<String>,
+    /// Partition interval of ohlcv_bars without TimescaleDB: day, week, month (default) or year.
+    #[arg(long, global = true, env = "STRATA_PG_PARTITION", value_name = "INTERVAL")]
+    pub(crate) pg_partition: Option<String>,
 }
 
 /// The subcommands.
@@ -85,6 +108,9 @@ pub(crate) enum Command {
     /// List every symbol with its first and last bar and row count.
     #[command(after_help = "Examples:\n  strata summary\n  strata summary --json | jq .total_rows")]
     Summary(SummaryArgs),
+    /// Apply pending schema migrations (neon: versioned, safe to run from several processes at once).
+    #[command(long_about = MIGRATE_LONG_ABOUT, after_help = "Examples:\n  STORAGE_BACKEND=neon DATABASE_URL=postgres://app@db/prod strata migrate\n  STORAGE_BACKEND=neon STRATA_PG_MIGRATE=false strata health   # opens without migrating")]
+    Migrate(MigrateArgs),
     /// Check that the store answers; exit code 1 when it does not.
     #[command(after_help = "Examples:\n  strata health\n  STORAGE_BACKEND=memory strata health --json")]
     Health(HealthArgs),
@@ -97,10 +123,32 @@ pub(crate) enum Command {
     /// Measure ingest and query throughput of every backend against same-run baselines.
     #[command(long_about = BENCH_LONG_ABOUT, after_help = "Examples:\n  strata bench\n  strata bench --rows 200000 --json\n  cargo xtask bench")]
     Bench(crate::bench::BenchArgs),
+    /// Evolve a trading strategy with a genetic algorithm on stored bars (the main job).
+    #[command(after_help = crate::evolve::EVOLVE_AFTER_HELP)]
+    Evolve(crate::evolve::EvolveArgs),
+    /// Evaluate GA tasks leased from the store until killed (one per core, on any machine).
+    #[command(after_help = "Examples:\n  STORAGE_BACKEND=neon strata worker\n  strata worker --run RUN_ID --exit-when-idle 30")]
+    Worker(crate::evolve::WorkerArgs),
+    /// List, show, cancel or resume GA runs.
+    #[command(after_help = "Examples:\n  strata runs list\n  strata runs show RUN_ID --json\n  strata runs cancel RUN_ID\n  strata runs resume RUN_ID")]
+    Runs(crate::evolve::RunsArgs),
     /// Manage Neon projects, branches and connection URIs; run a fake Neon API.
     #[cfg(feature = "neon-api")]
     Neon(crate::neon::NeonArgs),
 }
+
+const MIGRATE_LONG_ABOUT: &str = "\
+Apply pending schema migrations of the configured store, then print the schema version and the \
+layout of the bar table.
+
+neon: migrations are versioned and embedded in the binary. They run in one transaction under a \
+transaction-scoped advisory lock, so several processes starting at once apply each migration \
+exactly once (this also works through Neon's -pooler endpoints). A migration recorded with a \
+different checksum, or a database newer than this binary, is refused. Without TimescaleDB the \
+bar table is range-partitioned by time (STRATA_PG_PARTITION, default month); with it, a \
+hypertable. Every command also migrates when it opens the store unless STRATA_PG_MIGRATE=false.
+
+duckdb and memory migrate when they open; this command just opens them.";
 
 const BENCH_LONG_ABOUT: &str = "\
 Measure ingest and query throughput (rows/s) of every backend compiled into this binary, on \
@@ -250,6 +298,14 @@ pub(crate) struct SummaryArgs {
 /// `strata health`.
 #[derive(Debug, Args)]
 pub(crate) struct HealthArgs {
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `strata migrate`.
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,

@@ -8,9 +8,26 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use strata_core::{DigestQuery, HealthReport, MarketSummary};
 
-use crate::backend::{StorageConfig, build_stores};
-use crate::cli::{DigestArgs, HealthArgs, SummaryArgs};
+use crate::backend::{self, StorageConfig, build_stores};
+use crate::cli::{DigestArgs, HealthArgs, MigrateArgs, SummaryArgs};
 use crate::output::group_thousands;
+
+/// Runs `strata migrate`: applies pending schema migrations and says where things stand.
+pub(crate) async fn migrate(args: &MigrateArgs, storage: &StorageConfig) -> Result<ExitCode> {
+    let facts = backend::migrate(storage).await?;
+    let mut out = io::stdout().lock();
+    if args.json {
+        let object: serde_json::Map<String, serde_json::Value> =
+            facts.into_iter().map(|(key, value)| (key, serde_json::Value::String(value))).collect();
+        writeln!(out, "{}", serde_json::Value::Object(object))?;
+    } else {
+        let width = facts.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
+        for (key, value) in facts {
+            writeln!(out, "{key:<width$}  {value}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Runs `strata summary`.
 pub(crate) async fn summary(args: &SummaryArgs, storage: &StorageConfig) -> Result<ExitCode> {

@@ -7,7 +7,10 @@
 
 mod backend;
 mod bench;
+#[cfg(feature = "neon")]
+mod bench_neon;
 mod cli;
+mod evolve;
 mod exit;
 mod generate;
 mod ingest;
@@ -52,9 +55,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(args, &storage).await,
         Command::Query(args) => query::run(args, &storage).await,
         Command::Summary(args) => inspect::summary(args, &storage).await,
+        Command::Migrate(args) => inspect::migrate(args, &storage).await,
         Command::Health(args) => inspect::health(args, &storage).await,
         Command::Generate(args) => generate::run(args, &storage).await,
         Command::Digest(args) => inspect::digest(args, &storage).await,
+        Command::Evolve(args) => evolve::evolve(args, &storage).await,
+        Command::Worker(args) => evolve::worker(args, &storage).await,
+        Command::Runs(args) => evolve::runs(args, &storage).await,
         Command::Bench(_) => unreachable!("handled above: bench builds its own stores"),
         #[cfg(feature = "neon-api")]
         Command::Neon(_) => unreachable!("handled above: neon needs no store"),
