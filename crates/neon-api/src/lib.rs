@@ -44,21 +44,19 @@
 
 pub mod client;
 pub mod config;
+mod ensure;
 pub mod error;
+#[cfg(feature = "fake-server")]
+pub mod fake;
 pub mod ids;
 pub mod models;
+pub mod provision;
 mod rate_limit;
 
 pub use client::{ConnectionUriRequest, NeonClient, ProjectWithOperations, REQUEST_ID_HEADER};
 pub use config::{DEFAULT_BASE_URL, NeonConfig, RateLimitPolicy, RetryPolicy};
+pub use ensure::Ensured;
 pub use error::{NeonError, Result};
 pub use ids::{ApiKeyId, BranchId, EndpointId, OperationId, ProjectId};
-pub use strata_core::Secret;
-mod ensure;
-#[cfg(feature = "fake-server")]
-pub mod fake;
-
-pub use ensure::Ensured;
-pub mod provision;
-
 pub use provision::NeonProvisioner;
+pub use strata_core::Secret;
