@@ -205,6 +205,7 @@ impl Coordinator {
             Ok(_) => RunStatus::Completed,
             Err(GaError::Cancelled { .. }) => RunStatus::Cancelled,
             Err(GaError::LostLease { .. }) => return outcome,
+            Err(GaError::Evaluation { .. }) => RunStatus::Failed,
             Err(_) => RunStatus::Running,
         };
         if let Err(error) = lease.release(self.evolution.as_ref(), final_status).await {
@@ -286,6 +287,13 @@ impl Coordinator {
             self.emit(CoordinatorEvent::TasksEnqueued { generation: number, added });
             self.wait_for(run, number).await?;
             let fitness = self.fitness_of(run, &generation).await?;
+            if fitness.iter().all(|f| f.is_nan()) {
+                // Every evaluation was parked: breeding on nothing would only hide the cause.
+                let tasks = self.evolution.list_tasks(run, number).await?;
+                let cause = tasks.iter().find_map(|t| t.error.clone()).unwrap_or_else(|| "no task succeeded".into());
+                self.evolution.set_run_status(run, RunStatus::Failed).await?;
+                return Err(GaError::Evaluation { run: run.to_string(), generation: number, cause });
+            }
             let genomes = parse_all(genome_spec, &generation)?;
             let stats = statistics(run, number, genome_spec, &genomes, &fitness);
             self.evolution.record_generation_stats(stats.clone()).await?;

@@ -39,6 +39,16 @@ pub enum GaError {
         /// The run.
         run: String,
     },
+    /// Every evaluation of a generation failed (and was parked); the run is marked failed.
+    #[error("every evaluation of generation {generation} of run {run} failed; the first error: {cause}")]
+    Evaluation {
+        /// The run.
+        run: String,
+        /// The generation.
+        generation: u32,
+        /// The first stored error.
+        cause: String,
+    },
     /// The run is in a state that does not allow this (failed, ...).
     #[error("run {run} is {status}")]
     RunState {

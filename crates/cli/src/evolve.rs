@@ -1,0 +1,571 @@
+//! `strata evolve`, `strata worker` and `strata runs`: GA evolution of trading
+//! strategies on the configured store, with in-process workers for a single
+//! machine and `strata worker` processes for many.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+use strata_core::evolution::{GenerationStats, RunId, RunStatus, WorkerId};
+use strata_core::{MarketDataStore, Symbol, Timestamp};
+use strata_ga_coord::{
+    CoordinatorConfig, CoordinatorEvent, DataWindow, GaError, LocalOptions, Objective, Observer, RunConfig, RunSummary,
+    StrategyRegistry, Worker, WorkerConfig, evolve_local, is_coordinator_run, summarize,
+};
+use tokio::sync::watch;
+
+use crate::backend::{StorageConfig, build_stores};
+use crate::exit::UsageError;
+
+/// Shown after `strata evolve --help`.
+pub(crate) const EVOLVE_AFTER_HELP: &str = "\
+Strategies: ma-crossover, rsi-reversion, bollinger-breakout, donchian.
+
+Examples:
+  strata ingest data/*.csv
+  strata evolve --strategy ma-crossover --symbols AAPL MSFT IBM --start 2003-01-01 --end 2010-01-01 \\
+      --test-end 2013-01-01 --population 40 --generations 8 --seed 42
+  strata evolve --strategy donchian --symbols ^GSPC --population 60 --generations 15 --json
+  strata evolve --resume ma-crossover-1f2e3d4c5b6a7980     continue a run after a crash
+  strata runs show ma-crossover-1f2e3d4c5b6a7980
+
+The run id is derived from the arguments, so running the same command again resumes (or
+simply reprints) the same run. The same seed gives the same populations whatever the number
+of workers and whatever crashes happen on the way.";
+
+/// `strata evolve`.
+#[derive(Debug, Args)]
+pub(crate) struct EvolveArgs {
+    /// Strategy to evolve.
+    #[arg(long, default_value = "ma-crossover")]
+    pub(crate) strategy: String,
+    /// Symbols to train on (each backtested separately, equal weights).
+    #[arg(long, num_args = 1.., value_name = "SYMBOL", default_values_t = [String::from("^GSPC")])]
+    pub(crate) symbols: Vec<String>,
+    /// First instant of the training window (RFC 3339 or a date).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) start: Option<Timestamp>,
+    /// End of the training window (excluded).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) end: Option<Timestamp>,
+    /// Walk-forward: also report the best genomes on [--end, --test-end), never trained on.
+    #[arg(long, value_name = "TIME", requires = "end")]
+    pub(crate) test_end: Option<Timestamp>,
+    /// Individuals per generation.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(2..))]
+    pub(crate) population: u32,
+    /// Generations to evolve.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) generations: u32,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// In-process workers (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub(crate) workers: Option<u32>,
+    /// Trading cost in basis points of the traded amount.
+    #[arg(long, default_value_t = 5.0, value_name = "BPS")]
+    pub(crate) cost_bps: f64,
+    /// What the fitness rewards.
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::Sharpe)]
+    pub(crate) objective: ObjectiveArg,
+    /// Fewer trades than this are penalised.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub(crate) min_trades: u32,
+    /// Run id (default: derived from the arguments).
+    #[arg(long, value_name = "ID")]
+    pub(crate) run_id: Option<RunId>,
+    /// Continue a stored run by id (the other run arguments are ignored); waits
+    /// for a crashed coordinator's lease to expire, then takes over.
+    #[arg(long, value_name = "ID", conflicts_with = "run_id")]
+    pub(crate) resume: Option<RunId>,
+    /// Best genomes to print.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub(crate) top: usize,
+    /// One JSON document instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Fitness objectives on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ObjectiveArg {
+    /// Annualised Sharpe ratio.
+    Sharpe,
+    /// Total return.
+    TotalReturn,
+    /// Annualised return over maximum drawdown.
+    Calmar,
+}
+
+/// `strata worker`.
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// Only this run's evaluations (default: every active run's).
+    #[arg(long, value_name = "ID")]
+    pub(crate) run: Option<RunId>,
+    /// Worker id (default: worker-<host>-<pid>).
+    #[arg(long, value_name = "ID")]
+    pub(crate) id: Option<WorkerId>,
+    /// Lease TTL in seconds; a killed worker's tasks return to the queue after it.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub(crate) ttl: f64,
+    /// Most evaluations per lease.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub(crate) batch: u32,
+    /// Exit after this many seconds without work (default: run until killed).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) exit_when_idle: Option<f64>,
+}
+
+/// `strata runs`.
+#[derive(Debug, Args)]
+pub(crate) struct RunsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) action: RunsAction,
+}
+
+/// `strata runs ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RunsAction {
+    /// Every run, newest first.
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run: its settings, per-generation statistics and best genomes.
+    Show {
+        /// Run id.
+        run: RunId,
+        /// Best genomes to print.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a run: workers drop its evaluations and its coordinator exits.
+    Cancel {
+        /// Run id.
+        run: RunId,
+    },
+    /// Continue a run with in-process workers (as `strata evolve --resume`).
+    Resume {
+        /// Run id.
+        run: RunId,
+        /// In-process workers (default: the number of cores).
+        #[arg(long)]
+        workers: Option<u32>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn default_workers() -> u32 {
+    std::thread::available_parallelism().map_or(2, |n| n.get() as u32)
+}
+
+fn holder_id(role: &str) -> Result<WorkerId> {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(24).collect();
+    let nonce = Timestamp::now().micros() % 1_000_000;
+    Ok(WorkerId::new(format!("{role}-{host}-{}-{nonce}", std::process::id()))?)
+}
+
+/// Runs `strata evolve`.
+pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result<ExitCode> {
+    let stores = build_stores(storage).await?;
+    let registry = Arc::new(StrategyRegistry::default());
+    let spec = match &args.resume {
+        Some(run) => stores.evolution.get_run(run).await.with_context(|| format!("cannot resume run {run}"))?.spec,
+        None => {
+            registry.get(&args.strategy).map_err(|e| UsageError(e.to_string()))?;
+            let symbols: Vec<String> = args
+                .symbols
+                .iter()
+                .map(|s| Symbol::new(s.clone()).map(|s| s.as_str().to_string()))
+                .collect::<Result<_, _>>()?;
+            let window =
+                DataWindow { symbols: symbols.clone(), start: args.start.map(|t| t.0), end: args.end.map(|t| t.0) };
+            let mut config = RunConfig::new(window);
+            config.test_window = args.test_end.map(|test_end| DataWindow {
+                symbols,
+                start: args.end.map(|t| t.0),
+                end: Some(test_end.0),
+            });
+            config.backtest.cost_bps = args.cost_bps;
+            config.backtest.min_trades = args.min_trades;
+            config.backtest.objective = match args.objective {
+                ObjectiveArg::Sharpe => Objective::Sharpe,
+                ObjectiveArg::TotalReturn => Objective::TotalReturn,
+                ObjectiveArg::Calmar => Objective::Calmar,
+            };
+            config.spec(args.run_id.clone(), &args.strategy, args.seed, args.population, args.generations)?
+        }
+    };
+    drive(stores, registry, spec, args.workers, args.resume.is_some(), args.top, args.json).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn drive(
+    stores: crate::backend::Stores,
+    registry: Arc<StrategyRegistry>,
+    spec: strata_core::evolution::RunSpec,
+    workers: Option<u32>,
+    resuming: bool,
+    top: usize,
+    as_json: bool,
+) -> Result<()> {
+    let workers = workers.unwrap_or_else(default_workers).max(1);
+    let run = spec.id.clone();
+    let mut options = LocalOptions::new(holder_id("evolve")?, workers);
+    options.coordinator = CoordinatorConfig {
+        takeover_wait: if resuming { Duration::from_secs(60) } else { Duration::ZERO },
+        ..options.coordinator
+    };
+    let show_progress = !as_json && std::io::stderr().is_terminal();
+    if !as_json {
+        eprintln!(
+            "evolving run {run}: {} on {}, population {}, {} generations, seed {}, {workers} worker{} ({})",
+            spec.strategy,
+            RunConfig::parse(&spec.config).map(|c| c.window.describe()).unwrap_or_default(),
+            spec.population_size,
+            spec.generations,
+            spec.seed,
+            if workers == 1 { "" } else { "s" },
+            stores.description
+        );
+    }
+    let observer = Arc::new(ProgressObserver::new(show_progress, !as_json, spec.generations));
+    let outcome = evolve_local(
+        stores.evolution.clone(),
+        stores.market.clone(),
+        registry.clone(),
+        spec,
+        options,
+        Some(observer.clone() as Arc<dyn Observer>),
+    )
+    .await?;
+    observer.finish();
+    match outcome.result {
+        Ok(_) => {}
+        Err(GaError::CoordinatorBusy { run }) => {
+            return Err(anyhow::anyhow!(
+                "run {run} is being evolved by another process; `strata evolve --resume {run}` takes over once it stops"
+            ));
+        }
+        Err(error @ (GaError::Config(_) | GaError::NoData(_) | GaError::Genome(_))) => {
+            return Err(UsageError(error.to_string()).into());
+        }
+        Err(error) => return Err(anyhow::Error::new(error).context(format!("run {run} stopped"))),
+    }
+    let summary = summarize(stores.evolution.as_ref(), &registry, Some(stores.market.as_ref()), &run, top).await?;
+    print_summary(&summary, as_json, !resuming || as_json)
+}
+
+/// Shows one progress bar per generation and prints a line when each ends.
+struct ProgressObserver {
+    bars: bool,
+    lines: bool,
+    generations: u32,
+    current: Mutex<Option<ProgressBar>>,
+}
+
+impl ProgressObserver {
+    fn new(bars: bool, lines: bool, generations: u32) -> Self {
+        ProgressObserver { bars, lines, generations, current: Mutex::new(None) }
+    }
+
+    fn finish(&self) {
+        if let Ok(mut current) = self.current.lock()
+            && let Some(bar) = current.take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for ProgressObserver {
+    fn event(&self, event: &CoordinatorEvent) {
+        let Ok(mut current) = self.current.lock() else { return };
+        match event {
+            CoordinatorEvent::GenerationSaved { generation, size } if self.bars => {
+                if let Some(old) = current.take() {
+                    old.finish_and_clear();
+                }
+                let bar = ProgressBar::with_draw_target(Some(u64::from(*size)), ProgressDrawTarget::stderr());
+                if let Ok(style) = ProgressStyle::with_template("{msg} [{wide_bar}] {pos}/{len} evaluated, {elapsed}") {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+                bar.set_message(format!("generation {}/{}", generation + 1, self.generations));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                *current = Some(bar);
+            }
+            CoordinatorEvent::Progress { counts, .. } => {
+                if let Some(bar) = current.as_ref() {
+                    bar.set_position(counts.done + counts.parked);
+                }
+            }
+            CoordinatorEvent::GenerationDone(stats) => {
+                let line = format_stats_line(stats, self.generations);
+                match current.take() {
+                    Some(bar) => {
+                        bar.finish_and_clear();
+                        if self.lines {
+                            eprintln!("{line}");
+                        }
+                    }
+                    None if self.lines => eprintln!("{line}"),
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn format_stats_line(stats: &GenerationStats, generations: u32) -> String {
+    format!(
+        "generation {:>3}/{generations}: best {:>8.4}  mean {:>8.4}  std {:>7.4}  diversity {:.3}  ({} evaluated)",
+        stats.generation + 1,
+        stats.best,
+        stats.mean,
+        stats.std,
+        stats.diversity,
+        stats.evaluated
+    )
+}
+
+fn number(value: f64) -> Value {
+    if value.is_finite() { json!(value) } else { Value::Null }
+}
+
+fn stats_json(stats: &GenerationStats) -> Value {
+    json!({
+        "generation": stats.generation,
+        "best": number(stats.best),
+        "mean": number(stats.mean),
+        "std": number(stats.std),
+        "diversity": number(stats.diversity),
+        "evaluated": stats.evaluated,
+    })
+}
+
+fn summary_json(summary: &RunSummary) -> Value {
+    let spec = &summary.record.spec;
+    let config: Value = serde_json::from_str(&spec.config).unwrap_or(Value::Null);
+    let best: Vec<Value> = summary
+        .best
+        .iter()
+        .map(|individual| {
+            json!({
+                "index": individual.index,
+                "genome": serde_json::from_str::<Value>(&individual.genome).unwrap_or(Value::Null),
+                "fitness": individual.fitness.map_or(Value::Null, number),
+                "metrics": individual.metrics,
+                "out_of_sample": individual.out_of_sample,
+            })
+        })
+        .collect();
+    json!({
+        "run": spec.id.as_str(),
+        "status": summary.record.status.as_str(),
+        "strategy": spec.strategy,
+        "seed": spec.seed,
+        "population": spec.population_size,
+        "generations": spec.generations,
+        "config": config,
+        "created_at": summary.record.created_at.to_string(),
+        "updated_at": summary.record.updated_at.to_string(),
+        "generation_stats": summary.stats.iter().map(stats_json).collect::<Vec<_>>(),
+        "population_hashes": summary.population_hashes.iter().map(|h| format!("{h:016x}")).collect::<Vec<_>>(),
+        "best": best,
+    })
+}
+
+fn print_summary(summary: &RunSummary, as_json: bool, stats_already_shown: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{}", summary_json(summary))?;
+        return Ok(());
+    }
+    let spec = &summary.record.spec;
+    writeln!(out, "run {}: {} ({})", spec.id, summary.record.status, spec.strategy)?;
+    if !stats_already_shown {
+        for stats in &summary.stats {
+            writeln!(out, "{}", format_stats_line(stats, spec.generations))?;
+        }
+    }
+    let walk_forward = summary.best.iter().any(|b| b.out_of_sample.is_some());
+    writeln!(out, "best genomes of generation {}:", summary.stats.last().map_or(0, |s| s.generation + 1))?;
+    let mut header = format!(
+        "{:>4} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8}  genome",
+        "rank", "fitness", "return", "sharpe", "max_dd", "trades", "exposure"
+    );
+    if walk_forward {
+        header = format!(
+            "{header}\n{:>4} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8}",
+            "", "oos fit", "oos ret", "oos shp", "oos dd", "trades", "exposure"
+        );
+    }
+    writeln!(out, "{header}")?;
+    for (rank, individual) in summary.best.iter().enumerate() {
+        let fitness = individual.fitness.map_or_else(|| "-".to_string(), |f| format!("{f:.4}"));
+        match &individual.metrics {
+            Some(m) => writeln!(
+                out,
+                "{:>4} {:>9} {:>8.2}% {:>8.3} {:>7.2}% {:>7} {:>7.1}%  {}",
+                rank + 1,
+                fitness,
+                m.total_return * 100.0,
+                m.sharpe,
+                m.max_drawdown * 100.0,
+                m.trades,
+                m.exposure * 100.0,
+                individual.genome
+            )?,
+            None => writeln!(out, "{:>4} {:>9} {:>9}  {}", rank + 1, fitness, "-", individual.genome)?,
+        }
+        if let Some(oos) = &individual.out_of_sample {
+            let m = &oos.metrics;
+            writeln!(
+                out,
+                "{:>4} {:>9.4} {:>8.2}% {:>8.3} {:>7.2}% {:>7} {:>7.1}%  (out of sample)",
+                "",
+                oos.fitness,
+                m.total_return * 100.0,
+                m.sharpe,
+                m.max_drawdown * 100.0,
+                m.trades,
+                m.exposure * 100.0
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `strata worker` until killed (or idle for `--exit-when-idle`).
+pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result<ExitCode> {
+    let seconds = |value: f64, name: &str| {
+        if value.is_finite() && value > 0.0 {
+            Ok(Duration::from_secs_f64(value))
+        } else {
+            Err(UsageError(format!("--{name} is {value}; expected a positive number of seconds")))
+        }
+    };
+    let stores = build_stores(storage).await?;
+    let id = match &args.id {
+        Some(id) => id.clone(),
+        None => holder_id("worker")?,
+    };
+    let mut config = WorkerConfig::new(id.clone()).with_ttl(seconds(args.ttl, "ttl")?);
+    config.run = args.run.clone();
+    config.max_batch = args.batch.max(1);
+    config.exit_when_idle = args.exit_when_idle.map(|s| seconds(s, "exit-when-idle")).transpose()?;
+    let market: Arc<dyn MarketDataStore> = stores.market.clone();
+    let evaluator = strata_ga_coord::Evaluator::new(market, Arc::new(StrategyRegistry::default()));
+    eprintln!(
+        "worker {id} on {}: leasing evaluations of {}",
+        stores.description,
+        args.run.as_ref().map_or("every active run".to_string(), |r| format!("run {r}"))
+    );
+    let (_keep_running, stopped) = watch::channel(false);
+    let report = Worker::new(stores.evolution.clone(), evaluator, config).run(stopped).await?;
+    eprintln!(
+        "worker {id} stopped: {} recorded, {} failed, {} stale, {} abandoned in {} batches",
+        report.recorded, report.failed, report.stale, report.abandoned, report.batches
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `strata runs ...`.
+pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<ExitCode> {
+    let stores = build_stores(storage).await?;
+    let registry = Arc::new(StrategyRegistry::default());
+    match &args.action {
+        RunsAction::List { json: as_json } => {
+            let runs: Vec<_> =
+                stores.evolution.list_runs().await?.into_iter().filter(|r| !is_coordinator_run(&r.spec.id)).collect();
+            let mut out = std::io::stdout().lock();
+            if *as_json {
+                for record in &runs {
+                    let line = json!({
+                        "run": record.spec.id.as_str(),
+                        "status": record.status.as_str(),
+                        "strategy": record.spec.strategy,
+                        "seed": record.spec.seed,
+                        "population": record.spec.population_size,
+                        "generations": record.spec.generations,
+                        "created_at": record.created_at.to_string(),
+                        "updated_at": record.updated_at.to_string(),
+                    });
+                    writeln!(out, "{line}")?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            writeln!(
+                out,
+                "{:<40} {:<10} {:<20} {:>6} {:>5} {:>10}  created",
+                "run", "status", "strategy", "pop", "gens", "evaluated"
+            )?;
+            for record in &runs {
+                let done = stores.evolution.generation_stats(&record.spec.id).await?.len();
+                writeln!(
+                    out,
+                    "{:<40} {:<10} {:<20} {:>6} {:>5} {:>10}  {}",
+                    record.spec.id.as_str(),
+                    record.status.as_str(),
+                    record.spec.strategy,
+                    record.spec.population_size,
+                    record.spec.generations,
+                    format!("{done}/{}", record.spec.generations),
+                    record.created_at
+                )?;
+            }
+            if runs.is_empty() {
+                writeln!(out, "(no runs yet: try `strata evolve --help`)")?;
+            }
+        }
+        RunsAction::Show { run, top, json: as_json } => {
+            let summary = summarize(stores.evolution.as_ref(), &registry, Some(stores.market.as_ref()), run, *top)
+                .await
+                .with_context(|| format!("cannot read run {run}"))?;
+            if !*as_json {
+                let spec = &summary.record.spec;
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "seed {}, population {}, {} generations",
+                    spec.seed, spec.population_size, spec.generations
+                )?;
+                writeln!(out, "config {}", spec.config)?;
+                writeln!(out, "created {}, updated {}", summary.record.created_at, summary.record.updated_at)?;
+            }
+            print_summary(&summary, *as_json, false)?;
+        }
+        RunsAction::Cancel { run } => {
+            let record = stores.evolution.get_run(run).await.with_context(|| format!("cannot cancel run {run}"))?;
+            if record.status == RunStatus::Completed {
+                return Err(UsageError(format!("run {run} is already completed")).into());
+            }
+            stores.evolution.set_run_status(run, RunStatus::Cancelled).await?;
+            println!("run {run} cancelled: workers drop its evaluations at their next heartbeat");
+        }
+        RunsAction::Resume { run, workers, json: as_json } => {
+            let mut record = stores.evolution.get_run(run).await.with_context(|| format!("cannot resume run {run}"))?;
+            if record.status == RunStatus::Cancelled {
+                record = stores.evolution.set_run_status(run, RunStatus::Running).await?;
+            }
+            drive(stores, registry, record.spec, *workers, true, 5, *as_json).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
