@@ -42,6 +42,12 @@ pub(crate) struct BenchArgs {
     /// Skip the PostgreSQL section even when DATABASE_URL is set.
     #[arg(long)]
     pub(crate) skip_pg: bool,
+    /// Skip the GA section (evaluations per second, coordination cost per task).
+    #[arg(long)]
+    pub(crate) skip_ga: bool,
+    /// Run only the GA section.
+    #[arg(long, conflicts_with = "skip_ga")]
+    pub(crate) only_ga: bool,
 }
 
 /// One measured line.
@@ -63,6 +69,10 @@ impl Measurement {
 
 /// Runs the benchmark and prints the table.
 pub(crate) async fn run(args: &BenchArgs) -> Result<()> {
+    #[cfg(feature = "memory")]
+    if args.only_ga {
+        return crate::bench_ga::run(args.json).await;
+    }
     let symbols = args.symbols.max(1);
     let per_symbol = (args.rows / symbols).max(1);
     let spec = SyntheticSpec::minutes(symbols, per_symbol, 7);
@@ -147,6 +157,11 @@ pub(crate) async fn run(args: &BenchArgs) -> Result<()> {
             crate::bench_neon::run(&url, &args.pg_rows, args.batch_rows, 3, args.json).await?;
         }
         _ => eprintln!("strata bench: PostgreSQL section skipped (DATABASE_URL unset or --skip-pg)"),
+    }
+
+    #[cfg(feature = "memory")]
+    if !args.skip_ga {
+        crate::bench_ga::run(args.json).await?;
     }
     Ok(())
 }

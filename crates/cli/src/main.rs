@@ -7,6 +7,8 @@
 
 mod backend;
 mod bench;
+#[cfg(feature = "memory")]
+mod bench_ga;
 #[cfg(feature = "neon")]
 mod bench_neon;
 mod cli;

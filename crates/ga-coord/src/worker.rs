@@ -40,6 +40,10 @@ pub struct WorkerConfig {
     pub max_batch: u32,
     /// Aim for batches of about this much work.
     pub target_batch: Duration,
+    /// With `run` set: lease at most 1/`tail_share` of the tasks still pending
+    /// in the generation (one extra count query per lease), so batches shrink
+    /// near the end of a generation.
+    pub tail_share: u32,
     /// Pause after a lease that returned nothing.
     pub idle_wait: Duration,
     /// With `run` set: stop once the run is completed, failed or cancelled.
@@ -57,6 +61,7 @@ impl WorkerConfig {
             ttl: Duration::from_secs(30),
             heartbeat: Duration::from_secs(10),
             max_batch: 64,
+            tail_share: 4,
             target_batch: Duration::from_secs(2),
             idle_wait: Duration::from_millis(200),
             stop_when_run_ends: false,
@@ -138,6 +143,7 @@ impl Worker {
         let mut report = WorkerReport::default();
         let mut seconds_per_task: Option<f64> = None;
         let mut idle_since = Instant::now();
+        let mut last_generation: Option<u32> = None;
         loop {
             if *shutdown.borrow() {
                 return Ok(report);
@@ -158,6 +164,17 @@ impl Worker {
                 Some(seconds) => (self.config.target_batch.as_secs_f64() / seconds.max(1e-6)) as u32,
             }
             .clamp(1, self.config.max_batch.max(1));
+            let batch = match (&self.config.run, last_generation) {
+                // Near the end of a generation, take a share of what is left so
+                // the other workers are not idle while one finishes a big batch.
+                (Some(run), Some(generation)) => match self.evolution.task_counts(run, generation).await {
+                    Ok(counts) if counts.pending > 0 => {
+                        batch.min(counts.pending.div_ceil(u64::from(self.config.tail_share.max(1))) as u32).max(1)
+                    }
+                    _ => batch,
+                },
+                _ => batch,
+            };
             let request = LeaseRequest {
                 worker: self.config.id.clone(),
                 run: self.config.run.clone(),
@@ -199,6 +216,7 @@ impl Worker {
                 continue;
             }
             report.batches += 1;
+            last_generation = leases.iter().map(|lease| lease.key.generation).max();
             report.leased += leases.len() as u64;
             let abort = Arc::new(AtomicBool::new(false));
             if let Ok(mut held) = held.lock() {
