@@ -208,6 +208,10 @@ pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result
                 ObjectiveArg::TotalReturn => Objective::TotalReturn,
                 ObjectiveArg::Calmar => Objective::Calmar,
             };
+            // Fail early, with a hint, when the training window holds no bars.
+            if let Err(error) = strata_ga_coord::eval::load_window(stores.market.as_ref(), &config.window).await {
+                return Err(UsageError(error.to_string()).into());
+            }
             config.spec(args.run_id.clone(), &args.strategy, args.seed, args.population, args.generations)?
         }
     };
