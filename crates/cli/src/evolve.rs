@@ -106,7 +106,7 @@ pub(crate) enum ObjectiveArg {
 /// `strata worker`.
 #[derive(Debug, Args)]
 pub(crate) struct WorkerArgs {
-    /// Only this run's evaluations (default: every active run's).
+    /// Only this run's evaluations, exiting when the run ends (default: every active run's, until killed).
     #[arg(long, value_name = "ID")]
     pub(crate) run: Option<RunId>,
     /// Worker id (default: worker-<host>-<pid>).
@@ -472,6 +472,7 @@ pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result
     };
     let mut config = WorkerConfig::new(id.clone()).with_ttl(seconds(args.ttl, "ttl")?);
     config.run = args.run.clone();
+    config.stop_when_run_ends = args.run.is_some();
     config.max_batch = args.batch.max(1);
     config.exit_when_idle = args.exit_when_idle.map(|s| seconds(s, "exit-when-idle")).transpose()?;
     let market: Arc<dyn MarketDataStore> = stores.market.clone();

@@ -461,3 +461,46 @@ pub async fn summarize(
     }
     Ok(RunSummary { record, stats, population_hashes, best })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DataWindow;
+    use crate::local::{LocalOptions, evolve_local};
+    use strata_adapter_mock::MemoryStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failing_evaluations_are_parked_after_their_attempts_and_fail_the_run() {
+        let store = Arc::new(MemoryStore::new());
+        let window = DataWindow { symbols: vec!["MISSING".into()], start: None, end: None };
+        let spec = RunConfig::new(window).spec(None, "donchian", 1, 4, 3).unwrap();
+        let mut options = LocalOptions::new(WorkerId::new("c").unwrap(), 2);
+        options.coordinator.poll = Duration::from_millis(5);
+        let registry = Arc::new(StrategyRegistry::default());
+        let outcome = evolve_local(store.clone(), store.clone(), registry, spec.clone(), options, None).await.unwrap();
+        assert!(
+            matches!(&outcome.result, Err(GaError::Evaluation { generation: 0, cause, .. }) if cause.contains("MISSING"))
+        );
+        assert_eq!(store.get_run(&spec.id).await.unwrap().status, RunStatus::Failed);
+        let tasks = store.list_tasks(&spec.id, 0).await.unwrap();
+        assert_eq!(tasks.len(), 4);
+        for task in tasks {
+            assert_eq!(task.state, TaskState::Parked);
+            assert_eq!(task.attempts, 3);
+            assert!(task.error.unwrap().contains("no data"));
+        }
+        let failed: u64 = outcome.workers.iter().map(|w| w.as_ref().unwrap().failed).sum();
+        assert_eq!(failed, 12, "each of 4 tasks failed 3 times");
+    }
+
+    #[test]
+    fn statistics_ignore_missing_fitness() {
+        let spec = GenomeSpec::new(vec![crate::genome::GeneSpec::int("n", 0, 10)]);
+        let genomes: Vec<Genome> =
+            [0, 10, 5].iter().map(|v| Genome { genes: vec![crate::genome::Gene::Int(*v)] }).collect();
+        let run = RunId::new("r").unwrap();
+        let stats = statistics(&run, 2, &spec, &genomes, &[1.0, f64::NAN, 3.0]);
+        assert_eq!((stats.best, stats.mean, stats.std, stats.evaluated), (3.0, 2.0, 1.0, 2));
+        assert!((stats.diversity - (1.0 + 0.5 + 0.5) / 3.0).abs() < 1e-12);
+    }
+}

@@ -149,8 +149,8 @@ impl GenomeSpec {
         genome.genes.len() == self.genes.len() && self.genes.iter().zip(&genome.genes).all(|(s, g)| s.contains(g))
     }
 
-    /// The canonical text of a genome: a JSON object `{"name": value, ...}` in
-    /// gene order. Choices are written by option name. This is what the store
+    /// The canonical text of a genome: a JSON object `{"name": value, ...}`
+    /// with keys sorted by name. Choices are written by option name. This is what the store
     /// keeps and what the fitness cache is keyed by.
     pub fn to_text(&self, genome: &Genome) -> String {
         let mut map = serde_json::Map::new();
