@@ -62,6 +62,7 @@ impl NeonStore {
             tracing::warn!("{notice}");
         }
         let options = config.connect_options()?;
+        probe(&config, &options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .min_connections(config.min_connections)
@@ -324,6 +325,43 @@ fn backoff_delay(base: Duration, attempt: u32) -> Duration {
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let jitter = 0.5 + 0.5 * strata_core::synthetic::SplitMix64(seed ^ u64::from(attempt)).unit();
     exponential.mul_f64(jitter)
+}
+
+/// Connects once outside the pool so that a failure reports its real cause
+/// (refused, authentication, TLS, unknown database) instead of the pool's
+/// "timed out"; transient failures are retried within the retry budget, so
+/// a Neon compute that is waking up is waited for.
+async fn probe(config: &NeonConfig, options: &sqlx::postgres::PgConnectOptions) -> Result<()> {
+    use sqlx::Connection as _;
+
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let error = match tokio::time::timeout(config.acquire_timeout, sqlx::PgConnection::connect_with(options)).await
+        {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                return Ok(());
+            }
+            Ok(Err(error)) => error,
+            Err(_) => sqlx::Error::PoolTimedOut,
+        };
+        let delay = backoff_delay(config.retry_base_delay, attempt);
+        let transient = crate::error::transience(&error) == Transience::Always;
+        if !transient || started.elapsed() + delay > config.retry_budget {
+            return Err(crate::error::classify(error, &format!("connecting to {}", config.redacted_url())));
+        }
+        if attempt == 1 {
+            tracing::warn!(
+                "cannot connect to {} yet ({}); retrying for up to {:?} (a Neon compute may be waking up)",
+                config.redacted_url(),
+                crate::config::redact_text(&error.to_string()),
+                config.retry_budget
+            );
+        }
+        tokio::time::sleep(delay).await;
+    }
 }
 
 /// Reads the layout recorded by the migrations (for `migrate_on_start = false`).
