@@ -123,3 +123,21 @@ fn evolve_prints_the_best_genomes_and_runs_show_lists_the_generations() {
     assert_ne!(missing.code, Some(0), "{missing:?}");
     assert!(missing.stderr.contains("strata ingest"), "{}", missing.stderr);
 }
+
+/// The reusable GA checks of `strata_ga_coord::testkit` against one DuckDB
+/// file shared by the coordinator and in-process workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ga_checks_pass_on_duckdb() {
+    use std::sync::Arc;
+    use strata_adapter_duckdb::{DuckDbConfig, DuckDbStore};
+    use strata_ga_coord::testkit;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(DuckDbStore::open(DuckDbConfig::new(dir.path().join("ga.duckdb"))).await.unwrap());
+    let report = testkit::check_determinism(store.clone(), store.clone()).await.unwrap();
+    assert_eq!(report.scenarios.len(), 5, "{report:?}");
+    assert!(report.killed_tasks >= 1, "{report:?}");
+    testkit::check_takeover(store.clone(), store.clone()).await.unwrap();
+    let cancel = testkit::check_cancel(store.clone(), store).await.unwrap();
+    assert!(cancel.evaluations < cancel.population, "{cancel:?}");
+}
