@@ -248,7 +248,7 @@ async fn drive(
             stores.description
         );
     }
-    let observer = Arc::new(ProgressObserver::new(show_progress, !as_json, spec.generations));
+    let observer = Arc::new(ProgressObserver::new(show_progress, spec.generations));
     let outcome = evolve_local(
         stores.evolution.clone(),
         stores.market.clone(),
@@ -272,20 +272,22 @@ async fn drive(
         Err(error) => return Err(anyhow::Error::new(error).context(format!("run {run} stopped"))),
     }
     let summary = summarize(stores.evolution.as_ref(), &registry, Some(stores.market.as_ref()), &run, top).await?;
-    print_summary(&summary, as_json, !resuming || as_json)
+    // Generations shown live on the terminal are not repeated.
+    let shown_live = observer.lines_printed.load(std::sync::atomic::Ordering::Relaxed);
+    print_summary(&summary, as_json, shown_live < summary.stats.len())
 }
 
 /// Shows one progress bar per generation and prints a line when each ends.
 struct ProgressObserver {
     bars: bool,
-    lines: bool,
     generations: u32,
     current: Mutex<Option<ProgressBar>>,
+    lines_printed: std::sync::atomic::AtomicUsize,
 }
 
 impl ProgressObserver {
-    fn new(bars: bool, lines: bool, generations: u32) -> Self {
-        ProgressObserver { bars, lines, generations, current: Mutex::new(None) }
+    fn new(bars: bool, generations: u32) -> Self {
+        ProgressObserver { bars, generations, current: Mutex::new(None), lines_printed: Default::default() }
     }
 
     fn finish(&self) {
@@ -319,16 +321,10 @@ impl Observer for ProgressObserver {
                 }
             }
             CoordinatorEvent::GenerationDone(stats) => {
-                let line = format_stats_line(stats, self.generations);
-                match current.take() {
-                    Some(bar) => {
-                        bar.finish_and_clear();
-                        if self.lines {
-                            eprintln!("{line}");
-                        }
-                    }
-                    None if self.lines => eprintln!("{line}"),
-                    None => {}
+                if let Some(bar) = current.take() {
+                    bar.finish_and_clear();
+                    eprintln!("{}", format_stats_line(stats, self.generations));
+                    self.lines_printed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             _ => {}
@@ -395,7 +391,7 @@ fn summary_json(summary: &RunSummary) -> Value {
     })
 }
 
-fn print_summary(summary: &RunSummary, as_json: bool, stats_already_shown: bool) -> Result<()> {
+fn print_summary(summary: &RunSummary, as_json: bool, with_stats: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if as_json {
         writeln!(out, "{}", summary_json(summary))?;
@@ -403,7 +399,7 @@ fn print_summary(summary: &RunSummary, as_json: bool, stats_already_shown: bool)
     }
     let spec = &summary.record.spec;
     writeln!(out, "run {}: {} ({})", spec.id, summary.record.status, spec.strategy)?;
-    if !stats_already_shown {
+    if with_stats {
         for stats in &summary.stats {
             writeln!(out, "{}", format_stats_line(stats, spec.generations))?;
         }
@@ -554,7 +550,7 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
                 writeln!(out, "config {}", spec.config)?;
                 writeln!(out, "created {}, updated {}", summary.record.created_at, summary.record.updated_at)?;
             }
-            print_summary(&summary, *as_json, false)?;
+            print_summary(&summary, *as_json, true)?;
         }
         RunsAction::Cancel { run } => {
             let record = stores.evolution.get_run(run).await.with_context(|| format!("cannot cancel run {run}"))?;
