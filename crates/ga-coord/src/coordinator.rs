@@ -81,11 +81,11 @@ pub struct CoordinatorConfig {
 }
 
 impl CoordinatorConfig {
-    /// Defaults: lease 15 s, no waiting for the role, polling every 100 ms.
+    /// Defaults: lease 10 s, no waiting for the role, polling every 100 ms.
     pub fn new(holder: WorkerId) -> Self {
         CoordinatorConfig {
             holder,
-            lease_ttl: Duration::from_secs(15),
+            lease_ttl: Duration::from_secs(10),
             takeover_wait: Duration::ZERO,
             poll: Duration::from_millis(100),
         }

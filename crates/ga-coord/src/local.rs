@@ -29,12 +29,13 @@ pub struct LocalOptions {
 }
 
 impl LocalOptions {
-    /// `workers` in-process workers with default settings.
+    /// `workers` in-process workers; leases of 10 s (a crashed process's
+    /// evaluations come back within 10 s for the next `--resume`).
     pub fn new(holder: WorkerId, workers: u32) -> Self {
         LocalOptions {
             workers,
             coordinator: CoordinatorConfig::new(holder),
-            worker_ttl: Duration::from_secs(30),
+            worker_ttl: Duration::from_secs(10),
             max_batch: 64,
         }
     }
