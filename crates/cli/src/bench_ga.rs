@@ -3,7 +3,9 @@
 //! minute bars, with 1 and 2 in-process workers, next to the same
 //! backtests run back to back without any coordination (the baseline); and
 //! the coordination cost alone (lease 32 + complete 32 with a no-op fitness)
-//! per store.
+//! per store. Evaluation lines keep the state in the in-memory store (what
+//! the engine costs); the `N duckdb` lines keep it, and read the bars, in one
+//! DuckDB file (what `strata evolve` on the default backend costs).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -122,6 +124,43 @@ pub(crate) async fn run(as_json: bool) -> Result<()> {
                     evaluations: POPULATION as usize,
                     elapsed,
                     baseline_rate: Some(baseline_rate),
+                });
+            }
+        }
+    }
+    #[cfg(feature = "duckdb")]
+    {
+        // The same generations with the state and the bars in one DuckDB file.
+        let dir = tempfile::tempdir().context("creating a temporary directory for the DuckDB file")?;
+        let config = strata_adapter_duckdb::DuckDbConfig::new(dir.path().join("ga-eval.duckdb"));
+        let store = Arc::new(strata_adapter_duckdb::DuckDbStore::open(config).await?);
+        let (market, evolution): (Arc<dyn MarketDataStore>, Arc<dyn EvolutionStore>) = (store.clone(), store);
+        for (data, spec) in &cases {
+            for batch in spec.batches(100_000) {
+                market.write_bars(batch).await?;
+            }
+            let window = DataWindow { symbols: spec.symbols.clone(), start: None, end: None };
+            let baseline_rate = lines
+                .iter()
+                .find(|line| line.data == *data && line.strategy == "ma-crossover" && line.workers == "baseline")
+                .map(GaLine::rate);
+            for workers in [1u32, 2] {
+                let run = RunId::new(unique(&format!("bench-duckdb-{workers}")))?;
+                let spec = RunConfig::new(window.clone()).spec(Some(run), "ma-crossover", 1, POPULATION, 1)?;
+                let mut options = LocalOptions::new(WorkerId::new(unique("bench"))?, workers);
+                options.coordinator.poll = Duration::from_millis(2);
+                let started = Instant::now();
+                let outcome =
+                    evolve_local(evolution.clone(), market.clone(), registry.clone(), spec, options, None).await?;
+                let elapsed = started.elapsed();
+                outcome.result.with_context(|| format!("GA bench run on DuckDB, {data}"))?;
+                lines.push(GaLine {
+                    data,
+                    strategy: "ma-crossover",
+                    workers: format!("{workers} duckdb"),
+                    evaluations: POPULATION as usize,
+                    elapsed,
+                    baseline_rate,
                 });
             }
         }
