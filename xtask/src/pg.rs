@@ -78,9 +78,9 @@ pub(crate) fn services(durable: bool, with_bouncer: bool) -> Result<Services> {
                 bouncer_url = Some(started.url_for(&user, &database));
                 bouncer = Some(started);
             }
-            None => println!(
-                "xtask: DATABASE_URL is not on this machine; set STRATA_PGBOUNCER_URL to run the pooler suite"
-            ),
+            None => {
+                println!("xtask: DATABASE_URL is not on this machine; set STRATA_PGBOUNCER_URL to run the pooler suite")
+            }
         }
     }
     Ok(Services { database_url, bouncer_url, _cluster: cluster, _bouncer: bouncer })

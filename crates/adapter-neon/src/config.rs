@@ -393,7 +393,8 @@ mod tests {
         assert!(!config.redacted_url().contains("channel_binding"));
         let notice = config.tls_notice().unwrap();
         assert!(notice.contains("verify-full") && notice.contains("channel_binding=require"), "{notice}");
-        let direct = NeonConfig::from_url("postgres://u:pw@ep-cool-darkness-123456.us-east-2.aws.neon.tech/db").unwrap();
+        let direct =
+            NeonConfig::from_url("postgres://u:pw@ep-cool-darkness-123456.us-east-2.aws.neon.tech/db").unwrap();
         assert!(!direct.pooler);
         assert!(matches!(direct.ssl_mode(), PgSslMode::VerifyFull));
     }

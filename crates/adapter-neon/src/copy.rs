@@ -190,7 +190,9 @@ impl CopyDecoder {
             bytes.try_into().map_err(|_| corrupt(&format!("{name} is not 8 bytes")))
         };
         let optional = |index: usize| -> Result<Option<[u8; 8]>, StoreError> {
-            values[index].map(|bytes| bytes.try_into().map_err(|_| corrupt("an optional column is not 8 bytes"))).transpose()
+            values[index]
+                .map(|bytes| bytes.try_into().map_err(|_| corrupt("an optional column is not 8 bytes")))
+                .transpose()
         };
         let timestamp = i64::from_be_bytes(required(1, "timestamp")?) + PG_EPOCH_OFFSET_MICROS;
         let float = |bytes: [u8; 8]| f64::from_bits(u64::from_be_bytes(bytes));

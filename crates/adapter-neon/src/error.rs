@@ -103,7 +103,9 @@ pub(crate) fn classify(error: sqlx::Error, what: &str) -> StoreError {
         if NEON_PERMANENT_MESSAGES.iter().any(|m| message.contains(m)) {
             return StoreError::Unavailable {
                 backend: BACKEND,
-                what: format!("{what}: {text} (Neon refused: not transient; check the endpoint and the project's quotas)"),
+                what: format!(
+                    "{what}: {text} (Neon refused: not transient; check the endpoint and the project's quotas)"
+                ),
                 source: None,
             };
         }

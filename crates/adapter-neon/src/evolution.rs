@@ -107,7 +107,12 @@ impl NeonStore {
     }
 }
 
-async fn load_run(c: &mut PgConnection, schema: &str, run: &str, persistent: bool) -> Result<Option<RunRecord>, Failure> {
+async fn load_run(
+    c: &mut PgConnection,
+    schema: &str,
+    run: &str,
+    persistent: bool,
+) -> Result<Option<RunRecord>, Failure> {
     let sql = format!("SELECT {} FROM {schema}.runs WHERE id = $1", run_columns());
     let row = sqlx::query(&sql).bind(run).persistent(persistent).fetch_optional(&mut *c).await?;
     Ok(row.as_ref().map(run_from_row).transpose()?)
@@ -130,14 +135,13 @@ async fn load_individuals(
     number: u32,
     persistent: bool,
 ) -> Result<Option<Vec<Individual>>, Failure> {
-    let exists: Option<i32> = sqlx::query_scalar(&format!(
-        "SELECT size FROM {schema}.generations WHERE run_id = $1 AND generation = $2"
-    ))
-    .bind(run.as_str())
-    .bind(int(number))
-    .persistent(persistent)
-    .fetch_optional(&mut *c)
-    .await?;
+    let exists: Option<i32> =
+        sqlx::query_scalar(&format!("SELECT size FROM {schema}.generations WHERE run_id = $1 AND generation = $2"))
+            .bind(run.as_str())
+            .bind(int(number))
+            .persistent(persistent)
+            .fetch_optional(&mut *c)
+            .await?;
     if exists.is_none() {
         return Ok(None);
     }
@@ -152,7 +156,12 @@ async fn load_individuals(
     Ok(Some(rows.into_iter().map(|(index, genome)| Individual { index: index as u32, genome }).collect()))
 }
 
-async fn latest_number(c: &mut PgConnection, schema: &str, run: &RunId, persistent: bool) -> Result<Option<u32>, Failure> {
+async fn latest_number(
+    c: &mut PgConnection,
+    schema: &str,
+    run: &RunId,
+    persistent: bool,
+) -> Result<Option<u32>, Failure> {
     let latest: Option<i32> =
         sqlx::query_scalar(&format!("SELECT max(generation) FROM {schema}.generations WHERE run_id = $1"))
             .bind(run.as_str())
@@ -184,134 +193,136 @@ impl EvolutionStore for NeonStore {
     async fn create_run(&self, spec: RunSpec) -> Result<RunRecord> {
         let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());
         transact!(self.inner, "creating a run", Idempotency::Idempotent, |c| {
-                let inserted = sqlx::query(&format!(
-                    "INSERT INTO {schema}.runs (id, strategy, seed, population_size, generations, config, status)
+            let inserted = sqlx::query(&format!(
+                "INSERT INTO {schema}.runs (id, strategy, seed, population_size, generations, config, status)
                      VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (id) DO NOTHING"
-                ))
-                .bind(spec.id.as_str())
-                .bind(&spec.strategy)
-                .bind(spec.seed as i64)
-                .bind(int(spec.population_size))
-                .bind(int(spec.generations))
-                .bind(&spec.config)
-                .persistent(persistent)
-                .execute(&mut *c)
-                .await?;
-                let record = load_run(c, &schema, spec.id.as_str(), persistent)
-                    .await?
-                    .ok_or_else(|| missing_run(&spec.id))?;
-                if inserted.rows_affected() == 0 && record.spec != spec {
-                    return Err(StoreError::conflict(format!("run {} already exists with a different spec", spec.id))
-                        .into());
-                }
-                Ok(record)
-            })
+            ))
+            .bind(spec.id.as_str())
+            .bind(&spec.strategy)
+            .bind(spec.seed as i64)
+            .bind(int(spec.population_size))
+            .bind(int(spec.generations))
+            .bind(&spec.config)
+            .persistent(persistent)
+            .execute(&mut *c)
+            .await?;
+            let record =
+                load_run(c, &schema, spec.id.as_str(), persistent).await?.ok_or_else(|| missing_run(&spec.id))?;
+            if inserted.rows_affected() == 0 && record.spec != spec {
+                return Err(
+                    StoreError::conflict(format!("run {} already exists with a different spec", spec.id)).into()
+                );
+            }
+            Ok(record)
+        })
     }
 
     async fn get_run(&self, run: &RunId) -> Result<RunRecord> {
         let (schema, persistent, run) = (self.inner.config.schema.clone(), self.persistent(), run.clone());
         transact!(self.inner, "reading a run", Idempotency::Idempotent, |c| {
-                Ok(load_run(c, &schema, run.as_str(), persistent).await?.ok_or_else(|| missing_run(&run))?)
-            })
+            Ok(load_run(c, &schema, run.as_str(), persistent).await?.ok_or_else(|| missing_run(&run))?)
+        })
     }
 
     async fn list_runs(&self) -> Result<Vec<RunRecord>> {
         let sql = self.sql(&format!("SELECT {} FROM {{s}}.runs ORDER BY created_order DESC", run_columns()));
         let persistent = self.persistent();
         transact!(self.inner, "listing runs", Idempotency::Idempotent, |c| {
-                let rows = sqlx::query(&sql).persistent(persistent).fetch_all(&mut *c).await?;
-                Ok(rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?)
-            })
+            let rows = sqlx::query(&sql).persistent(persistent).fetch_all(&mut *c).await?;
+            Ok(rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?)
+        })
     }
 
     async fn set_run_status(&self, run: &RunId, status: RunStatus) -> Result<RunRecord> {
         let (schema, persistent, run) = (self.inner.config.schema.clone(), self.persistent(), run.clone());
         transact!(self.inner, "setting a run's status", Idempotency::Idempotent, |c| {
-                let sql = format!("UPDATE {schema}.runs SET status = $1, updated_at = now() WHERE id = $2");
-                let done =
-                    sqlx::query(&sql).bind(status.as_str()).bind(run.as_str()).persistent(persistent).execute(&mut *c).await?;
-                if done.rows_affected() == 0 {
-                    return Err(missing_run(&run).into());
-                }
-                Ok(load_run(c, &schema, run.as_str(), persistent).await?.ok_or_else(|| missing_run(&run))?)
-            })
+            let sql = format!("UPDATE {schema}.runs SET status = $1, updated_at = now() WHERE id = $2");
+            let done = sqlx::query(&sql)
+                .bind(status.as_str())
+                .bind(run.as_str())
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(missing_run(&run).into());
+            }
+            Ok(load_run(c, &schema, run.as_str(), persistent).await?.ok_or_else(|| missing_run(&run))?)
+        })
     }
 
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
         let Generation { run, number, individuals } = generation.normalized()?;
         let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());
         transact!(self.inner, "saving a generation", Idempotency::Idempotent, |c| {
-                // Lock the run row: concurrent savers of one run are serialised here.
-                let locked: Option<i32> =
-                    sqlx::query_scalar(&format!("SELECT 1 FROM {schema}.runs WHERE id = $1 FOR UPDATE"))
-                        .bind(run.as_str())
-                        .persistent(persistent)
-                        .fetch_optional(&mut *c)
-                        .await?;
-                if locked.is_none() {
-                    return Err(missing_run(&run).into());
+            // Lock the run row: concurrent savers of one run are serialised here.
+            let locked: Option<i32> =
+                sqlx::query_scalar(&format!("SELECT 1 FROM {schema}.runs WHERE id = $1 FOR UPDATE"))
+                    .bind(run.as_str())
+                    .persistent(persistent)
+                    .fetch_optional(&mut *c)
+                    .await?;
+            if locked.is_none() {
+                return Err(missing_run(&run).into());
+            }
+            if let Some(stored) = load_individuals(c, &schema, &run, number, persistent).await? {
+                if stored == individuals {
+                    return Ok(());
                 }
-                if let Some(stored) = load_individuals(c, &schema, &run, number, persistent).await? {
-                    if stored == individuals {
-                        return Ok(());
-                    }
-                    return Err(StoreError::conflict(format!(
-                        "generation {number} of run {run} is already stored with a different population"
-                    ))
-                    .into());
-                }
-                let latest = latest_number(c, &schema, &run, persistent).await?;
-                if latest != expected_latest {
-                    return Err(StoreError::conflict(format!(
-                        "run {run}: the latest stored generation is {}, not {}",
-                        describe_generation(latest),
-                        describe_generation(expected_latest)
-                    ))
-                    .into());
-                }
-                sqlx::query(&format!(
-                    "INSERT INTO {schema}.generations (run_id, generation, size) VALUES ($1, $2, $3)"
+                return Err(StoreError::conflict(format!(
+                    "generation {number} of run {run} is already stored with a different population"
                 ))
+                .into());
+            }
+            let latest = latest_number(c, &schema, &run, persistent).await?;
+            if latest != expected_latest {
+                return Err(StoreError::conflict(format!(
+                    "run {run}: the latest stored generation is {}, not {}",
+                    describe_generation(latest),
+                    describe_generation(expected_latest)
+                ))
+                .into());
+            }
+            sqlx::query(&format!("INSERT INTO {schema}.generations (run_id, generation, size) VALUES ($1, $2, $3)"))
                 .bind(run.as_str())
                 .bind(int(number))
                 .bind(i32::try_from(individuals.len()).unwrap_or(i32::MAX))
                 .persistent(persistent)
                 .execute(&mut *c)
                 .await?;
-                let indexes: Vec<i32> = individuals.iter().map(|i| int(i.index)).collect();
-                let genomes: Vec<String> = individuals.iter().map(|i| i.genome.clone()).collect();
-                sqlx::query(&format!(
-                    "INSERT INTO {schema}.individuals (run_id, generation, individual, genome)
+            let indexes: Vec<i32> = individuals.iter().map(|i| int(i.index)).collect();
+            let genomes: Vec<String> = individuals.iter().map(|i| i.genome.clone()).collect();
+            sqlx::query(&format!(
+                "INSERT INTO {schema}.individuals (run_id, generation, individual, genome)
                      SELECT $1, $2, i, g FROM unnest($3::integer[], $4::text[]) AS t(i, g)"
-                ))
-                .bind(run.as_str())
-                .bind(int(number))
-                .bind(indexes)
-                .bind(genomes)
-                .persistent(persistent)
-                .execute(&mut *c)
-                .await?;
-                Ok(())
-            })
+            ))
+            .bind(run.as_str())
+            .bind(int(number))
+            .bind(indexes)
+            .bind(genomes)
+            .persistent(persistent)
+            .execute(&mut *c)
+            .await?;
+            Ok(())
+        })
     }
 
     async fn load_generation(&self, run: &RunId, number: u32) -> Result<Generation> {
         let (schema, persistent, run) = (self.inner.config.schema.clone(), self.persistent(), run.clone());
         transact!(self.inner, "loading a generation", Idempotency::Idempotent, |c| {
-                let individuals = load_individuals(c, &schema, &run, number, persistent)
-                    .await?
-                    .ok_or_else(|| StoreError::not_found(format!("generation {number} of run {run}")))?;
-                Ok(Generation { run: run.clone(), number, individuals })
-            })
+            let individuals = load_individuals(c, &schema, &run, number, persistent)
+                .await?
+                .ok_or_else(|| StoreError::not_found(format!("generation {number} of run {run}")))?;
+            Ok(Generation { run: run.clone(), number, individuals })
+        })
     }
 
     async fn latest_generation(&self, run: &RunId) -> Result<Option<Generation>> {
         let (schema, persistent, run) = (self.inner.config.schema.clone(), self.persistent(), run.clone());
         transact!(self.inner, "loading the latest generation", Idempotency::Idempotent, |c| {
-                let Some(number) = latest_number(c, &schema, &run, persistent).await? else { return Ok(None) };
-                let individuals = load_individuals(c, &schema, &run, number, persistent).await?.unwrap_or_default();
-                Ok(Some(Generation { run: run.clone(), number, individuals }))
-            })
+            let Some(number) = latest_number(c, &schema, &run, persistent).await? else { return Ok(None) };
+            let individuals = load_individuals(c, &schema, &run, number, persistent).await?.unwrap_or_default();
+            Ok(Some(Generation { run: run.clone(), number, individuals }))
+        })
     }
 
     async fn enqueue_tasks(&self, run: &RunId, generation: u32, tasks: Vec<NewTask>, max_attempts: u32) -> Result<u64> {
@@ -320,22 +331,22 @@ impl EvolutionStore for NeonStore {
         let individuals: Vec<i32> = tasks.iter().map(|t| int(t.individual)).collect();
         let payloads: Vec<String> = tasks.into_iter().map(|t| t.payload).collect();
         transact!(self.inner, "enqueueing tasks", Idempotency::Idempotent, |c| {
-                require_run(c, &schema, &run, persistent).await?;
-                let done = sqlx::query(&format!(
-                    "INSERT INTO {schema}.tasks (run_id, generation, individual, payload, state, max_attempts)
+            require_run(c, &schema, &run, persistent).await?;
+            let done = sqlx::query(&format!(
+                "INSERT INTO {schema}.tasks (run_id, generation, individual, payload, state, max_attempts)
                      SELECT $1, $2, i, p, 'pending', $5 FROM unnest($3::integer[], $4::text[]) AS t(i, p)
                      ON CONFLICT (run_id, generation, individual) DO NOTHING"
-                ))
-                .bind(run.as_str())
-                .bind(int(generation))
-                .bind(&individuals)
-                .bind(&payloads)
-                .bind(max_attempts)
-                .persistent(persistent)
-                .execute(&mut *c)
-                .await?;
-                Ok(done.rows_affected())
-            })
+            ))
+            .bind(run.as_str())
+            .bind(int(generation))
+            .bind(&individuals)
+            .bind(&payloads)
+            .bind(max_attempts)
+            .persistent(persistent)
+            .execute(&mut *c)
+            .await?;
+            Ok(done.rows_affected())
+        })
     }
 
     async fn lease_tasks(&self, request: LeaseRequest) -> Result<Vec<Lease>> {
@@ -348,23 +359,23 @@ impl EvolutionStore for NeonStore {
         // Leasing twice is not harmless (the first grant would sit until it expires), so a
         // failure after the statement reached the server is not retried.
         transact!(self.inner, "leasing tasks", Idempotency::NotIdempotent, |c| {
-                let run_filter = if run.is_some() { " AND t.run_id = $2" } else { " AND $2::text IS NULL" };
-                // Tasks that could be leased but have used up their attempts are parked instead.
-                let park_filter = if run.is_some() { " AND t.run_id = $1" } else { " AND $1::text IS NULL" };
-                sqlx::query(&format!(
-                    "UPDATE {schema}.tasks t SET state = 'parked', worker = NULL, lease_expires_at = NULL,
+            let run_filter = if run.is_some() { " AND t.run_id = $2" } else { " AND $2::text IS NULL" };
+            // Tasks that could be leased but have used up their attempts are parked instead.
+            let park_filter = if run.is_some() { " AND t.run_id = $1" } else { " AND $1::text IS NULL" };
+            sqlx::query(&format!(
+                "UPDATE {schema}.tasks t SET state = 'parked', worker = NULL, lease_expires_at = NULL,
                             error = coalesce(t.error, 'attempts used up: the last lease expired')
                      FROM {schema}.runs r
                      WHERE r.id = t.run_id AND r.status IN ('pending', 'running')
                        AND t.attempts >= t.max_attempts
                        AND (t.state = 'pending' OR (t.state = 'leased' AND t.lease_expires_at <= now())){park_filter}"
-                ))
-                .bind(run.as_ref().map(RunId::as_str))
-                .persistent(persistent)
-                .execute(&mut *c)
-                .await?;
-                let sql = format!(
-                    "WITH chosen AS (
+            ))
+            .bind(run.as_ref().map(RunId::as_str))
+            .persistent(persistent)
+            .execute(&mut *c)
+            .await?;
+            let sql = format!(
+                "WITH chosen AS (
                         SELECT t.run_id, t.generation, t.individual
                         FROM {schema}.tasks t JOIN {schema}.runs r ON r.id = t.run_id
                         WHERE t.state IN ('pending', 'leased')
@@ -383,68 +394,74 @@ impl EvolutionStore for NeonStore {
                        AND t.individual = chosen.individual
                      RETURNING t.run_id, t.generation, t.individual, t.payload, t.token, t.attempts,
                                {}",
-                    micros("t.lease_expires_at")
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(i64::from(max_tasks))
-                    .bind(run.as_ref().map(RunId::as_str))
-                    .bind(worker.as_str())
-                    .bind(ttl)
-                    .persistent(persistent)
-                    .fetch_all(&mut *c)
-                    .await?;
-                let mut leases = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    leases.push(Lease {
-                        key: TaskKey {
-                            run: RunId::new(row.try_get::<String, _>(0)?)?,
-                            generation: row.try_get::<i32, _>(1)? as u32,
-                            individual: row.try_get::<i32, _>(2)? as u32,
-                        },
-                        payload: row.try_get(3)?,
-                        token: FencingToken(row.try_get::<i64, _>(4)? as u64),
-                        attempt: row.try_get::<i32, _>(5)? as u32,
-                        expires_at: Timestamp(row.try_get(6)?),
-                    });
-                }
-                leases.sort_by(|a, b| {
-                    (a.key.generation, a.key.individual, &a.key.run).cmp(&(b.key.generation, b.key.individual, &b.key.run))
+                micros("t.lease_expires_at")
+            );
+            let rows = sqlx::query(&sql)
+                .bind(i64::from(max_tasks))
+                .bind(run.as_ref().map(RunId::as_str))
+                .bind(worker.as_str())
+                .bind(ttl)
+                .persistent(persistent)
+                .fetch_all(&mut *c)
+                .await?;
+            let mut leases = Vec::with_capacity(rows.len());
+            for row in &rows {
+                leases.push(Lease {
+                    key: TaskKey {
+                        run: RunId::new(row.try_get::<String, _>(0)?)?,
+                        generation: row.try_get::<i32, _>(1)? as u32,
+                        individual: row.try_get::<i32, _>(2)? as u32,
+                    },
+                    payload: row.try_get(3)?,
+                    token: FencingToken(row.try_get::<i64, _>(4)? as u64),
+                    attempt: row.try_get::<i32, _>(5)? as u32,
+                    expires_at: Timestamp(row.try_get(6)?),
                 });
-                mark_seen(c, &schema, &worker, persistent).await?;
-                Ok(leases)
-            })
+            }
+            leases.sort_by(|a, b| {
+                (a.key.generation, a.key.individual, &a.key.run).cmp(&(b.key.generation, b.key.individual, &b.key.run))
+            });
+            mark_seen(c, &schema, &worker, persistent).await?;
+            Ok(leases)
+        })
     }
 
     async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<u64> {
         let (schema, persistent, worker) = (self.inner.config.schema.clone(), self.persistent(), worker.clone());
         let ttl = ttl_micros(ttl);
         transact!(self.inner, "extending leases", Idempotency::Idempotent, |c| {
-                let done = sqlx::query(&format!(
-                    "UPDATE {schema}.tasks SET lease_expires_at = now() + $2 * interval '1 microsecond'
+            let done = sqlx::query(&format!(
+                "UPDATE {schema}.tasks SET lease_expires_at = now() + $2 * interval '1 microsecond'
                      WHERE state = 'leased' AND worker = $1"
-                ))
-                .bind(worker.as_str())
-                .bind(ttl)
-                .persistent(persistent)
-                .execute(&mut *c)
-                .await?;
-                mark_seen(c, &schema, &worker, persistent).await?;
-                Ok(done.rows_affected())
-            })
+            ))
+            .bind(worker.as_str())
+            .bind(ttl)
+            .persistent(persistent)
+            .execute(&mut *c)
+            .await?;
+            mark_seen(c, &schema, &worker, persistent).await?;
+            Ok(done.rows_affected())
+        })
     }
 
     async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>> {
         let (schema, persistent, worker) = (self.inner.config.schema.clone(), self.persistent(), worker.clone());
-        // Idempotent by construction: a replay finds the tokens already used and is refused as stale,
-        // but the first attempt's statuses would be lost; only retried when nothing reached the server.
+        let mut seen = std::collections::HashSet::new();
+        let repeated = !completions.iter().all(|c| seen.insert((c.key.clone(), c.token)));
+        // Not retried once the statement may have reached the server: a replay would find the
+        // tokens already used and report them stale, losing the first attempt's statuses.
         transact!(self.inner, "completing tasks", Idempotency::NotIdempotent, |c| {
+            if repeated {
+                // The same (task, token) twice in one batch: apply one by one so the second is stale.
                 mark_seen(c, &schema, &worker, persistent).await?;
                 let mut statuses = Vec::with_capacity(completions.len());
                 for completion in completions.iter().cloned() {
                     statuses.push(complete_one(c, &schema, &worker, completion, persistent).await?);
                 }
-                Ok(statuses)
-            })
+                return Ok(statuses);
+            }
+            complete_batch(c, &schema, &worker, &completions, persistent).await
+        })
     }
 
     async fn requeue_expired(&self) -> Result<u64> {
@@ -453,22 +470,23 @@ impl EvolutionStore for NeonStore {
              WHERE state = 'leased' AND lease_expires_at <= now()",
         );
         let persistent = self.persistent();
-        transact!(self.inner, "requeueing expired leases", Idempotency::Idempotent, |c| { Ok(sqlx::query(&sql).persistent(persistent).execute(&mut *c).await?.rows_affected()) })
+        transact!(self.inner, "requeueing expired leases", Idempotency::Idempotent, |c| {
+            Ok(sqlx::query(&sql).persistent(persistent).execute(&mut *c).await?.rows_affected())
+        })
     }
 
     async fn task_counts(&self, run: &RunId, generation: u32) -> Result<TaskCounts> {
-        let sql = self.sql(
-            "SELECT state, count(*)::bigint FROM {s}.tasks WHERE run_id = $1 AND generation = $2 GROUP BY state",
-        );
+        let sql = self
+            .sql("SELECT state, count(*)::bigint FROM {s}.tasks WHERE run_id = $1 AND generation = $2 GROUP BY state");
         let (persistent, run) = (self.persistent(), run.clone());
         let rows: Vec<(String, i64)> = transact!(self.inner, "counting tasks", Idempotency::Idempotent, |c| {
-                    Ok(sqlx::query_as(&sql)
-                        .bind(run.as_str())
-                        .bind(int(generation))
-                        .persistent(persistent)
-                        .fetch_all(&mut *c)
-                        .await?)
-                })?;
+            Ok(sqlx::query_as(&sql)
+                .bind(run.as_str())
+                .bind(int(generation))
+                .persistent(persistent)
+                .fetch_all(&mut *c)
+                .await?)
+        })?;
         let mut counts = TaskCounts::default();
         for (state, count) in rows {
             let count = count as u64;
@@ -489,14 +507,14 @@ impl EvolutionStore for NeonStore {
         ));
         let (persistent, run) = (self.persistent(), run.clone());
         transact!(self.inner, "listing tasks", Idempotency::Idempotent, |c| {
-                let rows = sqlx::query(&sql)
-                    .bind(run.as_str())
-                    .bind(int(generation))
-                    .persistent(persistent)
-                    .fetch_all(&mut *c)
-                    .await?;
-                Ok(rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?)
-            })
+            let rows = sqlx::query(&sql)
+                .bind(run.as_str())
+                .bind(int(generation))
+                .persistent(persistent)
+                .fetch_all(&mut *c)
+                .await?;
+            Ok(rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?)
+        })
     }
 
     async fn register_worker(&self, worker: WorkerInfo) -> Result<()> {
@@ -506,15 +524,15 @@ impl EvolutionStore for NeonStore {
         );
         let persistent = self.persistent();
         transact!(self.inner, "registering a worker", Idempotency::Idempotent, |c| {
-                sqlx::query(&sql)
-                    .bind(worker.id.as_str())
-                    .bind(&worker.hostname)
-                    .bind(i64::from(worker.pid))
-                    .persistent(persistent)
-                    .execute(&mut *c)
-                    .await?;
-                Ok(())
-            })
+            sqlx::query(&sql)
+                .bind(worker.id.as_str())
+                .bind(&worker.hostname)
+                .bind(i64::from(worker.pid))
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        })
     }
 
     async fn list_workers(&self) -> Result<Vec<WorkerRecord>> {
@@ -524,7 +542,10 @@ impl EvolutionStore for NeonStore {
             micros("last_seen")
         ));
         let persistent = self.persistent();
-        let rows: Vec<(String, String, i64, i64, i64)> = transact!(self.inner, "listing workers", Idempotency::Idempotent, |c| { Ok(sqlx::query_as(&sql).persistent(persistent).fetch_all(&mut *c).await?) })?;
+        let rows: Vec<(String, String, i64, i64, i64)> =
+            transact!(self.inner, "listing workers", Idempotency::Idempotent, |c| {
+                Ok(sqlx::query_as(&sql).persistent(persistent).fetch_all(&mut *c).await?)
+            })?;
         rows.into_iter()
             .map(|(id, hostname, pid, registered_at, last_seen)| {
                 Ok(WorkerRecord {
@@ -539,26 +560,26 @@ impl EvolutionStore for NeonStore {
     async fn record_generation_stats(&self, stats: GenerationStats) -> Result<()> {
         let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());
         transact!(self.inner, "recording generation statistics", Idempotency::Idempotent, |c| {
-                require_run(c, &schema, &stats.run, persistent).await?;
-                sqlx::query(&format!(
-                    "INSERT INTO {schema}.generation_stats (run_id, generation, best, mean, std, diversity, evaluated)
+            require_run(c, &schema, &stats.run, persistent).await?;
+            sqlx::query(&format!(
+                "INSERT INTO {schema}.generation_stats (run_id, generation, best, mean, std, diversity, evaluated)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (run_id, generation) DO UPDATE SET
                          best = EXCLUDED.best, mean = EXCLUDED.mean, std = EXCLUDED.std,
                          diversity = EXCLUDED.diversity, evaluated = EXCLUDED.evaluated"
-                ))
-                .bind(stats.run.as_str())
-                .bind(int(stats.generation))
-                .bind(stats.best)
-                .bind(stats.mean)
-                .bind(stats.std)
-                .bind(stats.diversity)
-                .bind(int(stats.evaluated))
-                .persistent(persistent)
-                .execute(&mut *c)
-                .await?;
-                Ok(())
-            })
+            ))
+            .bind(stats.run.as_str())
+            .bind(int(stats.generation))
+            .bind(stats.best)
+            .bind(stats.mean)
+            .bind(stats.std)
+            .bind(stats.diversity)
+            .bind(int(stats.evaluated))
+            .persistent(persistent)
+            .execute(&mut *c)
+            .await?;
+            Ok(())
+        })
     }
 
     async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>> {
@@ -570,8 +591,8 @@ impl EvolutionStore for NeonStore {
         let rows: Vec<(i32, f64, f64, f64, f64, i32)> = {
             let run = run.clone();
             transact!(self.inner, "reading generation statistics", Idempotency::Idempotent, |c| {
-                    Ok(sqlx::query_as(&sql).bind(run.as_str()).persistent(persistent).fetch_all(&mut *c).await?)
-                })?
+                Ok(sqlx::query_as(&sql).bind(run.as_str()).persistent(persistent).fetch_all(&mut *c).await?)
+            })?
         };
         Ok(rows
             .into_iter()
@@ -588,6 +609,91 @@ impl EvolutionStore for NeonStore {
     }
 }
 
+/// Applies a batch of completions (distinct (task, token) pairs) in ONE
+/// statement: the fencing check is the join condition, so a completion whose
+/// token is not the task's current lease by this worker matches nothing and
+/// is reported `Stale`. The worker's `last_seen` is updated in the same
+/// statement.
+async fn complete_batch(
+    c: &mut PgConnection,
+    schema: &str,
+    worker: &WorkerId,
+    completions: &[Completion],
+    persistent: bool,
+) -> Result<Vec<CompletionStatus>, Failure> {
+    let mut runs = Vec::with_capacity(completions.len());
+    let mut generations = Vec::with_capacity(completions.len());
+    let mut individuals = Vec::with_capacity(completions.len());
+    let mut tokens = Vec::with_capacity(completions.len());
+    let mut succeeded = Vec::with_capacity(completions.len());
+    let mut fitnesses: Vec<Option<f64>> = Vec::with_capacity(completions.len());
+    let mut results: Vec<Option<String>> = Vec::with_capacity(completions.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(completions.len());
+    for completion in completions {
+        runs.push(completion.key.run.as_str().to_string());
+        generations.push(int(completion.key.generation));
+        individuals.push(int(completion.key.individual));
+        tokens.push(i64::try_from(completion.token.0).unwrap_or(-1));
+        match &completion.outcome {
+            TaskOutcome::Succeeded { fitness, result } => {
+                succeeded.push(true);
+                fitnesses.push(Some(*fitness));
+                results.push(Some(result.clone()));
+                errors.push(None);
+            }
+            TaskOutcome::Failed { error } => {
+                succeeded.push(false);
+                fitnesses.push(None);
+                results.push(None);
+                errors.push(Some(error.clone()));
+            }
+        }
+    }
+    let sql = format!(
+        "WITH seen AS (UPDATE {schema}.workers SET last_seen = now() WHERE id = $1),
+         input AS (
+            SELECT * FROM unnest($2::text[], $3::integer[], $4::integer[], $5::bigint[], $6::boolean[],
+                                 $7::double precision[], $8::text[], $9::text[])
+                   AS i(run_id, generation, individual, token, ok, fitness, result, error)
+         )
+         UPDATE {schema}.tasks t
+         SET state = CASE WHEN i.ok THEN 'done' WHEN t.attempts >= t.max_attempts THEN 'parked' ELSE 'pending' END,
+             fitness = CASE WHEN i.ok THEN i.fitness ELSE t.fitness END,
+             result = CASE WHEN i.ok THEN i.result ELSE t.result END,
+             error = CASE WHEN i.ok THEN t.error ELSE i.error END,
+             worker = NULL, lease_expires_at = NULL
+         FROM input i
+         WHERE t.run_id = i.run_id AND t.generation = i.generation AND t.individual = i.individual
+           AND t.state = 'leased' AND t.worker = $1 AND t.token = i.token
+         RETURNING t.run_id, t.generation, t.individual, t.token, t.state"
+    );
+    let rows: Vec<(String, i32, i32, i64, String)> = sqlx::query_as(&sql)
+        .bind(worker.as_str())
+        .bind(&runs)
+        .bind(&generations)
+        .bind(&individuals)
+        .bind(&tokens)
+        .bind(&succeeded)
+        .bind(&fitnesses)
+        .bind(&results)
+        .bind(&errors)
+        .persistent(persistent)
+        .fetch_all(&mut *c)
+        .await?;
+    let applied: std::collections::HashMap<(String, i32, i32, i64), String> = rows
+        .into_iter()
+        .map(|(run, generation, individual, token, state)| ((run, generation, individual, token), state))
+        .collect();
+    Ok((0..completions.len())
+        .map(|i| match applied.get(&(runs[i].clone(), generations[i], individuals[i], tokens[i])).map(String::as_str) {
+            None => CompletionStatus::Stale,
+            Some("done") => CompletionStatus::Recorded,
+            Some("parked") => CompletionStatus::Parked,
+            Some(_) => CompletionStatus::Requeued,
+        })
+        .collect())
+}
+
 /// Applies one completion inside the caller's transaction: one guarded
 /// `UPDATE` whose `WHERE` carries the fencing check.
 async fn complete_one(
@@ -598,7 +704,8 @@ async fn complete_one(
     persistent: bool,
 ) -> Result<CompletionStatus, Failure> {
     let Completion { key, token, outcome } = completion;
-    let guard = "run_id = $1 AND generation = $2 AND individual = $3 AND state = 'leased' AND worker = $4 AND token = $5";
+    let guard =
+        "run_id = $1 AND generation = $2 AND individual = $3 AND state = 'leased' AND worker = $4 AND token = $5";
     let token = i64::try_from(token.0).unwrap_or(-1);
     match outcome {
         TaskOutcome::Succeeded { fitness, result } => {

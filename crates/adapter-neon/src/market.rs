@@ -93,10 +93,10 @@ impl MarketDataStore for NeonStore {
         );
         let persistent = self.persistent();
         let rows = transact!(self.inner, "summarising bars", Idempotency::Idempotent, |c| {
-                    let rows: Vec<(String, i64, i64, i64)> =
-                        sqlx::query_as(&sql).persistent(persistent).fetch_all(&mut *c).await?;
-                    Ok(rows)
-                })?;
+            let rows: Vec<(String, i64, i64, i64)> =
+                sqlx::query_as(&sql).persistent(persistent).fetch_all(&mut *c).await?;
+            Ok(rows)
+        })?;
         let symbols = rows
             .into_iter()
             .map(|(symbol, first, last, count)| SymbolSummary {
@@ -115,18 +115,18 @@ impl MarketDataStore for NeonStore {
         }
         let sql = schema::digest_sql(&self.inner.config.schema, &query);
         let rows = transact!(self.inner, "computing digests", Idempotency::Idempotent, |c| {
-                    // Spliced literals make every digest text different: never cache it.
-                    let rows = sqlx::query(&sql).persistent(false).fetch_all(&mut *c).await?;
-                    let mut out = Vec::with_capacity(rows.len());
-                    for row in rows {
-                        let symbol: String = row.try_get(0)?;
-                        let day: NaiveDate = row.try_get(1)?;
-                        let count: i64 = row.try_get(2)?;
-                        let hash: String = row.try_get(3)?;
-                        out.push((symbol, day, count, hash));
-                    }
-                    Ok(out)
-                })?;
+            // Spliced literals make every digest text different: never cache it.
+            let rows = sqlx::query(&sql).persistent(false).fetch_all(&mut *c).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let symbol: String = row.try_get(0)?;
+                let day: NaiveDate = row.try_get(1)?;
+                let count: i64 = row.try_get(2)?;
+                let hash: String = row.try_get(3)?;
+                out.push((symbol, day, count, hash));
+            }
+            Ok(out)
+        })?;
         rows.into_iter()
             .map(|(symbol, day, count, hash)| {
                 let hash = hash
@@ -150,15 +150,10 @@ impl MarketDataStore for NeonStore {
         let symbol = symbol.as_str().to_string();
         let persistent = self.persistent();
         transact!(self.inner, "deleting bars", Idempotency::Idempotent, |c| {
-                let done = sqlx::query(&sql)
-                    .bind(&symbol)
-                    .bind(start)
-                    .bind(end)
-                    .persistent(persistent)
-                    .execute(&mut *c)
-                    .await?;
-                Ok(done.rows_affected())
-            })
+            let done =
+                sqlx::query(&sql).bind(&symbol).bind(start).bind(end).persistent(persistent).execute(&mut *c).await?;
+            Ok(done.rows_affected())
+        })
     }
 
     async fn health(&self) -> Result<HealthReport> {
@@ -171,7 +166,9 @@ impl NeonStore {
     async fn write_validated(&self, batch: &BarBatch) -> Result<()> {
         let schema_name = self.inner.config.schema.clone();
         let chunk_rows = self.inner.config.batch_rows.max(1);
-        transact!(self.inner, "writing bars", Idempotency::Idempotent, |c| { copy_and_upsert(c, &schema_name, &batch, chunk_rows).await })
+        transact!(self.inner, "writing bars", Idempotency::Idempotent, |c| {
+            copy_and_upsert(c, &schema_name, &batch, chunk_rows).await
+        })
     }
 
     /// Creates the partitions this batch needs that are not known to exist.
@@ -201,13 +198,13 @@ impl NeonStore {
             missing.iter().map(|&start| schema::create_partition_sql(&schema_name, interval, start)).collect();
         let lock = schema::partition_lock_key(&schema_name);
         transact!(self.inner, "creating partitions", Idempotency::Idempotent, |c| {
-                // Serialise partition DDL across processes; IF NOT EXISTS makes it idempotent.
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock).persistent(false).execute(&mut *c).await?;
-                for statement in &statements {
-                    (&mut *c).execute(sqlx::raw_sql(statement)).await?;
-                }
-                Ok(())
-            })?;
+            // Serialise partition DDL across processes; IF NOT EXISTS makes it idempotent.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock).persistent(false).execute(&mut *c).await?;
+            for statement in &statements {
+                (&mut *c).execute(sqlx::raw_sql(statement)).await?;
+            }
+            Ok(())
+        })?;
         tracing::debug!(created = missing.len(), "created bar partitions");
         let mut guard = self.inner.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         guard.get_or_insert_with(Default::default).extend(missing);
@@ -221,13 +218,13 @@ impl NeonStore {
     async fn list_partitions(&self) -> Result<Vec<String>> {
         let schema_name = self.inner.config.schema.clone();
         transact!(self.inner, "listing partitions", Idempotency::Idempotent, |c| {
-                let names: Vec<String> = sqlx::query_scalar(schema::LIST_PARTITIONS)
-                    .bind(&schema_name)
-                    .persistent(false)
-                    .fetch_all(&mut *c)
-                    .await?;
-                Ok(names)
-            })
+            let names: Vec<String> = sqlx::query_scalar(schema::LIST_PARTITIONS)
+                .bind(&schema_name)
+                .persistent(false)
+                .fetch_all(&mut *c)
+                .await?;
+            Ok(names)
+        })
     }
 
     /// Streams one query through binary COPY; retries a transient failure
@@ -262,8 +259,7 @@ impl NeonStore {
         let mut connection = self.inner.pool.acquire().await?;
         let mut consumer_gone = false;
         {
-            let mut transaction = connection.begin().await?;
-            (&mut *transaction).execute(sqlx::raw_sql(&self.inner.set_local)).await?;
+            let mut transaction = connection.begin_with(format!("BEGIN; {}", self.inner.set_local)).await?;
             let mut decoder = CopyDecoder::new(self.inner.config.batch_rows);
             let mut ready = Vec::new();
             {
@@ -307,25 +303,97 @@ fn transience_of(error: &sqlx::Error) -> Transience {
     crate::error::transience(error)
 }
 
-/// The write transaction's body: temp staging table (dropped at commit, so
-/// nothing survives into a pooled server connection), binary COPY in
-/// chunks of `chunk_rows`, one upsert.
+/// The write transaction's body.
+///
+/// Fast path: when no stored row of the batch's symbols falls inside its
+/// time span (a fresh load, the common case), the rows are COPYed straight
+/// into `ohlcv_bars` under a savepoint. If a concurrent writer inserted an
+/// overlapping key meanwhile, the COPY fails on the primary key, the
+/// savepoint is rolled back and the general path runs.
+///
+/// General path: a `TEMP ... ON COMMIT DROP` staging table (nothing survives
+/// into a pooled server connection), binary COPY into it, one upsert. Rows
+/// whose values are unchanged are not rewritten (`WHERE ... IS DISTINCT
+/// FROM`), so replaying a batch costs index probes, not new row versions.
+/// (SQL equality treats `-0.0` and `0.0` as equal; validation admits both
+/// and the digest encodes them alike, so that replay keeps the stored zero.)
 async fn copy_and_upsert(
     connection: &mut PgConnection,
     schema_name: &str,
     batch: &BarBatch,
     chunk_rows: usize,
 ) -> std::result::Result<(), Failure> {
-    (&mut *connection).execute(sqlx::raw_sql(&format!(
-        "CREATE TEMP TABLE strata_stage (LIKE {schema_name}.ohlcv_bars INCLUDING DEFAULTS) ON COMMIT DROP"
-    )))
+    let columns = batch.columns();
+    let mut symbols: Vec<String> = Vec::new();
+    for row in 0..batch.len() {
+        let symbol = columns.symbol.value(row);
+        if symbols.last().is_none_or(|last| last != symbol) && !symbols.iter().any(|s| s == symbol) {
+            symbols.push(symbol.to_string());
+        }
+    }
+    let stamps = columns.timestamp.values();
+    let (low, high) = stamps.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+    let (Some(low), Some(high)) = (Timestamp(low).to_datetime(), Timestamp(high).to_datetime()) else {
+        return Err(StoreError::invalid("a timestamp is out of range").into());
+    };
+    let overlap: bool = sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {schema_name}.ohlcv_bars WHERE symbol = ANY($1) AND ts >= $2 AND ts <= $3)"
+    ))
+    .bind(&symbols)
+    .bind(low)
+    .bind(high)
+    .persistent(false)
+    .fetch_one(&mut *connection)
     .await?;
-    let mut copy = connection
-        .copy_in_raw(
-            "COPY strata_stage (symbol, ts, open, high, low, close, volume, vwap, trade_count) \
-             FROM STDIN (FORMAT binary)",
-        )
+    if !overlap {
+        (&mut *connection).execute(sqlx::raw_sql("SAVEPOINT strata_direct")).await?;
+        let direct = format!(
+            "COPY {schema_name}.ohlcv_bars (symbol, ts, open, high, low, close, volume, vwap, trade_count) \
+             FROM STDIN (FORMAT binary)"
+        );
+        match copy_rows(connection, &direct, batch, chunk_rows).await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
+                (&mut *connection).execute(sqlx::raw_sql("ROLLBACK TO SAVEPOINT strata_direct")).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    (&mut *connection)
+        .execute(sqlx::raw_sql(&format!(
+            "CREATE TEMP TABLE strata_stage (LIKE {schema_name}.ohlcv_bars INCLUDING DEFAULTS) ON COMMIT DROP"
+        )))
         .await?;
+    copy_rows(
+        connection,
+        "COPY strata_stage (symbol, ts, open, high, low, close, volume, vwap, trade_count) FROM STDIN (FORMAT binary)",
+        batch,
+        chunk_rows,
+    )
+    .await?;
+    (&mut *connection)
+        .execute(sqlx::raw_sql(&format!(
+            "INSERT INTO {schema_name}.ohlcv_bars AS b (symbol, ts, open, high, low, close, volume, vwap, trade_count)
+             SELECT symbol, ts, open, high, low, close, volume, vwap, trade_count FROM strata_stage
+             ON CONFLICT (symbol, ts) DO UPDATE SET
+                 open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+                 volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, trade_count = EXCLUDED.trade_count
+             WHERE (b.open, b.high, b.low, b.close, b.volume, b.vwap, b.trade_count)
+                   IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close,
+                                     EXCLUDED.volume, EXCLUDED.vwap, EXCLUDED.trade_count)"
+        )))
+        .await?;
+    Ok(())
+}
+
+/// Sends `batch` through `COPY ... FROM STDIN (FORMAT binary)` in chunks of `chunk_rows`.
+async fn copy_rows(
+    connection: &mut PgConnection,
+    statement: &str,
+    batch: &BarBatch,
+    chunk_rows: usize,
+) -> std::result::Result<(), sqlx::Error> {
+    let mut copy = connection.copy_in_raw(statement).await?;
     let mut buffer = header();
     let mut from = 0;
     while from < batch.len() {
@@ -337,13 +405,5 @@ async fn copy_and_upsert(
     }
     copy.send(trailer().as_slice()).await?;
     copy.finish().await?;
-    (&mut *connection).execute(sqlx::raw_sql(&format!(
-        "INSERT INTO {schema_name}.ohlcv_bars (symbol, ts, open, high, low, close, volume, vwap, trade_count)
-         SELECT symbol, ts, open, high, low, close, volume, vwap, trade_count FROM strata_stage
-         ON CONFLICT (symbol, ts) DO UPDATE SET
-             open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-             volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, trade_count = EXCLUDED.trade_count"
-    )))
-    .await?;
     Ok(())
 }

@@ -190,7 +190,12 @@ pub(crate) fn bars_ddl(schema: &str, layout: BarLayout, chunk_interval_secs: u64
 }
 
 /// The SQL of one migration for this schema and layout.
-pub(crate) fn migration_sql(migration: &Migration, schema: &str, layout: BarLayout, chunk_interval_secs: u64) -> String {
+pub(crate) fn migration_sql(
+    migration: &Migration,
+    schema: &str,
+    layout: BarLayout,
+    chunk_interval_secs: u64,
+) -> String {
     migration.sql.replace("{bars}", &bars_ddl(schema, layout, chunk_interval_secs)).replace("{schema}", schema)
 }
 

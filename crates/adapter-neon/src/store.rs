@@ -83,11 +83,8 @@ impl NeonStore {
             partitions: Mutex::new(None),
             set_local,
         };
-        let layout = if inner.config.migrate_on_start {
-            migrate_inner(&inner).await?
-        } else {
-            read_layout(&inner).await?
-        };
+        let layout =
+            if inner.config.migrate_on_start { migrate_inner(&inner).await? } else { read_layout(&inner).await? };
         inner.layout = layout;
         inner.partitions = Mutex::new(None);
         Ok(NeonStore { inner: Arc::new(inner) })
@@ -135,34 +132,34 @@ impl NeonStore {
         let schema_name = self.inner.config.schema.clone();
         let persistent = self.persistent();
         let outcome = transact!(self.inner, "checking health", Idempotency::Idempotent, |connection| {
-                    let round_trip = Instant::now();
-                    sqlx::query("SELECT 1").persistent(persistent).execute(&mut *connection).await?;
-                    let latency = round_trip.elapsed();
-                    let row = sqlx::query(
-                        "SELECT current_setting('server_version'), pg_database_size(current_database()),
+            let round_trip = Instant::now();
+            sqlx::query("SELECT 1").persistent(persistent).execute(&mut *connection).await?;
+            let latency = round_trip.elapsed();
+            let row = sqlx::query(
+                "SELECT current_setting('server_version'), pg_database_size(current_database()),
                                 current_database(),
                                 EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'),
                                 EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')",
-                    )
+            )
+            .persistent(persistent)
+            .fetch_one(&mut *connection)
+            .await?;
+            let version: Option<i32> =
+                sqlx::query_scalar(&format!("SELECT max(version) FROM {schema_name}.strata_migrations"))
                     .persistent(persistent)
                     .fetch_one(&mut *connection)
                     .await?;
-                    let version: Option<i32> =
-                        sqlx::query_scalar(&format!("SELECT max(version) FROM {schema_name}.strata_migrations"))
-                            .persistent(persistent)
-                            .fetch_one(&mut *connection)
-                            .await?;
-                    let partitions: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+            let partitions: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
                          JOIN pg_namespace n ON n.oid = p.relnamespace
                          WHERE n.nspname = $1 AND p.relname = 'ohlcv_bars'",
-                    )
-                    .bind(&schema_name)
-                    .persistent(persistent)
-                    .fetch_one(&mut *connection)
-                    .await?;
-                    Ok((latency, row, version, partitions))
-                });
+            )
+            .bind(&schema_name)
+            .persistent(persistent)
+            .fetch_one(&mut *connection)
+            .await?;
+            Ok((latency, row, version, partitions))
+        });
         let config = &self.inner.config;
         let mut details = vec![
             ("url".to_string(), config.redacted_url()),
@@ -240,24 +237,24 @@ macro_rules! transact {
             // for nested async blocks holding sqlx executors).
             let outcome: ::futures::future::BoxFuture<'_, ::std::result::Result<_, ($crate::error::Failure, bool)>> =
                 ::std::boxed::Box::pin(async {
-                let mut transaction = inner.begin_attempt().await.map_err(|failure| (failure, false))?;
-                let value = {
-                    let $c: &mut ::sqlx::PgConnection = &mut *transaction;
-                    let body: ::futures::future::BoxFuture<'_, ::std::result::Result<_, $crate::error::Failure>> =
-                        ::std::boxed::Box::pin($crate::store::typed_body(async { $body }));
-                    body.await
-                };
-                match value {
-                    Ok(value) => match transaction.commit().await {
-                        Ok(()) => Ok(value),
-                        Err(error) => Err(($crate::error::Failure::Db(error), true)),
-                    },
-                    Err(failure) => {
-                        let _ = transaction.rollback().await;
-                        Err((failure, false))
+                    let mut transaction = inner.begin_attempt().await.map_err(|failure| (failure, false))?;
+                    let value = {
+                        let $c: &mut ::sqlx::PgConnection = &mut *transaction;
+                        let body: ::futures::future::BoxFuture<'_, ::std::result::Result<_, $crate::error::Failure>> =
+                            ::std::boxed::Box::pin($crate::store::typed_body(async { $body }));
+                        body.await
+                    };
+                    match value {
+                        Ok(value) => match transaction.commit().await {
+                            Ok(()) => Ok(value),
+                            Err(error) => Err(($crate::error::Failure::Db(error), true)),
+                        },
+                        Err(failure) => {
+                            let _ = transaction.rollback().await;
+                            Err((failure, false))
+                        }
                     }
-                }
-            });
+                });
             match outcome.await {
                 Ok(value) => break Ok(value),
                 Err((failure, reached_server)) => {
@@ -282,10 +279,11 @@ where
 
 impl Inner {
     /// Starts one attempt: a pooled connection, `BEGIN`, the `SET LOCAL` timeouts.
-    pub(crate) async fn begin_attempt(&self) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, Failure> {
-        let mut transaction = self.pool.begin().await?;
-        (&mut *transaction).execute(sqlx::raw_sql(&self.set_local)).await?;
-        Ok(transaction)
+    pub(crate) async fn begin_attempt(
+        &self,
+    ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, Failure> {
+        // One round trip: BEGIN and the SET LOCAL timeouts as one simple query.
+        Ok(self.pool.begin_with(format!("BEGIN; {}", self.set_local)).await?)
     }
 
     /// After a failed attempt: how long to wait before the next one, or
@@ -443,12 +441,11 @@ async fn migrate_in_transaction(
     let layout = match stored_layout.as_deref().and_then(BarLayout::from_meta) {
         Some(layout) => layout,
         None => {
-            let timescale: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')",
-            )
-            .persistent(false)
-            .fetch_one(&mut *connection)
-            .await?;
+            let timescale: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')")
+                    .persistent(false)
+                    .fetch_one(&mut *connection)
+                    .await?;
             let layout = if timescale && config.use_timescaledb {
                 BarLayout::Hypertable
             } else {

@@ -123,16 +123,55 @@ impl TestCertificates {
         let (ca_key, ca_cert, key, csr, cert, ext) =
             (path("ca.key"), path("ca.crt"), path("server.key"), path("server.csr"), path("server.crt"), path("ext"));
         let s = |p: &Path| p.to_string_lossy().into_owned();
-        run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={name} test CA"),
-            "-keyout", &s(&ca_key), "-out", &s(&ca_cert)])?;
-        run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &s(&key), "-out", &s(&csr)])?;
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name} test CA"),
+            "-keyout",
+            &s(&ca_key),
+            "-out",
+            &s(&ca_cert),
+        ])?;
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &s(&key),
+            "-out",
+            &s(&csr),
+        ])?;
         std::fs::write(
             &ext,
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
              keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
         )?;
-        run(&["x509", "-req", "-in", &s(&csr), "-CA", &s(&ca_cert), "-CAkey", &s(&ca_key), "-CAcreateserial",
-            "-days", "2", "-extfile", &s(&ext), "-out", &s(&cert)])?;
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &s(&csr),
+            "-CA",
+            &s(&ca_cert),
+            "-CAkey",
+            &s(&ca_key),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &s(&ext),
+            "-out",
+            &s(&cert),
+        ])?;
         Ok(TestCertificates { ca_cert, server_cert: cert, server_key: key })
     }
 }
@@ -199,7 +238,8 @@ impl Cluster {
                 check(Command::new("chown").args(["postgres:postgres"]).arg(&cert).arg(&key).output()?, "chown")?;
             }
             check(Command::new("chmod").arg("600").arg(&key).output()?, "chmod")?;
-            let _ = writeln!(conf, "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'", cert.display(), key.display());
+            let _ =
+                writeln!(conf, "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'", cert.display(), key.display());
         }
         for (name, value) in &options.settings {
             let _ = writeln!(conf, "{name} = {value}");
