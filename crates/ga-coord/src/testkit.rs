@@ -381,6 +381,22 @@ async fn killed_worker_scenario(
     Ok(held.len())
 }
 
+/// Crashes the coordinator exactly at the first matching event: it panics
+/// inside the coordinator's task, which ends that task on the spot without
+/// releasing anything, as a killed process would. (The panic message is
+/// printed; it is expected.)
+struct CrashAt {
+    when: Box<dyn Fn(&CoordinatorEvent) -> bool + Send + Sync>,
+}
+
+impl Observer for CrashAt {
+    fn event(&self, event: &CoordinatorEvent) {
+        if (self.when)(event) {
+            std::panic::panic_any(format!("testkit: coordinator killed on purpose at {event:?}"));
+        }
+    }
+}
+
 /// Sends one message when an event matches.
 struct KillSwitch {
     when: Box<dyn Fn(&CoordinatorEvent) -> bool + Send + Sync>,
@@ -430,29 +446,19 @@ async fn killed_coordinator_scenario(
     ];
     let mut kills = 0;
     for (index, when) in kill_points.into_iter().enumerate() {
-        let (fired, mut on_fire) = mpsc::unbounded_channel();
         let mut config = CoordinatorConfig::new(id(format!("{run}-c{index}"))?);
         config.poll = Duration::from_millis(5);
         config.lease_ttl = Duration::from_millis(200);
         config.takeover_wait = Duration::from_secs(30);
-        let coordinator = Coordinator::new(evolution.clone(), registry.clone(), config)
-            .with_observer(Arc::new(KillSwitch { when, fired }));
+        let coordinator =
+            Coordinator::new(evolution.clone(), registry.clone(), config).with_observer(Arc::new(CrashAt { when }));
         let spec = spec.clone();
-        let mut handle = tokio::spawn(async move { coordinator.run(spec).await });
-        let fired_or_finished = async {
-            tokio::select! {
-                _ = on_fire.recv() => None,
-                finished = &mut handle => Some(finished),
-            }
-        };
-        match patiently("a coordinator", fired_or_finished).await? {
-            None => {
-                handle.abort();
-                let _ = handle.await;
-                kills += 1;
-            }
-            Some(finished) => {
-                finished.map_err(|e| fail(format!("coordinator task: {e}")))??;
+        let handle = tokio::spawn(async move { coordinator.run(spec).await });
+        match patiently("a coordinator", handle).await? {
+            Err(join) if join.is_panic() => kills += 1,
+            Err(join) => return Err(fail(format!("coordinator task: {join}"))),
+            Ok(result) => {
+                result?;
             }
         }
     }
@@ -592,7 +598,7 @@ mod tests {
         let report = check_determinism(evolution, market).await.unwrap();
         assert_eq!(report.scenarios.len(), 5, "{report:?}");
         assert!(report.killed_tasks >= 1);
-        assert!(report.coordinator_kills >= 4, "{report:?}");
+        assert_eq!(report.coordinator_kills, 6, "{report:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -346,3 +346,47 @@ async fn wait_or_shutdown(shutdown: &mut watch::Receiver<bool>, duration: Durati
         changed = shutdown.changed() => changed.is_err() || *shutdown.borrow(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::{CoordinatorLease, coordinator_run_id};
+    use crate::strategy::StrategyRegistry;
+    use strata_adapter_mock::MemoryStore;
+    use strata_core::evolution::{RunSpec, TaskState};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_gives_back_a_coordinator_lease_it_receives() {
+        let store = Arc::new(MemoryStore::new());
+        let run = RunId::new("r").unwrap();
+        let spec = RunSpec {
+            id: run.clone(),
+            strategy: "ma-crossover".into(),
+            seed: 1,
+            population_size: 2,
+            generations: 1,
+            config: "{}".into(),
+        };
+        store.create_run(spec).await.unwrap();
+        // A coordinator takes the role with a tiny TTL and dies.
+        let dead = WorkerId::new("dead-coordinator").unwrap();
+        let lease = CoordinatorLease::try_acquire(store.as_ref(), &run, &dead, Duration::from_millis(1)).await.unwrap();
+        assert!(lease.is_some());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // A worker serving every run receives the expired role and hands it back.
+        let evaluator = Evaluator::new(store.clone(), Arc::new(StrategyRegistry::default()));
+        let mut config = WorkerConfig::new(WorkerId::new("w").unwrap());
+        config.idle_wait = Duration::from_millis(5);
+        config.exit_when_idle = Some(Duration::from_millis(50));
+        let (_stop, stopped) = watch::channel(false);
+        let report = Worker::new(store.clone(), evaluator, config).run(stopped).await.unwrap();
+        assert_eq!(report.leased, 0, "{report:?}");
+        let companion = coordinator_run_id(&run).unwrap();
+        let task = &store.list_tasks(&companion, 0).await.unwrap()[0];
+        assert_eq!(task.state, TaskState::Pending, "{task:?}");
+        // So the next coordinator gets it at once.
+        let next = WorkerId::new("next-coordinator").unwrap();
+        let taken = CoordinatorLease::try_acquire(store.as_ref(), &run, &next, Duration::from_secs(5)).await.unwrap();
+        assert!(taken.is_some());
+    }
+}
