@@ -19,6 +19,11 @@
 //!   store bit for bit;
 //! - the coordinator role is an expiring lease in the store ([`lease`]).
 //!
+//! [`testkit`] holds the end-to-end checks (determinism with 1, 2 and 8
+//! workers, a worker and coordinators killed on purpose, takeover, cancel)
+//! as plain `async fn`s over `Arc<dyn EvolutionStore>` and
+//! `Arc<dyn MarketDataStore>`, so every backend runs the same checks.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use strata_core::evolution::WorkerId;
