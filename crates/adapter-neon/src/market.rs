@@ -167,7 +167,7 @@ impl NeonStore {
         let schema_name = self.inner.config.schema.clone();
         let chunk_rows = self.inner.config.batch_rows.max(1);
         transact!(self.inner, "writing bars", Idempotency::Idempotent, |c| {
-            copy_and_upsert(c, &schema_name, &batch, chunk_rows).await
+            copy_and_upsert(c, &schema_name, batch, chunk_rows).await
         })
     }
 

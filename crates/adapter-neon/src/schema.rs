@@ -400,7 +400,8 @@ pub(crate) fn digest_sql(schema: &str, query: &DigestQuery) -> String {
         low = float_bits("low"),
         close = float_bits("close"),
         volume = float_bits("volume"),
-        vwap = format!("CASE WHEN vwap IS NULL THEN NULL ELSE {} END", float_bits("vwap")),
+        // NULL stays NULL through float8send and the casts; coalesce turns it into ''.
+        vwap = float_bits("vwap"),
     )
 }
 

@@ -226,9 +226,9 @@ fn iso(timestamp: Timestamp) -> Result<String> {
 }
 
 fn short(rows: usize) -> String {
-    if rows >= 1_000_000 && rows % 1_000_000 == 0 {
+    if rows >= 1_000_000 && rows.is_multiple_of(1_000_000) {
         format!("{}M", rows / 1_000_000)
-    } else if rows >= 1000 && rows % 1000 == 0 {
+    } else if rows >= 1000 && rows.is_multiple_of(1000) {
         format!("{}k", rows / 1000)
     } else {
         group_thousands(rows as u64)
