@@ -36,6 +36,8 @@ fn strata(directory: &Path, env: &[(&str, &str)], arguments: &[&str]) -> Run {
         .current_dir(directory)
         .env_remove("STORAGE_BACKEND")
         .env_remove("STRATA_DUCKDB_PATH")
+        .env_remove("DATABASE_URL")
+        .env_remove("NEON_DATABASE_URL")
         .env("RUST_LOG", "warn");
     for (key, value) in env {
         command.env(key, value);
@@ -89,12 +91,16 @@ fn unknown_storage_backend_lists_the_accepted_values() {
     let directory = tempfile::tempdir().unwrap();
     let run = strata(directory.path(), &[("STORAGE_BACKEND", "postgres")], &["summary"]);
     assert_eq!(run.code, Some(2), "{run:?}");
-    for needle in ["STORAGE_BACKEND", "\"postgres\"", "duckdb", "memory", "neon, efs, hybrid"] {
+    for needle in ["STORAGE_BACKEND", "\"postgres\"", "duckdb", "memory", "neon", "efs, hybrid"] {
         assert!(run.stderr.contains(needle), "{needle:?} missing from: {}", run.stderr);
     }
-    let planned = strata(directory.path(), &[], &["--backend", "neon", "health"]);
+    let planned = strata(directory.path(), &[], &["--backend", "efs", "health"]);
     assert_eq!(planned.code, Some(2), "{planned:?}");
-    assert!(planned.stderr.contains("neon is planned"), "{}", planned.stderr);
+    assert!(planned.stderr.contains("efs is planned"), "{}", planned.stderr);
+    // neon without a URL names the variable it needs.
+    let neon = strata(directory.path(), &[], &["--backend", "neon", "health"]);
+    assert!(neon.stderr.contains("DATABASE_URL") || neon.stdout.contains("DATABASE_URL"), "{neon:?}");
+    assert_ne!(neon.code, Some(0), "{neon:?}");
     assert!(!directory.path().join("strata.duckdb").exists(), "a bad backend must not create a store");
 }
 

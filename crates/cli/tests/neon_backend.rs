@@ -96,3 +96,119 @@ fn neon_backend_ingests_queries_and_reports_health_like_the_others() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("STRATA_PG_PARTITION") && err.contains("month"), "{err}");
 }
+
+/// The reusable GA checks of `strata_ga_coord::testkit` against PostgreSQL:
+/// same per-generation population hashes with 1, 2 and 8 workers, a worker
+/// killed mid-lease, the coordinator crashed and resumed; takeover; cancel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ga_checks_pass_on_postgres() {
+    use std::sync::Arc;
+    use strata_adapter_neon::{NeonConfig, NeonStore};
+    use strata_ga_coord::testkit;
+
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(std::env::var("STRATA_REQUIRE_SERVICES").is_err(), "DATABASE_URL is required");
+        return eprintln!("DATABASE_URL is not set: skipped");
+    };
+    let schema = format!("ga_{}", std::process::id());
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    let config = NeonConfig::from_url(&url).unwrap().with_schema(schema).unwrap();
+    let store = Arc::new(NeonStore::open(config).await.unwrap());
+    let report = testkit::check_determinism(store.clone(), store.clone()).await.unwrap();
+    assert_eq!(report.scenarios.len(), 5, "{report:?}");
+    assert!(report.killed_tasks >= 1, "{report:?}");
+    testkit::check_takeover(store.clone(), store.clone()).await.unwrap();
+    let cancel = testkit::check_cancel(store.clone(), store).await.unwrap();
+    assert!(cancel.evaluations < cancel.population, "{cancel:?}");
+}
+
+/// `strata worker` processes on the same PostgreSQL as `strata evolve`, one
+/// of them SIGKILLed while the run is going: the run ends with exactly the
+/// per-generation population hashes of a single-process run with the same seed.
+#[test]
+fn worker_processes_killed_mid_run_change_nothing() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(std::env::var("STRATA_REQUIRE_SERVICES").is_err(), "DATABASE_URL is required");
+        return eprintln!("DATABASE_URL is not set: skipped");
+    };
+    let schema = format!("gaproc_{}", std::process::id());
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    let env = [("STORAGE_BACKEND", "neon"), ("DATABASE_URL", url.as_str()), ("STRATA_PG_SCHEMA", schema.as_str())];
+    let files = [sample("sp500_daily.csv"), sample("quandl_wiki_stocks_daily.csv")];
+    let mut ingest = vec!["ingest"];
+    ingest.extend(files.iter().map(|p| p.to_str().unwrap()));
+    let (code, _, err) = strata(&env, &ingest);
+    assert_eq!(code, Some(0), "{err}");
+    let run_args = |id: &'static str, workers: &'static str| {
+        vec![
+            "evolve",
+            "--strategy",
+            "donchian",
+            "--symbols",
+            "AAPL",
+            "MSFT",
+            "IBM",
+            "GOOG",
+            "--start",
+            "2005-01-01",
+            "--end",
+            "2013-01-01",
+            "--population",
+            "120",
+            "--generations",
+            "4",
+            "--seed",
+            "9",
+            "--workers",
+            workers,
+            "--run-id",
+            id,
+            "--json",
+        ]
+    };
+    let hashes = |json: &str| -> Vec<String> {
+        let document: serde_json::Value = serde_json::from_str(json.trim()).expect("evolve --json output");
+        assert_eq!(document["status"], "completed", "{json}");
+        document["population_hashes"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect()
+    };
+    let (code, reference, err) = strata(&env, &run_args("reference", "2"));
+    assert_eq!(code, Some(0), "{err}");
+    let reference = hashes(&reference);
+    assert_eq!(reference.len(), 4);
+
+    // Two external workers with a short TTL, then the coordinator (with one in-process worker).
+    let spawn_worker = |id: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+        command.env_remove("STRATA_PG_SCHEMA").env("RUST_LOG", "error");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command
+            .args(["worker", "--id", id, "--ttl", "1", "--batch", "4", "--exit-when-idle", "20"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting a worker process")
+    };
+    let mut doomed = spawn_worker("doomed");
+    let mut survivor = spawn_worker("survivor");
+    let mut coordinator = Command::new(env!("CARGO_BIN_EXE_strata"));
+    coordinator.env_remove("STRATA_PG_SCHEMA").env("RUST_LOG", "error");
+    for (key, value) in env {
+        coordinator.env(key, value);
+    }
+    let coordinator = coordinator
+        .args(run_args("distributed", "1"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the coordinator");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    doomed.kill().expect("SIGKILL a worker mid-run");
+    let _ = doomed.wait();
+    let output = coordinator.wait_with_output().expect("the coordinator finishes");
+    let _ = survivor.kill();
+    let _ = survivor.wait();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(hashes(&String::from_utf8_lossy(&output.stdout)), reference, "populations differ");
+}

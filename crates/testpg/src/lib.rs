@@ -402,7 +402,12 @@ impl Bouncer {
         if as_postgres {
             check(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).output()?, "chown")?;
         }
-        let child = server_command(&bin, as_postgres).arg(&ini).stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
+        let child = server_command(&bin, as_postgres)
+            .arg(&ini)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
