@@ -437,7 +437,8 @@ mod tests {
     #[test]
     fn unknown_backend_names_variable_value_and_accepted_values() {
         let message = "postgres".parse::<StorageBackend>().unwrap_err().to_string();
-        for needle in ["STORAGE_BACKEND", "\"postgres\"", "duckdb", "memory", "neon", "efs, hybrid", "not in this build"]
+        for needle in
+            ["STORAGE_BACKEND", "\"postgres\"", "duckdb", "memory", "neon", "efs, hybrid", "not in this build"]
         {
             assert!(message.contains(needle), "{needle:?} missing from: {message}");
         }

@@ -127,10 +127,14 @@ pub(crate) enum Command {
     #[command(after_help = crate::evolve::EVOLVE_AFTER_HELP)]
     Evolve(crate::evolve::EvolveArgs),
     /// Evaluate GA tasks leased from the store until killed (one per core, on any machine).
-    #[command(after_help = "Examples:\n  STORAGE_BACKEND=neon strata worker\n  strata worker --run RUN_ID --exit-when-idle 30")]
+    #[command(
+        after_help = "Examples:\n  STORAGE_BACKEND=neon strata worker\n  strata worker --run RUN_ID --exit-when-idle 30"
+    )]
     Worker(crate::evolve::WorkerArgs),
     /// List, show, cancel or resume GA runs.
-    #[command(after_help = "Examples:\n  strata runs list\n  strata runs show RUN_ID --json\n  strata runs cancel RUN_ID\n  strata runs resume RUN_ID")]
+    #[command(
+        after_help = "Examples:\n  strata runs list\n  strata runs show RUN_ID --json\n  strata runs cancel RUN_ID\n  strata runs resume RUN_ID"
+    )]
     Runs(crate::evolve::RunsArgs),
     /// Manage Neon projects, branches and connection URIs; run a fake Neon API.
     #[cfg(feature = "neon-api")]
