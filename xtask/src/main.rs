@@ -161,8 +161,18 @@ fn strata_executable(messages: &str) -> Option<PathBuf> {
         .lines()
         .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"kind\":[\"bin\"]"))
         .filter(|line| line.contains("\"name\":\"strata\""))
+        // `--all-targets` also builds the binary's unit-test harness, a "bin" artifact of the
+        // same name; its profile says `"test":true` (the target object has a `test` flag too).
+        .filter(|line| profile_of(line).is_some_and(|profile| profile.contains("\"test\":false")))
         .find_map(|line| json_string_field(line, "executable"))
         .map(PathBuf::from)
+}
+
+/// The `"profile":{...}` object of one cargo JSON message.
+fn profile_of(line: &str) -> Option<&str> {
+    let start = line.find("\"profile\":{")?;
+    let end = line[start..].find('}')?;
+    Some(&line[start..start + end + 1])
 }
 
 /// Splits `a b -- c d` into (`[a, b]`, `[c, d]`).
@@ -228,7 +238,9 @@ mod tests {
             "\n",
             r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"xtask"},"executable":"/t/debug/deps/xtask-1"}"#,
             "\n",
-            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"strata"},"executable":"/t/debug/deps/strata-2"}"#,
+            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"strata"},"profile":{"test":true},"executable":"/t/debug/deps/strata-9"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"strata"},"profile":{"test":false},"executable":"/t/debug/deps/strata-2"}"#,
             "\n",
             r#"{"reason":"build-finished","success":true}"#,
         );
