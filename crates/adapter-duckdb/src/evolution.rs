@@ -4,6 +4,7 @@
 //! store clock is this process's `Timestamp::now()` (one file has one
 //! process writing it, so every caller shares that clock).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use duckdb::types::Value;
@@ -208,44 +209,43 @@ impl EvolutionStore for DuckDbStore {
             );
             let mut park_params = vec![Value::BigInt(now.micros())];
             park_params.extend(run_param.iter().cloned());
-            transaction.execute(&park, params_from_iter(park_params.iter())).during("parking exhausted tasks")?;
+            transaction
+                .prepare_cached(&park)
+                .and_then(|mut statement| statement.execute(params_from_iter(park_params.iter())))
+                .during("parking exhausted tasks")?;
 
+            // The chosen tasks, each with a freshly drawn token. The tokens are
+            // drawn in no particular order, so they are sorted and handed out in
+            // lease order: each is still larger than any granted before.
             let candidates = format!(
-                "SELECT run_id, generation, individual, payload, attempts FROM tasks
-                 WHERE (state = 'pending' OR (state = 'leased' AND lease_expires_at_us <= ?))
-                   AND attempts < max_attempts
-                   AND run_id IN (SELECT id FROM runs WHERE {ACTIVE_RUN}){run_filter}
-                 ORDER BY generation, individual, run_id
-                 LIMIT ?"
+                "SELECT run_id, generation, individual, payload, attempts, nextval('fencing_tokens') FROM (
+                     SELECT run_id, generation, individual, payload, attempts FROM tasks
+                     WHERE (state = 'pending' OR (state = 'leased' AND lease_expires_at_us <= ?))
+                       AND attempts < max_attempts
+                       AND run_id IN (SELECT id FROM runs WHERE {ACTIVE_RUN}){run_filter}
+                     ORDER BY generation, individual, run_id
+                     LIMIT ?
+                 ) AS chosen"
             );
             let mut candidate_params = vec![Value::BigInt(now.micros())];
             candidate_params.extend(run_param.iter().cloned());
             candidate_params.push(Value::BigInt(i64::from(max_tasks)));
-            let chosen: Vec<(String, u32, u32, String, u32)> = {
-                let mut statement = transaction.prepare(&candidates).during("choosing tasks")?;
+            let (mut chosen, mut tokens): (Vec<(String, u32, u32, String, u32)>, Vec<i64>) = {
+                let mut statement = transaction.prepare_cached(&candidates).during("choosing tasks")?;
                 let rows = statement
                     .query_map(params_from_iter(candidate_params.iter()), |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                        Ok(((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?), row.get::<_, i64>(5)?))
                     })
                     .during("choosing tasks")?;
-                rows.collect::<duckdb::Result<Vec<_>>>().during("choosing tasks")?
+                rows.collect::<duckdb::Result<Vec<_>>>().during("choosing tasks")?.into_iter().unzip()
             };
+            chosen.sort_by(|a, b| (a.1, a.2, &a.0).cmp(&(b.1, b.2, &b.0)));
+            tokens.sort_unstable();
 
             let mut leases = Vec::with_capacity(chosen.len());
-            for (run_id, generation, individual, payload, attempts) in chosen {
-                let token: i64 = transaction
-                    .query_row("SELECT nextval('fencing_tokens')", [], |row| row.get(0))
-                    .during("drawing a fencing token")?;
+            for ((run_id, generation, individual, payload, attempts), token) in chosen.into_iter().zip(tokens) {
                 let token =
                     u64::try_from(token).map_err(|_| StoreError::internal(BACKEND, "negative fencing token"))?;
-                transaction
-                    .execute(
-                        "UPDATE tasks SET state = 'leased', attempts = attempts + 1, token = ?, worker = ?,
-                                lease_expires_at_us = ?
-                         WHERE run_id = ? AND generation = ? AND individual = ?",
-                        params![token, worker.as_str(), expires_at.micros(), run_id, generation, individual],
-                    )
-                    .during("leasing a task")?;
                 leases.push(Lease {
                     key: TaskKey { run: RunId::new(run_id)?, generation, individual },
                     payload,
@@ -253,6 +253,34 @@ impl EvolutionStore for DuckDbStore {
                     attempt: attempts + 1,
                     expires_at,
                 });
+            }
+            for chunk in leases.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "UPDATE tasks SET state = 'leased', attempts = tasks.attempts + 1, token = granted.token,
+                            worker = ?, lease_expires_at_us = ?
+                     FROM (VALUES {}) AS granted(run_id, generation, individual, token)
+                     WHERE tasks.run_id = granted.run_id AND tasks.generation = granted.generation
+                       AND tasks.individual = granted.individual",
+                    values_rows(chunk.len(), &["VARCHAR", "UINTEGER", "UINTEGER", "UBIGINT"])
+                );
+                let mut lease_params =
+                    vec![Value::Text(worker.as_str().to_string()), Value::BigInt(expires_at.micros())];
+                for lease in chunk {
+                    lease_params.extend([
+                        Value::Text(lease.key.run.as_str().to_string()),
+                        Value::UInt(lease.key.generation),
+                        Value::UInt(lease.key.individual),
+                        Value::UBigInt(lease.token.0),
+                    ]);
+                }
+                let mut statement = transaction.prepare_cached(&sql).during("leasing tasks")?;
+                let leased = statement.execute(params_from_iter(lease_params.iter())).during("leasing tasks")?;
+                if leased != chunk.len() {
+                    return Err(StoreError::internal(
+                        BACKEND,
+                        format!("leased {leased} of {} chosen tasks", chunk.len()),
+                    ));
+                }
             }
             mark_seen(&transaction, &worker, now)?;
             transaction.commit().during("committing leases")?;
@@ -284,10 +312,7 @@ impl EvolutionStore for DuckDbStore {
         self.with_writer("completing tasks", move |connection| {
             let transaction = connection.transaction().during("starting a transaction")?;
             mark_seen(&transaction, &worker, Timestamp::now())?;
-            let mut statuses = Vec::with_capacity(completions.len());
-            for completion in completions {
-                statuses.push(complete_one(&transaction, &worker, completion)?);
-            }
+            let statuses = complete_all(&transaction, &worker, &completions)?;
             transaction.commit().during("committing completions")?;
             Ok(statuses)
         })
@@ -448,55 +473,106 @@ impl EvolutionStore for DuckDbStore {
     }
 }
 
-/// Applies one completion inside the caller's transaction.
-fn complete_one(connection: &Connection, worker: &WorkerId, completion: Completion) -> Result<CompletionStatus> {
-    let Completion { key, token, outcome } = completion;
-    let current: Option<(String, Option<String>, u64, u32, u32)> = connection
-        .query_row(
-            "SELECT state, worker, token, attempts, max_attempts FROM tasks
-             WHERE run_id = ? AND generation = ? AND individual = ?",
-            params![key.run.as_str(), key.generation, key.individual],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
-        )
-        .optional()
-        .during("reading a task")?;
-    let Some((state, holder, current_token, attempts, max_attempts)) = current else {
-        return Ok(CompletionStatus::Stale);
-    };
-    let held =
-        state == TaskState::Leased.as_str() && holder.as_deref() == Some(worker.as_str()) && current_token == token.0;
-    if !held {
-        return Ok(CompletionStatus::Stale);
+/// Most rows bound in one `VALUES` list (statements per call stay constant
+/// for batches up to this size).
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// `(CAST(? AS t1), ...), ...` for `rows` rows of the given column types.
+fn values_rows(rows: usize, types: &[&str]) -> String {
+    let row = types.iter().map(|kind| format!("CAST(? AS {kind})")).collect::<Vec<_>>().join(", ");
+    vec![format!("({row})"); rows].join(", ")
+}
+
+/// Applies completions inside the caller's transaction with one set-based
+/// update per [`ROWS_PER_STATEMENT`] completions; the statuses are those of
+/// applying them one by one, in order.
+///
+/// A completion only applies to a task leased by `worker` under its token, and
+/// applying it ends the lease, so of the completions naming one task at most
+/// the first that carries the current token applies: later copies of the same
+/// (task, token) are dropped before the update and stay `Stale`, and
+/// completions with another token never match.
+fn complete_all(
+    connection: &Connection,
+    worker: &WorkerId,
+    completions: &[Completion],
+) -> Result<Vec<CompletionStatus>> {
+    let mut statuses = vec![CompletionStatus::Stale; completions.len()];
+    let mut first: HashMap<(&TaskKey, u64), usize> = HashMap::with_capacity(completions.len());
+    for (index, completion) in completions.iter().enumerate() {
+        first.entry((&completion.key, completion.token.0)).or_insert(index);
     }
-    let key_params = (key.run.as_str(), key.generation, key.individual);
-    let status = match outcome {
-        TaskOutcome::Succeeded { fitness, result } => {
-            connection
-                .execute(
-                    "UPDATE tasks SET state = 'done', fitness = ?, result = ?, worker = NULL, lease_expires_at_us = NULL
-                     WHERE run_id = ? AND generation = ? AND individual = ?",
-                    params![fitness, result, key_params.0, key_params.1, key_params.2],
-                )
-                .during("recording a result")?;
-            CompletionStatus::Recorded
+    let mut unique: Vec<usize> = first.values().copied().collect();
+    unique.sort_unstable();
+    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE tasks SET
+                 state = CASE WHEN NOT done.failed THEN 'done'
+                              WHEN tasks.attempts >= tasks.max_attempts THEN 'parked'
+                              ELSE 'pending' END,
+                 fitness = CASE WHEN done.failed THEN tasks.fitness ELSE done.fitness END,
+                 result = CASE WHEN done.failed THEN tasks.result ELSE done.result END,
+                 error = CASE WHEN done.failed THEN done.error ELSE tasks.error END,
+                 worker = NULL, lease_expires_at_us = NULL
+             FROM (VALUES {}) AS done(run_id, generation, individual, token, failed, fitness, result, error)
+             WHERE tasks.run_id = done.run_id AND tasks.generation = done.generation
+               AND tasks.individual = done.individual AND tasks.token = done.token
+               AND tasks.state = 'leased' AND tasks.worker = ?
+             RETURNING tasks.run_id, tasks.generation, tasks.individual, tasks.token, tasks.state",
+            values_rows(
+                chunk.len(),
+                &["VARCHAR", "UINTEGER", "UINTEGER", "UBIGINT", "BOOLEAN", "DOUBLE", "VARCHAR", "VARCHAR"]
+            )
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 8 + 1);
+        for &index in chunk {
+            let Completion { key, token, outcome } = &completions[index];
+            params.extend([
+                Value::Text(key.run.as_str().to_string()),
+                Value::UInt(key.generation),
+                Value::UInt(key.individual),
+                Value::UBigInt(token.0),
+            ]);
+            match outcome {
+                TaskOutcome::Succeeded { fitness, result } => {
+                    params.extend([
+                        Value::Boolean(false),
+                        Value::Double(*fitness),
+                        Value::Text(result.clone()),
+                        Value::Null,
+                    ]);
+                }
+                TaskOutcome::Failed { error } => {
+                    params.extend([Value::Boolean(true), Value::Null, Value::Null, Value::Text(error.clone())]);
+                }
+            }
         }
-        TaskOutcome::Failed { error } => {
-            let (state, status) = if attempts >= max_attempts {
-                (TaskState::Parked, CompletionStatus::Parked)
-            } else {
-                (TaskState::Pending, CompletionStatus::Requeued)
+        params.push(Value::Text(worker.as_str().to_string()));
+        let applied: Vec<(String, u32, u32, u64, String)> = {
+            let mut statement = connection.prepare_cached(&sql).during("completing tasks")?;
+            let rows = statement
+                .query_map(params_from_iter(params.iter()), |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                })
+                .during("completing tasks")?;
+            rows.collect::<duckdb::Result<Vec<_>>>().during("completing tasks")?
+        };
+        for (run_id, generation, individual, token, state) in applied {
+            let key = TaskKey { run: RunId::new(run_id)?, generation, individual };
+            let index = *first.get(&(&key, token)).ok_or_else(|| {
+                StoreError::internal(BACKEND, format!("completed task {key:?} that no completion named"))
+            })?;
+            statuses[index] = match parse_state(&state)? {
+                TaskState::Done => CompletionStatus::Recorded,
+                TaskState::Pending => CompletionStatus::Requeued,
+                TaskState::Parked => CompletionStatus::Parked,
+                TaskState::Leased => {
+                    return Err(StoreError::internal(BACKEND, "a completed task is still leased"));
+                }
             };
-            connection
-                .execute(
-                    "UPDATE tasks SET state = ?, error = ?, worker = NULL, lease_expires_at_us = NULL
-                     WHERE run_id = ? AND generation = ? AND individual = ?",
-                    params![state.as_str(), error, key_params.0, key_params.1, key_params.2],
-                )
-                .during("recording a failure")?;
-            status
         }
-    };
-    Ok(status)
+    }
+    Ok(statuses)
 }
 
 /// A run as stored, before its values are checked.
@@ -644,7 +720,8 @@ fn load_individuals(connection: &Connection, run: &RunId, number: u32) -> Result
 /// Records that `worker` was seen at `now` (registered workers only).
 fn mark_seen(connection: &Connection, worker: &WorkerId, now: Timestamp) -> Result<()> {
     connection
-        .execute("UPDATE workers SET last_seen_us = ? WHERE id = ?", params![now.micros(), worker.as_str()])
+        .prepare_cached("UPDATE workers SET last_seen_us = ? WHERE id = ?")
+        .and_then(|mut statement| statement.execute(params![now.micros(), worker.as_str()]))
         .during("recording a worker as seen")?;
     Ok(())
 }
@@ -832,6 +909,96 @@ mod tests {
         let unknown = RunId::new("nope").unwrap();
         assert!(matches!(store.enqueue_tasks(&unknown, 0, Vec::new(), 1).await, Err(StoreError::NotFound { .. })));
         assert_eq!(store.task_counts(&unknown, 0).await.unwrap(), TaskCounts::default());
+    }
+
+    #[tokio::test]
+    async fn batches_larger_than_one_statement_keep_one_by_one_semantics() {
+        let (_directory, store) = crate::store::open_in_temp_dir().await;
+        let runs =
+            [store.create_run(spec("b")).await.unwrap().spec.id, store.create_run(spec("a")).await.unwrap().spec.id];
+        let tasks: Vec<NewTask> = (0..300).map(|i| NewTask { individual: i, payload: format!("p{i}") }).collect();
+        for run in &runs {
+            store.enqueue_tasks(run, 0, tasks.clone(), 1).await.unwrap();
+        }
+        let leases = store.lease_tasks(lease_request("w", 1000, Duration::from_secs(60))).await.unwrap();
+        assert_eq!(leases.len(), 600);
+        let keys: Vec<(u32, u32, String)> =
+            leases.iter().map(|l| (l.key.generation, l.key.individual, l.key.run.as_str().to_string())).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "leases in (generation, individual, run id) order");
+        assert!(leases.windows(2).all(|pair| pair[0].token < pair[1].token), "tokens increase in lease order");
+
+        let mut completions = Vec::new();
+        let mut expected = Vec::new();
+        for (i, lease) in leases.iter().enumerate() {
+            let fitness = i as f64;
+            match i % 3 {
+                0 => {
+                    completions.push(Completion {
+                        key: lease.key.clone(),
+                        token: lease.token,
+                        outcome: TaskOutcome::Succeeded { fitness, result: format!("r{i}") },
+                    });
+                    expected.push(CompletionStatus::Recorded);
+                }
+                1 => {
+                    completions.push(Completion {
+                        key: lease.key.clone(),
+                        token: lease.token,
+                        outcome: TaskOutcome::Failed { error: format!("e{i}") },
+                    });
+                    expected.push(CompletionStatus::Parked);
+                }
+                _ => {
+                    completions.push(Completion {
+                        key: lease.key.clone(),
+                        token: FencingToken(lease.token.0 + 1_000_000),
+                        outcome: TaskOutcome::Succeeded { fitness: -1.0, result: "wrong token".into() },
+                    });
+                    expected.push(CompletionStatus::Stale);
+                }
+            }
+        }
+        // Second copies: the same (task, token) again is stale; the right token after a wrong one is recorded.
+        for (i, lease) in leases.iter().enumerate() {
+            let outcome = TaskOutcome::Succeeded { fitness: 1000.0 + i as f64, result: format!("again{i}") };
+            completions.push(Completion { key: lease.key.clone(), token: lease.token, outcome });
+            expected.push(if i % 3 == 2 { CompletionStatus::Recorded } else { CompletionStatus::Stale });
+        }
+        assert_eq!(store.complete_tasks(&worker("w"), completions).await.unwrap(), expected);
+        assert_eq!(
+            store.complete_tasks(&worker("w"), vec![]).await.unwrap(),
+            Vec::<CompletionStatus>::new(),
+            "an empty batch"
+        );
+
+        let mut recorded = 0;
+        for run in &runs {
+            for task in store.list_tasks(run, 0).await.unwrap() {
+                let i = leases.iter().position(|l| l.key == task.key).unwrap();
+                assert_eq!((task.worker, task.lease_expires_at), (None, None));
+                match i % 3 {
+                    0 => {
+                        assert_eq!(
+                            (task.state, task.fitness, task.result),
+                            (TaskState::Done, Some(i as f64), Some(format!("r{i}")))
+                        );
+                        recorded += 1;
+                    }
+                    1 => assert_eq!((task.state, task.error), (TaskState::Parked, Some(format!("e{i}")))),
+                    _ => {
+                        let again = Some(1000.0 + i as f64);
+                        assert_eq!(
+                            (task.state, task.fitness, task.result),
+                            (TaskState::Done, again, Some(format!("again{i}")))
+                        );
+                        recorded += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(recorded, 400);
     }
 
     #[tokio::test]
