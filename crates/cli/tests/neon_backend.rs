@@ -203,12 +203,28 @@ fn worker_processes_killed_mid_run_change_nothing() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("starting the coordinator");
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    doomed.kill().expect("SIGKILL a worker mid-run");
+    let psql = |sql: &str| {
+        let out = Command::new("psql").args(["-X", "-At", "-d", &url, "-c", sql]).output().expect("psql");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // Kill the doomed worker while it holds leases of the distributed run.
+    let holding = format!(
+        "SELECT count(*) FROM {schema}.tasks WHERE run_id = 'distributed' AND worker = 'doomed' AND state = 'leased'"
+    );
+    let started = std::time::Instant::now();
+    while psql(&holding).parse::<u64>().unwrap_or(0) == 0 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the doomed worker never held a lease");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    doomed.kill().expect("SIGKILL a worker mid-lease");
     let _ = doomed.wait();
     let output = coordinator.wait_with_output().expect("the coordinator finishes");
     let _ = survivor.kill();
     let _ = survivor.wait();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(hashes(&String::from_utf8_lossy(&output.stdout)), reference, "populations differ");
+    let doomed_seen = psql(&format!("SELECT count(*) FROM {schema}.workers WHERE id = 'doomed'"));
+    assert_eq!(doomed_seen, "1", "the killed worker took part in the run");
+    let retried = psql(&format!("SELECT count(*) FROM {schema}.tasks WHERE run_id = 'distributed' AND attempts > 1"));
+    assert!(retried.parse::<u64>().unwrap_or(0) >= 1, "the killed worker's leases were re-leased ({retried})");
 }
