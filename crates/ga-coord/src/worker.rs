@@ -167,12 +167,20 @@ impl Worker {
             let batch = match (&self.config.run, last_generation) {
                 // Near the end of a generation, take a share of what is left so
                 // the other workers are not idle while one finishes a big batch.
-                (Some(run), Some(generation)) => match self.evolution.task_counts(run, generation).await {
-                    Ok(counts) if counts.pending > 0 => {
-                        batch.min(counts.pending.div_ceil(u64::from(self.config.tail_share.max(1))) as u32).max(1)
+                // Only worth it (one count query per lease) while what is left is real work: when the
+                // remaining tasks are quick, one lease takes them and saves round trips.
+                (Some(run), Some(generation))
+                    if seconds_per_task.is_none_or(|seconds| {
+                        f64::from(batch) * seconds >= self.config.target_batch.as_secs_f64() / 8.0
+                    }) =>
+                {
+                    match self.evolution.task_counts(run, generation).await {
+                        Ok(counts) if counts.pending > 0 => {
+                            batch.min(counts.pending.div_ceil(u64::from(self.config.tail_share.max(1))) as u32).max(1)
+                        }
+                        _ => batch,
                     }
-                    _ => batch,
-                },
+                }
                 _ => batch,
             };
             let request = LeaseRequest {
