@@ -28,9 +28,11 @@ Commands:
         STRATA_REQUIRE_SERVICES=1 so a test that cannot find a service fails
         instead of skipping. This is what CI runs (.ci/run).
   bench [--rows N] [--symbols N] [--repeat N]
-        builds the workspace and runs `strata bench`: ingest and query
-        throughput (rows/s) of every backend on generated data, each next to a
-        baseline measured in the same run. Defaults: 1,000,000 rows, 10 symbols.
+        builds the workspace and runs `strata-bench` (crates/bench, not
+        shipped): ingest and query throughput (rows/s) of every backend on
+        generated data, each next to a baseline measured in the same run, the
+        PostgreSQL section against psql, and the GA section.
+        Defaults: 1,000,000 rows, 10 symbols; `-- --help` lists every option.
   pg start|stop|url
         a PostgreSQL cluster for manual use (initdb + pg_ctl on a free
         loopback port); `start` prints its DATABASE_URL.
@@ -122,25 +124,24 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
 }
 
 fn bench(root: &Path, args: &[String]) -> Result<()> {
-    let binary = build_strata(root)?;
-    println!("xtask: running {} bench {}", binary.display(), args.join(" "));
+    let binary = build_executable(root, "strata-bench")?;
+    println!("xtask: running {} {}", binary.display(), args.join(" "));
     let postgres = pg::services(true, false)?;
     let status = Command::new(&binary)
-        .arg("bench")
         .args(args)
         .envs(postgres.env())
         .current_dir(root)
         .status()
         .with_context(|| format!("running {}", binary.display()))?;
     if !status.success() {
-        bail!("strata bench failed ({status})");
+        bail!("strata-bench failed ({status})");
     }
     Ok(())
 }
 
-/// Builds the workspace and returns the `strata` executable as cargo reports
-/// it (honours `CARGO_TARGET_DIR` and cargo config).
-fn build_strata(root: &Path) -> Result<PathBuf> {
+/// Builds the workspace and returns the executable of the binary `name` as
+/// cargo reports it (honours `CARGO_TARGET_DIR` and cargo config).
+fn build_executable(root: &Path, name: &str) -> Result<PathBuf> {
     println!("xtask: build: cargo build --workspace --all-targets");
     let output = Command::new(cargo())
         .args(["build", "--workspace", "--all-targets", "--message-format=json-render-diagnostics"])
@@ -152,15 +153,16 @@ fn build_strata(root: &Path) -> Result<PathBuf> {
         bail!("cargo build failed ({})", output.status);
     }
     let messages = String::from_utf8_lossy(&output.stdout);
-    strata_executable(&messages).context("cargo build reported no `strata` executable")
+    executable(&messages, name).with_context(|| format!("cargo build reported no `{name}` executable"))
 }
 
-/// Finds the `strata` binary's executable in cargo's JSON build messages.
-fn strata_executable(messages: &str) -> Option<PathBuf> {
+/// Finds the executable of the binary `name` in cargo's JSON build messages.
+fn executable(messages: &str, name: &str) -> Option<PathBuf> {
+    let name_field = format!("\"name\":\"{name}\"");
     messages
         .lines()
         .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains("\"kind\":[\"bin\"]"))
-        .filter(|line| line.contains("\"name\":\"strata\""))
+        .filter(|line| line.contains(&name_field))
         // `--all-targets` also builds the binary's unit-test harness, a "bin" artifact of the
         // same name; its profile says `"test":true` (the target object has a `test` flag too).
         .filter(|line| profile_of(line).is_some_and(|profile| profile.contains("\"test\":false")))
@@ -232,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_strata_executable_in_build_messages() {
+    fn finds_an_executable_in_build_messages() {
         let messages = concat!(
             r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"strata_core"},"executable":null}"#,
             "\n",
@@ -244,8 +246,9 @@ mod tests {
             "\n",
             r#"{"reason":"build-finished","success":true}"#,
         );
-        assert_eq!(strata_executable(messages), Some(PathBuf::from("/t/debug/deps/strata-2")));
-        assert_eq!(strata_executable("{\"reason\":\"build-finished\"}"), None);
+        assert_eq!(executable(messages, "strata"), Some(PathBuf::from("/t/debug/deps/strata-2")));
+        assert_eq!(executable(messages, "strata-bench"), None);
+        assert_eq!(executable("{\"reason\":\"build-finished\"}", "strata"), None);
     }
 
     #[test]

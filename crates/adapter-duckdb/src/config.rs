@@ -7,9 +7,11 @@ use std::time::Duration;
 /// How to open a [`crate::DuckDbStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuckDbConfig {
-    /// The database file; created (with its parent directory) when missing.
-    /// `:memory:` opens a private in-memory database.
+    /// The database file. `:memory:` opens a private in-memory database.
     pub path: PathBuf,
+    /// What to do when the file is missing or this user cannot write it
+    /// (default [`OpenMode::Create`]).
+    pub mode: OpenMode,
     /// How long to keep retrying, with exponential backoff and jitter, while
     /// another process holds the file's lock. Zero (the default) fails at once.
     pub lock_wait: Duration,
@@ -20,7 +22,13 @@ pub struct DuckDbConfig {
 impl DuckDbConfig {
     /// A config for the file at `path` with no lock wait and DuckDB's default threads.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        DuckDbConfig { path: path.into(), lock_wait: Duration::ZERO, threads: None }
+        DuckDbConfig { path: path.into(), lock_wait: Duration::ZERO, threads: None, mode: OpenMode::Create }
+    }
+
+    /// Sets [`DuckDbConfig::mode`].
+    pub fn with_mode(mut self, mode: OpenMode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// Sets [`DuckDbConfig::lock_wait`].
@@ -43,3 +51,29 @@ impl DuckDbConfig {
 
 /// The path that opens an in-memory database.
 pub const IN_MEMORY: &str = ":memory:";
+
+/// How [`crate::DuckDbStore::open`] treats the file.
+///
+/// In every mode an existing file must be a DuckDB database (the bytes
+/// `DUCK` at offset 8 of its header): anything else, such as a CSV or
+/// Parquet file, an empty file or a directory, is refused with
+/// `InvalidInput` and left unchanged. A missing file whose write-ahead log
+/// (`FILE.wal`) exists is refused too, because DuckDB would delete that log
+/// when creating a new file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpenMode {
+    /// For writing: the file (and its directory) is created when missing,
+    /// which [`crate::DuckDbStore::created_file`] reports. A file this user
+    /// cannot write is refused with `InvalidInput`.
+    #[default]
+    Create,
+    /// For writing to a store that must already exist: a missing file is
+    /// `NotFound` and nothing is created. A file this user cannot write is
+    /// refused with `InvalidInput`.
+    Existing,
+    /// For reading: a missing file is `NotFound` and nothing is created (not
+    /// even its directory). A file this user cannot write is opened
+    /// read-only (DuckDB's `READ_ONLY` access mode, as `duckdb -readonly`),
+    /// and writes through that store fail with `InvalidInput`.
+    Read,
+}

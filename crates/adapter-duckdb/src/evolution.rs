@@ -14,6 +14,7 @@ use strata_core::evolution::{
     RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
     WorkerInfo, WorkerRecord,
 };
+use strata_core::policy::expiry_micros;
 use strata_core::{EvolutionStore, Result, StoreError, Timestamp};
 
 use crate::error::{BACKEND, ResultExt};
@@ -193,7 +194,7 @@ impl EvolutionStore for DuckDbStore {
         self.with_writer("leasing tasks", move |connection| {
             let LeaseRequest { worker, run, max_tasks, ttl } = request;
             let now = Timestamp::now();
-            let expires_at = now.plus_micros(micros(ttl));
+            let expires_at = Timestamp(expiry_micros(now.micros(), ttl));
             let transaction = connection.transaction().during("starting a transaction")?;
             let (run_filter, run_param) = match &run {
                 Some(run) => (" AND run_id = ?", vec![Value::Text(run.as_str().to_string())]),
@@ -297,7 +298,7 @@ impl EvolutionStore for DuckDbStore {
             let extended = transaction
                 .execute(
                     "UPDATE tasks SET lease_expires_at_us = ? WHERE state = 'leased' AND worker = ?",
-                    params![now.plus_micros(micros(ttl)).micros(), worker.as_str()],
+                    params![expiry_micros(now.micros(), ttl), worker.as_str()],
                 )
                 .during("extending leases")?;
             mark_seen(&transaction, &worker, now)?;
@@ -498,12 +499,9 @@ fn complete_all(
     completions: &[Completion],
 ) -> Result<Vec<CompletionStatus>> {
     let mut statuses = vec![CompletionStatus::Stale; completions.len()];
-    let mut first: HashMap<(&TaskKey, u64), usize> = HashMap::with_capacity(completions.len());
-    for (index, completion) in completions.iter().enumerate() {
-        first.entry((&completion.key, completion.token.0)).or_insert(index);
-    }
-    let mut unique: Vec<usize> = first.values().copied().collect();
-    unique.sort_unstable();
+    let unique = strata_core::policy::first_completions(completions);
+    let first: HashMap<(&TaskKey, u64), usize> =
+        unique.iter().map(|&index| ((&completions[index].key, completions[index].token.0), index)).collect();
     for chunk in unique.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "UPDATE tasks SET
@@ -744,11 +742,6 @@ fn missing_run(run: &RunId) -> StoreError {
 
 fn describe_generation(number: Option<u32>) -> String {
     number.map_or_else(|| "none".to_string(), |number| number.to_string())
-}
-
-/// A duration in whole microseconds, saturating.
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -5,9 +5,6 @@
 //! [`strata_core::EvolutionStore`] (`name() == "duckdb"`), and serves as the
 //! hybrid store's local cache.
 //!
-//! [`baseline`] holds raw DuckDB calls without Strata's layers (validation,
-//! staging, upsert), which `strata bench` measures the store against.
-//!
 //! # Invariants
 //!
 //! - Every DuckDB call runs on tokio's blocking pool; the async methods never block.
@@ -26,6 +23,11 @@
 //! - Errors map to [`strata_core::StoreError`] kinds in `error.rs` only; a file held by
 //!   another process is `Unavailable`, with the path and what to do.
 //! - The schema is versioned (`schema_version` table) and created on first open.
+//! - Only a DuckDB database is ever opened: an existing file without DuckDB's
+//!   header (a CSV or Parquet file, say) is refused and left unchanged, and
+//!   only [`OpenMode::Create`] creates a missing file. A file this user
+//!   cannot write is opened read-only in [`OpenMode::Read`] and refused in
+//!   the writing modes.
 //!
 //! # Example
 //!
@@ -51,13 +53,13 @@
 //! # }
 //! ```
 
-pub mod baseline;
 mod config;
 mod error;
 mod evolution;
+mod file;
 mod market;
 mod schema;
 mod store;
 
-pub use config::{DuckDbConfig, IN_MEMORY};
+pub use config::{DuckDbConfig, IN_MEMORY, OpenMode};
 pub use store::DuckDbStore;

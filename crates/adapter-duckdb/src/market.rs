@@ -1,8 +1,6 @@
 //! `MarketDataStore` over DuckDB: Arrow-appender bulk upserts in one
 //! transaction, streamed Arrow queries, and the digest computed in SQL.
 
-use std::panic::AssertUnwindSafe;
-
 use chrono::NaiveDate;
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params_from_iter};
@@ -46,26 +44,10 @@ impl MarketDataStore for DuckDbStore {
             return futures::stream::empty().boxed();
         }
         let db = std::sync::Arc::clone(&self.db);
-        let (sender, receiver) = mpsc::channel(QUERY_CHANNEL_DEPTH);
         // The reader starts on the first poll, so building the stream needs no runtime.
-        let start = move || {
-            drop(tokio::task::spawn_blocking(move || {
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| stream_query(&db, &query, &sender)));
-                let failure = match outcome {
-                    Ok(Ok(())) => return,
-                    Ok(Err(error)) => error,
-                    Err(_) => StoreError::internal(BACKEND, "reading bars: the DuckDB reader panicked"),
-                };
-                let _ = sender.blocking_send(Err(failure));
-            }));
-        };
-        futures::stream::unfold((Some(start), receiver), |(start, mut receiver)| async move {
-            if let Some(start) = start {
-                start();
-            }
-            receiver.recv().await.map(|item| (item, (None, receiver)))
+        strata_store_kit::lazy_blocking_producer(QUERY_CHANNEL_DEPTH, BACKEND, move |sender| {
+            stream_query(&db, &query, sender)
         })
-        .boxed()
     }
 
     async fn summary(&self) -> Result<MarketSummary> {

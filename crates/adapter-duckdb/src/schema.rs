@@ -47,6 +47,10 @@ pub(crate) const CREATE_VERSION_TABLE: &str =
 /// The highest applied schema version (NULL on a new file).
 pub(crate) const CURRENT_VERSION: &str = "SELECT max(version) FROM schema_version";
 
+/// Whether the file has the version table (read-only opens cannot create it).
+pub(crate) const HAS_VERSION_TABLE: &str =
+    "SELECT count(*) > 0 FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'schema_version'";
+
 /// Records an applied version: (version, applied_at_us).
 pub(crate) const RECORD_VERSION: &str = "INSERT INTO schema_version (version, applied_at_us) VALUES (?, ?)";
 

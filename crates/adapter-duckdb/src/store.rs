@@ -1,7 +1,8 @@
-//! `DuckDbStore` and its connection handling: opening the file (with a lock
-//! wait), migrating the schema, one writer connection behind a mutex, a small
-//! pool of cloned read connections, and running every DuckDB call on tokio's
-//! blocking pool.
+//! `DuckDbStore` and its connection handling: opening the file (refusing
+//! anything that is not a DuckDB database, creating it only when asked,
+//! read-only when this user cannot write it, with a lock wait), migrating
+//! the schema, one writer connection behind a mutex, a small pool of cloned
+//! read connections, and running every DuckDB call on tokio's blocking pool.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,8 +15,9 @@ use backon::{BlockingRetryable, ExponentialBuilder};
 use duckdb::{AccessMode, Config, Connection};
 use strata_core::{HealthReport, Result, StoreError, Timestamp};
 
-use crate::config::DuckDbConfig;
+use crate::config::{DuckDbConfig, OpenMode};
 use crate::error::{self, BACKEND, ResultExt};
+use crate::file::{self, Found};
 use crate::schema;
 
 /// Idle read connections kept for reuse.
@@ -29,6 +31,8 @@ const MAX_IDLE_READERS: usize = 8;
 #[derive(Clone)]
 pub struct DuckDbStore {
     pub(crate) db: Arc<Database>,
+    /// Whether the open that made this store created the file.
+    created: bool,
 }
 
 impl fmt::Debug for DuckDbStore {
@@ -38,7 +42,13 @@ impl fmt::Debug for DuckDbStore {
 }
 
 impl DuckDbStore {
-    /// Opens (creating when missing) the file and its schema.
+    /// Opens the file and its schema as `config.mode` says (see
+    /// [`OpenMode`]): an existing file that is not a DuckDB database is
+    /// refused with `InvalidInput` and left unchanged; a missing file is
+    /// created (with its directory) only in [`OpenMode::Create`], else it is
+    /// `NotFound` and nothing is created; a file this user cannot write is
+    /// opened read-only in [`OpenMode::Read`] and refused with
+    /// `InvalidInput` in the writing modes.
     ///
     /// While another process holds the file, retries with exponential backoff
     /// and jitter for up to `config.lock_wait`, then returns `Unavailable`
@@ -54,6 +64,17 @@ impl DuckDbStore {
         &self.db.path
     }
 
+    /// Whether opening this store created its file (only [`OpenMode::Create`] does).
+    pub fn created_file(&self) -> bool {
+        self.created
+    }
+
+    /// Whether the file is open read-only because this user cannot write it
+    /// (only in [`OpenMode::Read`]); every write then fails with `InvalidInput`.
+    pub fn is_read_only(&self) -> bool {
+        self.db.read_only
+    }
+
     /// Runs `work` with the writer connection on the blocking pool. Writes are
     /// serialised by the writer mutex; `work` opens its own transaction.
     pub(crate) async fn with_writer<T, F>(&self, what: &'static str, work: F) -> Result<T>
@@ -61,6 +82,12 @@ impl DuckDbStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
+        if self.db.read_only {
+            return Err(StoreError::invalid(format!(
+                "{what}: the DuckDB store {} is open read-only, because this user cannot write it",
+                self.db.path.display()
+            )));
+        }
         let db = Arc::clone(&self.db);
         run_blocking(what, move || work(&mut db.writer())).await
     }
@@ -107,6 +134,8 @@ impl DuckDbStore {
 pub(crate) struct Database {
     /// Absolute path of the file (or `:memory:`).
     path: PathBuf,
+    /// Opened with DuckDB's `READ_ONLY` access mode: no migration, no writes.
+    read_only: bool,
     /// The one connection that writes; it owns the `TEMP` staging table.
     writer: Mutex<Connection>,
     /// A connection used only to clone new read connections, so opening a
@@ -118,8 +147,9 @@ pub(crate) struct Database {
 
 impl Database {
     /// Opens the file (waiting for its lock up to `config.lock_wait`),
-    /// migrates the schema and prepares the writer.
-    fn open(path: PathBuf, config: &DuckDbConfig) -> Result<Self> {
+    /// migrates the schema and prepares the writer; read-only, checks that
+    /// the schema is current instead.
+    fn open(path: PathBuf, config: &DuckDbConfig, read_only: bool) -> Result<Self> {
         let started = Instant::now();
         let backoff = ExponentialBuilder::default()
             .with_jitter()
@@ -127,7 +157,7 @@ impl Database {
             .with_max_delay(Duration::from_secs(1))
             .without_max_times()
             .with_total_delay(Some(config.lock_wait));
-        let mut writer = (|| open_connection(&path, config.threads))
+        let mut writer = (|| open_connection(&path, config.threads, read_only))
             .retry(backoff)
             .sleep(std::thread::sleep)
             .when(error::is_lock_conflict)
@@ -136,12 +166,17 @@ impl Database {
             })
             .call()
             .map_err(|error| error::open_error(&path, started.elapsed(), error))?;
-        migrate(&mut writer)?;
-        writer.execute_batch(schema::CREATE_STAGING).during("creating the staging table")?;
+        if read_only {
+            check_schema(&writer, &path)?;
+        } else {
+            migrate(&mut writer)?;
+            writer.execute_batch(schema::CREATE_STAGING).during("creating the staging table")?;
+        }
         let origin = writer.try_clone().during("opening a read connection")?;
-        tracing::debug!(path = %path.display(), "opened DuckDB store");
+        tracing::debug!(path = %path.display(), read_only, "opened DuckDB store");
         Ok(Database {
             path,
+            read_only,
             writer: Mutex::new(writer),
             origin: Mutex::new(origin),
             idle_readers: Mutex::new(Vec::new()),
@@ -217,21 +252,46 @@ fn open_files() -> MutexGuard<'static, HashMap<PathBuf, Weak<Database>>> {
 
 fn open_blocking(config: DuckDbConfig) -> Result<DuckDbStore> {
     if config.is_in_memory() {
-        return Ok(DuckDbStore { db: Arc::new(Database::open(config.path.clone(), &config)?) });
+        return Ok(DuckDbStore { db: Arc::new(Database::open(config.path.clone(), &config, false)?), created: false });
     }
-    let path = absolute_path(&config.path)?;
+    let path = absolute_path(&config.path, config.mode)?;
     let mut open_files = open_files();
     open_files.retain(|_, database| database.strong_count() > 0);
     if let Some(db) = open_files.get(&path).and_then(Weak::upgrade) {
-        return Ok(DuckDbStore { db });
+        if db.read_only && config.mode != OpenMode::Read {
+            return Err(file::read_only_error(&path));
+        }
+        return Ok(DuckDbStore { db, created: false });
     }
-    let db = Arc::new(Database::open(path.clone(), &config)?);
+    // Only a file this process does not have open is looked at (see `file`).
+    let (read_only, created) = match (file::inspect(&path)?, config.mode) {
+        (Found::Missing, OpenMode::Create) => {
+            file::check_can_create(&path)?;
+            (false, true)
+        }
+        (Found::Missing, OpenMode::Existing | OpenMode::Read) => {
+            return Err(StoreError::not_found(format!(
+                "DuckDB store {} (the file does not exist; nothing was created)",
+                path.display()
+            )));
+        }
+        (Found::Database { writable: true }, _) => (false, false),
+        (Found::Database { writable: false }, OpenMode::Read) => (true, false),
+        (Found::Database { writable: false }, OpenMode::Create | OpenMode::Existing) => {
+            return Err(file::read_only_error(&path));
+        }
+    };
+    let db = Arc::new(Database::open(path.clone(), &config, read_only)?);
+    if created {
+        tracing::info!(path = %path.display(), "created a new DuckDB store");
+    }
     open_files.insert(path, Arc::downgrade(&db));
-    Ok(DuckDbStore { db })
+    Ok(DuckDbStore { db, created })
 }
 
-/// The absolute, symlink-free path of the file, creating its directory.
-fn absolute_path(path: &Path) -> Result<PathBuf> {
+/// The absolute, symlink-free path of the file. Creates its directory in
+/// [`OpenMode::Create`]; in the other modes a missing directory is `NotFound`.
+fn absolute_path(path: &Path, mode: OpenMode) -> Result<PathBuf> {
     let file_name = path
         .file_name()
         .ok_or_else(|| StoreError::invalid(format!("DuckDB path {} does not name a file", path.display())))?;
@@ -239,6 +299,14 @@ fn absolute_path(path: &Path) -> Result<PathBuf> {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if mode != OpenMode::Create && !directory.is_dir() {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        return Err(StoreError::not_found(format!(
+            "DuckDB store {} (its directory {} does not exist; nothing was created)",
+            absolute.display(),
+            directory.display()
+        )));
+    }
     std::fs::create_dir_all(&directory).map_err(|error| {
         StoreError::invalid(format!("cannot create the directory {} of the DuckDB file: {error}", directory.display()))
     })?;
@@ -248,10 +316,11 @@ fn absolute_path(path: &Path) -> Result<PathBuf> {
     Ok(directory.join(file_name))
 }
 
-fn open_connection(path: &Path, threads: Option<usize>) -> duckdb::Result<Connection> {
+fn open_connection(path: &Path, threads: Option<usize>, read_only: bool) -> duckdb::Result<Connection> {
     // No extension may be installed or loaded behind our back: there is no
     // network, and a loaded ICU would change how TIMESTAMPTZ casts behave.
-    let mut config = Config::default().access_mode(AccessMode::ReadWrite)?.enable_autoload_extension(false)?;
+    let access = if read_only { AccessMode::ReadOnly } else { AccessMode::ReadWrite };
+    let mut config = Config::default().access_mode(access)?.enable_autoload_extension(false)?;
     if let Some(threads) = threads {
         config = config.threads(i64::try_from(threads.max(1)).unwrap_or(i64::MAX))?;
     }
@@ -282,6 +351,41 @@ fn migrate(connection: &mut Connection) -> Result<()> {
             .during("recording the schema version")?;
     }
     transaction.commit().during("committing the schema migration")
+}
+
+/// Checks, without writing, that a file opened read-only has this build's
+/// schema: it cannot be migrated, so an older or a foreign one is refused.
+fn check_schema(connection: &Connection, path: &Path) -> Result<()> {
+    let has_version_table: bool = connection
+        .query_row(schema::HAS_VERSION_TABLE, [], |row| row.get(0))
+        .during("looking for the schema_version table")?;
+    let current: Option<i32> = if has_version_table {
+        connection.query_row(schema::CURRENT_VERSION, [], |row| row.get(0)).during("reading the schema version")?
+    } else {
+        None
+    };
+    match current {
+        Some(version) if version == schema::SCHEMA_VERSION => Ok(()),
+        Some(version) if version > schema::SCHEMA_VERSION => Err(StoreError::internal(
+            BACKEND,
+            format!(
+                "the file has schema version {version} but this build knows only up to {}; use a newer strata",
+                schema::SCHEMA_VERSION
+            ),
+        )),
+        found => Err(StoreError::invalid(format!(
+            "{} is read-only for this user and {}; it can only be read once a user who can write it has \
+             opened it with this version of strata",
+            path.display(),
+            match found {
+                Some(version) => format!(
+                    "has schema version {version}, older than this build's {}, so it cannot be migrated",
+                    schema::SCHEMA_VERSION
+                ),
+                None => "is a DuckDB database without Strata's tables".to_string(),
+            }
+        ))),
+    }
 }
 
 /// A store on a fresh file in a new temporary directory (for unit tests);
@@ -412,5 +516,183 @@ mod tests {
     async fn in_memory_databases_work() {
         let store = DuckDbStore::open(DuckDbConfig::new(crate::IN_MEMORY)).await.unwrap();
         assert!(store.health_report().await.unwrap().ok);
+    }
+
+    const MODES: [OpenMode; 3] = [OpenMode::Create, OpenMode::Existing, OpenMode::Read];
+
+    /// Opens `path` in `mode`, expecting `InvalidInput`; returns its message.
+    async fn refused(path: &Path, mode: OpenMode) -> String {
+        let error = DuckDbStore::open(DuckDbConfig::new(path).with_mode(mode)).await.unwrap_err();
+        assert!(matches!(error, StoreError::InvalidInput(_)), "{mode:?} {}: {error:?}", path.display());
+        error.to_string()
+    }
+
+    /// The names in `directory`, sorted.
+    fn names(directory: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(directory)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// One bar, to see that data survives.
+    fn a_bar() -> strata_core::Bar {
+        strata_core::Bar {
+            symbol: "AAPL".into(),
+            timestamp: Timestamp::parse("2000-01-03").unwrap(),
+            open: 1.5,
+            high: 2.0,
+            low: 1.0,
+            close: 1.75,
+            volume: 100.0,
+            vwap: None,
+            trade_count: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_real_duckdb_file_has_duck_at_offset_8() {
+        let (directory, store) = open_in_temp_dir().await;
+        drop(store);
+        let bytes = std::fs::read(directory.path().join("test.duckdb")).unwrap();
+        assert_eq!(&bytes[file::MAGIC_OFFSET..file::MAGIC_OFFSET + 4], file::MAGIC);
+        assert!(file::is_duckdb_header(&bytes));
+    }
+
+    #[tokio::test]
+    async fn files_that_are_not_duckdb_databases_are_refused_in_every_mode_and_left_unchanged() {
+        let directory = tempfile::tempdir().unwrap();
+        let csv = b"symbol,date,open,high,low,close,volume\nAAPL,2000-01-03,1.5,2,1,1.75,100\n".to_vec();
+        let mut parquet = b"PAR1\x15\x04\x15\x80\x01\x15\x80\x01".to_vec();
+        parquet.extend_from_slice(b"\x00\x00\x00\x00PAR1");
+        let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let cases: [(&str, Vec<u8>, &str); 5] = [
+            ("s.csv", csv, "it looks like a CSV file"),
+            ("s.parquet", parquet, "it looks like a Parquet file"),
+            ("random.duckdb", random, "it looks like a file in an unknown format"),
+            ("empty.duckdb", Vec::new(), "is an empty file"),
+            ("short.duckdb", b"DUCKDUCK".to_vec(), "it looks like a text file"),
+        ];
+        for (name, bytes, expected) in &cases {
+            let path = directory.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            for mode in MODES {
+                let message = refused(&path, mode).await;
+                assert!(message.contains(&path.display().to_string()), "{message}");
+                assert!(message.contains(expected), "{name} {mode:?}: {message}");
+                assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{name} changed");
+            }
+        }
+        let folder = directory.path().join("folder");
+        std::fs::create_dir(&folder).unwrap();
+        for mode in MODES {
+            assert!(refused(&folder, mode).await.contains("is a directory"));
+        }
+        let mut expected: Vec<String> = cases.iter().map(|(name, ..)| name.to_string()).collect();
+        expected.push("folder".to_string());
+        expected.sort();
+        assert_eq!(names(directory.path()), expected, "no write-ahead log or other file appeared");
+        assert!(names(&folder).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_created_only_in_create_mode() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("not").join("there").join("typo.duckdb");
+        for mode in [OpenMode::Existing, OpenMode::Read] {
+            let error = DuckDbStore::open(DuckDbConfig::new(&path).with_mode(mode)).await.unwrap_err();
+            assert!(matches!(error, StoreError::NotFound { .. }), "{error:?}");
+            assert!(error.to_string().contains("typo.duckdb"), "{error}");
+            assert!(names(directory.path()).is_empty(), "{mode:?} created {:?}", names(directory.path()));
+        }
+        let sibling = directory.path().join("typo.duckdb");
+        for mode in [OpenMode::Existing, OpenMode::Read] {
+            let error = DuckDbStore::open(DuckDbConfig::new(&sibling).with_mode(mode)).await.unwrap_err();
+            assert!(matches!(error, StoreError::NotFound { .. }), "{error:?}");
+            assert!(error.to_string().contains(&sibling.display().to_string()), "{error}");
+            assert!(names(directory.path()).is_empty());
+        }
+
+        let created = DuckDbStore::open(DuckDbConfig::new(&path).with_mode(OpenMode::Create)).await.unwrap();
+        assert!(created.created_file() && !created.is_read_only());
+        drop(created);
+        for mode in MODES {
+            let reopened = DuckDbStore::open(DuckDbConfig::new(&path).with_mode(mode)).await.unwrap();
+            assert!(!reopened.created_file(), "{mode:?}");
+            assert!(!reopened.is_read_only(), "{mode:?}: a writable file is opened read-write");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_orphaned_write_ahead_log_is_never_deleted() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("strata.duckdb");
+        let wal = directory.path().join("strata.duckdb.wal");
+        std::fs::write(&wal, b"log entries of a database that was moved away").unwrap();
+        for mode in MODES {
+            let message = refused(&path, mode).await;
+            assert!(message.contains("write-ahead log") && message.contains(&wal.display().to_string()), "{message}");
+        }
+        assert_eq!(std::fs::read(&wal).unwrap(), b"log entries of a database that was moved away");
+        assert!(!path.exists());
+        let message = refused(&wal, OpenMode::Read).await;
+        assert!(message.contains(&format!("the database it belongs to is {}", path.display())), "{message}");
+    }
+
+    /// Tests run as root in CI, and root may write any file: `writable` then
+    /// goes by the permission bits (no write bit at all means read-only, as
+    /// `chmod a-w` intends), so this test means the same for root and others.
+    #[tokio::test]
+    async fn a_file_this_user_cannot_write_is_read_read_only_and_never_written() {
+        use std::os::unix::fs::PermissionsExt as _;
+        use strata_core::{BarBatch, BarQuery, MarketDataStore as _, MarketDataStoreExt as _, Symbol};
+
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("shared.duckdb");
+        let store = DuckDbStore::open(DuckDbConfig::new(&path)).await.unwrap();
+        store.write_bars(BarBatch::from_bars(&[a_bar()])).await.unwrap();
+        drop(store);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let listing = names(directory.path());
+
+        for mode in [OpenMode::Create, OpenMode::Existing] {
+            let message = refused(&path, mode).await;
+            assert!(message.contains("read-only for this user"), "{message}");
+        }
+        let store = DuckDbStore::open(DuckDbConfig::new(&path).with_mode(OpenMode::Read)).await.unwrap();
+        assert!(store.is_read_only() && !store.created_file());
+        let bars = store.collect_bars(BarQuery::symbol(Symbol::new("AAPL").unwrap())).await.unwrap();
+        assert_eq!(bars, vec![a_bar()]);
+        assert_eq!(store.summary().await.unwrap().total_rows(), 1);
+        assert!(store.health().await.unwrap().ok);
+        let write = store.write_bars(BarBatch::from_bars(&[a_bar()])).await.unwrap_err();
+        assert!(matches!(write, StoreError::InvalidInput(_)), "{write:?}");
+        assert!(write.to_string().contains("open read-only"), "{write}");
+        // A second open in this process shares the read-only database, but not for writing.
+        let again = DuckDbStore::open(DuckDbConfig::new(&path).with_mode(OpenMode::Read)).await.unwrap();
+        assert!(Arc::ptr_eq(&store.db, &again.db));
+        assert!(refused(&path, OpenMode::Create).await.contains("read-only"));
+        drop((store, again));
+
+        assert_eq!(std::fs::read(&path).unwrap(), before, "a read-only open changed the file");
+        assert_eq!(names(directory.path()), listing, "a read-only open left a file behind");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o444);
+    }
+
+    #[tokio::test]
+    async fn a_read_only_duckdb_file_without_strata_tables_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("foreign.duckdb");
+        let connection = Connection::open(&path).unwrap();
+        connection.execute_batch("CREATE TABLE notes (text VARCHAR); INSERT INTO notes VALUES ('hi')").unwrap();
+        drop(connection);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let message = refused(&path, OpenMode::Read).await;
+        assert!(message.contains("without Strata's tables"), "{message}");
     }
 }

@@ -49,7 +49,7 @@ impl EvolutionState {
 
 /// `now + ttl`, saturating.
 fn expiry(now: Timestamp, ttl: Duration) -> Timestamp {
-    now.plus_micros(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX))
+    Timestamp(strata_core::policy::expiry_micros(now.micros(), ttl))
 }
 
 /// Whether a leased task's lease has run out at `now`.

@@ -23,6 +23,8 @@ use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use strata_core::{Result, StoreError};
 use url::Url;
 
+use crate::redact::{redact_connection_string, redact_text, redact_url};
+
 /// How `ohlcv_bars` is split by time when TimescaleDB is absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PartitionInterval {
@@ -71,6 +73,61 @@ impl FromStr for PartitionInterval {
     }
 }
 
+/// The chunk interval of a new TimescaleDB hypertable when none is
+/// configured: 90 days. [`crate::schema`] explains the choice.
+pub const DEFAULT_CHUNK_INTERVAL: Duration = Duration::from_secs(90 * 86_400);
+
+/// The shortest chunk interval accepted (one minute).
+const MIN_CHUNK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The longest chunk interval accepted (100 years of 365 days).
+const MAX_CHUNK_INTERVAL: Duration = Duration::from_secs(36_500 * 86_400);
+
+/// Parses a chunk interval (`STRATA_PG_CHUNK_INTERVAL`): a whole number and
+/// a unit, `90d`, `90 days`, `2w`, `12h`, `30min`, `3600s`. Months and
+/// years are refused because their length varies (TimescaleDB's chunks
+/// have a fixed length): write `365d`.
+pub fn parse_chunk_interval(text: &str) -> Result<Duration> {
+    let refuse = |why: &str| {
+        StoreError::invalid(format!(
+            "chunk interval {text:?} {why}; write a whole number and a unit: 90d, 2w, 12h, 30min or 3600s"
+        ))
+    };
+    let trimmed = text.trim().to_ascii_lowercase();
+    let digits = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let count: u64 = number.parse().map_err(|_| refuse("does not start with a number"))?;
+    let unit_seconds: u64 = match unit.trim() {
+        "s" | "sec" | "secs" | "second" | "seconds" => 1,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        "h" | "hour" | "hours" => 3_600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 7 * 86_400,
+        "mon" | "month" | "months" | "y" | "year" | "years" => {
+            return Err(refuse("uses a unit of varying length (write days, e.g. 365d)"));
+        }
+        "" => return Err(refuse("has no unit")),
+        _ => return Err(refuse("has an unknown unit")),
+    };
+    let interval = Duration::from_secs(count.saturating_mul(unit_seconds));
+    if interval < MIN_CHUNK_INTERVAL || interval > MAX_CHUNK_INTERVAL {
+        return Err(refuse("is outside 1 minute to 36500 days"));
+    }
+    Ok(interval)
+}
+
+/// A chunk interval as people write it: `90 days`, `1 day`, `12 hours`, `90 seconds`.
+pub fn describe_chunk_interval(interval: Duration) -> String {
+    let seconds = interval.as_secs();
+    let (count, unit) = match seconds {
+        s if s > 0 && s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s > 0 && s % 3_600 == 0 => (s / 3_600, "hour"),
+        s if s > 0 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
+}
+
 /// Everything the PostgreSQL/Neon store needs to connect and behave.
 ///
 /// Built from a URL with [`NeonConfig::from_url`], then adjusted with the
@@ -106,14 +163,23 @@ pub struct NeonConfig {
     pub migrate_on_start: bool,
     /// Partition interval of `ohlcv_bars` without TimescaleDB. Default month.
     pub partition_interval: PartitionInterval,
-    /// Chunk interval of the hypertable with TimescaleDB. Default 1 day (as in the seeds).
-    pub chunk_interval: Duration,
+    /// Chunk interval of the TimescaleDB hypertable (`STRATA_PG_CHUNK_INTERVAL`).
+    /// `None` (the default): a new hypertable gets [`DEFAULT_CHUNK_INTERVAL`]
+    /// (90 days, see [`crate::schema`] for the arithmetic) and an existing one
+    /// keeps its interval. `Some`: a new hypertable gets it, and an existing
+    /// one is switched to it when migrations run (TimescaleDB applies it to
+    /// chunks created from then on).
+    pub chunk_interval: Option<Duration>,
     /// Rows per COPY chunk and per streamed query batch. Default 65,536.
     pub batch_rows: usize,
     /// Whether the host is a transaction-mode pooler (PgBouncer). Detected
-    /// from a `-pooler` host; `STRATA_PG_POOLER=1` forces it.
+    /// from a `-pooler` host; [`NeonConfig::with_pooler`] forces it (the
+    /// `strata` binary does for `STRATA_PG_POOLER=1`).
     pub pooler: bool,
-    /// Use TimescaleDB when the extension is available. Default true.
+    /// Use TimescaleDB for a new schema's bar table when the server can load
+    /// it (preloaded, or already installed), native partitions otherwise.
+    /// `false` (`STRATA_PG_TIMESCALEDB=false`) always uses native partitions.
+    /// An existing table keeps its layout either way. Default true.
     pub use_timescaledb: bool,
     ssl_mode: PgSslMode,
     ssl_root_cert: Option<PathBuf>,
@@ -144,11 +210,12 @@ fn is_pooler_host(host: &str) -> bool {
 }
 
 impl NeonConfig {
-    /// Parses a `postgres://` or `postgresql://` URL. The error never repeats the password.
+    /// Parses a `postgres://` or `postgresql://` URL. The error never repeats
+    /// a password (see [`crate::redact`]). Query parameters sqlx does not read
+    /// are dropped with a warning that names them without their values (sqlx
+    /// would log the values, and `?PASSWORD=` or `?sslpassword=` carry secrets).
     pub fn from_url(text: &str) -> Result<Self> {
-        let mut url = Url::parse(text.trim()).map_err(|error| {
-            StoreError::invalid(format!("DATABASE_URL is not a valid URL ({error}): {}", redact_text(text)))
-        })?;
+        let mut url = Url::parse(text.trim()).map_err(|error| StoreError::invalid(unparsable_url(text, error)))?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(StoreError::invalid(format!(
                 "DATABASE_URL must start with postgres:// or postgresql://, got {}://",
@@ -171,7 +238,10 @@ impl NeonConfig {
                 }
                 "sslrootcert" | "ssl-root-cert" | "ssl-ca" => ssl_root_cert = Some(PathBuf::from(value.as_ref())),
                 "channel_binding" => dropped_channel_binding = Some(value.into_owned()),
-                _ => kept.push((key.into_owned(), value.into_owned())),
+                name if SQLX_PARAMETERS.contains(&name) || name.starts_with("options[") => {
+                    kept.push((key.into_owned(), value.into_owned()))
+                }
+                _ => warn_ignored_parameter(&key, &value),
             }
         }
         url.set_query(None);
@@ -185,7 +255,7 @@ impl NeonConfig {
             Some(mode) => mode,
             None => PgSslMode::Prefer,
         };
-        let pooler = is_pooler_host(&host) || std::env::var("STRATA_PG_POOLER").is_ok_and(|v| v == "1" || v == "true");
+        let pooler = is_pooler_host(&host);
         Ok(NeonConfig {
             url,
             schema: "public".to_string(),
@@ -201,7 +271,7 @@ impl NeonConfig {
             retry_base_delay: Duration::from_millis(100),
             migrate_on_start: true,
             partition_interval: PartitionInterval::default(),
-            chunk_interval: Duration::from_secs(86_400),
+            chunk_interval: None,
             batch_rows: 65_536,
             pooler,
             use_timescaledb: true,
@@ -211,20 +281,18 @@ impl NeonConfig {
         })
     }
 
-    /// Reads `DATABASE_URL`, else `NEON_DATABASE_URL`.
-    pub fn from_env() -> Result<Self> {
-        let url = std::env::var("DATABASE_URL")
-            .or_else(|_| std::env::var("NEON_DATABASE_URL"))
-            .map_err(|_| StoreError::invalid("STORAGE_BACKEND=neon needs DATABASE_URL (or NEON_DATABASE_URL)"))?;
-        NeonConfig::from_url(&url)
-    }
-
     /// Uses `schema` for every table (a valid SQL identifier of lowercase letters, digits and `_`).
     pub fn with_schema(mut self, schema: impl Into<String>) -> Result<Self> {
         let schema = schema.into();
         check_identifier(&schema)?;
         self.schema = schema;
         Ok(self)
+    }
+
+    /// How transient failures are retried: from `retry_base_delay`, doubling
+    /// up to 5 s, with jitter, within `retry_budget`.
+    pub fn backoff(&self) -> strata_core::policy::Backoff {
+        strata_core::policy::Backoff::new(self.retry_base_delay, Duration::from_secs(5), self.retry_budget)
     }
 
     /// Forces pooler behaviour on or off (detected from the host otherwise).
@@ -261,13 +329,10 @@ impl NeonConfig {
         if path.is_empty() { "postgres".to_string() } else { path.to_string() }
     }
 
-    /// The URL with its password replaced by `***`, safe to print.
+    /// The URL with its password and every secret-looking query parameter
+    /// replaced by `***`, safe to print.
     pub fn redacted_url(&self) -> String {
-        let mut url = self.url.clone();
-        if url.password().is_some() {
-            let _ = url.set_password(Some("***"));
-        }
-        url.to_string()
+        redact_url(&self.url)
     }
 
     /// The `channel_binding` value removed from the URL, if any.
@@ -342,32 +407,98 @@ pub(crate) fn check_identifier(name: &str) -> Result<()> {
     }
 }
 
-/// Replaces anything that looks like the password part of a URL (`user:secret@`) with `***`.
-pub fn redact_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(scheme) = rest.find("://") {
-        let (head, tail) = rest.split_at(scheme + 3);
-        out.push_str(head);
-        let authority_end = tail.find(['/', '?', '#', ' ', '"', '\'']).unwrap_or(tail.len());
-        let authority = &tail[..authority_end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                out.push_str(&authority[..colon]);
-                out.push_str(":***");
-                out.push_str(&authority[at..]);
-            }
-            _ => out.push_str(authority),
-        }
-        rest = &tail[authority_end..];
+/// The query parameters sqlx 0.8 reads from a URL (it logs any other one
+/// with its value at WARN); `options[NAME]` is read too.
+const SQLX_PARAMETERS: [&str; 18] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// Says that a query parameter of `DATABASE_URL` is not used, naming it
+/// (never its value) when it reads as a parameter name.
+fn warn_ignored_parameter(name: &str, value: &str) {
+    let plain_name = !value.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !plain_name {
+        tracing::warn!("DATABASE_URL has a query parameter strata does not use; it was ignored");
+        return;
     }
-    out.push_str(rest);
-    out
+    let lower = name.to_ascii_lowercase();
+    let hint = if lower != name && SQLX_PARAMETERS.contains(&lower.as_str()) {
+        format!(" (parameter names are lower case: {lower})")
+    } else {
+        String::new()
+    };
+    tracing::warn!("DATABASE_URL parameter {name} is not one strata uses{hint}; it was ignored");
+}
+
+/// Why `text` is not a usable `DATABASE_URL`, quoting it with every secret masked.
+fn unparsable_url(text: &str, error: url::ParseError) -> String {
+    let shown = redact_connection_string(text.trim());
+    if !text.contains("://") && text.contains('=') {
+        format!(
+            "DATABASE_URL looks like a libpq key=value string ({shown}); strata reads only URLs \
+             (postgres://USER@HOST:PORT/DATABASE)"
+        )
+    } else {
+        format!("DATABASE_URL is not a valid URL ({error}): {shown}")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_intervals_parse_and_print() {
+        for (text, seconds) in [
+            ("90d", 90 * 86_400),
+            (" 90 Days ", 90 * 86_400),
+            ("2w", 14 * 86_400),
+            ("12h", 43_200),
+            ("30min", 1_800),
+            ("1 minute", 60),
+            ("3600s", 3_600),
+            ("36500d", 36_500 * 86_400),
+        ] {
+            assert_eq!(parse_chunk_interval(text).unwrap(), Duration::from_secs(seconds), "{text}");
+        }
+        for (text, why) in [
+            ("1 month", "varying length"),
+            ("1y", "varying length"),
+            ("90", "no unit"),
+            ("d", "number"),
+            ("-5d", "number"),
+            ("5 fortnights", "unknown unit"),
+            ("59s", "outside"),
+            ("36501d", "outside"),
+            ("99999999999999999999d", "number"),
+        ] {
+            let message = parse_chunk_interval(text).unwrap_err().to_string();
+            assert!(message.contains(why) && message.contains("90d"), "{text}: {message}");
+        }
+        assert_eq!(describe_chunk_interval(DEFAULT_CHUNK_INTERVAL), "90 days");
+        assert_eq!(describe_chunk_interval(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(describe_chunk_interval(Duration::from_secs(7_200)), "2 hours");
+        assert_eq!(describe_chunk_interval(Duration::from_secs(90)), "90 seconds");
+    }
 
     #[test]
     fn passwords_never_show() {
@@ -376,10 +507,29 @@ mod tests {
         assert!(config.redacted_url().contains("alice:***@db.example.com"));
         let error = NeonConfig::from_url("postgres://alice:hunter2@db.example.com:99999/app").unwrap_err();
         assert!(!error.to_string().contains("hunter2"), "{error}");
-        assert_eq!(
-            redact_text("failed: postgres://u:p4ss@h/db and postgres://x@y/z"),
-            "failed: postgres://u:***@h/db and postgres://x@y/z"
-        );
+        let config = NeonConfig::from_url(
+            "postgres://alice:hunter2@h/app?password=second2&PASSWORD=third3&sslpassword=fourth4&api_token=fifth5",
+        )
+        .unwrap();
+        let shown = format!("{config:?} {}", config.redacted_url());
+        for secret in ["hunter2", "second2", "third3", "fourth4", "fifth5"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // Parameters sqlx does not read never reach it (it would log their values).
+        assert_eq!(config.url.query(), Some("password=second2"));
+        for malformed in [
+            "postgres://alice:p@ss:hunter2@h:99999/app",
+            "postgres://alice:hunter2@h:port/app",
+            "host=h user=alice password=hunter2 dbname=app",
+            "host=h password='hunter2 x' dbname=app",
+            "postgres://alice:hunter2@[::1/app",
+        ] {
+            let error = NeonConfig::from_url(malformed).unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{error}");
+            assert!(error.contains("DATABASE_URL"), "{error}");
+        }
+        let libpq = NeonConfig::from_url("host=h password=hunter2").unwrap_err().to_string();
+        assert!(libpq.contains("key=value") && libpq.contains("host=h password=***"), "{libpq}");
     }
 
     #[test]

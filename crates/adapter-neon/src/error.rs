@@ -12,7 +12,7 @@
 
 use strata_core::StoreError;
 
-use crate::config::redact_text;
+use crate::redact::redact_text;
 
 /// Backend name in logs and errors.
 pub(crate) const BACKEND: &str = "neon";

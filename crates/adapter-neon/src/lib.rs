@@ -14,12 +14,15 @@
 //!   table, one `INSERT ... ON CONFLICT DO UPDATE`, one transaction per batch.
 //! - Reads: `COPY (SELECT ...) TO STDOUT (FORMAT binary)` decoded straight
 //!   into bounded Arrow batches.
-//! - Layout: a TimescaleDB hypertable when the extension is available,
-//!   otherwise native range partitions created on demand by writes.
+//! - Layout: a TimescaleDB hypertable (90-day chunks by default) when the
+//!   server can load the extension (preloaded, or already installed),
+//!   otherwise native range partitions created on demand by writes; the
+//!   reason is recorded and reported. One write never spans more partitions
+//!   or chunks than a quarter of the default lock table can hold.
 //! - Neon: pooler-safe (every statement in an explicit transaction, unnamed
 //!   statements, `SET LOCAL` timeouts, no session state), verify-full TLS by
 //!   default for Neon hosts, transient failures retried with backoff and
-//!   jitter within a budget, passwords never printed.
+//!   jitter within a budget, passwords never printed (see [`redact`]).
 //!
 //! See [`config`] for every setting and [`schema`] for the tables.
 
@@ -28,10 +31,12 @@ mod copy;
 mod error;
 mod evolution;
 mod market;
+pub mod redact;
 pub mod schema;
 mod store;
 
-pub use config::{NeonConfig, PartitionInterval, redact_text};
+pub use config::{NeonConfig, PartitionInterval};
+pub use redact::{redact_connection_string, redact_text};
 pub use schema::BarLayout;
 pub use sqlx::postgres::PgSslMode;
 pub use store::NeonStore;

@@ -42,6 +42,7 @@ impl MarketDataStore for NeonStore {
             return Ok(WriteReport { rows: 0 });
         }
         let rows = batch.len() as u64;
+        self.check_write_span(&batch).await?;
         if let BarLayout::Partitioned(interval) = self.inner.layout {
             self.ensure_partitions(interval, &batch).await?;
         }
@@ -66,22 +67,10 @@ impl MarketDataStore for NeonStore {
             return futures::stream::empty().boxed();
         }
         let store = self.clone();
-        let (sender, receiver) = mpsc::channel(QUERY_CHANNEL_DEPTH);
         // The reader starts on the first poll, so building the stream needs no runtime.
-        let start = move || {
-            drop(tokio::spawn(async move {
-                if let Err(error) = store.stream_query(&query, &sender).await {
-                    let _ = sender.send(Err(error)).await;
-                }
-            }));
-        };
-        futures::stream::unfold((Some(start), receiver), |(start, mut receiver)| async move {
-            if let Some(start) = start {
-                start();
-            }
-            receiver.recv().await.map(|item| (item, (None, receiver)))
+        strata_store_kit::lazy_producer(QUERY_CHANNEL_DEPTH, move |sender| async move {
+            store.stream_query(&query, &sender).await
         })
-        .boxed()
     }
 
     async fn summary(&self) -> Result<MarketSummary> {
@@ -171,7 +160,64 @@ impl NeonStore {
         })
     }
 
-    /// Creates the partitions this batch needs that are not known to exist.
+    /// Refuses a batch whose write would lock more relations than one
+    /// transaction may (see [`schema::write_span_problem`]), before anything
+    /// is written: the partitions or chunks holding its rows, plus the
+    /// existing ones its time span passes (the overlap probe locks those too;
+    /// for a hypertable every chunk in the span is assumed to exist).
+    async fn check_write_span(&self, batch: &BarBatch) -> Result<()> {
+        let layout = self.inner.layout;
+        let chunk_interval = self.chunk_interval_for_writes();
+        let chunk_micros = i64::try_from(chunk_interval.as_micros()).unwrap_or(i64::MAX);
+        let stamps = batch.columns().timestamp.values();
+        let (low, high) = stamps.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        let spanned = schema::periods_spanned(layout, chunk_micros, low, high);
+        let dense = schema::WriteReach { with_rows: spanned, passed: 0 };
+        if schema::write_locks(layout, dense) <= schema::WRITE_LOCK_BUDGET {
+            // Even a row in every period of the span fits: the common case, decided without more work.
+            return Ok(());
+        }
+        let mut with_rows = BTreeSet::new();
+        let mut last_key = None;
+        for &t in stamps.iter() {
+            let key = schema::period_key(layout, chunk_micros, t);
+            if last_key != Some(key) {
+                with_rows.insert(key);
+                last_key = Some(key);
+            }
+        }
+        let passed = match layout {
+            BarLayout::Hypertable => spanned.saturating_sub(with_rows.len() as u64),
+            BarLayout::Partitioned(_) => {
+                let first = schema::period_key(layout, chunk_micros, low);
+                let known = self.known_partitions().await?;
+                known.iter().filter(|start| first <= **start && **start <= high && !with_rows.contains(start)).count()
+                    as u64
+            }
+        };
+        let reach = schema::WriteReach { with_rows: with_rows.len() as u64, passed };
+        match schema::write_span_problem(layout, chunk_interval, low, high, reach) {
+            Some(problem) => Err(StoreError::invalid(problem)),
+            None => Ok(()),
+        }
+    }
+
+    /// The partitions known to exist (period starts), listed from the server once.
+    async fn known_partitions(&self) -> Result<std::collections::HashSet<i64>> {
+        if let Some(known) = self.partitions_snapshot() {
+            return Ok(known);
+        }
+        let names = self.list_partitions().await?;
+        let known: std::collections::HashSet<i64> =
+            names.iter().filter_map(|name| schema::partition_start(name)).collect();
+        *self.inner.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(known.clone());
+        Ok(known)
+    }
+
+    /// Creates the partitions this batch needs that are not known to exist,
+    /// [`schema::PARTITIONS_PER_TRANSACTION`] per transaction so that no
+    /// transaction holds many locks (each is idempotent DDL, committed before
+    /// the write's own transaction).
     async fn ensure_partitions(&self, interval: PartitionInterval, batch: &BarBatch) -> Result<()> {
         let mut needed = BTreeSet::new();
         let mut current: Option<(i64, i64)> = None;
@@ -183,31 +229,28 @@ impl NeonStore {
             needed.insert(start);
             current = Some((start, schema::period_end(interval, start)));
         }
-        if self.partitions_snapshot().is_none() {
-            let names = self.list_partitions().await?;
-            let known = names.iter().filter_map(|name| schema::partition_start(name)).collect();
-            *self.inner.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(known);
-        }
-        let known = self.partitions_snapshot().unwrap_or_default();
+        let known = self.known_partitions().await?;
         let missing: Vec<i64> = needed.into_iter().filter(|start| !known.contains(start)).collect();
         if missing.is_empty() {
             return Ok(());
         }
         let schema_name = self.inner.config.schema.clone();
-        let statements: Vec<String> =
-            missing.iter().map(|&start| schema::create_partition_sql(&schema_name, interval, start)).collect();
         let lock = schema::partition_lock_key(&schema_name);
-        transact!(self.inner, "creating partitions", Idempotency::Idempotent, |c| {
-            // Serialise partition DDL across processes; IF NOT EXISTS makes it idempotent.
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock).persistent(false).execute(&mut *c).await?;
-            for statement in &statements {
-                (&mut *c).execute(sqlx::raw_sql(statement)).await?;
-            }
-            Ok(())
-        })?;
-        tracing::debug!(created = missing.len(), "created bar partitions");
-        let mut guard = self.inner.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        guard.get_or_insert_with(Default::default).extend(missing);
+        for group in missing.chunks(schema::PARTITIONS_PER_TRANSACTION) {
+            let statements: Vec<String> =
+                group.iter().map(|&start| schema::create_partition_sql(&schema_name, interval, start)).collect();
+            transact!(self.inner, "creating partitions", Idempotency::Idempotent, |c| {
+                // Serialise partition DDL across processes; IF NOT EXISTS makes it idempotent.
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock).persistent(false).execute(&mut *c).await?;
+                for statement in &statements {
+                    (&mut *c).execute(sqlx::raw_sql(statement)).await?;
+                }
+                Ok(())
+            })?;
+            tracing::debug!(created = group.len(), "created bar partitions");
+            let mut guard = self.inner.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            guard.get_or_insert_with(Default::default).extend(group.iter().copied());
+        }
         Ok(())
     }
 
@@ -240,10 +283,10 @@ impl NeonStore {
                 Ok(()) => return Ok(()),
                 Err(error) => {
                     let transient = transience_of(&error) == Transience::Always;
-                    let delay = self.inner.config.retry_base_delay.saturating_mul(1 << attempt.min(6));
-                    if delivered || !transient || started.elapsed() + delay > self.inner.config.retry_budget {
+                    let delay = self.inner.config.backoff().next_delay(attempt, started.elapsed());
+                    let Some(delay) = delay.filter(|_| transient && !delivered) else {
                         return Err(classify(error, "reading bars"));
-                    }
+                    };
                     tokio::time::sleep(delay).await;
                 }
             }

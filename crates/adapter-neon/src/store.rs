@@ -13,18 +13,14 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row as _};
 use strata_core::{HealthReport, Result, StoreError};
 
-use crate::config::{NeonConfig, ssl_mode_name};
+use crate::config::{DEFAULT_CHUNK_INTERVAL, NeonConfig, describe_chunk_interval, ssl_mode_name};
 use crate::error::{BACKEND, Failure, Transience};
-use crate::schema::{self, BarLayout};
+use crate::schema::{self, BarLayout, LayoutChoice, TimescaleFacts};
 
-/// Whether an operation may be repeated after an unknown outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Idempotency {
-    /// Repeating it leaves the same state (upserts, reads, compare-and-set).
-    Idempotent,
-    /// Repeating it could do it twice (leasing): retried only when nothing reached the server.
-    NotIdempotent,
-}
+/// Whether an operation may be repeated after an unknown outcome: leases
+/// and completions are `NotIdempotent` (retried only when nothing reached
+/// the server), everything else `Idempotent`.
+pub(crate) use strata_core::policy::Idempotency;
 
 /// The PostgreSQL/Neon store: market data and evolution state on one pool.
 #[derive(Clone)]
@@ -36,6 +32,10 @@ pub(crate) struct Inner {
     pub(crate) pool: PgPool,
     pub(crate) config: NeonConfig,
     pub(crate) layout: BarLayout,
+    /// Why the bar table has its layout (recorded when it was created).
+    pub(crate) layout_reason: String,
+    /// The hypertable's chunk interval (`None` for native partitions, or when it cannot be read).
+    pub(crate) chunk_interval: Option<Duration>,
     /// Partitions known to exist (period starts, epoch microseconds).
     pub(crate) partitions: Mutex<Option<HashSet<i64>>>,
     /// `SET LOCAL` statements run at the start of every transaction.
@@ -80,12 +80,16 @@ impl NeonStore {
             pool,
             config,
             layout: BarLayout::Partitioned(Default::default()),
+            layout_reason: String::new(),
+            chunk_interval: None,
             partitions: Mutex::new(None),
             set_local,
         };
-        let layout =
+        let state =
             if inner.config.migrate_on_start { migrate_inner(&inner).await? } else { read_layout(&inner).await? };
-        inner.layout = layout;
+        inner.layout = state.layout;
+        inner.layout_reason = state.reason;
+        inner.chunk_interval = state.chunk_interval;
         inner.partitions = Mutex::new(None);
         Ok(NeonStore { inner: Arc::new(inner) })
     }
@@ -100,6 +104,32 @@ impl NeonStore {
     /// The bar layout in use.
     pub fn layout(&self) -> BarLayout {
         self.inner.layout
+    }
+
+    /// Why the bar table has its layout, e.g. `disabled by STRATA_PG_TIMESCALEDB=false`.
+    pub fn layout_reason(&self) -> &str {
+        &self.inner.layout_reason
+    }
+
+    /// The hypertable's chunk interval (`None` with native partitions).
+    pub fn chunk_interval(&self) -> Option<Duration> {
+        self.inner.chunk_interval
+    }
+
+    /// The layout with its chunk interval and reason, for `strata migrate` and
+    /// `strata health`: `native range partitions, one per month (timescaledb
+    /// is not available on this server)`.
+    pub fn layout_description(&self) -> String {
+        let chunks = match (self.inner.layout, self.inner.chunk_interval) {
+            (BarLayout::Hypertable, Some(interval)) => format!(", {} chunks", describe_chunk_interval(interval)),
+            _ => String::new(),
+        };
+        format!("{}{chunks} ({})", self.inner.layout.describe(), self.inner.layout_reason)
+    }
+
+    /// The chunk interval that bounds a write's span (the configured or default one when unknown).
+    pub(crate) fn chunk_interval_for_writes(&self) -> Duration {
+        self.inner.chunk_interval.or(self.inner.config.chunk_interval).unwrap_or(DEFAULT_CHUNK_INTERVAL)
     }
 
     /// The configuration (password redacted in `Debug`).
@@ -127,6 +157,64 @@ impl NeonStore {
         !self.inner.config.pooler
     }
 
+    /// The health details about the bar table: its layout and why, how many
+    /// partitions or chunks it has, how far one write may reach, what the
+    /// server offers of TimescaleDB, and a note when that would now give a
+    /// new table another layout than this one's.
+    fn layout_details(&self, facts: &TimescaleFacts, children: i64) -> Vec<(String, String)> {
+        let layout = self.inner.layout;
+        let config = &self.inner.config;
+        let mut details = vec![("bars_layout".to_string(), self.layout_description())];
+        let most = schema::max_periods_per_write(layout);
+        match layout {
+            BarLayout::Partitioned(interval) => {
+                details.push(("bars_partitions".to_string(), children.to_string()));
+                details.push((
+                    "bars_write_span".to_string(),
+                    format!(
+                        "at most {most} partitions (one per {interval}) per write, to stay within {} of the \
+                         {} lock slots of a server with default settings",
+                        schema::WRITE_LOCK_BUDGET,
+                        schema::DEFAULT_LOCK_TABLE
+                    ),
+                ));
+            }
+            BarLayout::Hypertable => {
+                details.push(("bars_chunks".to_string(), children.to_string()));
+                details.push((
+                    "bars_write_span".to_string(),
+                    format!(
+                        "at most {most} chunks of {} per write, to stay within {} of the {} lock slots of a \
+                         server with default settings",
+                        describe_chunk_interval(self.chunk_interval_for_writes()),
+                        schema::WRITE_LOCK_BUDGET,
+                        schema::DEFAULT_LOCK_TABLE
+                    ),
+                ));
+            }
+        }
+        details.push(("timescaledb".to_string(), facts.describe()));
+        let now = schema::choose_layout(config.use_timescaledb, facts, config.partition_interval);
+        let note = match (layout, now.layout) {
+            (BarLayout::Partitioned(_), BarLayout::Hypertable) => {
+                Some(format!("a new schema would get a hypertable now ({}); this table keeps its layout", now.reason))
+            }
+            (BarLayout::Hypertable, BarLayout::Partitioned(_)) if facts.installed_version.is_none() => Some(
+                "the timescaledb extension is not installed in this database, so the hypertable cannot be used"
+                    .to_string(),
+            ),
+            (BarLayout::Hypertable, BarLayout::Partitioned(_)) if facts.preloaded() == Some(false) => Some(
+                "timescaledb is no longer in shared_preload_libraries: preload it again to use this hypertable"
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        if let Some(note) = note {
+            details.push(("bars_layout_note".to_string(), note));
+        }
+        details
+    }
+
     pub(crate) async fn health_report(&self) -> Result<HealthReport> {
         let started = Instant::now();
         let schema_name = self.inner.config.schema.clone();
@@ -137,13 +225,12 @@ impl NeonStore {
             let latency = round_trip.elapsed();
             let row = sqlx::query(
                 "SELECT current_setting('server_version'), pg_database_size(current_database()),
-                                current_database(),
-                                EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'),
-                                EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')",
+                                current_database()",
             )
             .persistent(persistent)
             .fetch_one(&mut *connection)
             .await?;
+            let facts = read_timescale_facts(connection, persistent).await?;
             let version: Option<i32> =
                 sqlx::query_scalar(&format!("SELECT max(version) FROM {schema_name}.strata_migrations"))
                     .persistent(persistent)
@@ -158,7 +245,7 @@ impl NeonStore {
             .persistent(persistent)
             .fetch_one(&mut *connection)
             .await?;
-            Ok((latency, row, version, partitions))
+            Ok((latency, row, facts, version, partitions))
         });
         let config = &self.inner.config;
         let mut details = vec![
@@ -175,28 +262,15 @@ impl NeonStore {
             ("pool_max".to_string(), config.max_connections.to_string()),
         ];
         match outcome {
-            Ok((latency, row, version, partitions)) => {
+            Ok((latency, row, facts, version, partitions)) => {
                 let server: String = row.try_get(0).unwrap_or_default();
                 let size: i64 = row.try_get(1).unwrap_or_default();
                 let database: String = row.try_get(2).unwrap_or_default();
-                let timescale_installed: bool = row.try_get(3).unwrap_or_default();
-                let timescale_available: bool = row.try_get(4).unwrap_or_default();
                 details.insert(0, ("round_trip_ms".to_string(), format!("{:.2}", latency.as_secs_f64() * 1e3)));
                 details.push(("server_version".to_string(), server));
                 details.push(("database".to_string(), database));
                 details.push(("database_bytes".to_string(), size.to_string()));
-                details.push(("bars_layout".to_string(), self.inner.layout.describe()));
-                if let BarLayout::Partitioned(_) = self.inner.layout {
-                    details.push(("bars_partitions".to_string(), partitions.to_string()));
-                }
-                details.push((
-                    "timescaledb".to_string(),
-                    match (timescale_installed, timescale_available) {
-                        (true, _) => "installed".to_string(),
-                        (false, true) => "available, not installed".to_string(),
-                        (false, false) => "not available on this server".to_string(),
-                    },
-                ));
+                details.extend(self.layout_details(&facts, partitions));
                 let current = version.unwrap_or(0);
                 details.push((
                     "migration_version".to_string(),
@@ -298,31 +372,20 @@ impl Inner {
         what: &str,
     ) -> Option<Duration> {
         let retry = match failure.transience() {
-            Transience::Always => idempotency == Idempotency::Idempotent || !reached_server,
-            Transience::IfIdempotent => idempotency == Idempotency::Idempotent,
+            Transience::Always => idempotency.may_repeat() || !reached_server,
+            Transience::IfIdempotent => idempotency.may_repeat(),
             Transience::Never => false,
         };
         if !retry {
             return None;
         }
-        let delay = backoff_delay(self.config.retry_base_delay, attempt);
-        if started.elapsed() + delay > self.config.retry_budget {
+        let Some(delay) = self.config.backoff().next_delay(attempt, started.elapsed()) else {
             tracing::warn!(attempts = attempt, "{what}: giving up: the retry budget is spent");
             return None;
-        }
+        };
         tracing::info!(attempt, delay_ms = delay.as_millis() as u64, "{what}: transient failure, retrying");
         Some(delay)
     }
-}
-
-/// Exponential backoff with full jitter: a random delay in [base·2^(n-1)/2, base·2^(n-1)], capped at 5 s.
-fn backoff_delay(base: Duration, attempt: u32) -> Duration {
-    let cap = Duration::from_secs(5);
-    let exponential = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap);
-    // Full jitter in [0.5, 1.0): a SplitMix64 draw seeded by the clock is plenty for spreading retries.
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let jitter = 0.5 + 0.5 * strata_core::synthetic::SplitMix64(seed ^ u64::from(attempt)).unit();
-    exponential.mul_f64(jitter)
 }
 
 /// Connects once outside the pool so that a failure reports its real cause
@@ -345,16 +408,16 @@ async fn probe(config: &NeonConfig, options: &sqlx::postgres::PgConnectOptions) 
             Ok(Err(error)) => error,
             Err(_) => sqlx::Error::PoolTimedOut,
         };
-        let delay = backoff_delay(config.retry_base_delay, attempt);
         let transient = crate::error::transience(&error) == Transience::Always;
-        if !transient || started.elapsed() + delay > config.retry_budget {
+        let delay = config.backoff().next_delay(attempt, started.elapsed());
+        let Some(delay) = delay.filter(|_| transient) else {
             return Err(crate::error::classify(error, &format!("connecting to {}", config.redacted_url())));
-        }
+        };
         if attempt == 1 {
             tracing::warn!(
                 "cannot connect to {} yet ({}); retrying for up to {:?} (a Neon compute may be waking up)",
                 config.redacted_url(),
-                crate::config::redact_text(&error.to_string()),
+                crate::redact::redact_text(&error.to_string()),
                 config.retry_budget
             );
         }
@@ -362,11 +425,68 @@ async fn probe(config: &NeonConfig, options: &sqlx::postgres::PgConnectOptions) 
     }
 }
 
+/// What the store knows about its bar table once it is open.
+#[derive(Debug, Clone)]
+pub(crate) struct LayoutState {
+    /// The layout recorded in `strata_meta`.
+    pub(crate) layout: BarLayout,
+    /// Why (recorded with it).
+    pub(crate) reason: String,
+    /// The hypertable's chunk interval.
+    pub(crate) chunk_interval: Option<Duration>,
+}
+
+/// Stands in for the reason of a layout recorded before reasons were.
+const UNRECORDED_REASON: &str = "recorded by an earlier version of strata, which did not record why";
+
+/// Reads [`TimescaleFacts`] from the server.
+async fn read_timescale_facts(
+    connection: &mut PgConnection,
+    persistent: bool,
+) -> std::result::Result<TimescaleFacts, Failure> {
+    let (preload_libraries, installed_version, available): (Option<String>, Option<String>, bool) =
+        sqlx::query_as(schema::TIMESCALE_FACTS_SQL).persistent(persistent).fetch_one(&mut *connection).await?;
+    Ok(TimescaleFacts { preload_libraries, installed_version, available })
+}
+
+/// Reads `strata_meta`'s `bars_layout` and `bars_layout_reason`.
+async fn read_recorded_layout(
+    connection: &mut PgConnection,
+    schema_name: &str,
+) -> std::result::Result<(Option<BarLayout>, Option<String>), Failure> {
+    let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+        "SELECT key, value FROM {schema_name}.strata_meta WHERE key IN ('bars_layout', 'bars_layout_reason')"
+    ))
+    .persistent(false)
+    .fetch_all(&mut *connection)
+    .await?;
+    let value = |wanted: &str| rows.iter().find(|(key, _)| key == wanted).map(|(_, value)| value.clone());
+    Ok((value("bars_layout").as_deref().and_then(BarLayout::from_meta), value("bars_layout_reason")))
+}
+
+/// The hypertable's chunk interval, read from TimescaleDB's catalog views.
+async fn read_chunk_interval(
+    connection: &mut PgConnection,
+    schema_name: &str,
+) -> std::result::Result<Option<Duration>, Failure> {
+    let micros: Option<Option<i64>> = sqlx::query_scalar(schema::CHUNK_INTERVAL_SQL)
+        .bind(schema_name)
+        .persistent(false)
+        .fetch_optional(&mut *connection)
+        .await?;
+    Ok(micros.flatten().and_then(|m| u64::try_from(m).ok()).map(Duration::from_micros))
+}
+
 /// Reads the layout recorded by the migrations (for `migrate_on_start = false`).
-async fn read_layout(inner: &Inner) -> Result<BarLayout> {
-    let sql = format!("SELECT value FROM {}.strata_meta WHERE key = 'bars_layout'", inner.config.schema);
-    let value: Option<String> = transact!(inner, "reading the schema", Idempotency::Idempotent, |c| {
-        Ok(sqlx::query_scalar(&sql).persistent(false).fetch_optional(&mut *c).await?)
+async fn read_layout(inner: &Inner) -> Result<LayoutState> {
+    let schema_name = inner.config.schema.clone();
+    let recorded = transact!(inner, "reading the schema", Idempotency::Idempotent, |c| {
+        let (layout, reason) = read_recorded_layout(c, &schema_name).await?;
+        let chunk_interval = match layout {
+            Some(BarLayout::Hypertable) => read_chunk_interval(c, &schema_name).await?,
+            _ => None,
+        };
+        Ok((layout, reason, chunk_interval))
     })
     .map_err(|error| match error {
         StoreError::Internal { what, .. } => StoreError::Unavailable {
@@ -376,13 +496,19 @@ async fn read_layout(inner: &Inner) -> Result<BarLayout> {
         },
         other => other,
     })?;
-    value.as_deref().and_then(BarLayout::from_meta).ok_or_else(|| {
-        StoreError::internal(BACKEND, "strata_meta has no usable bars_layout; run `strata migrate` on this database")
-    })
+    match recorded {
+        (Some(layout), reason, chunk_interval) => {
+            Ok(LayoutState { layout, reason: reason.unwrap_or_else(|| UNRECORDED_REASON.to_string()), chunk_interval })
+        }
+        (None, _, _) => Err(StoreError::internal(
+            BACKEND,
+            "strata_meta has no usable bars_layout; run `strata migrate` on this database",
+        )),
+    }
 }
 
-/// Applies every pending migration in one transaction under an advisory lock.
-async fn migrate_inner(inner: &Inner) -> Result<BarLayout> {
+/// Applies every pending migration in one transaction under advisory locks.
+async fn migrate_inner(inner: &Inner) -> Result<LayoutState> {
     transact!(inner, "migrating the schema", Idempotency::Idempotent, |connection| {
         migrate_in_transaction(connection, &inner.config).await
     })
@@ -391,7 +517,7 @@ async fn migrate_inner(inner: &Inner) -> Result<BarLayout> {
 async fn migrate_in_transaction(
     connection: &mut PgConnection,
     config: &NeonConfig,
-) -> std::result::Result<BarLayout, Failure> {
+) -> std::result::Result<LayoutState, Failure> {
     let schema_name = &config.schema;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(schema::migration_lock_key(schema_name))
@@ -433,38 +559,51 @@ async fn migrate_in_transaction(
             }
         }
     }
-    let stored_layout: Option<String> =
-        sqlx::query_scalar(&format!("SELECT value FROM {schema_name}.strata_meta WHERE key = 'bars_layout'"))
-            .persistent(false)
-            .fetch_optional(&mut *connection)
-            .await?;
-    let layout = match stored_layout.as_deref().and_then(BarLayout::from_meta) {
-        Some(layout) => layout,
-        None => {
-            let timescale: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')")
-                    .persistent(false)
-                    .fetch_one(&mut *connection)
-                    .await?;
-            let layout = if timescale && config.use_timescaledb {
-                BarLayout::Hypertable
-            } else {
-                BarLayout::Partitioned(config.partition_interval)
-            };
-            sqlx::query(&format!(
-                "INSERT INTO {schema_name}.strata_meta (key, value) VALUES ('bars_layout', $1)
-                 ON CONFLICT (key) DO NOTHING"
-            ))
-            .bind(layout.as_meta())
+    let done: HashSet<i32> = applied.iter().map(|(version, _)| *version).collect();
+    let pending: Vec<&schema::Migration> = schema::MIGRATIONS.iter().filter(|m| !done.contains(&m.version)).collect();
+    let (stored_layout, stored_reason) = read_recorded_layout(connection, schema_name).await?;
+    if !pending.is_empty() || stored_layout.is_none() {
+        // Database-wide steps (CREATE EXTENSION) follow: serialise them with every
+        // other schema's migrations. Always after the schema lock (see the schema module).
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(schema::database_migration_lock_key())
             .persistent(false)
             .execute(&mut *connection)
             .await?;
-            layout
+    }
+    let (layout, reason) = match stored_layout {
+        Some(layout) => (layout, stored_reason.unwrap_or_else(|| UNRECORDED_REASON.to_string())),
+        None => {
+            let facts = read_timescale_facts(connection, false).await?;
+            let mut choice = schema::choose_layout(config.use_timescaledb, &facts, config.partition_interval);
+            if choice.create_extension
+                && let Err(refusal) = create_timescaledb(connection).await?
+            {
+                choice = LayoutChoice {
+                    layout: BarLayout::Partitioned(config.partition_interval),
+                    reason: format!(
+                        "timescaledb is preloaded, but CREATE EXTENSION timescaledb failed: {refusal}; \
+                         create it as a privileged role, or set STRATA_PG_TIMESCALEDB=false"
+                    ),
+                    create_extension: false,
+                };
+            }
+            tracing::info!(layout = %choice.layout.describe(), reason = %choice.reason, "chose the bar layout");
+            sqlx::query(&format!(
+                "INSERT INTO {schema_name}.strata_meta (key, value) VALUES ('bars_layout', $1), ('bars_layout_reason', $2)
+                 ON CONFLICT (key) DO NOTHING"
+            ))
+            .bind(choice.layout.as_meta())
+            .bind(&choice.reason)
+            .persistent(false)
+            .execute(&mut *connection)
+            .await?;
+            (choice.layout, choice.reason)
         }
     };
-    let done: HashSet<i32> = applied.iter().map(|(version, _)| *version).collect();
-    for migration in schema::MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
-        let sql = schema::migration_sql(migration, schema_name, layout, config.chunk_interval.as_secs().max(1));
+    let new_chunk_interval = config.chunk_interval.unwrap_or(DEFAULT_CHUNK_INTERVAL);
+    for migration in pending {
+        let sql = schema::migration_sql(migration, schema_name, layout, new_chunk_interval.as_secs().max(1));
         tracing::info!(version = migration.version, name = migration.name, "applying migration");
         (&mut *connection).execute(sqlx::raw_sql(&sql)).await?;
         sqlx::query(&format!(
@@ -477,7 +616,60 @@ async fn migrate_in_transaction(
         .execute(&mut *connection)
         .await?;
     }
-    Ok(layout)
+    let chunk_interval = match layout {
+        BarLayout::Partitioned(_) => None,
+        BarLayout::Hypertable => {
+            let current = read_chunk_interval(connection, schema_name).await?;
+            match config.chunk_interval {
+                // Told otherwise: chunks created from now on get the configured interval.
+                Some(wanted) if current != Some(wanted) => {
+                    tracing::info!(
+                        from = ?current,
+                        to = ?wanted,
+                        "setting the hypertable's chunk interval (STRATA_PG_CHUNK_INTERVAL)"
+                    );
+                    let sql = schema::set_chunk_interval_sql(schema_name, wanted.as_secs().max(1));
+                    sqlx::query(&sql).persistent(false).execute(&mut *connection).await?;
+                    Some(wanted)
+                }
+                _ => current,
+            }
+        }
+    };
+    Ok(LayoutState { layout, reason, chunk_interval })
+}
+
+/// `CREATE EXTENSION timescaledb` inside a savepoint, so that a refusal
+/// (no privilege, say) leaves the transaction usable: `Ok(Err(message))`.
+/// A unique violation means another session created it concurrently and has
+/// committed (Strata's own first starts are serialised by the database-wide
+/// lock; other tools are not), so `IF NOT EXISTS` is tried again and now sees
+/// it. Never called unless the library is preloaded: creating it otherwise is
+/// a FATAL error that drops the connection.
+async fn create_timescaledb(
+    connection: &mut PgConnection,
+) -> std::result::Result<std::result::Result<(), String>, Failure> {
+    const ATTEMPTS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        (&mut *connection).execute(sqlx::raw_sql("SAVEPOINT strata_extension")).await?;
+        match (&mut *connection).execute(sqlx::raw_sql(schema::CREATE_TIMESCALEDB_SQL)).await {
+            Ok(_) => {
+                (&mut *connection).execute(sqlx::raw_sql("RELEASE SAVEPOINT strata_extension")).await?;
+                return Ok(Ok(()));
+            }
+            Err(sqlx::Error::Database(error)) => {
+                (&mut *connection).execute(sqlx::raw_sql("ROLLBACK TO SAVEPOINT strata_extension")).await?;
+                if error.code().as_deref() == Some("23505") && attempt < ATTEMPTS {
+                    tracing::info!("another session created timescaledb at the same time; checking again");
+                    continue;
+                }
+                let code = error.code().map(|code| format!(" ({code})")).unwrap_or_default();
+                return Ok(Err(format!("{}{code}", error.message())));
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(Err("another session kept creating it at the same time".to_string()))
 }
 
 #[cfg(test)]
@@ -485,12 +677,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let base = Duration::from_millis(100);
-        for attempt in 1..30 {
-            let delay = backoff_delay(base, attempt);
-            let ceiling = base.saturating_mul(1 << (attempt - 1).min(16)).min(Duration::from_secs(5));
-            assert!(delay <= ceiling && delay >= ceiling / 2, "attempt {attempt}: {delay:?}");
-        }
+    fn retries_back_off_from_the_configured_base_within_the_budget() {
+        let config = NeonConfig::from_url("postgres://u@h/db").expect("url");
+        let backoff = config.backoff();
+        assert_eq!(
+            (backoff.base, backoff.cap, backoff.budget),
+            (config.retry_base_delay, Duration::from_secs(5), config.retry_budget)
+        );
+        assert!(backoff.next_delay(1, config.retry_budget).is_none(), "a spent budget allows no retry");
     }
 }

@@ -61,7 +61,25 @@ fn server_stopped_mid_ingest_loses_the_whole_batch_then_the_same_store_carries_o
             let store = Arc::clone(&store);
             tokio::spawn(async move { store.write_bars(batch).await })
         };
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // Wait for the state, not for a time: the COPY of the batch is running on the server.
+        let mut observer = sqlx::PgConnection::connect(&cluster.url()).await.expect("an observer connection");
+        let started = Instant::now();
+        loop {
+            let copying: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query ILIKE 'COPY%' \
+                 AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(&mut observer)
+            .await
+            .expect("pg_stat_activity");
+            if copying > 0 {
+                break;
+            }
+            assert!(!writer.is_finished(), "the ingest finished before its COPY was seen; make the batch bigger");
+            assert!(started.elapsed() < Duration::from_secs(120), "the ingest never started its COPY");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(observer);
         assert!(!writer.is_finished(), "the ingest finished before the stop; make the batch bigger");
         tokio::task::block_in_place(|| cluster.stop(true)).expect("stopping the server");
         let outcome = writer.await.expect("the writer task");
@@ -97,7 +115,7 @@ fn lease_holder_child() {
                 worker: WorkerId::new("doomed").expect("id"),
                 run: None,
                 max_tasks: 100,
-                ttl: Duration::from_millis(1500),
+                ttl: CHILD_LEASE_TTL,
             })
             .await
             .expect("lease");
@@ -106,6 +124,9 @@ fn lease_holder_child() {
         tokio::time::sleep(Duration::from_secs(600)).await;
     });
 }
+
+/// The lease TTL of [`lease_holder_child`].
+const CHILD_LEASE_TTL: Duration = Duration::from_millis(1500);
 
 #[test]
 fn a_killed_workers_leases_are_requeued_after_the_ttl_and_its_late_results_refused() {
@@ -130,6 +151,8 @@ fn a_killed_workers_leases_are_requeued_after_the_ttl_and_its_late_results_refus
         let tasks = (0..5).map(|i| NewTask { individual: i, payload: format!("{{\"i\":{i}}}") }).collect();
         store.enqueue_tasks(&run, 0, tasks, 3).await.expect("enqueue");
 
+        // The child leases after this instant, so its leases cannot expire before `spawned + TTL`.
+        let spawned = Instant::now();
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
             .args(["--exact", "lease_holder_child", "--nocapture", "--test-threads=1"])
             .env("STRATA_CHILD_URL", &url)
@@ -162,14 +185,18 @@ fn a_killed_workers_leases_are_requeued_after_the_ttl_and_its_late_results_refus
             max_tasks: 10,
             ttl: Duration::from_secs(30),
         };
-        assert!(store.lease_tasks(request.clone()).await.expect("lease").is_empty(), "leases are still live");
-        let started = Instant::now();
+        // Whatever the load: a lease granted now proves the TTL had passed.
         let leases = loop {
+            let asked = spawned.elapsed();
             let leases = store.lease_tasks(request.clone()).await.expect("lease");
             if !leases.is_empty() {
+                assert!(
+                    spawned.elapsed() >= CHILD_LEASE_TTL,
+                    "live leases were granted again {asked:?} after the holder started (TTL {CHILD_LEASE_TTL:?})"
+                );
                 break leases;
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "the dead worker's leases never expired");
+            assert!(spawned.elapsed() < Duration::from_secs(120), "the dead worker's leases never expired");
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         assert_eq!(leases.len(), 5);
@@ -245,29 +272,46 @@ fn tls_verify_full_works_with_the_right_root_and_fails_clearly_with_the_wrong_on
 
 #[test]
 fn concurrent_first_starts_apply_each_migration_exactly_once() {
+    use strata_adapter_neon::schema::{TIMESCALE_FACTS_SQL, TimescaleFacts, choose_layout};
+
     let Some(url) = common::test_url(false) else {
         assert!(!required(), "DATABASE_URL is required");
         return;
     };
     runtime().block_on(async {
-        let schema = common::unique_schema("mig");
-        let _guard = common::SchemaGuard::new(&url, &schema);
-        let opens = (0..6).map(|_| NeonStore::open(common::test_config(&url, &schema, false)));
+        // Six first starts on two schemas of one database at once: each schema's
+        // migrations are serialised by its own lock, and the database-wide steps
+        // (CREATE EXTENSION where TimescaleDB can load) by the database-wide one.
+        let schemas = [common::unique_schema("mig"), common::unique_schema("mig")];
+        let _guards: Vec<_> = schemas.iter().map(|schema| common::SchemaGuard::new(&url, schema)).collect();
+        let opens = (0..6).map(|i| NeonStore::open(common::test_config(&url, &schemas[i % 2], false)));
         let stores = futures::future::join_all(opens).await;
         for store in &stores {
             assert!(store.is_ok(), "{:?}", store.as_ref().err());
         }
-        let store = stores.into_iter().next().expect("a store").expect("open");
-        let versions: Vec<i32> =
-            sqlx::query_scalar(&format!("SELECT version FROM {schema}.strata_migrations ORDER BY version"))
-                .fetch_all(store.pool())
-                .await
-                .expect("migrations");
-        assert_eq!(versions, [1], "each migration recorded once");
-        assert!(matches!(store.layout(), BarLayout::Partitioned(_)), "no TimescaleDB here: native partitions");
-        let health = store.health().await.expect("health");
-        let layout = health.details.iter().find(|(k, _)| k == "bars_layout").map(|(_, v)| v.clone());
-        assert!(layout.is_some_and(|v| v.contains("partitions")), "{:?}", health.details);
+        let stores: Vec<NeonStore> = stores.into_iter().map(|store| store.expect("open")).collect();
+        for schema in &schemas {
+            let versions: Vec<i32> =
+                sqlx::query_scalar(&format!("SELECT version FROM {schema}.strata_migrations ORDER BY version"))
+                    .fetch_all(stores[0].pool())
+                    .await
+                    .expect("migrations");
+            assert_eq!(versions, [1], "each migration recorded once in {schema}");
+        }
+        // The layout is the one this server offers: a hypertable where TimescaleDB
+        // can load, native partitions otherwise (here, without TimescaleDB).
+        let (preload_libraries, installed_version, available) =
+            sqlx::query_as(TIMESCALE_FACTS_SQL).fetch_one(stores[0].pool()).await.expect("facts");
+        let facts = TimescaleFacts { preload_libraries, installed_version, available };
+        let offered = choose_layout(true, &facts, Default::default()).layout;
+        let word = if matches!(offered, BarLayout::Hypertable) { "hypertable" } else { "partitions" };
+        for store in &stores {
+            assert_eq!(store.layout(), offered, "{facts:?}");
+            let health = store.health().await.expect("health");
+            assert!(health.ok, "{:?}", health.details);
+            let layout = health.details.iter().find(|(k, _)| k == "bars_layout").map(|(_, v)| v.clone());
+            assert!(layout.as_deref().is_some_and(|v| v.contains(word) && v.contains('(')), "{:?}", health.details);
+        }
     });
 }
 
@@ -292,7 +336,8 @@ fn a_held_lock_is_a_timeout_not_a_hang() {
         let started = Instant::now();
         let error = store.list_runs().await.expect_err("the lock is held");
         assert!(matches!(error, StoreError::Timeout { .. }), "{error:?}");
-        assert!(started.elapsed() < Duration::from_secs(5));
+        // The lock timeout is 200 ms; a hang would last as long as the holder (forever).
+        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
         sqlx::query("ROLLBACK").execute(&mut holder).await.expect("rollback");
         assert!(store.list_runs().await.expect("after the lock").is_empty());
     });

@@ -182,6 +182,10 @@ pub(crate) struct NeonSettings {
     pub(crate) migrate_on_start: bool,
     /// Partition interval without TimescaleDB (`STRATA_PG_PARTITION`, default month).
     pub(crate) partition: Option<String>,
+    /// TimescaleDB chunk interval (`STRATA_PG_CHUNK_INTERVAL`, default 90 days for a new hypertable).
+    pub(crate) chunk_interval: Option<String>,
+    /// Use TimescaleDB when the server can load it (`STRATA_PG_TIMESCALEDB`, default true).
+    pub(crate) timescaledb: bool,
 }
 
 /// Which store to build and how.
@@ -239,6 +243,8 @@ impl StorageConfig {
             statement_timeout,
             migrate_on_start,
             partition: args.pg_partition.clone(),
+            chunk_interval: args.pg_chunk_interval.clone(),
+            timescaledb: parse_switch("STRATA_PG_TIMESCALEDB (--pg-timescaledb)", args.pg_timescaledb.as_deref())?,
         };
         Ok(StorageConfig { backend, duckdb: DuckDbSettings { path, lock_wait, threads: args.duckdb_threads }, neon })
     }
@@ -261,6 +267,18 @@ impl StorageConfig {
     }
 }
 
+/// Reads an on/off setting (unset means on): true/false, 1/0, yes/no, on/off.
+fn parse_switch(name: &'static str, value: Option<&str>) -> Result<bool, ConfigError> {
+    match value.map(str::trim) {
+        None => Ok(true),
+        Some(text) => match text.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::Postgres(name, text.to_string(), "expected true or false".to_string())),
+        },
+    }
+}
+
 /// The stores a command works with.
 #[derive(Debug, Clone)]
 pub(crate) struct Stores {
@@ -270,13 +288,31 @@ pub(crate) struct Stores {
     pub(crate) evolution: Arc<dyn EvolutionStore>,
     /// What was built, e.g. `duckdb ./strata.duckdb`.
     pub(crate) description: String,
+    /// Whether `strata worker` processes elsewhere can reach the evolution
+    /// state (PostgreSQL), or only this process can (a DuckDB file, memory).
+    pub(crate) shared: bool,
 }
 
-/// Builds the stores for `config`. The only function that names adapters.
-pub(crate) async fn build_stores(config: &StorageConfig) -> anyhow::Result<Stores> {
+/// What a command does with the store, which decides how a DuckDB file is
+/// opened (the other backends ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Only reads: the store must exist (a missing one is an input error and
+    /// nothing is created, not even a folder), and a file this user cannot
+    /// write is opened read-only.
+    Read,
+    /// Writes to a store that must exist already (a run in it is resumed,
+    /// cancelled or worked on).
+    WriteExisting,
+    /// Writes, creating the store when it is missing and saying so on stderr.
+    Write,
+}
+
+/// Builds the stores for `config`, opened for `access`. The only function that names adapters.
+pub(crate) async fn build_stores(config: &StorageConfig, access: Access) -> anyhow::Result<Stores> {
     config.check_compiled_in()?;
     let stores = match config.backend {
-        StorageBackend::DuckDb => duckdb_stores(config).await?,
+        StorageBackend::DuckDb => duckdb_stores(config, access).await?,
         StorageBackend::Memory => memory_stores(config)?,
         StorageBackend::Neon => neon_stores(config).await?,
     };
@@ -285,12 +321,20 @@ pub(crate) async fn build_stores(config: &StorageConfig) -> anyhow::Result<Store
 }
 
 #[cfg(feature = "duckdb")]
-async fn duckdb_stores(config: &StorageConfig) -> anyhow::Result<Stores> {
+async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result<Stores> {
     use anyhow::Context as _;
-    use strata_adapter_duckdb::{DuckDbConfig, DuckDbStore};
+    use strata_adapter_duckdb::{DuckDbConfig, DuckDbStore, OpenMode};
+    use strata_core::StoreError;
+
+    use crate::exit::UsageError;
 
     let settings = &config.duckdb;
-    let mut duckdb_config = DuckDbConfig::new(settings.path.clone());
+    let mode = match access {
+        Access::Read => OpenMode::Read,
+        Access::WriteExisting => OpenMode::Existing,
+        Access::Write => OpenMode::Create,
+    };
+    let mut duckdb_config = DuckDbConfig::new(settings.path.clone()).with_mode(mode);
     if let Some(lock_wait) = settings.lock_wait {
         duckdb_config.lock_wait = lock_wait;
     }
@@ -299,9 +343,34 @@ async fn duckdb_stores(config: &StorageConfig) -> anyhow::Result<Stores> {
     }
     let store = match DuckDbStore::open(duckdb_config).await {
         Ok(store) => store,
+        Err(error @ StoreError::NotFound { .. }) => {
+            let given = settings.path.display();
+            return Err(UsageError(format!(
+                "cannot open the DuckDB store {given}: {error}. Only commands that write create a store: check \
+                 the path (--duckdb-path or STRATA_DUCKDB_PATH), or create the store, e.g. \
+                 `strata --duckdb-path {given} ingest FILE`"
+            ))
+            .into());
+        }
+        Err(error @ StoreError::InvalidInput(_)) => {
+            let given = settings.path.display();
+            let extension = settings.path.extension().map(|extension| extension.to_string_lossy().to_ascii_lowercase());
+            let data_file = extension.is_some_and(|extension| {
+                ["csv", "tsv", "txt", "parquet", "pq", "json", "jsonl"].contains(&extension.as_str())
+            });
+            let hint = if data_file {
+                format!(
+                    ". --duckdb-path (STRATA_DUCKDB_PATH) names the store's DuckDB database, such as \
+                     {DEFAULT_DUCKDB_PATH}; to load {given} into the store, use `strata ingest {given}`"
+                )
+            } else {
+                String::new()
+            };
+            return Err(UsageError(format!("cannot open the DuckDB store {given}: {error}{hint}")).into());
+        }
         Err(error) => {
             let hint = match (&error, settings.lock_wait) {
-                (strata_core::StoreError::Unavailable { .. }, None) => {
+                (StoreError::Unavailable { .. }, None) => {
                     " (--lock-wait SECONDS or STRATA_DUCKDB_LOCK_WAIT waits for another process to let go)"
                 }
                 _ => "",
@@ -310,19 +379,25 @@ async fn duckdb_stores(config: &StorageConfig) -> anyhow::Result<Stores> {
                 .with_context(|| format!("cannot open the DuckDB store {}{hint}", settings.path.display()));
         }
     };
+    if store.created_file() {
+        eprintln!("note: created a new DuckDB store at {}", store.path().display());
+    }
+    if store.is_read_only() {
+        eprintln!("note: {} is read-only for this user, so it was opened read-only", store.path().display());
+    }
     let store = Arc::new(store);
-    Ok(Stores { market: store.clone(), evolution: store, description: config.describe() })
+    Ok(Stores { market: store.clone(), evolution: store, description: config.describe(), shared: false })
 }
 
 #[cfg(not(feature = "duckdb"))]
-async fn duckdb_stores(_config: &StorageConfig) -> anyhow::Result<Stores> {
+async fn duckdb_stores(_config: &StorageConfig, _access: Access) -> anyhow::Result<Stores> {
     Err(ConfigError::NotCompiledIn(StorageBackend::DuckDb).into())
 }
 
 #[cfg(feature = "memory")]
 fn memory_stores(config: &StorageConfig) -> anyhow::Result<Stores> {
     let store = Arc::new(strata_adapter_mock::MemoryStore::new());
-    Ok(Stores { market: store.clone(), evolution: store, description: config.describe() })
+    Ok(Stores { market: store.clone(), evolution: store, description: config.describe(), shared: false })
 }
 
 #[cfg(not(feature = "memory"))]
@@ -336,7 +411,14 @@ pub(crate) fn neon_config(config: &StorageConfig) -> anyhow::Result<strata_adapt
     use strata_adapter_neon::NeonConfig;
 
     let settings = &config.neon;
-    let mut neon = NeonConfig::from_env()?;
+    // The composition root reads the environment; the adapter only takes settings.
+    let url = std::env::var("DATABASE_URL").or_else(|_| std::env::var("NEON_DATABASE_URL")).map_err(|_| {
+        strata_core::StoreError::invalid("STORAGE_BACKEND=neon needs DATABASE_URL (or NEON_DATABASE_URL)")
+    })?;
+    let mut neon = NeonConfig::from_url(&url)?;
+    if std::env::var("STRATA_PG_POOLER").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")) {
+        neon = neon.with_pooler(true);
+    }
     if let Some(schema) = &settings.schema {
         neon = neon.with_schema(schema.clone()).map_err(|error| {
             ConfigError::Postgres("STRATA_PG_SCHEMA (--pg-schema)", schema.clone(), error.to_string())
@@ -357,6 +439,19 @@ pub(crate) fn neon_config(config: &StorageConfig) -> anyhow::Result<strata_adapt
             )
         })?;
     }
+    if let Some(interval) = &settings.chunk_interval {
+        let parsed = strata_adapter_neon::config::parse_chunk_interval(interval).map_err(|_| {
+            ConfigError::Postgres(
+                "STRATA_PG_CHUNK_INTERVAL (--pg-chunk-interval)",
+                interval.clone(),
+                "expected a whole number and a unit, 1 minute to 36500 days: 90d, 2w, 12h, 30min or 3600s \
+                 (no months or years: write 365d)"
+                    .to_string(),
+            )
+        })?;
+        neon.chunk_interval = Some(parsed);
+    }
+    neon.use_timescaledb = settings.timescaledb;
     neon.migrate_on_start = settings.migrate_on_start;
     Ok(neon)
 }
@@ -370,7 +465,12 @@ async fn neon_stores(config: &StorageConfig) -> anyhow::Result<Stores> {
     let target = neon.redacted_url();
     let store = NeonStore::open(neon).await.with_context(|| format!("cannot open the neon store {target}"))?;
     let store = Arc::new(store);
-    Ok(Stores { market: store.clone(), evolution: store, description: format!("{} {target}", config.describe()) })
+    Ok(Stores {
+        market: store.clone(),
+        evolution: store,
+        description: format!("{} {target}", config.describe()),
+        shared: true,
+    })
 }
 
 /// Applies pending schema migrations of the configured backend and describes the result.
@@ -380,7 +480,7 @@ pub(crate) async fn migrate(config: &StorageConfig) -> anyhow::Result<Vec<(Strin
         StorageBackend::Neon => migrate_neon(config).await,
         // DuckDB migrates every time it opens a file; memory has no schema.
         StorageBackend::DuckDb | StorageBackend::Memory => {
-            let stores = build_stores(config).await?;
+            let stores = build_stores(config, Access::Write).await?;
             Ok(vec![
                 ("backend".to_string(), stores.description),
                 ("migrations".to_string(), "applied when the store opens; nothing else to do".to_string()),
@@ -404,7 +504,7 @@ async fn migrate_neon(config: &StorageConfig) -> anyhow::Result<Vec<(String, Str
         ("backend".to_string(), format!("neon {target}")),
         ("schema".to_string(), schema),
         ("migration_version".to_string(), version.to_string()),
-        ("bars_layout".to_string(), store.layout().describe()),
+        ("bars_layout".to_string(), store.layout_description()),
     ])
 }
 
@@ -416,6 +516,21 @@ async fn migrate_neon(_config: &StorageConfig) -> anyhow::Result<Vec<(String, St
 #[cfg(not(feature = "neon"))]
 async fn neon_stores(_config: &StorageConfig) -> anyhow::Result<Stores> {
     Err(ConfigError::NotCompiledIn(StorageBackend::Neon).into())
+}
+
+/// `text` with anything that looks like a password masked, by the neon
+/// adapter's rules (`redact.rs` there), for what goes to stderr: a last line
+/// of defence behind the adapter's own redaction, for messages (ours or a
+/// library's) that quote a connection string.
+#[cfg(feature = "neon")]
+pub(crate) fn redacted(text: &str) -> String {
+    strata_adapter_neon::redact_text(text)
+}
+
+/// Without the neon backend no connection string is read, so nothing needs masking.
+#[cfg(not(feature = "neon"))]
+pub(crate) fn redacted(text: &str) -> String {
+    text.to_string()
 }
 
 #[cfg(test)]
@@ -464,11 +579,30 @@ mod tests {
         assert_eq!(StorageConfig::from_env_and_flags(&negative), Err(ConfigError::LockWait(-1.0)));
     }
 
+    #[test]
+    fn timescaledb_is_on_unless_switched_off() {
+        let neon = |timescaledb: Option<&str>, chunks: Option<&str>| {
+            let args = StorageArgs {
+                pg_timescaledb: timescaledb.map(str::to_string),
+                pg_chunk_interval: chunks.map(str::to_string),
+                ..StorageArgs::default()
+            };
+            StorageConfig::from_env_and_flags(&args).map(|config| config.neon)
+        };
+        assert!(neon(None, None).unwrap().timescaledb);
+        assert!(neon(Some("ON"), None).unwrap().timescaledb);
+        assert!(!neon(Some(" false "), None).unwrap().timescaledb);
+        assert!(!neon(Some("0"), None).unwrap().timescaledb);
+        let message = neon(Some("maybe"), None).unwrap_err().to_string();
+        assert!(message.contains("STRATA_PG_TIMESCALEDB") && message.contains("true or false"), "{message}");
+        assert_eq!(neon(None, Some("30d")).unwrap().chunk_interval.as_deref(), Some("30d"));
+    }
+
     #[cfg(feature = "memory")]
     #[tokio::test]
     async fn memory_backend_builds_both_ports() {
         let config = StorageConfig::from_env_and_flags(&args(Some("memory"))).unwrap();
-        let stores = build_stores(&config).await.unwrap();
+        let stores = build_stores(&config, Access::Read).await.unwrap();
         assert_eq!(stores.market.name(), "memory");
         assert_eq!(stores.evolution.name(), "memory");
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use strata_core::{Symbol, Timestamp};
+use strata_formats::BarFileFormat;
 
 use crate::output::OutputFormat;
 
@@ -17,8 +18,10 @@ Environment:
                            a -pooler host is treated as PgBouncer in transaction mode,
                            Neon hosts get sslmode=verify-full; the password is never printed
   STRATA_PG_SCHEMA, STRATA_PG_MAX_CONNECTIONS, STRATA_PG_STATEMENT_TIMEOUT,
-  STRATA_PG_MIGRATE, STRATA_PG_PARTITION   neon backend settings (see the Storage options)
-  STRATA_DUCKDB_PATH       DuckDB file of the duckdb backend (default ./strata.duckdb)
+  STRATA_PG_MIGRATE, STRATA_PG_PARTITION, STRATA_PG_CHUNK_INTERVAL,
+  STRATA_PG_TIMESCALEDB    neon backend settings (see the Storage options)
+  STRATA_DUCKDB_PATH       DuckDB file of the duckdb backend (default ./strata.duckdb); it must be
+                           a DuckDB database, and only commands that write create it
   STRATA_DUCKDB_LOCK_WAIT  seconds to wait for a DuckDB file held by another process
   RUST_LOG                 log filter for messages on stderr (default warn), e.g. RUST_LOG=info
   Flags win over the environment.
@@ -27,7 +30,8 @@ Exit codes:
   0  success
   1  failure (the store could not be opened or failed, a health check is not ok, I/O errors)
   2  invalid input: bad rows in an ingested file (nothing is written), bad arguments,
-     an unknown STORAGE_BACKEND or a backend compiled out of this build
+     an unknown STORAGE_BACKEND or a backend compiled out of this build, a DuckDB path
+     that is not a DuckDB database or (for a command that only reads) does not exist
 
 Examples:
   strata ingest data/*.csv --summary             load into ./strata.duckdb, then list it
@@ -70,7 +74,13 @@ pub(crate) struct StorageArgs {
     /// Storage backend: duckdb (default), memory or neon.
     #[arg(long, global = true, env = "STORAGE_BACKEND", value_name = "BACKEND")]
     pub(crate) backend: Option<String>,
-    /// DuckDB file used by the duckdb backend (default ./strata.duckdb).
+    /// DuckDB database file of the duckdb backend (default ./strata.duckdb).
+    ///
+    /// It must be a DuckDB database: any other existing file (a CSV or Parquet file, say) is refused
+    /// and left unchanged; load such files with `strata ingest FILE`. Only commands that write
+    /// (ingest, generate --ingest, evolve, migrate) create a missing store, and say so on stderr;
+    /// the others fail with exit code 2 and create nothing, not even a folder. Commands that only
+    /// read open a file you cannot write read-only.
     #[arg(long, global = true, env = "STRATA_DUCKDB_PATH", value_name = "FILE")]
     pub(crate) duckdb_path: Option<PathBuf>,
     /// Seconds to wait for a DuckDB file that another process holds before giving up.
@@ -94,6 +104,13 @@ pub(crate) struct StorageArgs {
     /// Partition interval of ohlcv_bars without TimescaleDB: day, week, month (default) or year.
     #[arg(long, global = true, env = "STRATA_PG_PARTITION", value_name = "INTERVAL")]
     pub(crate) pg_partition: Option<String>,
+    /// TimescaleDB chunk interval, e.g. 90d (default for a new hypertable), 7d, 12h; when set, an
+    /// existing hypertable's new chunks get it too.
+    #[arg(long, global = true, env = "STRATA_PG_CHUNK_INTERVAL", value_name = "INTERVAL")]
+    pub(crate) pg_chunk_interval: Option<String>,
+    /// Use TimescaleDB for a new schema when the server can load it: true (default) or false.
+    #[arg(long, global = true, env = "STRATA_PG_TIMESCALEDB", value_name = "BOOL")]
+    pub(crate) pg_timescaledb: Option<String>,
 }
 
 /// The subcommands.
@@ -120,9 +137,6 @@ pub(crate) enum Command {
     /// Print per-(symbol, day) digests (row count + order-independent hash).
     #[command(long_about = DIGEST_LONG_ABOUT, after_help = DIGEST_AFTER_HELP)]
     Digest(DigestArgs),
-    /// Measure ingest and query throughput of every backend against same-run baselines.
-    #[command(long_about = BENCH_LONG_ABOUT, after_help = "Examples:\n  strata bench\n  strata bench --rows 200000 --json\n  cargo xtask bench")]
-    Bench(crate::bench::BenchArgs),
     /// Evolve a trading strategy with a genetic algorithm on stored bars (the main job).
     #[command(after_help = crate::evolve::EVOLVE_AFTER_HELP)]
     Evolve(crate::evolve::EvolveArgs),
@@ -148,20 +162,14 @@ layout of the bar table.
 neon: migrations are versioned and embedded in the binary. They run in one transaction under a \
 transaction-scoped advisory lock, so several processes starting at once apply each migration \
 exactly once (this also works through Neon's -pooler endpoints). A migration recorded with a \
-different checksum, or a database newer than this binary, is refused. Without TimescaleDB the \
-bar table is range-partitioned by time (STRATA_PG_PARTITION, default month); with it, a \
-hypertable. Every command also migrates when it opens the store unless STRATA_PG_MIGRATE=false.
+different checksum, or a database newer than this binary, is refused. The bar table is a \
+TimescaleDB hypertable (chunks of STRATA_PG_CHUNK_INTERVAL, default 90 days) when the server can \
+load TimescaleDB (it is in shared_preload_libraries, or already installed) and \
+STRATA_PG_TIMESCALEDB is not false; otherwise it is range-partitioned by time \
+(STRATA_PG_PARTITION, default month). The output says which layout and why. Every command also \
+migrates when it opens the store unless STRATA_PG_MIGRATE=false.
 
 duckdb and memory migrate when they open; this command just opens them.";
-
-const BENCH_LONG_ABOUT: &str = "\
-Measure ingest and query throughput (rows/s) of every backend compiled into this binary, on \
-deterministic generated one-minute bars, in fresh stores (DuckDB in a temporary directory; \
-STORAGE_BACKEND and --duckdb-path are ignored).
-
-Each figure is printed next to a baseline measured in the same run: core validation alone, and \
-DuckDB's raw engine (Arrow appender into a keyless table; a plain range SELECT) for the DuckDB \
-store. Ratios travel between machines better than absolute numbers.";
 
 const INGEST_LONG_ABOUT: &str = "\
 Load bars from CSV or Parquet files into the store.
@@ -233,13 +241,22 @@ Examples:
   diff <(strata --duckdb-path a.duckdb digest) <(strata --duckdb-path b.duckdb digest)
   strata digest --json";
 
-/// Input file formats.
+/// Input file formats: the readable [`BarFileFormat`]s as `--format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum InputFormat {
     /// Comma-separated text with a header line.
     Csv,
     /// Apache Parquet.
     Parquet,
+}
+
+impl From<InputFormat> for BarFileFormat {
+    fn from(format: InputFormat) -> Self {
+        match format {
+            InputFormat::Csv => BarFileFormat::Csv,
+            InputFormat::Parquet => BarFileFormat::Parquet,
+        }
+    }
 }
 
 /// `strata ingest`.

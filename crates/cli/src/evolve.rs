@@ -19,7 +19,7 @@ use strata_ga_coord::{
 };
 use tokio::sync::watch;
 
-use crate::backend::{StorageConfig, build_stores};
+use crate::backend::{Access, StorageConfig, build_stores};
 use crate::exit::UsageError;
 
 /// Shown after `strata evolve --help`.
@@ -65,7 +65,9 @@ pub(crate) struct EvolveArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
-    /// In-process workers (default: the number of cores).
+    /// In-process workers (default: the number of cores). 0 runs the
+    /// coordinator only and leaves every evaluation to `strata worker`
+    /// processes on a shared store (`neon`).
     #[arg(long, value_name = "N")]
     pub(crate) workers: Option<u32>,
     /// Trading cost in basis points of the traded amount.
@@ -160,7 +162,8 @@ pub(crate) enum RunsAction {
     Resume {
         /// Run id.
         run: RunId,
-        /// In-process workers (default: the number of cores).
+        /// In-process workers (default: the number of cores; 0: coordinator
+        /// only, for `strata worker` processes on a shared store).
         #[arg(long)]
         workers: Option<u32>,
         /// JSON instead of text.
@@ -173,16 +176,29 @@ fn default_workers() -> u32 {
     std::thread::available_parallelism().map_or(2, |n| n.get() as u32)
 }
 
+/// This machine's name: the kernel's (Linux), else `/etc/hostname`, else
+/// `$HOSTNAME` (which shells set but do not export), else `localhost`.
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
 fn holder_id(role: &str) -> Result<WorkerId> {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(24).collect();
+    let host: String = host_name().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(24).collect();
     let nonce = Timestamp::now().micros() % 1_000_000;
     Ok(WorkerId::new(format!("{role}-{host}-{}-{nonce}", std::process::id()))?)
 }
 
 /// Runs `strata evolve`.
 pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result<ExitCode> {
-    let stores = build_stores(storage).await?;
+    // A new run may start a new store; a resumed run must be in an existing one.
+    let access = if args.resume.is_some() { Access::WriteExisting } else { Access::Write };
+    let stores = build_stores(storage, access).await?;
     let registry = Arc::new(StrategyRegistry::default());
     let spec = match &args.resume {
         Some(run) => stores.evolution.get_run(run).await.with_context(|| format!("cannot resume run {run}"))?.spec,
@@ -228,9 +244,18 @@ async fn drive(
     top: usize,
     as_json: bool,
 ) -> Result<()> {
-    let workers = workers.unwrap_or_else(default_workers).max(1);
+    let workers = workers.unwrap_or_else(default_workers);
     let run = spec.id.clone();
+    if workers == 0 && !stores.shared {
+        return Err(UsageError(format!(
+            "--workers 0 leaves every evaluation to `strata worker` processes, but no other process can reach \
+             the {} store; use --workers 1 or more, or a shared store (STORAGE_BACKEND=neon)",
+            stores.description
+        ))
+        .into());
+    }
     let mut options = LocalOptions::new(holder_id("evolve")?, workers);
+    options.hostname = host_name();
     options.coordinator = CoordinatorConfig {
         takeover_wait: if resuming { Duration::from_secs(60) } else { Duration::ZERO },
         ..options.coordinator
@@ -244,7 +269,11 @@ async fn drive(
             spec.population_size,
             spec.generations,
             spec.seed,
-            if workers == 1 { "" } else { "s" },
+            match workers {
+                0 => "s: coordinator only, waiting for `strata worker` processes",
+                1 => "",
+                _ => "s",
+            },
             stores.description
         );
     }
@@ -461,7 +490,8 @@ pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result
             Err(UsageError(format!("--{name} is {value}; expected a positive number of seconds")))
         }
     };
-    let stores = build_stores(storage).await?;
+    // A worker on a new, empty store would have nothing to lease.
+    let stores = build_stores(storage, Access::WriteExisting).await?;
     let id = match &args.id {
         Some(id) => id.clone(),
         None => holder_id("worker")?,
@@ -471,6 +501,7 @@ pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result
     config.stop_when_run_ends = args.run.is_some();
     config.max_batch = args.batch.max(1);
     config.exit_when_idle = args.exit_when_idle.map(|s| seconds(s, "exit-when-idle")).transpose()?;
+    config.hostname = host_name();
     let market: Arc<dyn MarketDataStore> = stores.market.clone();
     let evaluator = strata_ga_coord::Evaluator::new(market, Arc::new(StrategyRegistry::default()));
     eprintln!(
@@ -489,7 +520,11 @@ pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result
 
 /// Runs `strata runs ...`.
 pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<ExitCode> {
-    let stores = build_stores(storage).await?;
+    let access = match &args.action {
+        RunsAction::List { .. } | RunsAction::Show { .. } => Access::Read,
+        RunsAction::Cancel { .. } | RunsAction::Resume { .. } => Access::WriteExisting,
+    };
+    let stores = build_stores(storage, access).await?;
     let registry = Arc::new(StrategyRegistry::default());
     match &args.action {
         RunsAction::List { json: as_json } => {

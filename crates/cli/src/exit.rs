@@ -45,12 +45,18 @@ pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// True for the panic message of `print!`/`println!` when stdout is closed.
+pub(crate) fn is_closed_stdout_panic(message: &str) -> bool {
+    message.starts_with("failed printing to stdout") && message.contains("Broken pipe")
+}
+
 /// Prints `error` to stderr and returns its exit code.
 pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(error) {
         return ExitCode::SUCCESS;
     }
-    eprintln!("error: {error:#}");
+    // Masked again here: no path to stderr may print a password.
+    eprintln!("error: {}", crate::backend::redacted(&format!("{error:#}")));
     ExitCode::from(code_for(error))
 }
 
@@ -58,6 +64,13 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_closed_stdout_panic_is_recognised() {
+        assert!(is_closed_stdout_panic("failed printing to stdout: Broken pipe (os error 32)"));
+        assert!(!is_closed_stdout_panic("failed printing to stdout: No space left on device (os error 28)"));
+        assert!(!is_closed_stdout_panic("index out of bounds"));
+    }
     use anyhow::Context as _;
 
     #[test]

@@ -1,6 +1,6 @@
 //! `strata generate`: deterministic synthetic bars from
-//! `strata_core::synthetic::SyntheticSpec`, to a CSV or Parquet file or
-//! straight into the store.
+//! `strata_core::synthetic::SyntheticSpec`, to a CSV, JSON Lines or Parquet
+//! file (the `strata_formats` writers) or straight into the store.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -8,13 +8,14 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use strata_core::bar::{MAX_TIMESTAMP, MIN_TIMESTAMP};
 use strata_core::synthetic::SyntheticSpec;
+use strata_formats::BarFileFormat;
 
-use crate::backend::{StorageConfig, build_stores};
+use crate::backend::{Access, StorageConfig, build_stores};
 use crate::cli::GenerateArgs;
 use crate::exit::UsageError;
 use crate::ingest::{plural_rows, progress_bar, warn_if_memory};
 use crate::inspect::print_summary;
-use crate::output::{Destination, OutputFormat, elapsed_and_rate, open_sink, plural};
+use crate::output::{Destination, elapsed_and_rate, open_file_sink, plural};
 
 /// Rows per generated batch.
 const BATCH_ROWS: usize = 100_000;
@@ -27,9 +28,9 @@ pub(crate) async fn run(args: &GenerateArgs, storage: &StorageConfig) -> Result<
     let what = format!("{} ({})", plural_rows(rows), plural(spec.symbols.len(), "symbol", "symbols"));
     match &args.output {
         Some(path) => {
-            let format = match OutputFormat::from_path(path) {
-                Some(format @ (OutputFormat::Csv | OutputFormat::Parquet | OutputFormat::Json)) => format,
-                _ => {
+            let format = match BarFileFormat::from_path(path) {
+                Some(format) => format,
+                None => {
                     return Err(UsageError(format!(
                         "cannot tell the format of {} from its extension; name it .csv or .parquet",
                         path.display()
@@ -38,7 +39,7 @@ pub(crate) async fn run(args: &GenerateArgs, storage: &StorageConfig) -> Result<
                 }
             };
             let progress = progress_bar(Some(rows), "generating");
-            let mut sink = open_sink(format, &Destination::File(path.clone()))?;
+            let mut sink = open_file_sink(format, &Destination::File(path.clone()))?;
             for batch in spec.batches(BATCH_ROWS) {
                 sink.write_batch(&batch)?;
                 progress.inc(batch.len() as u64);
@@ -48,7 +49,7 @@ pub(crate) async fn run(args: &GenerateArgs, storage: &StorageConfig) -> Result<
             println!("generated {what} into {} {}", path.display(), elapsed_and_rate(rows, started.elapsed()));
         }
         None => {
-            let stores = build_stores(storage).await?;
+            let stores = build_stores(storage, Access::Write).await?;
             warn_if_memory(storage);
             let progress = progress_bar(Some(rows), "writing");
             let mut written = 0u64;

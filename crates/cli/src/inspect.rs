@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use strata_core::{DigestQuery, HealthReport, MarketSummary};
 
-use crate::backend::{self, StorageConfig, build_stores};
+use crate::backend::{self, Access, StorageConfig, build_stores};
 use crate::cli::{DigestArgs, HealthArgs, MigrateArgs, SummaryArgs};
 use crate::output::group_thousands;
 
@@ -31,7 +31,7 @@ pub(crate) async fn migrate(args: &MigrateArgs, storage: &StorageConfig) -> Resu
 
 /// Runs `strata summary`.
 pub(crate) async fn summary(args: &SummaryArgs, storage: &StorageConfig) -> Result<ExitCode> {
-    let stores = build_stores(storage).await?;
+    let stores = build_stores(storage, Access::Read).await?;
     let summary = stores.market.summary().await.context("cannot read the store summary")?;
     print_summary(&summary, args.json)?;
     Ok(ExitCode::SUCCESS)
@@ -108,10 +108,11 @@ fn write_aligned<const N: usize>(
     Ok(())
 }
 
-/// Runs `strata health`: exit code 0 when the store answered and is ok, else 1.
+/// Runs `strata health`: exit code 0 when the store answered and is ok, 2 when
+/// there is no store at the configured path, else 1.
 pub(crate) async fn health(args: &HealthArgs, storage: &StorageConfig) -> Result<ExitCode> {
     storage.check_compiled_in()?;
-    let outcome = match build_stores(storage).await {
+    let outcome = match build_stores(storage, Access::Read).await {
         Ok(stores) => stores.market.health().await.map_err(anyhow::Error::from),
         Err(error) => Err(error),
     };
@@ -140,7 +141,15 @@ pub(crate) async fn health(args: &HealthArgs, storage: &StorageConfig) -> Result
             writeln!(out, "backend  {}\nok       false\nerror    {error:#}", storage.backend.name())?;
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(crate::exit::FAILURE) })
+    // A store that is not there (or not a store) is a wrong path, not an unhealthy store.
+    let wrong_path = matches!(&outcome, Err(error) if error.chain().any(|cause| cause.is::<crate::exit::UsageError>()));
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else if wrong_path {
+        ExitCode::from(crate::exit::INVALID_INPUT)
+    } else {
+        ExitCode::from(crate::exit::FAILURE)
+    })
 }
 
 fn health_json(report: &HealthReport) -> serde_json::Value {
@@ -151,7 +160,7 @@ fn health_json(report: &HealthReport) -> serde_json::Value {
 
 /// Runs `strata digest`.
 pub(crate) async fn digest(args: &DigestArgs, storage: &StorageConfig) -> Result<ExitCode> {
-    let stores = build_stores(storage).await?;
+    let stores = build_stores(storage, Access::Read).await?;
     let query = DigestQuery { symbols: args.symbols.clone(), start: args.start, end: args.end };
     let digests = stores.market.digest(query).await.context("cannot compute digests")?;
     let mut out = io::BufWriter::new(io::stdout().lock());

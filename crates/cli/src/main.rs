@@ -6,11 +6,6 @@
 //! each, plus `output.rs` (writers and formatting) and `exit.rs` (exit codes).
 
 mod backend;
-mod bench;
-#[cfg(feature = "memory")]
-mod bench_ga;
-#[cfg(feature = "neon")]
-mod bench_neon;
 mod cli;
 mod evolve;
 mod exit;
@@ -31,6 +26,7 @@ use crate::backend::StorageConfig;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -44,10 +40,6 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Bench(args) = &cli.command {
-        bench::run(args).await?;
-        return Ok(ExitCode::SUCCESS);
-    }
     #[cfg(feature = "neon-api")]
     if let Command::Neon(args) = &cli.command {
         return neon::run(args).await;
@@ -64,10 +56,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Evolve(args) => evolve::evolve(args, &storage).await,
         Command::Worker(args) => evolve::worker(args, &storage).await,
         Command::Runs(args) => evolve::runs(args, &storage).await,
-        Command::Bench(_) => unreachable!("handled above: bench builds its own stores"),
         #[cfg(feature = "neon-api")]
         Command::Neon(_) => unreachable!("handled above: neon needs no store"),
     }
+}
+
+/// `println!` panics when stdout is a pipe whose reader has gone
+/// (`strata query ... | head`); that is how such a pipeline ends, not a bug,
+/// so the process exits 0 without a word, whatever command was printing.
+/// Writers that return errors are handled by [`exit::report`] the same way.
+fn quiet_on_closed_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if exit::is_closed_stdout_panic(message) {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `warn`).
@@ -76,7 +87,26 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactedStderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// Where log events go: stderr, each formatted event passed through
+/// [`backend::redacted`] first, so that no library's log line (sqlx quotes
+/// connection parameters) can print a password.
+#[derive(Debug, Clone, Copy)]
+struct RedactedStderr;
+
+impl std::io::Write for RedactedStderr {
+    /// The formatter hands over one whole event per call.
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        let text = backend::redacted(&String::from_utf8_lossy(buffer));
+        std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes())?;
+        Ok(buffer.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::Write::flush(&mut std::io::stderr())
+    }
 }

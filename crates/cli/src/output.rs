@@ -1,5 +1,6 @@
-//! Output: bar writers (table, CSV, JSON Lines, Parquet) shared by `query`
-//! and `generate`, files written atomically, and number formatting for people.
+//! Output: one [`BarSink`] for `query` and `generate` over the table for
+//! people and the `strata_formats` writers (CSV, JSON Lines, Parquet), files
+//! written atomically, and number formatting for people.
 //!
 //! CSV and JSON print floats with Rust's shortest round-trip `Display`
 //! (`877000000`, `0.08388999999999999`) and timestamps as RFC 3339 UTC, so
@@ -13,11 +14,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use arrow::array::Array;
 use clap::ValueEnum;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use strata_core::schema::{BarColumns, COLUMNS};
-use strata_core::{BarBatch, Timestamp, bar_schema};
+use strata_core::{BarBatch, Timestamp};
+use strata_formats::write::BarFileWriter;
+use strata_formats::{BarFileFormat, FormatError};
 
 /// How bars are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,14 +33,23 @@ pub(crate) enum OutputFormat {
 }
 
 impl OutputFormat {
-    /// The format a file name implies (`.csv`, `.json`, `.jsonl`, `.ndjson`, `.parquet`, `.pq`).
-    pub(crate) fn from_path(path: &Path) -> Option<Self> {
-        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
-        match extension.as_str() {
-            "csv" => Some(OutputFormat::Csv),
-            "json" | "jsonl" | "ndjson" => Some(OutputFormat::Json),
-            "parquet" | "pq" => Some(OutputFormat::Parquet),
-            _ => None,
+    /// The file format written, `None` for the table.
+    pub(crate) fn file_format(self) -> Option<BarFileFormat> {
+        match self {
+            OutputFormat::Table => None,
+            OutputFormat::Csv => Some(BarFileFormat::Csv),
+            OutputFormat::Json => Some(BarFileFormat::JsonLines),
+            OutputFormat::Parquet => Some(BarFileFormat::Parquet),
+        }
+    }
+}
+
+impl From<BarFileFormat> for OutputFormat {
+    fn from(format: BarFileFormat) -> Self {
+        match format {
+            BarFileFormat::Csv => OutputFormat::Csv,
+            BarFileFormat::JsonLines => OutputFormat::Json,
+            BarFileFormat::Parquet => OutputFormat::Parquet,
         }
     }
 }
@@ -137,109 +146,35 @@ pub(crate) fn stdout_is_terminal() -> bool {
 
 /// A sink for `format` writing to `destination`.
 pub(crate) fn open_sink(format: OutputFormat, destination: &Destination) -> Result<Box<dyn BarSink>> {
+    match format.file_format() {
+        Some(format) => open_file_sink(format, destination),
+        None => Ok(Box::new(TableSink { target: OutputTarget::open(destination)?, rows: Vec::new() })),
+    }
+}
+
+/// A sink writing `format` with its `strata_formats` writer to `destination`.
+pub(crate) fn open_file_sink(format: BarFileFormat, destination: &Destination) -> Result<Box<dyn BarSink>> {
     let target = OutputTarget::open(destination)?;
-    Ok(match format {
-        OutputFormat::Table => Box::new(TableSink { target, rows: Vec::new() }),
-        OutputFormat::Csv => Box::new(CsvSink::new(target)?),
-        OutputFormat::Json => Box::new(JsonSink { target }),
-        OutputFormat::Parquet => Box::new(ParquetSink::new(target)?),
-    })
+    Ok(Box::new(BarFileWriter::new(format, target).map_err(writer_error)?))
 }
 
-/// Writes CSV in the column order of [`COLUMNS`], header first.
-struct CsvSink {
-    target: OutputTarget,
-}
-
-impl CsvSink {
-    fn new(mut target: OutputTarget) -> Result<Self> {
-        writeln!(target, "{}", COLUMNS.join(","))?;
-        Ok(CsvSink { target })
-    }
-}
-
-impl BarSink for CsvSink {
+impl BarSink for BarFileWriter<OutputTarget> {
     fn write_batch(&mut self, batch: &BarBatch) -> Result<()> {
-        let columns = batch.columns();
-        let out = &mut self.target;
-        for row in 0..batch.len() {
-            // Symbols cannot contain commas or quotes (validation), so no quoting is needed.
-            write!(
-                out,
-                "{},{},{},{},{},{},{},",
-                columns.symbol.value(row),
-                Timestamp(columns.timestamp.value(row)),
-                columns.open.value(row),
-                columns.high.value(row),
-                columns.low.value(row),
-                columns.close.value(row),
-                columns.volume.value(row)
-            )?;
-            if columns.vwap.is_valid(row) {
-                write!(out, "{}", columns.vwap.value(row))?;
-            }
-            out.write_all(b",")?;
-            if columns.trade_count.is_valid(row) {
-                write!(out, "{}", columns.trade_count.value(row))?;
-            }
-            out.write_all(b"\n")?;
-        }
-        Ok(())
+        self.write(batch).map_err(writer_error)
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
-        self.target.commit()
+        BarFileWriter::finish(*self).map_err(writer_error)?.commit()
     }
 }
 
-/// Writes one JSON object per bar per line.
-struct JsonSink {
-    target: OutputTarget,
-}
-
-/// Writes a float as a JSON number (shortest round trip), or `null` if it is not finite.
-fn write_json_number(out: &mut impl Write, value: f64) -> io::Result<()> {
-    if value.is_finite() { write!(out, "{value}") } else { out.write_all(b"null") }
-}
-
-impl BarSink for JsonSink {
-    fn write_batch(&mut self, batch: &BarBatch) -> Result<()> {
-        let columns = batch.columns();
-        let out = &mut self.target;
-        for row in 0..batch.len() {
-            out.write_all(b"{\"symbol\":")?;
-            serde_json::to_writer(&mut *out, columns.symbol.value(row))?;
-            write!(out, ",\"timestamp\":\"{}\"", Timestamp(columns.timestamp.value(row)))?;
-            let prices = [
-                ("open", columns.open.value(row)),
-                ("high", columns.high.value(row)),
-                ("low", columns.low.value(row)),
-                ("close", columns.close.value(row)),
-                ("volume", columns.volume.value(row)),
-            ];
-            for (name, value) in prices {
-                write!(out, ",\"{name}\":")?;
-                write_json_number(out, value)?;
-            }
-            out.write_all(b",\"vwap\":")?;
-            if columns.vwap.is_valid(row) {
-                write_json_number(out, columns.vwap.value(row))?;
-            } else {
-                out.write_all(b"null")?;
-            }
-            out.write_all(b",\"trade_count\":")?;
-            if columns.trade_count.is_valid(row) {
-                write!(out, "{}", columns.trade_count.value(row))?;
-            } else {
-                out.write_all(b"null")?;
-            }
-            out.write_all(b"}\n")?;
-        }
-        Ok(())
-    }
-
-    fn finish(self: Box<Self>) -> Result<()> {
-        self.target.commit()
+/// A writer's error as the cause itself (the `io::Error` or Parquet error),
+/// so messages read as they always have and a closed stdout is recognised.
+fn writer_error(error: FormatError) -> anyhow::Error {
+    match error {
+        FormatError::Io(error) => error.into(),
+        FormatError::Parquet(error) => error.into(),
+        other => other.into(),
     }
 }
 
@@ -308,43 +243,7 @@ fn write_table_line<'a>(out: &mut impl Write, cells: impl Iterator<Item = &'a st
     Ok(())
 }
 
-/// Writes Parquet in the canonical schema.
-struct ParquetSink {
-    writer: ArrowWriter<OutputTarget>,
-}
-
-impl ParquetSink {
-    fn new(target: OutputTarget) -> Result<Self> {
-        let properties = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
-        let writer = ArrowWriter::try_new(target, bar_schema(), Some(properties))?;
-        Ok(ParquetSink { writer })
-    }
-}
-
-impl BarSink for ParquetSink {
-    fn write_batch(&mut self, batch: &BarBatch) -> Result<()> {
-        self.writer.write(batch.record_batch())?;
-        Ok(())
-    }
-
-    fn finish(self: Box<Self>) -> Result<()> {
-        let target = self.writer.into_inner()?;
-        target.commit()
-    }
-}
-
-/// `17185` as `17,185`.
-pub(crate) fn group_thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
+pub(crate) use strata_core::display::group_thousands;
 
 /// `in 0.41 s (41,912 rows/s)`.
 pub(crate) fn elapsed_and_rate(rows: u64, elapsed: Duration) -> String {
@@ -364,20 +263,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn thousands_are_grouped() {
-        assert_eq!(group_thousands(0), "0");
-        assert_eq!(group_thousands(999), "999");
-        assert_eq!(group_thousands(1_000), "1,000");
-        assert_eq!(group_thousands(17_185), "17,185");
-        assert_eq!(group_thousands(11_456_230_000), "11,456,230,000");
-    }
-
-    #[test]
-    fn formats_follow_extensions() {
-        assert_eq!(OutputFormat::from_path(Path::new("a.CSV")), Some(OutputFormat::Csv));
-        assert_eq!(OutputFormat::from_path(Path::new("a.jsonl")), Some(OutputFormat::Json));
-        assert_eq!(OutputFormat::from_path(Path::new("a.parquet")), Some(OutputFormat::Parquet));
-        assert_eq!(OutputFormat::from_path(Path::new("a.txt")), None);
+    fn output_formats_are_the_file_formats_plus_the_table() {
+        for format in [BarFileFormat::Csv, BarFileFormat::JsonLines, BarFileFormat::Parquet] {
+            assert_eq!(OutputFormat::from(format).file_format(), Some(format));
+        }
+        assert_eq!(OutputFormat::Table.file_format(), None);
     }
 
     #[test]

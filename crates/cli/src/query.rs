@@ -1,21 +1,23 @@
 //! `strata query`: bars of some symbols in a half-open time range, printed
-//! as a table, CSV, JSON Lines or Parquet (see [`crate::output`]).
+//! as a table, CSV, JSON Lines or Parquet (see [`crate::output`] and
+//! `strata_formats::write`).
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use strata_core::{BarQuery, Order};
+use strata_formats::BarFileFormat;
 
-use crate::backend::{StorageConfig, build_stores};
+use crate::backend::{Access, StorageConfig, build_stores};
 use crate::cli::QueryArgs;
 use crate::exit::UsageError;
 use crate::output::{Destination, OutputFormat, open_sink, stdout_is_terminal};
 
 /// Runs `strata query`.
 pub(crate) async fn run(args: &QueryArgs, storage: &StorageConfig) -> Result<ExitCode> {
-    let format =
-        args.format.or_else(|| args.output.as_deref().and_then(OutputFormat::from_path)).unwrap_or(OutputFormat::Table);
+    let from_extension = || args.output.as_deref().and_then(BarFileFormat::from_path).map(OutputFormat::from);
+    let format = args.format.or_else(from_extension).unwrap_or(OutputFormat::Table);
     if format == OutputFormat::Parquet && args.output.is_none() && stdout_is_terminal() {
         return Err(UsageError(
             "refusing to write binary Parquet to a terminal; pass --output FILE.parquet or redirect stdout \
@@ -31,7 +33,7 @@ pub(crate) async fn run(args: &QueryArgs, storage: &StorageConfig) -> Result<Exi
         limit: args.limit,
         order: if args.desc { Order::Descending } else { Order::Ascending },
     };
-    let stores = build_stores(storage).await?;
+    let stores = build_stores(storage, Access::Read).await?;
     let mut sink = open_sink(format, &Destination::from_option(args.output.as_deref()))?;
     let mut batches = stores.market.query_bars(query);
     while let Some(batch) = batches.next().await {

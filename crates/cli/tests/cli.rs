@@ -6,49 +6,11 @@
 
 #[cfg(feature = "duckdb")]
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-/// What one run of the binary produced.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+mod common;
 
-impl Run {
-    fn success(self) -> Self {
-        assert_eq!(self.code, Some(0), "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
-        self
-    }
-}
-
-/// The sample data shipped with the repository.
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data").join(name)
-}
-
-/// Runs `strata` in `directory` with a clean storage environment plus `env`.
-fn strata(directory: &Path, env: &[(&str, &str)], arguments: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-    command
-        .current_dir(directory)
-        .env_remove("STORAGE_BACKEND")
-        .env_remove("STRATA_DUCKDB_PATH")
-        .env_remove("DATABASE_URL")
-        .env_remove("NEON_DATABASE_URL")
-        .env("RUST_LOG", "warn");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let output = command.args(arguments).output().expect("the strata binary runs");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
+use common::{Run, sample, strata_in as strata};
 
 /// Runs `strata` against the DuckDB file `store.duckdb` in `directory`.
 #[cfg(feature = "duckdb")]

@@ -4,49 +4,15 @@
 #![allow(clippy::unwrap_used)]
 #![cfg(feature = "duckdb")]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use serde_json::Value;
+mod common;
 
-/// What one run of the binary produced.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn success(self) -> Self {
-        assert_eq!(self.code, Some(0), "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
-    }
-}
-
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data").join(name)
-}
+use common::{Run, sample};
 
 /// Runs `strata` in `directory` against its `store.duckdb`.
 fn strata(directory: &Path, arguments: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .current_dir(directory)
-        .env("STORAGE_BACKEND", "duckdb")
-        .env("STRATA_DUCKDB_PATH", "store.duckdb")
-        .env("RUST_LOG", "warn")
-        .args(arguments)
-        .output()
-        .expect("the strata binary runs");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    common::strata_in(directory, &[("STORAGE_BACKEND", "duckdb"), ("STRATA_DUCKDB_PATH", "store.duckdb")], arguments)
 }
 
 const EVOLVE: &[&str] = &[
@@ -122,22 +88,4 @@ fn evolve_prints_the_best_genomes_and_runs_show_lists_the_generations() {
     let missing = strata(dir.path(), &["evolve", "--symbols", "NOPE", "--population", "4", "--generations", "1"]);
     assert_ne!(missing.code, Some(0), "{missing:?}");
     assert!(missing.stderr.contains("strata ingest"), "{}", missing.stderr);
-}
-
-/// The reusable GA checks of `strata_ga_coord::testkit` against one DuckDB
-/// file shared by the coordinator and in-process workers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ga_checks_pass_on_duckdb() {
-    use std::sync::Arc;
-    use strata_adapter_duckdb::{DuckDbConfig, DuckDbStore};
-    use strata_ga_coord::testkit;
-
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(DuckDbStore::open(DuckDbConfig::new(dir.path().join("ga.duckdb"))).await.unwrap());
-    let report = testkit::check_determinism(store.clone(), store.clone()).await.unwrap();
-    assert_eq!(report.scenarios.len(), 5, "{report:?}");
-    assert!(report.killed_tasks >= 1, "{report:?}");
-    testkit::check_takeover(store.clone(), store.clone()).await.unwrap();
-    let cancel = testkit::check_cancel(store.clone(), store).await.unwrap();
-    assert!(cancel.evaluations < cancel.population, "{cancel:?}");
 }

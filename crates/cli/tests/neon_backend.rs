@@ -5,52 +5,40 @@
 #![cfg(feature = "neon")]
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data").join(name)
-}
+mod common;
+
+use common::{DropSchema, sample};
 
 /// Runs `strata` with `env`; returns (exit code, stdout, stderr).
 fn strata(env: &[(&str, &str)], arguments: &[&str]) -> (Option<i32>, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-    command.env_remove("STORAGE_BACKEND").env_remove("STRATA_PG_SCHEMA").env("RUST_LOG", "warn");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let output = command.args(arguments).output().expect("the strata binary runs");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-struct DropSchema(String, String);
-
-impl Drop for DropSchema {
-    fn drop(&mut self) {
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1);
-        let _ = Command::new("psql").args(["-X", "-q", "-d", &self.0, "-c", &sql]).output();
-    }
+    let run = common::strata(env, arguments);
+    (run.code, run.stdout, run.stderr)
 }
 
 #[test]
 fn neon_backend_ingests_queries_and_reports_health_like_the_others() {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(std::env::var("STRATA_REQUIRE_SERVICES").is_err(), "DATABASE_URL is required");
-        return eprintln!("DATABASE_URL is not set: skipped");
-    };
+    let Some(url) = common::database_url() else { return };
     let schema = format!("cli_{}", std::process::id());
-    let _cleanup = DropSchema(url.clone(), schema.clone());
+    let _cleanup = DropSchema::new(&url, &schema);
     let env = [("STORAGE_BACKEND", "neon"), ("DATABASE_URL", url.as_str()), ("STRATA_PG_SCHEMA", schema.as_str())];
     let files = [sample("sp500_daily.csv"), sample("quandl_wiki_stocks_daily.csv")];
     let files: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
 
     let (code, out, err) = strata(&env, &["migrate"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("migration_version  1") && out.contains("partitions"), "{out}");
+    // The layout this server offers, with its reason: a hypertable where TimescaleDB is
+    // preloaded, native partitions otherwise.
+    assert!(out.contains("migration_version  1"), "{out}");
+    let preload_sql = "SELECT coalesce((SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'), '')";
+    let preload = Command::new("psql").args(["-X", "-tA", "-d", &url, "-c", preload_sql]).output().unwrap();
+    let preloaded = String::from_utf8_lossy(&preload.stdout)
+        .split(',')
+        .any(|library| library.trim().trim_matches('"').trim_end_matches(".so").ends_with("timescaledb"));
+    let offered = if preloaded { "TimescaleDB hypertable" } else { "native range partitions" };
+    assert!(out.contains(offered), "expected {offered}: {out}");
+    assert!(out.to_ascii_lowercase().contains("timescaledb"), "the layout says why: {out}");
 
     let mut ingest = vec!["ingest"];
     ingest.extend(&files);
@@ -92,34 +80,10 @@ fn neon_backend_ingests_queries_and_reports_health_like_the_others() {
     assert!(neon_digest.lines().count() > 17_000, "one digest line per (symbol, day)");
 
     // A bad value names the variable and what it accepts; nothing is opened.
-    let (code, _, err) = strata(&[("STORAGE_BACKEND", "neon"), ("STRATA_PG_PARTITION", "fortnight")], &["summary"]);
+    let bad = [("STORAGE_BACKEND", "neon"), ("DATABASE_URL", url.as_str()), ("STRATA_PG_PARTITION", "fortnight")];
+    let (code, _, err) = strata(&bad, &["summary"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("STRATA_PG_PARTITION") && err.contains("month"), "{err}");
-}
-
-/// The reusable GA checks of `strata_ga_coord::testkit` against PostgreSQL:
-/// same per-generation population hashes with 1, 2 and 8 workers, a worker
-/// killed mid-lease, the coordinator crashed and resumed; takeover; cancel.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ga_checks_pass_on_postgres() {
-    use std::sync::Arc;
-    use strata_adapter_neon::{NeonConfig, NeonStore};
-    use strata_ga_coord::testkit;
-
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(std::env::var("STRATA_REQUIRE_SERVICES").is_err(), "DATABASE_URL is required");
-        return eprintln!("DATABASE_URL is not set: skipped");
-    };
-    let schema = format!("ga_{}", std::process::id());
-    let _cleanup = DropSchema(url.clone(), schema.clone());
-    let config = NeonConfig::from_url(&url).unwrap().with_schema(schema).unwrap();
-    let store = Arc::new(NeonStore::open(config).await.unwrap());
-    let report = testkit::check_determinism(store.clone(), store.clone()).await.unwrap();
-    assert_eq!(report.scenarios.len(), 5, "{report:?}");
-    assert!(report.killed_tasks >= 1, "{report:?}");
-    testkit::check_takeover(store.clone(), store.clone()).await.unwrap();
-    let cancel = testkit::check_cancel(store.clone(), store).await.unwrap();
-    assert!(cancel.evaluations < cancel.population, "{cancel:?}");
 }
 
 /// `strata worker` processes on the same PostgreSQL as `strata evolve`, one
@@ -127,12 +91,9 @@ async fn ga_checks_pass_on_postgres() {
 /// per-generation population hashes of a single-process run with the same seed.
 #[test]
 fn worker_processes_killed_mid_run_change_nothing() {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(std::env::var("STRATA_REQUIRE_SERVICES").is_err(), "DATABASE_URL is required");
-        return eprintln!("DATABASE_URL is not set: skipped");
-    };
+    let Some(url) = common::database_url() else { return };
     let schema = format!("gaproc_{}", std::process::id());
-    let _cleanup = DropSchema(url.clone(), schema.clone());
+    let _cleanup = DropSchema::new(&url, &schema);
     let env = [("STORAGE_BACKEND", "neon"), ("DATABASE_URL", url.as_str()), ("STRATA_PG_SCHEMA", schema.as_str())];
     let files = [sample("sp500_daily.csv"), sample("quandl_wiki_stocks_daily.csv")];
     let mut ingest = vec!["ingest"];
@@ -176,48 +137,58 @@ fn worker_processes_killed_mid_run_change_nothing() {
     let reference = hashes(&reference);
     assert_eq!(reference.len(), 4);
 
-    // Two external workers with a short TTL, then the coordinator (with one in-process worker).
-    let spawn_worker = |id: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-        command.env_remove("STRATA_PG_SCHEMA").env("RUST_LOG", "error");
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        command
-            .args(["worker", "--id", id, "--ttl", "1", "--batch", "4", "--exit-when-idle", "20"])
+    // Deterministic by construction: the coordinator runs no worker of its
+    // own and the doomed worker is the only one, so the run cannot move until
+    // the doomed worker takes leases; it is frozen (SIGSTOP) once the store
+    // shows it holding some, so it cannot complete them before the SIGKILL;
+    // only then does the survivor start.
+    let spawn_worker = |id: &str, batch: &str| {
+        common::command(&env)
+            .env("RUST_LOG", "error")
+            .args(["worker", "--id", id, "--ttl", "1", "--batch", batch, "--exit-when-idle", "20"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("starting a worker process")
     };
-    let mut doomed = spawn_worker("doomed");
-    let mut survivor = spawn_worker("survivor");
-    let mut coordinator = Command::new(env!("CARGO_BIN_EXE_strata"));
-    coordinator.env_remove("STRATA_PG_SCHEMA").env("RUST_LOG", "error");
-    for (key, value) in env {
-        coordinator.env(key, value);
-    }
-    let coordinator = coordinator
-        .args(run_args("distributed", "1"))
+    let mut coordinator = common::command(&env)
+        .env("RUST_LOG", "error")
+        .args(run_args("distributed", "0"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("starting the coordinator");
-    let psql = |sql: &str| {
-        let out = Command::new("psql").args(["-X", "-At", "-d", &url, "-c", sql]).output().expect("psql");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    // Kill the doomed worker while it holds leases of the distributed run.
+    let mut doomed = spawn_worker("doomed", "16");
+    let psql = |sql: &str| common::psql(&url, sql);
     let holding = format!(
         "SELECT count(*) FROM {schema}.tasks WHERE run_id = 'distributed' AND worker = 'doomed' AND state = 'leased'"
     );
-    let started = std::time::Instant::now();
-    while psql(&holding).parse::<u64>().unwrap_or(0) == 0 {
-        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the doomed worker never held a lease");
+    let signal = |name: &str, pid: u32| {
+        let status = Command::new("kill").args([name, &pid.to_string()]).status().expect("kill(1)");
+        assert!(status.success(), "kill {name} {pid}");
+    };
+    // Wait for the state "the doomed worker holds leases of the run", freeze
+    // it, and check again: a worker that completed its batch in between is
+    // let go on and caught at its next lease. Nothing else can finish the run.
+    let mut frozen_holding = 0;
+    for _ in 0..10_000 {
+        if let Some(status) = coordinator.try_wait().expect("coordinator status") {
+            panic!("the coordinator ended ({status}) before the doomed worker was caught holding leases");
+        }
+        if psql(&holding).parse::<u64>().unwrap_or(0) > 0 {
+            signal("-STOP", doomed.id());
+            frozen_holding = psql(&holding).parse::<u64>().unwrap_or(0);
+            if frozen_holding > 0 {
+                break;
+            }
+            signal("-CONT", doomed.id());
+        }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    assert!(frozen_holding > 0, "the doomed worker was never caught holding a lease");
     doomed.kill().expect("SIGKILL a worker mid-lease");
     let _ = doomed.wait();
+    let mut survivor = spawn_worker("survivor", "4");
     let output = coordinator.wait_with_output().expect("the coordinator finishes");
     let _ = survivor.kill();
     let _ = survivor.wait();

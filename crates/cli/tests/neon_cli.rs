@@ -5,22 +5,11 @@
 #![cfg(feature = "neon-api")]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
-/// What one run of the binary produced.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+mod common;
 
-impl Run {
-    fn success(self) -> Self {
-        assert_eq!(self.code, Some(0), "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
-        self
-    }
-}
+use common::Run;
 
 /// A `strata neon fake-server` child process, killed when dropped.
 struct FakeServer {
@@ -37,9 +26,8 @@ impl Drop for FakeServer {
 
 /// Starts the fake on a free port and reads the `export NAME=value` lines it prints.
 fn start_fake() -> FakeServer {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+    let mut child = common::command(&[])
         .args(["neon", "fake-server", "--port", "0", "--operation-ms", "20", "--seed-project", "cli-test"])
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -57,17 +45,12 @@ fn start_fake() -> FakeServer {
 
 /// Runs `strata neon ...` against the fake.
 fn neon(fake: &FakeServer, arguments: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-    command.arg("neon").args(arguments).env("RUST_LOG", "warn");
+    let mut command = common::command(&[]);
+    command.arg("neon").args(arguments);
     for (name, value) in &fake.environment {
         command.env(name, value);
     }
-    let output = command.output().unwrap();
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    common::run(&mut command)
 }
 
 #[test]
@@ -119,20 +102,16 @@ fn neon_commands_work_against_the_fake_server() {
 
 #[test]
 fn missing_credentials_are_named() {
-    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["neon", "branch", "list"])
-        .env_remove("NEON_API_KEY")
-        .env_remove("NEON_PROJECT_ID")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("NEON_API_KEY"));
+    let run = common::run(
+        common::command(&[]).args(["neon", "branch", "list"]).env_remove("NEON_API_KEY").env_remove("NEON_PROJECT_ID"),
+    )
+    .exits(2);
+    assert!(run.stderr.contains("NEON_API_KEY"), "{run:?}");
 }
 
 #[test]
 fn help_teaches_with_examples() {
-    let output = Command::new(env!("CARGO_BIN_EXE_strata")).args(["neon", "--help"]).output().unwrap();
-    let help = String::from_utf8_lossy(&output.stdout);
+    let help = common::strata(&[], &["neon", "--help"]).success().stdout;
     for expected in
         ["NEON_API_KEY", "NEON_PROJECT_ID", "NEON_API_BASE_URL", "Examples:", "fake-server", "connection-uri"]
     {

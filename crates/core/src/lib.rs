@@ -27,8 +27,10 @@
 
 pub mod bar;
 pub mod digest;
+pub mod display;
 pub mod error;
 pub mod evolution;
+pub mod policy;
 pub mod ports;
 pub mod query;
 pub mod schema;

@@ -19,7 +19,7 @@
 //!   store bit for bit;
 //! - the coordinator role is an expiring lease in the store ([`lease`]).
 //!
-//! [`testkit`] holds the end-to-end checks (determinism with 1, 2 and 8
+//! `testkit` (feature `testkit`, for test suites) holds the end-to-end checks (determinism with 1, 2 and 8
 //! workers, a worker and coordinators killed on purpose, takeover, cancel)
 //! as plain `async fn`s over `Arc<dyn EvolutionStore>` and
 //! `Arc<dyn MarketDataStore>`, so every backend runs the same checks.
@@ -51,6 +51,7 @@ pub mod lease;
 pub mod local;
 pub mod ops;
 pub mod strategy;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod worker;
 

@@ -18,7 +18,9 @@ use crate::worker::{Worker, WorkerConfig, WorkerReport};
 /// Settings of a single-machine run.
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
-    /// In-process workers (each evaluates on tokio's blocking pool; use the number of cores).
+    /// In-process workers (each evaluates on tokio's blocking pool; use the
+    /// number of cores). 0 runs the coordinator only: the evaluations are
+    /// left to `strata worker` processes that share the store.
     pub workers: u32,
     /// The coordinator's settings (its holder id also prefixes the workers' ids).
     pub coordinator: CoordinatorConfig,
@@ -26,6 +28,8 @@ pub struct LocalOptions {
     pub worker_ttl: Duration,
     /// Most tasks per worker lease.
     pub max_batch: u32,
+    /// The machine's name, recorded with each worker.
+    pub hostname: String,
 }
 
 impl LocalOptions {
@@ -37,6 +41,7 @@ impl LocalOptions {
             coordinator: CoordinatorConfig::new(holder),
             worker_ttl: Duration::from_secs(10),
             max_batch: 64,
+            hostname: "localhost".to_string(),
         }
     }
 }
@@ -63,12 +68,13 @@ pub async fn evolve_local(
     let evaluator = Evaluator::new(market, registry.clone());
     let (stop, stopped) = watch::channel(false);
     let mut handles = Vec::new();
-    for index in 0..options.workers.max(1) {
+    for index in 0..options.workers {
         let id = WorkerId::new(format!("{}-w{index}", options.coordinator.holder))
             .map_err(|e| GaError::Config(format!("worker id: {e}")))?;
         let mut config = WorkerConfig::new(id).with_ttl(options.worker_ttl);
         config.run = Some(spec.id.clone());
         config.max_batch = options.max_batch;
+        config.hostname = options.hostname.clone();
         config.stop_when_run_ends = true;
         config.idle_wait = (options.coordinator.poll / 2).max(Duration::from_millis(5));
         let worker = Worker::new(evolution.clone(), evaluator.clone(), config);

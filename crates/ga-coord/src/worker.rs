@@ -50,6 +50,9 @@ pub struct WorkerConfig {
     pub stop_when_run_ends: bool,
     /// Stop after this long without work (`None`: never).
     pub exit_when_idle: Option<Duration>,
+    /// The machine's name, recorded with the worker (the caller finds it:
+    /// this crate reads no environment).
+    pub hostname: String,
 }
 
 impl WorkerConfig {
@@ -66,6 +69,7 @@ impl WorkerConfig {
             idle_wait: Duration::from_millis(200),
             stop_when_run_ends: false,
             exit_when_idle: None,
+            hostname: "localhost".to_string(),
         }
     }
 
@@ -124,11 +128,8 @@ impl Worker {
     /// the worker idles too long). Dropping the future kills the worker the
     /// way a crash would: its leases simply expire.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) -> GaResult<WorkerReport> {
-        let info = WorkerInfo {
-            id: self.config.id.clone(),
-            hostname: std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
-            pid: std::process::id(),
-        };
+        let info =
+            WorkerInfo { id: self.config.id.clone(), hostname: self.config.hostname.clone(), pid: std::process::id() };
         self.evolution.register_worker(info).await?;
         let held = Arc::new(Mutex::new(Held::default()));
         let lease_loop = self.lease_loop(shutdown.clone(), held.clone());

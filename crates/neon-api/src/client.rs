@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use strata_core::Secret;
+use strata_core::policy::{Backoff, Idempotency};
 use tokio::time::Instant;
 use url::Url;
 
@@ -41,17 +42,6 @@ struct Inner {
     authorization: HeaderValue,
     config: NeonConfig,
     limiter: RateLimiter,
-}
-
-/// Whether a call may be repeated after an unclear failure (a 5xx or a lost connection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Idempotency {
-    /// GET and HEAD.
-    Safe,
-    /// A mutation that is harmless to repeat (delete, settings updates, set default, start, suspend).
-    Idempotent,
-    /// Creating something, resetting a password: repeating may do it twice.
-    NotIdempotent,
 }
 
 /// One API call: method, route template (for logs, errors and rate limits), path segments, query and body.
@@ -146,29 +136,11 @@ pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Opti
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Capped exponential backoff with jitter: between half and all of `min(max, base * 2^(attempt-1))`.
+/// Capped exponential backoff with jitter: between half and all of
+/// `min(max, base * 2^(attempt-1))` (the one policy in `strata_core::policy`;
+/// the overall deadline is checked by the caller).
 pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(20);
-    let full = policy.base_delay.saturating_mul(1u32 << exponent).min(policy.max_delay);
-    let half = full / 2;
-    let span_ms = (full - half).as_millis().max(1) as u64;
-    let jitter_ms = jitter_source() % (span_ms + 1);
-    (half + Duration::from_millis(jitter_ms)).min(policy.max_delay)
-}
-
-/// A cheap, non-cryptographic random number for jitter (splitmix64 over a clock-seeded counter).
-/// The workspace's `rand` is built without a thread-local generator, and jitter needs no more than this.
-fn jitter_source() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos() as u64)
-        .unwrap_or(0);
-    let mut value = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ seed;
-    value = (value ^ (value >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    value = (value ^ (value >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    value ^ (value >> 31)
+    Backoff::new(policy.base_delay, policy.max_delay, Duration::MAX).delay(attempt)
 }
 
 /// Summarises an error body: the API's JSON `{code, message, request_id}`, or the
@@ -343,7 +315,7 @@ impl NeonClient {
                         .and_then(|value| parse_retry_after(&value, std::time::SystemTime::now()));
                     let retryable = match status.as_u16() {
                         423 | 429 | 503 => true,
-                        500..=599 => call.idempotency != Idempotency::NotIdempotent,
+                        500..=599 => call.idempotency.may_repeat(),
                         _ => false,
                     };
                     let error = NeonError::Api {
@@ -358,7 +330,7 @@ impl NeonClient {
                     (error, retryable, retry_after)
                 }
                 Err(error) => {
-                    let may_repeat = call.idempotency != Idempotency::NotIdempotent;
+                    let may_repeat = call.idempotency.may_repeat();
                     tracing::debug!(
                         method = call.method_name,
                         route = call.route,

@@ -365,6 +365,45 @@ impl Drop for Cluster {
     }
 }
 
+/// A schema on a server, dropped (`CASCADE`, with `psql`) when this guard
+/// goes, whether the test passed or not: the one place tests and benchmarks
+/// clean up the schemas they create.
+#[derive(Debug)]
+pub struct TempSchema {
+    url: String,
+    schema: String,
+}
+
+impl TempSchema {
+    /// Guards `schema` on the server at `url` (nothing is created here).
+    pub fn new(url: &str, schema: &str) -> Self {
+        TempSchema { url: url.to_string(), schema: schema.to_string() }
+    }
+
+    /// The schema name.
+    pub fn name(&self) -> &str {
+        &self.schema
+    }
+
+    /// Drops the schema now; also what dropping the guard does.
+    pub fn drop_now(&self) -> io::Result<()> {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_identifier(&self.schema));
+        let output = Command::new("psql").args(["-X", "-q", "-d", &self.url, "-c", &sql]).output()?;
+        check(output, "psql DROP SCHEMA").map(drop)
+    }
+}
+
+impl Drop for TempSchema {
+    fn drop(&mut self) {
+        let _ = self.drop_now();
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// A PgBouncer in transaction mode in front of a server, stopped on drop.
 #[derive(Debug)]
 pub struct Bouncer {

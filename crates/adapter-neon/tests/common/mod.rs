@@ -10,31 +10,7 @@ use std::time::Duration;
 use strata_adapter_neon::{NeonConfig, NeonStore};
 
 /// Drops its schema (CASCADE) with `psql` when dropped.
-#[derive(Debug)]
-pub struct SchemaGuard {
-    url: String,
-    schema: String,
-}
-
-impl SchemaGuard {
-    /// Guards `schema` on the server at `url`.
-    pub fn new(url: &str, schema: &str) -> Self {
-        SchemaGuard { url: url.to_string(), schema: schema.to_string() }
-    }
-
-    /// The schema name.
-    pub fn schema(&self) -> &str {
-        &self.schema
-    }
-}
-
-impl Drop for SchemaGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args(["-X", "-q", "-d", &self.url, "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema)])
-            .output();
-    }
-}
+pub use strata_testpg::TempSchema as SchemaGuard;
 
 /// A schema name unique to this process and call.
 pub fn unique_schema(prefix: &str) -> String {
@@ -69,7 +45,7 @@ pub fn test_config(url: &str, schema: &str, via_bouncer: bool) -> NeonConfig {
 pub async fn fresh_store(via_bouncer: bool) -> Option<(Arc<NeonStore>, SchemaGuard)> {
     let url = test_url(via_bouncer)?;
     let schema = unique_schema(if via_bouncer { "tb" } else { "t" });
-    let guard = SchemaGuard { url: url.clone(), schema: schema.clone() };
+    let guard = SchemaGuard::new(&url, &schema);
     let store = NeonStore::open(test_config(&url, &schema, via_bouncer)).await.expect("opening the test store");
     Some((Arc::new(store), guard))
 }

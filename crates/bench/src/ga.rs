@@ -1,4 +1,4 @@
-//! The GA section of `strata bench`: evaluations per second of a
+//! The GA section of `cargo xtask bench`: evaluations per second of a
 //! 200-individual generation on 10 years of daily bars and on 1 year of
 //! minute bars, with 1 and 2 in-process workers, next to the same
 //! backtests run back to back without any coordination (the baseline); and
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use strata_core::evolution::{Completion, LeaseRequest, NewTask, RunId, RunSpec, TaskOutcome, WorkerId};
+use strata_core::evolution::{RunId, WorkerId};
 use strata_core::synthetic::SyntheticSpec;
 use strata_core::{EvolutionStore, MarketDataStore, Timestamp};
 use strata_ga_coord::genome::GenomeSpec;
@@ -69,7 +69,7 @@ pub(crate) async fn run(as_json: bool) -> Result<()> {
     ];
     let registry = Arc::new(StrategyRegistry::default());
     let mut lines = Vec::new();
-    eprintln!("strata bench (GA): generations of {POPULATION} individuals, fresh caches for every line");
+    eprintln!("strata-bench (GA): generations of {POPULATION} individuals, fresh caches for every line");
     for (data, spec) in &cases {
         let store = Arc::new(strata_adapter_mock::MemoryStore::new());
         let market: Arc<dyn MarketDataStore> = store.clone();
@@ -128,7 +128,6 @@ pub(crate) async fn run(as_json: bool) -> Result<()> {
             }
         }
     }
-    #[cfg(feature = "duckdb")]
     {
         // The same generations with the state and the bars in one DuckDB file.
         let dir = tempfile::tempdir().context("creating a temporary directory for the DuckDB file")?;
@@ -216,10 +215,8 @@ fn print_lines(lines: &[GaLine], as_json: bool) {
 
 /// Lease 32 + complete 32 with a no-op fitness, from one worker, until 4,000 tasks are done.
 async fn noop_coordination(as_json: bool) -> Result<()> {
-    #[cfg_attr(not(feature = "duckdb"), allow(unused_mut))]
     let mut stores: Vec<(&'static str, Arc<dyn EvolutionStore>)> =
         vec![("memory", Arc::new(strata_adapter_mock::MemoryStore::new()))];
-    #[cfg(feature = "duckdb")]
     let _dir = {
         let dir = tempfile::tempdir().context("creating a temporary directory for the DuckDB file")?;
         let config = strata_adapter_duckdb::DuckDbConfig::new(dir.path().join("ga.duckdb"));
@@ -233,44 +230,12 @@ async fn noop_coordination(as_json: bool) -> Result<()> {
     for (name, store) in stores {
         let tasks = 4_000u32;
         let run = RunId::new(unique("bench-noop"))?;
-        let spec = RunSpec {
-            id: run.clone(),
-            strategy: "noop".into(),
-            seed: 0,
-            population_size: tasks,
-            generations: 1,
-            config: "{}".into(),
-        };
-        store.create_run(spec).await?;
-        let new_tasks = (0..tasks).map(|individual| NewTask { individual, payload: "{}".into() }).collect();
-        store.enqueue_tasks(&run, 0, new_tasks, 3).await?;
+        crate::noop::create_noop_run(store.as_ref(), &run, tasks).await?;
         let worker = WorkerId::new(unique("noop"))?;
         let started = Instant::now();
-        let mut done = 0u32;
-        while done < tasks {
-            let request = LeaseRequest {
-                worker: worker.clone(),
-                run: Some(run.clone()),
-                max_tasks: 32,
-                ttl: Duration::from_secs(30),
-            };
-            let leases = store.lease_tasks(request).await?;
-            if leases.is_empty() {
-                break;
-            }
-            let completions: Vec<Completion> = leases
-                .into_iter()
-                .map(|lease| Completion {
-                    key: lease.key,
-                    token: lease.token,
-                    outcome: TaskOutcome::Succeeded { fitness: 0.0, result: "{}".into() },
-                })
-                .collect();
-            done += completions.len() as u32;
-            store.complete_tasks(&worker, completions).await?;
-        }
+        let done = crate::noop::lease_and_complete(store.as_ref(), &run, &worker).await?;
         let elapsed = started.elapsed();
-        let rate = f64::from(done) / elapsed.as_secs_f64().max(1e-9);
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
         if as_json {
             let document = json!({
                 "section": "ga-coordination",

@@ -1,53 +1,85 @@
-//! `strata bench`: ingest and query throughput of every compiled-in backend on
-//! generated data, each figure next to a baseline measured in the same run.
+//! `strata-bench` (run by `cargo xtask bench`): ingest and query throughput
+//! of every backend on generated data, each figure next to a baseline
+//! measured in the same run, then the PostgreSQL section (when
+//! `DATABASE_URL` is set) and the GA section. Not shipped: this crate may
+//! name adapters and drivers and hold SQL; the `strata` binary does neither.
 //!
 //! Baselines:
 //! - `validate`: `strata-core` validation alone, the floor every backend pays;
 //! - `duckdb raw append` / `duckdb raw range query`: the DuckDB engine doing
 //!   the same load and read with no validation, no key, no upsert and no
-//!   conversion to the canonical schema, through the same duckdb-rs build.
+//!   conversion to the canonical schema, through the same duckdb-rs build
+//!   ([`baseline`]);
+//! - PostgreSQL: `psql \copy` and `psql -c "COPY (SELECT ...) TO STDOUT"` of
+//!   the same rows ([`postgres`]).
 //!
 //! Ratios are "this operation's rows/s divided by its baseline's rows/s", so
 //! they survive a slower or busier machine better than absolute numbers.
 
+mod baseline;
+mod ga;
+mod noop;
+mod postgres;
+
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::output::group_thousands;
 use anyhow::{Context, Result};
+use clap::Parser as _;
+use strata_core::display::group_thousands;
 use strata_core::synthetic::SyntheticSpec;
 use strata_core::{BarBatch, BarQuery, MarketDataStore, MarketDataStoreExt, Symbol, Timestamp};
 
-/// Options of `strata bench`.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct BenchArgs {
+fn main() -> ExitCode {
+    let args = BenchArgs::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("strata-bench: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("strata-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Options of `cargo xtask bench` (`strata-bench`).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "strata-bench", about = "Throughput of every Strata backend against same-run baselines")]
+struct BenchArgs {
     /// Total rows to generate.
     #[arg(long, default_value_t = 1_000_000)]
-    pub(crate) rows: usize,
+    rows: usize,
     /// Symbols the rows are spread over.
     #[arg(long, default_value_t = 10)]
-    pub(crate) symbols: usize,
+    symbols: usize,
     /// Rows per write batch.
     #[arg(long, default_value_t = 100_000)]
-    pub(crate) batch_rows: usize,
+    batch_rows: usize,
     /// Query repetitions (the figure is the total over all repetitions).
     #[arg(long, default_value_t = 20)]
-    pub(crate) repeat: usize,
+    repeat: usize,
     /// Print the table as JSON lines instead.
     #[arg(long)]
-    pub(crate) json: bool,
+    json: bool,
     /// Row counts of the PostgreSQL ingest benchmark (runs when DATABASE_URL is set).
     #[arg(long, value_delimiter = ',', default_value = "1000000,5000000")]
-    pub(crate) pg_rows: Vec<usize>,
+    pg_rows: Vec<usize>,
     /// Skip the PostgreSQL section even when DATABASE_URL is set.
     #[arg(long)]
-    pub(crate) skip_pg: bool,
+    skip_pg: bool,
     /// Skip the GA section (evaluations per second, coordination cost per task).
     #[arg(long)]
-    pub(crate) skip_ga: bool,
+    skip_ga: bool,
     /// Run only the GA section.
     #[arg(long, conflicts_with = "skip_ga")]
-    pub(crate) only_ga: bool,
+    only_ga: bool,
 }
 
 /// One measured line.
@@ -68,16 +100,15 @@ impl Measurement {
 }
 
 /// Runs the benchmark and prints the table.
-pub(crate) async fn run(args: &BenchArgs) -> Result<()> {
-    #[cfg(feature = "memory")]
+async fn run(args: &BenchArgs) -> Result<()> {
     if args.only_ga {
-        return crate::bench_ga::run(args.json).await;
+        return ga::run(args.json).await;
     }
     let symbols = args.symbols.max(1);
     let per_symbol = (args.rows / symbols).max(1);
     let spec = SyntheticSpec::minutes(symbols, per_symbol, 7);
     eprintln!(
-        "strata bench: generating {} rows ({symbols} symbols x {per_symbol} one-minute bars), batches of {}",
+        "strata-bench: generating {} rows ({symbols} symbols x {per_symbol} one-minute bars), batches of {}",
         spec.total_rows(),
         args.batch_rows
     );
@@ -99,15 +130,12 @@ pub(crate) async fn run(args: &BenchArgs) -> Result<()> {
     });
     let validate_line = Some(0);
 
-    #[cfg(feature = "memory")]
     {
         let store: Arc<dyn MarketDataStore> = Arc::new(strata_adapter_mock::MemoryStore::new());
         measure_store(&store, "memory", &batches, &spec, range, args.repeat, validate_line, None, &mut table).await?;
     }
 
-    #[cfg(feature = "duckdb")]
     {
-        use strata_adapter_duckdb::baseline;
         let dir = tempfile::tempdir().context("creating a temporary directory for the DuckDB files")?;
         let raw_path = dir.path().join("baseline.duckdb");
         let record_batches: Vec<_> = batches.iter().map(|b| b.record_batch().clone()).collect();
@@ -151,17 +179,15 @@ pub(crate) async fn run(args: &BenchArgs) -> Result<()> {
 
     print_table(&table, args.json);
 
-    #[cfg(feature = "neon")]
     match std::env::var("DATABASE_URL") {
         Ok(url) if !args.skip_pg && !url.trim().is_empty() => {
-            crate::bench_neon::run(&url, &args.pg_rows, args.batch_rows, 3, args.json).await?;
+            postgres::run(&url, &args.pg_rows, args.batch_rows, 3, args.json).await?;
         }
-        _ => eprintln!("strata bench: PostgreSQL section skipped (DATABASE_URL unset or --skip-pg)"),
+        _ => eprintln!("strata-bench: PostgreSQL section skipped (DATABASE_URL unset or --skip-pg)"),
     }
 
-    #[cfg(feature = "memory")]
     if !args.skip_ga {
-        crate::bench_ga::run(args.json).await?;
+        ga::run(args.json).await?;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Raw DuckDB operations without Strata's layers (validation, staging table,
-//! upsert, canonical batches, blocking pool), used by `strata bench` as the
-//! baseline a [`crate::DuckDbStore`] is compared with.
+//! upsert, canonical batches, blocking pool): the baseline a
+//! `strata_adapter_duckdb::DuckDbStore` is compared with.
 //!
 //! Each function opens its own connection to `path`: use a file that no
 //! store in this process has open.
@@ -8,11 +8,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context as _, Result};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params};
-use strata_core::Result;
-
-use crate::error::ResultExt;
 
 /// Creates the baseline table (no key, so no index to maintain).
 const CREATE_RAW_BARS: &str = "CREATE TABLE IF NOT EXISTS raw_bars (
@@ -22,23 +20,28 @@ const CREATE_RAW_BARS: &str = "CREATE TABLE IF NOT EXISTS raw_bars (
 /// Appends `batches` (in the canonical bar schema) to a plain table of the
 /// file at `path` with the Arrow appender, in autocommit mode. Returns the
 /// time the appends and the final flush took.
-pub fn raw_append(path: &Path, batches: &[RecordBatch]) -> Result<Duration> {
-    let connection = Connection::open(path).during("opening the baseline file")?;
-    connection.execute_batch(CREATE_RAW_BARS).during("creating the baseline table")?;
+pub(crate) fn raw_append(path: &Path, batches: &[RecordBatch]) -> Result<Duration> {
+    let connection = Connection::open(path).context("opening the baseline file")?;
+    connection.execute_batch(CREATE_RAW_BARS).context("creating the baseline table")?;
     let started = Instant::now();
-    let mut appender = connection.appender("raw_bars").during("opening the baseline appender")?;
+    let mut appender = connection.appender("raw_bars").context("opening the baseline appender")?;
     for batch in batches {
-        appender.append_record_batch(batch.clone()).during("appending to the baseline table")?;
+        appender.append_record_batch(batch.clone()).context("appending to the baseline table")?;
     }
-    appender.flush().during("flushing the baseline appender")?;
+    appender.flush().context("flushing the baseline appender")?;
     Ok(started.elapsed())
 }
 
 /// Reads `symbol`'s rows in `[start_micros, end_micros)` from the table
 /// [`raw_append`] filled, ordered by time, as Arrow. Returns the row count
 /// and the time the query took.
-pub fn raw_range_query(path: &Path, symbol: &str, start_micros: i64, end_micros: i64) -> Result<(usize, Duration)> {
-    let connection = Connection::open(path).during("opening the baseline file")?;
+pub(crate) fn raw_range_query(
+    path: &Path,
+    symbol: &str,
+    start_micros: i64,
+    end_micros: i64,
+) -> Result<(usize, Duration)> {
+    let connection = Connection::open(path).context("opening the baseline file")?;
     let started = Instant::now();
     let mut statement = connection
         .prepare(
@@ -46,12 +49,12 @@ pub fn raw_range_query(path: &Path, symbol: &str, start_micros: i64, end_micros:
              WHERE symbol = ? AND ts >= CAST(make_timestamp(?) AS TIMESTAMPTZ) AND ts < CAST(make_timestamp(?) AS TIMESTAMPTZ)
              ORDER BY ts",
         )
-        .during("preparing the baseline query")?;
+        .context("preparing the baseline query")?;
     let mut rows = 0;
     for batch in
-        statement.stream_arrow(params![symbol, start_micros, end_micros]).during("running the baseline query")?
+        statement.stream_arrow(params![symbol, start_micros, end_micros]).context("running the baseline query")?
     {
-        rows += batch.during("reading the baseline query")?.num_rows();
+        rows += batch.context("reading the baseline query")?.num_rows();
     }
     Ok((rows, started.elapsed()))
 }

@@ -1,4 +1,4 @@
-//! `strata bench`'s PostgreSQL section (when `DATABASE_URL` is set; `cargo
+//! The PostgreSQL section of `cargo xtask bench` (when `DATABASE_URL` is set; `cargo
 //! xtask bench` starts a throwaway durable cluster): the neon store against
 //! `psql` doing the same work in the same run.
 //!
@@ -23,13 +23,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use strata_adapter_neon::{NeonConfig, NeonStore};
-use strata_core::evolution::{Completion, LeaseRequest, NewTask, RunId, RunSpec, TaskOutcome, WorkerId};
+use strata_core::evolution::{RunId, WorkerId};
 use strata_core::synthetic::SyntheticSpec;
 use strata_core::{
     BarBatch, BarQuery, EvolutionStore, MarketDataStore, MarketDataStoreExt, Symbol, TimeRange, Timestamp,
 };
 
-use crate::output::group_thousands;
+use strata_core::display::group_thousands;
+use strata_formats::write::CsvWriter;
+use strata_testpg::TempSchema;
 
 /// One line of the PostgreSQL table.
 #[derive(Debug)]
@@ -45,6 +47,7 @@ pub(crate) async fn run(url: &str, row_counts: &[usize], batch_rows: usize, repe
     let psql = which_psql().context("the PostgreSQL benchmark compares with psql, which is not installed")?;
     let schema = format!("strata_bench_{}", std::process::id());
     let baseline_schema = format!("{schema}_psql");
+    let _dropped_at_the_end = (TempSchema::new(url, &schema), TempSchema::new(url, &baseline_schema));
     let mut lines = Vec::new();
     let outcome = async {
         for &rows in row_counts {
@@ -53,8 +56,6 @@ pub(crate) async fn run(url: &str, row_counts: &[usize], batch_rows: usize, repe
         bench_leases(url, &schema, &mut lines).await
     }
     .await;
-    let cleanup = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; DROP SCHEMA IF EXISTS {baseline_schema} CASCADE");
-    let _ = Command::new(&psql).args(["-X", "-q", "-d", url, "-c", &cleanup]).output();
     outcome?;
     print_lines(&lines, json);
     Ok(())
@@ -80,33 +81,13 @@ async fn prepare_partitions(store: &NeonStore, spec: &SyntheticSpec, bars: &[Bar
     Ok(())
 }
 
+/// The rows as the CSV `strata query --format csv` writes (header included).
 fn write_csv(path: &Path, batches: &[BarBatch]) -> Result<()> {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut writer = CsvWriter::new(std::io::BufWriter::new(std::fs::File::create(path)?))?;
     for batch in batches {
-        for bar in batch.to_bars() {
-            let time = bar.timestamp.to_datetime().context("timestamp out of range")?;
-            write!(
-                out,
-                "{},{},{},{},{},{},{},",
-                bar.symbol,
-                time.format("%Y-%m-%d %H:%M:%S%.6f+00"),
-                bar.open,
-                bar.high,
-                bar.low,
-                bar.close,
-                bar.volume
-            )?;
-            if let Some(vwap) = bar.vwap {
-                write!(out, "{vwap}")?;
-            }
-            out.write_all(b",")?;
-            if let Some(count) = bar.trade_count {
-                write!(out, "{count}")?;
-            }
-            out.write_all(b"\n")?;
-        }
+        writer.write(batch)?;
     }
-    out.flush()?;
+    writer.finish()?.flush()?;
     Ok(())
 }
 
@@ -140,7 +121,7 @@ async fn bench_bars(
     let spec = SyntheticSpec::minutes(symbols, rows / symbols, 11);
     let batches: Vec<BarBatch> = spec.batches(batch_rows).collect();
     let total: usize = batches.iter().map(BarBatch::len).sum();
-    eprintln!("strata bench: PostgreSQL, {} rows", group_thousands(total as u64));
+    eprintln!("strata-bench: PostgreSQL, {} rows", group_thousands(total as u64));
     let drop_both = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; DROP SCHEMA IF EXISTS {baseline_schema} CASCADE");
     psql_timed(psql, url, &drop_both)?;
     let store = NeonStore::open(store_config(url, schema)?).await?;
@@ -153,7 +134,7 @@ async fn bench_bars(
     write_csv(&csv, &batches)?;
     let copy = format!(
         "\\copy {baseline_schema}.ohlcv_bars (symbol, ts, open, high, low, close, volume, vwap, trade_count) \
-         FROM '{}' WITH (FORMAT csv)",
+         FROM '{}' WITH (FORMAT csv, HEADER true)",
         csv.display()
     );
     let copy_time = psql_timed(psql, url, &copy)?;
@@ -241,47 +222,14 @@ async fn bench_leases(url: &str, schema: &str, lines: &mut Vec<Line>) -> Result<
     for (round, workers) in [1usize, 2, 8].into_iter().enumerate() {
         let tasks: u32 = 20_000;
         let run = RunId::new(format!("bench-leases-{round}"))?;
-        store
-            .create_run(RunSpec {
-                id: run.clone(),
-                strategy: "noop".into(),
-                seed: 1,
-                population_size: tasks,
-                generations: 1,
-                config: "{}".into(),
-            })
-            .await?;
-        let new_tasks = (0..tasks).map(|i| NewTask { individual: i, payload: String::new() }).collect();
-        store.enqueue_tasks(&run, 0, new_tasks, 3).await?;
+        crate::noop::create_noop_run(store.as_ref(), &run, tasks).await?;
         let started = Instant::now();
         let mut handles = Vec::new();
         for w in 0..workers {
             let (store, run) = (Arc::clone(&store), run.clone());
             handles.push(tokio::spawn(async move {
                 let worker = WorkerId::new(format!("bench-{w}"))?;
-                let mut done = 0usize;
-                loop {
-                    let request = LeaseRequest {
-                        worker: worker.clone(),
-                        run: Some(run.clone()),
-                        max_tasks: 32,
-                        ttl: Duration::from_secs(30),
-                    };
-                    let leases = store.lease_tasks(request).await?;
-                    if leases.is_empty() {
-                        return anyhow::Ok(done);
-                    }
-                    let completions: Vec<Completion> = leases
-                        .into_iter()
-                        .map(|lease| Completion {
-                            key: lease.key,
-                            token: lease.token,
-                            outcome: TaskOutcome::Succeeded { fitness: 0.0, result: String::new() },
-                        })
-                        .collect();
-                    done += completions.len();
-                    store.complete_tasks(&worker, completions).await?;
-                }
+                crate::noop::lease_and_complete(store.as_ref(), &run, &worker).await
             }));
         }
         let mut completed = 0;
@@ -289,12 +237,12 @@ async fn bench_leases(url: &str, schema: &str, lines: &mut Vec<Line>) -> Result<
             completed += handle.await??;
         }
         let elapsed = started.elapsed();
-        anyhow::ensure!(completed == tasks as usize, "completed {completed} of {tasks}");
+        anyhow::ensure!(completed == u64::from(tasks), "completed {completed} of {tasks}");
         let counts = store.task_counts(&run, 0).await?;
         anyhow::ensure!(counts.done == u64::from(tasks), "{counts:?}");
         lines.push(Line {
             operation: format!("lease+complete x32, {workers} worker{}", if workers == 1 { "" } else { "s" }),
-            rows: completed,
+            rows: completed as usize,
             strata: elapsed,
             baseline: None,
         });

@@ -1,0 +1,127 @@
+//! The harness every end-to-end test of the `strata` binary shares: run the
+//! built executable with a clean storage environment, read what it printed,
+//! find the shipped sample data, reach the test PostgreSQL, drop a schema.
+//! Each test file includes it with `mod common;` and uses what it needs.
+
+#![allow(dead_code, unused_imports, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Storage settings a test must not inherit from the shell that runs it.
+pub const STORAGE_VARIABLES: &[&str] = &[
+    "STORAGE_BACKEND",
+    "STRATA_DUCKDB_PATH",
+    "DATABASE_URL",
+    "NEON_DATABASE_URL",
+    "STRATA_PG_SCHEMA",
+    "STRATA_PG_POOLER",
+];
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts exit code 0 and hands the run back.
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, Some(0), "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Asserts exit code `code` and hands the run back.
+    #[track_caller]
+    pub fn exits(self, code: i32) -> Self {
+        assert_eq!(self.code, Some(code), "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// stdout as one JSON document.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// A file of the sample data shipped with the repository (`data/`).
+pub fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data").join(name)
+}
+
+/// `sample(name)` as a string argument.
+pub fn sample_arg(name: &str) -> String {
+    sample(name).to_str().expect("a UTF-8 path").to_string()
+}
+
+/// The executable under test: `STRATA_TEST_BIN` when set (an installed
+/// binary, or a copy that a rebuild cannot replace while a long loop of
+/// runs goes on), else the one cargo built for these tests.
+pub fn executable() -> std::ffi::OsString {
+    std::env::var_os("STRATA_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_strata").into())
+}
+
+/// A `strata` command with a clean storage environment (see
+/// [`STORAGE_VARIABLES`]), `RUST_LOG=warn`, and `env` on top.
+pub fn command(env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(executable());
+    for variable in STORAGE_VARIABLES {
+        command.env_remove(variable);
+    }
+    command.env("RUST_LOG", "warn");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Runs `strata arguments` in `directory` with `env`.
+pub fn strata_in(directory: &Path, env: &[(&str, &str)], arguments: &[&str]) -> Run {
+    run(command(env).current_dir(directory).args(arguments))
+}
+
+/// Runs `strata arguments` in the current directory with `env`.
+pub fn strata(env: &[(&str, &str)], arguments: &[&str]) -> Run {
+    run(command(env).args(arguments))
+}
+
+/// Runs a prepared command to the end and collects what it printed.
+pub fn run(command: &mut Command) -> Run {
+    let output = command.output().expect("the strata binary runs");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The test PostgreSQL (`DATABASE_URL`), or `None` when it is unset and not
+/// required; under `STRATA_REQUIRE_SERVICES` a missing one fails the test.
+pub fn database_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            assert!(std::env::var("STRATA_REQUIRE_SERVICES").is_err(), "DATABASE_URL is required");
+            eprintln!("DATABASE_URL is not set: skipped");
+            None
+        }
+    }
+}
+
+/// A schema name unique to this test process and `tag`.
+pub fn unique_schema(tag: &str) -> String {
+    format!("{tag}_{}", std::process::id())
+}
+
+/// Runs `sql` with psql against `url`; returns stdout trimmed (`-At`).
+pub fn psql(url: &str, sql: &str) -> String {
+    let output = Command::new("psql").args(["-X", "-At", "-d", url, "-c", sql]).output().expect("psql runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Drops the schema when the test ends, whether it passed or not.
+pub use strata_testpg::TempSchema as DropSchema;
