@@ -196,6 +196,15 @@ fn holder_id(role: &str) -> Result<WorkerId> {
 
 /// Runs `strata evolve`.
 pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result<ExitCode> {
+    crate::exit::check_window(args.start, args.end)?;
+    if let (Some(end), Some(test_end)) = (args.end, args.test_end)
+        && test_end <= end
+    {
+        return Err(UsageError(format!(
+            "--test-end {test_end} is not after --end {end}; the out-of-sample window is [--end, --test-end)"
+        ))
+        .into());
+    }
     // A new run may start a new store; a resumed run must be in an existing one.
     let access = if args.resume.is_some() { Access::WriteExisting } else { Access::Write };
     let stores = build_stores(storage, access).await?;

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
-use strata_core::StoreError;
+use strata_core::{StoreError, Timestamp};
 
 use crate::backend::ConfigError;
 
@@ -45,6 +45,18 @@ pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// Refuses a window whose `--start` is after its `--end` (exit 2) before
+/// any work is done: such a window selects nothing, which is a typo, not a
+/// query. An equal start and end (an empty half-open window) is allowed.
+pub(crate) fn check_window(start: Option<Timestamp>, end: Option<Timestamp>) -> Result<(), UsageError> {
+    match (start, end) {
+        (Some(start), Some(end)) if start > end => {
+            Err(UsageError(format!("--start {start} is after --end {end}; the window is [--start, --end)")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// True for the panic message of `print!`/`println!` when stdout is closed.
 pub(crate) fn is_closed_stdout_panic(message: &str) -> bool {
     message.starts_with("failed printing to stdout") && message.contains("Broken pipe")
@@ -64,6 +76,15 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_that_ends_before_it_starts_is_refused() {
+        let (early, late) = (Timestamp(1), Timestamp(2));
+        assert!(check_window(Some(late), Some(early)).unwrap_err().0.contains("is after --end"));
+        assert!(check_window(Some(early), Some(late)).is_ok());
+        assert!(check_window(Some(early), Some(early)).is_ok());
+        assert!(check_window(None, Some(early)).is_ok() && check_window(Some(late), None).is_ok());
+    }
 
     #[test]
     fn the_closed_stdout_panic_is_recognised() {

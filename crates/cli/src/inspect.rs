@@ -160,6 +160,7 @@ fn health_json(report: &HealthReport) -> serde_json::Value {
 
 /// Runs `strata digest`.
 pub(crate) async fn digest(args: &DigestArgs, storage: &StorageConfig) -> Result<ExitCode> {
+    crate::exit::check_window(args.start, args.end)?;
     let stores = build_stores(storage, Access::Read).await?;
     let query = DigestQuery { symbols: args.symbols.clone(), start: args.start, end: args.end };
     let digests = stores.market.digest(query).await.context("cannot compute digests")?;

@@ -26,6 +26,7 @@ pub(crate) async fn run(args: &QueryArgs, storage: &StorageConfig) -> Result<Exi
         )
         .into());
     }
+    crate::exit::check_window(args.start, args.end)?;
     let query = BarQuery {
         symbols: args.symbols.clone(),
         start: args.start,

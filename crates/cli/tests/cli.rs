@@ -314,3 +314,25 @@ fn parquet_problems_are_reported_by_row_number() {
     );
     assert!(!run.stderr.contains("row 2:"), "zero volume is valid: {}", run.stderr);
 }
+
+#[cfg(feature = "duckdb")]
+#[test]
+fn a_window_that_ends_before_it_starts_is_an_input_error_before_any_work() {
+    let directory = tempfile::tempdir().unwrap();
+    duckdb(directory.path(), &["ingest", sample("sp500_daily.csv").to_str().unwrap()]).success();
+    let backwards = ["--start", "2010-01-01", "--end", "2009-01-01"];
+    for command in [&["query", "^GSPC"][..], &["digest"][..]] {
+        let run = duckdb(directory.path(), &[command, &backwards].concat());
+        assert_eq!(run.code, Some(2), "{command:?}: {run:?}");
+        assert!(run.stderr.contains("is after --end"), "{command:?}: {}", run.stderr);
+    }
+    let evolve = ["evolve", "--symbols", "^GSPC", "--population", "4", "--generations", "1"];
+    let run = duckdb(directory.path(), &[&evolve[..], &backwards].concat());
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let test_before_end = ["--start", "2005-01-01", "--end", "2010-01-01", "--test-end", "2008-01-01"];
+    let run = duckdb(directory.path(), &[&evolve[..], &test_before_end].concat());
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("--test-end"), "{}", run.stderr);
+    let runs = duckdb(directory.path(), &["runs", "list", "--json"]).success();
+    assert!(!runs.stdout.contains("ma-crossover"), "no run was created: {}", runs.stdout);
+}

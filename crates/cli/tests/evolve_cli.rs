@@ -88,4 +88,11 @@ fn evolve_prints_the_best_genomes_and_runs_show_lists_the_generations() {
     let missing = strata(dir.path(), &["evolve", "--symbols", "NOPE", "--population", "4", "--generations", "1"]);
     assert_ne!(missing.code, Some(0), "{missing:?}");
     assert!(missing.stderr.contains("strata ingest"), "{}", missing.stderr);
+
+    // Coordinator only (--workers 0) needs workers in other processes, which a DuckDB file cannot have.
+    let alone = [&EVOLVE[..EVOLVE.len() - 2], &["--workers", "0", "--run-id", "alone"]].concat();
+    let alone = strata(dir.path(), &alone).exits(2);
+    assert!(alone.stderr.contains("--workers 0") && alone.stderr.contains("STORAGE_BACKEND=neon"), "{alone:?}");
+    let listed = strata(dir.path(), &["runs", "list"]).success();
+    assert!(!listed.stdout.contains("alone"), "nothing was written: {}", listed.stdout);
 }

@@ -35,14 +35,7 @@ struct Server {
 impl Server {
     /// `DATABASE_URL` split up, or `None` (test skipped) when it is unset and not required.
     fn from_env() -> Option<Server> {
-        let url = match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ => {
-                assert!(std::env::var("STRATA_REQUIRE_SERVICES").is_err(), "DATABASE_URL is required");
-                eprintln!("DATABASE_URL is not set: skipped");
-                return None;
-            }
-        };
+        let url = common::database_url()?;
         let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (userinfo, host_port) = authority.rsplit_once('@').unwrap_or(("", authority));
@@ -84,34 +77,23 @@ struct Form {
     masked: bool,
 }
 
-/// What one run printed.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+
+use common::Run;
 
 /// Runs `strata` on the neon backend with `url` as `DATABASE_URL`.
 fn strata(url: &str, schema: &str, log: &str, arguments: &[&str]) -> Run {
-    let output = command(url, schema, log).args(arguments).output().expect("the strata binary runs");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    common::run(command(url, schema, log).args(arguments))
 }
 
 fn command(url: &str, schema: &str, log: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-    command
-        .env_remove("NEON_DATABASE_URL")
-        .env_remove("STRATA_PG_MIGRATE")
-        .env_remove("STRATA_PG_POOLER")
-        .env("STORAGE_BACKEND", "neon")
-        .env("DATABASE_URL", url)
-        .env("STRATA_PG_SCHEMA", schema)
-        .env("RUST_LOG", log)
-        .stdin(Stdio::null());
+    let mut command = common::command(&[
+        ("STORAGE_BACKEND", "neon"),
+        ("DATABASE_URL", url),
+        ("STRATA_PG_SCHEMA", schema),
+        ("RUST_LOG", log),
+    ]);
+    command.env_remove("STRATA_PG_MIGRATE").stdin(Stdio::null());
     command
 }
 

@@ -386,7 +386,7 @@ async fn killed_worker_scenario(
 /// releasing anything, as a killed process would. (The panic message is
 /// printed; it is expected.)
 struct CrashAt {
-    when: Box<dyn Fn(&CoordinatorEvent) -> bool + Send + Sync>,
+    when: Arc<dyn Fn(&CoordinatorEvent) -> bool + Send + Sync>,
 }
 
 impl Observer for CrashAt {
@@ -435,30 +435,41 @@ async fn killed_coordinator_scenario(
             stopped.clone(),
         )?);
     }
-    type Matcher = Box<dyn Fn(&CoordinatorEvent) -> bool + Send + Sync>;
+    type Matcher = Arc<dyn Fn(&CoordinatorEvent) -> bool + Send + Sync>;
     let kill_points: Vec<Matcher> = vec![
-        Box::new(|e| matches!(e, CoordinatorEvent::LeaseAcquired { .. })),
-        Box::new(|e| matches!(e, CoordinatorEvent::GenerationSaved { generation: 0, .. })),
-        Box::new(|e| matches!(e, CoordinatorEvent::TasksEnqueued { generation: 1, .. })),
-        Box::new(|e| matches!(e, CoordinatorEvent::Progress { generation: 1, counts } if counts.done > 0)),
-        Box::new(|e| matches!(e, CoordinatorEvent::GenerationDone(stats) if stats.generation == 2)),
-        Box::new(|e| matches!(e, CoordinatorEvent::GenerationSaved { generation: 3, .. })),
+        Arc::new(|e| matches!(e, CoordinatorEvent::LeaseAcquired { .. })),
+        Arc::new(|e| matches!(e, CoordinatorEvent::GenerationSaved { generation: 0, .. })),
+        Arc::new(|e| matches!(e, CoordinatorEvent::TasksEnqueued { generation: 1, .. })),
+        Arc::new(|e| matches!(e, CoordinatorEvent::Progress { generation: 1, counts } if counts.done > 0)),
+        Arc::new(|e| matches!(e, CoordinatorEvent::GenerationDone(stats) if stats.generation == 2)),
+        Arc::new(|e| matches!(e, CoordinatorEvent::GenerationSaved { generation: 3, .. })),
     ];
     let mut kills = 0;
     for (index, when) in kill_points.into_iter().enumerate() {
-        let mut config = CoordinatorConfig::new(id(format!("{run}-c{index}"))?);
-        config.poll = Duration::from_millis(5);
-        config.lease_ttl = Duration::from_millis(200);
-        config.takeover_wait = Duration::from_secs(30);
-        let coordinator =
-            Coordinator::new(evolution.clone(), registry.clone(), config).with_observer(Arc::new(CrashAt { when }));
-        let spec = spec.clone();
-        let handle = tokio::spawn(async move { coordinator.run(spec).await });
-        match patiently("a coordinator", handle).await? {
-            Err(join) if join.is_panic() => kills += 1,
-            Err(join) => return Err(fail(format!("coordinator task: {join}"))),
-            Ok(result) => {
-                result?;
+        // A short role lease so that each takeover after a kill is quick. On a
+        // loaded machine a living coordinator can miss a renewal and lose the
+        // role (`LostLease`, which is how it must behave); the next one then
+        // takes over and the same kill point is tried again.
+        for attempt in 0.. {
+            let mut config = CoordinatorConfig::new(id(format!("{run}-c{index}-{attempt}"))?);
+            config.poll = Duration::from_millis(5);
+            config.lease_ttl = Duration::from_millis(300);
+            config.takeover_wait = Duration::from_secs(30);
+            let crash = Arc::new(CrashAt { when: when.clone() });
+            let coordinator = Coordinator::new(evolution.clone(), registry.clone(), config).with_observer(crash);
+            let spec = spec.clone();
+            let handle = tokio::spawn(async move { coordinator.run(spec).await });
+            match patiently("a coordinator", handle).await? {
+                Err(join) if join.is_panic() => {
+                    kills += 1;
+                    break;
+                }
+                Err(join) => return Err(fail(format!("coordinator task: {join}"))),
+                Ok(Err(GaError::LostLease { .. })) if attempt < 20 => continue,
+                Ok(result) => {
+                    result?;
+                    break;
+                }
             }
         }
     }
