@@ -52,6 +52,7 @@ use strata_core::{EvolutionStore, MarketDataStore};
 pub mod evolution;
 pub mod fixtures;
 pub mod market;
+pub mod passthrough;
 
 /// What a conformance factory may return for the market-data suite.
 pub trait MarketFixture {

@@ -62,6 +62,16 @@ use crate::evolution::{
 /// - `task_counts` and `list_tasks` describe one generation (`list_tasks`
 ///   ordered by individual). Unknown run: empty counts and list.
 ///
+/// # Retrying (what a decorator may repeat after an error whose outcome is unknown)
+///
+/// | method | [`Idempotency`](crate::policy::Idempotency) | notes |
+/// |---|---|---|
+/// | `get_run`, `list_runs`, `load_generation`, `latest_generation`, `task_counts`, `list_tasks`, `list_workers`, `generation_stats` | `Safe` | reads |
+/// | `create_run`, `set_run_status`, `enqueue_tasks`, `heartbeat`, `requeue_expired`, `register_worker`, `record_generation_stats` | `Idempotent` | a repeat leaves the same state (counts it returns may be 0 the second time) |
+/// | `save_generation` | `Idempotent` | compare-and-set: a repeat of an applied save is `Conflict`; re-read to learn it applied |
+/// | `lease_tasks` | `NotIdempotent` | a repeat grants more leases: never repeat once the request may have reached the store |
+/// | `complete_tasks` | `NotIdempotent` | fenced, so a repeat changes no data, but applied completions then report `Stale`: repeat only when nothing reached the store |
+///
 /// # Workers and statistics
 /// - `register_worker` upserts a worker; `list_workers` returns all, by id.
 /// - `record_generation_stats` upserts the statistics of (run, generation)

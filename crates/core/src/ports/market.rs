@@ -32,6 +32,20 @@ use crate::schema::BarBatch;
 ///   rather than an error when the backend answers but is degraded.
 /// - Safe to call from many tasks at once; writers on different symbols do not block each other
 ///   longer than one batch.
+///
+/// # Retrying (what a decorator may repeat after an error whose outcome is unknown)
+///
+/// | method | [`Idempotency`](crate::policy::Idempotency) | a retry is safe because |
+/// |---|---|---|
+/// | `write_bars` | `Idempotent` | an upsert by (symbol, timestamp): a replay leaves the same rows |
+/// | `query_bars` | `Safe` | a read; but a stream that already yielded batches must be restarted whole, never resumed |
+/// | `summary`, `digest`, `health` | `Safe` | reads |
+/// | `delete_bars` | `Idempotent` | deleting a deleted range deletes nothing (the count may then be 0) |
+///
+/// Adapters that retry inside themselves (PostgreSQL retries connection
+/// faults within its retry budget) return `Unavailable` or `Timeout` only
+/// once that budget is spent: an outer retry layer must not be stacked on
+/// such an adapter.
 #[async_trait::async_trait]
 pub trait MarketDataStore: Send + Sync + std::fmt::Debug + 'static {
     /// Short backend name for logs (`duckdb`, `memory`).
