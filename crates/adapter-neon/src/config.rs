@@ -141,8 +141,10 @@ pub struct NeonConfig {
     pub max_connections: u32,
     /// Connections kept open while idle. Default 0 (let a Neon compute suspend).
     pub min_connections: u32,
-    /// How long to wait for a connection (including connecting). Default 30 s,
-    /// enough for a suspended Neon compute to wake up.
+    /// How long to wait for a connection (including connecting): bounds each
+    /// connection attempt. Default 30 s, enough for a suspended Neon compute
+    /// to wake up; `connect_timeout=SECONDS` in the URL sets it (as in libpq,
+    /// a whole number, at least 2; 0 keeps the default).
     pub acquire_timeout: Duration,
     /// Idle connections are closed after this. Default 4 min, under Neon's
     /// 5-minute suspend so a pool never holds a connection the compute dropped.
@@ -226,6 +228,7 @@ impl NeonConfig {
         let mut ssl_mode: Option<PgSslMode> = None;
         let mut ssl_root_cert = None;
         let mut dropped_channel_binding = None;
+        let mut connect_timeout = None;
         let mut kept: Vec<(String, String)> = Vec::new();
         for (key, value) in url.query_pairs() {
             match key.as_ref() {
@@ -238,6 +241,8 @@ impl NeonConfig {
                 }
                 "sslrootcert" | "ssl-root-cert" | "ssl-ca" => ssl_root_cert = Some(PathBuf::from(value.as_ref())),
                 "channel_binding" => dropped_channel_binding = Some(value.into_owned()),
+                // libpq's; sqlx ignores it (and would log it), so strata applies it.
+                "connect_timeout" => connect_timeout = parse_connect_timeout(&value)?,
                 name if SQLX_PARAMETERS.contains(&name) || name.starts_with("options[") => {
                     kept.push((key.into_owned(), value.into_owned()))
                 }
@@ -261,7 +266,7 @@ impl NeonConfig {
             schema: "public".to_string(),
             max_connections: 10,
             min_connections: 0,
-            acquire_timeout: Duration::from_secs(30),
+            acquire_timeout: connect_timeout.unwrap_or(Duration::from_secs(30)),
             idle_timeout: Duration::from_secs(240),
             max_lifetime: Duration::from_secs(1800),
             statement_timeout: Duration::from_secs(300),
@@ -449,6 +454,17 @@ fn warn_ignored_parameter(name: &str, value: &str) {
     tracing::warn!("DATABASE_URL parameter {name} is not one strata uses{hint}; it was ignored");
 }
 
+/// Reads libpq's `connect_timeout` (whole seconds): `None` for 0 or less
+/// (libpq waits indefinitely; strata keeps its default), at least 2 s as in libpq.
+fn parse_connect_timeout(value: &str) -> Result<Option<Duration>> {
+    let seconds: i64 = value.trim().parse().map_err(|_| {
+        StoreError::invalid(format!(
+            "DATABASE_URL parameter connect_timeout={value:?} is not a whole number of seconds"
+        ))
+    })?;
+    Ok((seconds > 0).then(|| Duration::from_secs(seconds.max(2) as u64)))
+}
+
 /// Why `text` is not a usable `DATABASE_URL`, quoting it with every secret masked.
 fn unparsable_url(text: &str, error: url::ParseError) -> String {
     let shown = redact_connection_string(text.trim());
@@ -570,5 +586,19 @@ mod tests {
         assert!(config.with_schema("1abc").is_err());
         assert_eq!("Month".parse::<PartitionInterval>().unwrap(), PartitionInterval::Month);
         assert!("fortnight".parse::<PartitionInterval>().is_err());
+    }
+
+    #[test]
+    fn connect_timeout_is_honoured_and_never_reaches_sqlx() {
+        let config = NeonConfig::from_url("postgres://u:pw@h/db?connect_timeout=7&sslmode=disable").unwrap();
+        assert_eq!(config.acquire_timeout, Duration::from_secs(7));
+        assert_eq!(config.url.query(), None, "sqlx would log an unknown parameter");
+        let config = NeonConfig::from_url("postgres://u@h/db?connect_timeout=1").unwrap();
+        assert_eq!(config.acquire_timeout, Duration::from_secs(2), "libpq's minimum");
+        let config = NeonConfig::from_url("postgres://u@h/db?connect_timeout=0").unwrap();
+        assert_eq!(config.acquire_timeout, Duration::from_secs(30));
+        assert_eq!(NeonConfig::from_url("postgres://u@h/db").unwrap().acquire_timeout, Duration::from_secs(30));
+        let error = NeonConfig::from_url("postgres://u:hunter2@h/db?connect_timeout=soon").unwrap_err().to_string();
+        assert!(error.contains("connect_timeout") && !error.contains("hunter2"), "{error}");
     }
 }

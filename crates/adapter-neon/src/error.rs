@@ -88,6 +88,90 @@ pub(crate) fn transience(error: &sqlx::Error) -> Transience {
     }
 }
 
+/// Why a connection attempt failed, as far as [`connect_failure_verdict`] cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectFailure {
+    /// The host answered that nothing listens on the port (`ECONNREFUSED`).
+    Refused,
+    /// The host name does not resolve (NXDOMAIN / `EAI_NONAME`), as opposed
+    /// to a resolver that could not be reached, which may pass.
+    NameNotResolved,
+    /// Anything else (reset, EOF, timeout, a server error).
+    Other,
+}
+
+impl ConnectFailure {
+    /// Reads a driver error.
+    pub(crate) fn of(error: &sqlx::Error) -> Self {
+        let sqlx::Error::Io(io) = error else { return ConnectFailure::Other };
+        if io.kind() == std::io::ErrorKind::ConnectionRefused {
+            return ConnectFailure::Refused;
+        }
+        let text = io.to_string().to_ascii_lowercase();
+        // glibc/musl (EAI_NONAME, EAI_NODATA), macOS, Windows (WSAHOST_NOT_FOUND).
+        const NOT_RESOLVED: [&str; 5] = [
+            "name or service not known",
+            "no address associated with hostname",
+            "nodename nor servname provided",
+            "no such host is known",
+            "name does not resolve",
+        ];
+        if NOT_RESOLVED.iter().any(|m| text.contains(m)) {
+            ConnectFailure::NameNotResolved
+        } else {
+            ConnectFailure::Other
+        }
+    }
+}
+
+/// Whether `host` is this machine or a private network address (loopback,
+/// `localhost`, a Unix socket, RFC 1918, IPv6 unique local or link-local):
+/// a refusal there means no server, not a remote endpoint waking up.
+pub(crate) fn is_local_or_private_host(host: &str) -> bool {
+    use std::net::IpAddr;
+
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
+    let lower = host.to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") || host.starts_with('/') {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified(),
+        Ok(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
+            Some(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+            None => {
+                let first = ip.segments()[0];
+                ip.is_loopback() || ip.is_unspecified() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+            }
+        },
+        Err(_) => false,
+    }
+}
+
+/// Decides whether a failed connection attempt to `host:port` is worth
+/// waiting out: `None` to carry on as [`transience`] says, or `Some(why)`
+/// to give up at once. A name that does not resolve never starts resolving
+/// by waiting, and a refusal from this machine or a private address means
+/// no PostgreSQL listens there; neither is a Neon compute waking up (Neon's
+/// proxy accepts the connection and reports a waking compute itself). A
+/// refusal from a public host, Neon's or another, is still retried.
+pub(crate) fn connect_failure_verdict(host: &str, port: u16, failure: ConnectFailure) -> Option<String> {
+    let address = if host.contains(':') && !host.starts_with('[') && !host.starts_with('/') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    match failure {
+        ConnectFailure::NameNotResolved => {
+            Some(format!("host name {host} does not resolve (check the host in DATABASE_URL)"))
+        }
+        ConnectFailure::Refused if is_local_or_private_host(host) => {
+            Some(format!("connection refused by {address}: no PostgreSQL server is listening there"))
+        }
+        ConnectFailure::Refused | ConnectFailure::Other => None,
+    }
+}
+
 /// Whether the error means the server or the network is gone (vs. a query error).
 fn is_connection_level(error: &sqlx::Error) -> bool {
     matches!(transience(error), Transience::Always)
@@ -194,5 +278,44 @@ mod tests {
         let decode = sqlx::Error::ColumnNotFound("x".into());
         assert_eq!(transience(&decode), Transience::Never);
         assert!(matches!(classify(decode, "x"), StoreError::Internal { .. }));
+    }
+
+    #[test]
+    fn dead_local_servers_and_unknown_names_fail_at_once() {
+        use ConnectFailure::{NameNotResolved, Other, Refused};
+        let local = ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LocalHost", "db.localhost", "/tmp"];
+        let private =
+            ["10.1.2.3", "172.16.0.1", "172.31.255.254", "192.168.1.20", "fd12:3456::1", "fc00::1", "169.254.1.1"];
+        let public = ["8.8.8.8", "172.32.0.1", "db.example.com", "2001:db8::1", "db.internal"];
+        let neon = ["ep-cool-darkness-123456.us-east-2.aws.neon.tech", "ep-x-pooler.eu-central-1.aws.neon.tech"];
+        for host in local.iter().chain(&private) {
+            let why = connect_failure_verdict(host, 5432, Refused).unwrap_or_else(|| panic!("{host} retried"));
+            assert!(why.contains("refused") && why.contains("no PostgreSQL server"), "{why}");
+            assert!(connect_failure_verdict(host, 5432, NameNotResolved).unwrap().contains("does not resolve"));
+            assert_eq!(connect_failure_verdict(host, 5432, Other), None, "{host}: a reset is retried");
+        }
+        for host in public.iter().chain(&neon) {
+            assert_eq!(connect_failure_verdict(host, 5432, Refused), None, "{host}: refused is retried");
+            assert!(connect_failure_verdict(host, 5432, NameNotResolved).unwrap().contains("does not resolve"));
+            assert_eq!(connect_failure_verdict(host, 5432, Other), None, "{host}: a reset is retried");
+        }
+        assert_eq!(
+            connect_failure_verdict("127.0.0.1", 1, Refused).unwrap(),
+            "connection refused by 127.0.0.1:1: no PostgreSQL server is listening there"
+        );
+        assert!(connect_failure_verdict("::1", 1, Refused).unwrap().contains("[::1]:1"));
+    }
+
+    #[test]
+    fn connect_failures_are_read_from_driver_errors() {
+        use std::io::{Error, ErrorKind};
+        let io = |kind, text: &str| sqlx::Error::Io(Error::new(kind, text.to_string()));
+        assert_eq!(ConnectFailure::of(&io(ErrorKind::ConnectionRefused, "refused")), ConnectFailure::Refused);
+        let nx = io(ErrorKind::Other, "failed to lookup address information: Name or service not known");
+        assert_eq!(ConnectFailure::of(&nx), ConnectFailure::NameNotResolved);
+        let again = io(ErrorKind::Other, "failed to lookup address information: Temporary failure in name resolution");
+        assert_eq!(ConnectFailure::of(&again), ConnectFailure::Other);
+        assert_eq!(ConnectFailure::of(&io(ErrorKind::ConnectionReset, "reset")), ConnectFailure::Other);
+        assert_eq!(ConnectFailure::of(&sqlx::Error::PoolTimedOut), ConnectFailure::Other);
     }
 }

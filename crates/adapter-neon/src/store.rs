@@ -391,7 +391,10 @@ impl Inner {
 /// Connects once outside the pool so that a failure reports its real cause
 /// (refused, authentication, TLS, unknown database) instead of the pool's
 /// "timed out"; transient failures are retried within the retry budget, so
-/// a Neon compute that is waking up is waited for.
+/// a Neon compute that is waking up is waited for. A name that does not
+/// resolve, and a refusal from this machine or a private address, fail at
+/// once (see [`crate::error::connect_failure_verdict`]). Each attempt is
+/// bounded by `acquire_timeout` (`connect_timeout` in the URL sets it).
 async fn probe(config: &NeonConfig, options: &sqlx::postgres::PgConnectOptions) -> Result<()> {
     use sqlx::Connection as _;
 
@@ -408,6 +411,18 @@ async fn probe(config: &NeonConfig, options: &sqlx::postgres::PgConnectOptions) 
             Ok(Err(error)) => error,
             Err(_) => sqlx::Error::PoolTimedOut,
         };
+        let host = match options.get_socket() {
+            Some(socket) => socket.to_string_lossy().into_owned(),
+            None => options.get_host().to_string(),
+        };
+        let failure = crate::error::ConnectFailure::of(&error);
+        if let Some(why) = crate::error::connect_failure_verdict(&host, options.get_port(), failure) {
+            return Err(StoreError::Unavailable {
+                backend: BACKEND,
+                what: format!("connecting to {}: {why}", config.redacted_url()),
+                source: None,
+            });
+        }
         let transient = crate::error::transience(&error) == Transience::Always;
         let delay = config.backoff().next_delay(attempt, started.elapsed());
         let Some(delay) = delay.filter(|_| transient) else {

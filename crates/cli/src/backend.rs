@@ -59,6 +59,14 @@ impl StorageBackend {
         }
     }
 
+    /// Other names accepted for the backend in `STORAGE_BACKEND` / `--backend`.
+    pub(crate) fn aliases(self) -> &'static [&'static str] {
+        match self {
+            StorageBackend::DuckDb | StorageBackend::Memory => &[],
+            StorageBackend::Neon => &["postgres", "postgresql", "pg"],
+        }
+    }
+
     /// Whether this build contains the backend's adapter.
     pub(crate) fn is_compiled_in(self) -> bool {
         match self {
@@ -78,12 +86,12 @@ impl fmt::Display for StorageBackend {
 impl FromStr for StorageBackend {
     type Err = ConfigError;
 
-    /// Case-insensitive; surrounding whitespace is ignored.
+    /// Case-insensitive; surrounding whitespace is ignored; aliases (`postgres` for `neon`) are accepted.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let wanted = text.trim().to_ascii_lowercase();
         StorageBackend::ALL
             .into_iter()
-            .find(|backend| backend.name() == wanted)
+            .find(|backend| backend.name() == wanted || backend.aliases().contains(&wanted.as_str()))
             .ok_or_else(|| ConfigError::UnknownBackend { value: text.to_string() })
     }
 }
@@ -148,11 +156,14 @@ fn accepted_values() -> String {
     StorageBackend::ALL
         .into_iter()
         .map(|backend| {
-            if backend.is_compiled_in() {
-                backend.name().to_string()
-            } else {
-                format!("{} (not compiled in)", backend.name())
+            let mut value = backend.name().to_string();
+            if !backend.aliases().is_empty() {
+                value = format!("{value} (or {})", backend.aliases().join(", "));
             }
+            if !backend.is_compiled_in() {
+                value.push_str(" (not compiled in)");
+            }
+            value
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -178,6 +189,8 @@ pub(crate) struct NeonSettings {
     pub(crate) max_connections: Option<u32>,
     /// Statement timeout (`STRATA_PG_STATEMENT_TIMEOUT`, seconds, default 300).
     pub(crate) statement_timeout: Option<Duration>,
+    /// Retry budget of transient failures (`STRATA_PG_RETRY_BUDGET`, seconds, default 30).
+    pub(crate) retry_budget: Option<Duration>,
     /// Apply migrations when opening (`STRATA_PG_MIGRATE`, default true).
     pub(crate) migrate_on_start: bool,
     /// Partition interval without TimescaleDB (`STRATA_PG_PARTITION`, default month).
@@ -226,6 +239,17 @@ impl StorageConfig {
                 ));
             }
         };
+        let retry_budget = match args.pg_retry_budget {
+            None => None,
+            Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Some(Duration::from_secs_f64(seconds)),
+            Some(seconds) => {
+                return Err(ConfigError::Postgres(
+                    "STRATA_PG_RETRY_BUDGET (--pg-retry-budget)",
+                    seconds.to_string(),
+                    "expected a number of seconds >= 0".to_string(),
+                ));
+            }
+        };
         let migrate_on_start = match args.pg_migrate.as_deref().map(str::trim) {
             None | Some("1" | "true" | "yes" | "on") => true,
             Some("0" | "false" | "no" | "off") => false,
@@ -241,6 +265,7 @@ impl StorageConfig {
             schema: args.pg_schema.clone(),
             max_connections: args.pg_max_connections,
             statement_timeout,
+            retry_budget,
             migrate_on_start,
             partition: args.pg_partition.clone(),
             chunk_interval: args.pg_chunk_interval.clone(),
@@ -430,6 +455,9 @@ pub(crate) fn neon_config(config: &StorageConfig) -> anyhow::Result<strata_adapt
     if let Some(timeout) = settings.statement_timeout {
         neon.statement_timeout = timeout;
     }
+    if let Some(budget) = settings.retry_budget {
+        neon.retry_budget = budget;
+    }
     if let Some(partition) = &settings.partition {
         neon.partition_interval = partition.parse().map_err(|_| {
             ConfigError::Postgres(
@@ -551,15 +579,24 @@ mod tests {
 
     #[test]
     fn unknown_backend_names_variable_value_and_accepted_values() {
-        let message = "postgres".parse::<StorageBackend>().unwrap_err().to_string();
-        for needle in
-            ["STORAGE_BACKEND", "\"postgres\"", "duckdb", "memory", "neon", "efs, hybrid", "not in this build"]
-        {
+        let message = "mongodb".parse::<StorageBackend>().unwrap_err().to_string();
+        for needle in [
+            "STORAGE_BACKEND",
+            "\"mongodb\"",
+            "duckdb",
+            "memory",
+            "neon (or postgres, postgresql, pg)",
+            "efs, hybrid",
+            "not in this build",
+        ] {
             assert!(message.contains(needle), "{needle:?} missing from: {message}");
         }
         let planned = "EFS".parse::<StorageBackend>().unwrap_err().to_string();
         assert!(planned.contains("efs is planned"), "{planned}");
         assert_eq!("Neon".parse::<StorageBackend>(), Ok(StorageBackend::Neon));
+        for alias in ["postgres", "PostgreSQL", " pg "] {
+            assert_eq!(alias.parse::<StorageBackend>(), Ok(StorageBackend::Neon), "{alias}");
+        }
     }
 
     #[test]

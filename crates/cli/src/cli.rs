@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use strata_core::{Symbol, Timestamp};
 use strata_formats::BarFileFormat;
 
@@ -12,14 +12,15 @@ use crate::output::OutputFormat;
 /// Shown after the top-level `--help`: environment, exit codes and a quick tour.
 const TOP_LEVEL_AFTER_HELP: &str = "\
 Environment:
-  STORAGE_BACKEND          backend to use: duckdb (default), memory, or neon (PostgreSQL/Neon)
+  STORAGE_BACKEND          backend to use: duckdb (default), memory, or neon (PostgreSQL/Neon;
+                           postgres, postgresql and pg are other names for it)
                            (efs and hybrid are planned but not in this build)
   DATABASE_URL             PostgreSQL/Neon URL of the neon backend (also NEON_DATABASE_URL);
                            a -pooler host is treated as PgBouncer in transaction mode,
                            Neon hosts get sslmode=verify-full; the password is never printed
   STRATA_PG_SCHEMA, STRATA_PG_MAX_CONNECTIONS, STRATA_PG_STATEMENT_TIMEOUT,
-  STRATA_PG_MIGRATE, STRATA_PG_PARTITION, STRATA_PG_CHUNK_INTERVAL,
-  STRATA_PG_TIMESCALEDB    neon backend settings (see the Storage options)
+  STRATA_PG_RETRY_BUDGET, STRATA_PG_MIGRATE, STRATA_PG_PARTITION, STRATA_PG_CHUNK_INTERVAL,
+  STRATA_PG_TIMESCALEDB    neon backend settings (see the PostgreSQL/Neon options)
   STRATA_DUCKDB_PATH       DuckDB file of the duckdb backend (default ./strata.duckdb); it must be
                            a DuckDB database, and only commands that write create it
   STRATA_DUCKDB_LOCK_WAIT  seconds to wait for a DuckDB file held by another process
@@ -67,11 +68,58 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-/// Options that choose and configure the store; accepted before or after the subcommand.
+/// Subcommands that open no store: they neither show nor accept the storage options.
+const STORELESS_SUBCOMMANDS: [&str; 1] = ["neon"];
+
+/// The command line: [`Cli`]'s definition, with the storage options kept out of the subcommands
+/// that open no store.
+///
+/// The storage options are global, so they work before or after the subcommand
+/// (`strata --duckdb-path a.duckdb digest`, `strata query --duckdb-path a.duckdb AAPL`). clap copies
+/// a global option into every subcommand that has no option of that id, with its help; so each
+/// store-less subcommand first gets its own hidden copy that reads no environment variable and
+/// refuses any value given after the subcommand.
+pub(crate) fn command() -> clap::Command {
+    let mut command = Cli::command();
+    let refusals: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| arg.is_global_set())
+        .map(|arg| {
+            arg.clone().hide(true).env(None::<&str>).default_value(None::<&str>).value_parser(
+                |_: &str| -> Result<String, String> {
+                    Err(format!(
+                        "storage options apply only to the commands that open a store, not to `strata {}`",
+                        STORELESS_SUBCOMMANDS.join("`, `strata ")
+                    ))
+                },
+            )
+        })
+        .collect();
+    for name in STORELESS_SUBCOMMANDS {
+        if command.find_subcommand(name).is_some() {
+            command = command.mut_subcommand(name, |subcommand| subcommand.args(refusals.iter().cloned()));
+        }
+    }
+    command
+}
+
+/// Parses the process's arguments with [`command`]; prints help or an error and exits when asked.
+pub(crate) fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.format(&mut command()).exit())
+}
+
+/// Help heading of the duckdb backend's options.
+const DUCKDB_OPTIONS: &str = "DuckDB options";
+
+/// Help heading of the neon backend's options.
+const PG_OPTIONS: &str = "PostgreSQL/Neon options";
+
+/// Options that choose and configure the store; accepted before or after the subcommand, by the
+/// subcommands that open a store (see [`command`]: `strata neon` neither shows nor accepts them).
 #[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Storage")]
 pub(crate) struct StorageArgs {
-    /// Storage backend: duckdb (default), memory or neon.
+    /// Storage backend: duckdb (default), memory or neon (also postgres, postgresql, pg).
     #[arg(long, global = true, env = "STORAGE_BACKEND", value_name = "BACKEND")]
     pub(crate) backend: Option<String>,
     /// DuckDB database file of the duckdb backend (default ./strata.duckdb).
@@ -81,35 +129,39 @@ pub(crate) struct StorageArgs {
     /// (ingest, generate --ingest, evolve, migrate) create a missing store, and say so on stderr;
     /// the others fail with exit code 2 and create nothing, not even a folder. Commands that only
     /// read open a file you cannot write read-only.
-    #[arg(long, global = true, env = "STRATA_DUCKDB_PATH", value_name = "FILE")]
+    #[arg(long, global = true, env = "STRATA_DUCKDB_PATH", value_name = "FILE", help_heading = DUCKDB_OPTIONS)]
     pub(crate) duckdb_path: Option<PathBuf>,
     /// Seconds to wait for a DuckDB file that another process holds before giving up.
-    #[arg(long, global = true, env = "STRATA_DUCKDB_LOCK_WAIT", value_name = "SECONDS")]
+    #[arg(long, global = true, env = "STRATA_DUCKDB_LOCK_WAIT", value_name = "SECONDS", help_heading = DUCKDB_OPTIONS)]
     pub(crate) lock_wait: Option<f64>,
     /// DuckDB worker threads (default: DuckDB's choice).
-    #[arg(long, global = true, env = "STRATA_DUCKDB_THREADS", value_name = "N")]
+    #[arg(long, global = true, env = "STRATA_DUCKDB_THREADS", value_name = "N", help_heading = DUCKDB_OPTIONS)]
     pub(crate) duckdb_threads: Option<usize>,
     /// PostgreSQL schema holding Strata's tables, created if missing (neon backend; default public).
-    #[arg(long, global = true, env = "STRATA_PG_SCHEMA", value_name = "NAME")]
+    #[arg(long, global = true, env = "STRATA_PG_SCHEMA", value_name = "NAME", help_heading = PG_OPTIONS)]
     pub(crate) pg_schema: Option<String>,
     /// Largest connection pool (neon backend; default 10).
-    #[arg(long, global = true, env = "STRATA_PG_MAX_CONNECTIONS", value_name = "N")]
+    #[arg(long, global = true, env = "STRATA_PG_MAX_CONNECTIONS", value_name = "N", help_heading = PG_OPTIONS)]
     pub(crate) pg_max_connections: Option<u32>,
     /// Statement timeout in seconds, set per transaction (neon backend; default 300).
-    #[arg(long, global = true, env = "STRATA_PG_STATEMENT_TIMEOUT", value_name = "SECONDS")]
+    #[arg(long, global = true, env = "STRATA_PG_STATEMENT_TIMEOUT", value_name = "SECONDS", help_heading = PG_OPTIONS)]
     pub(crate) pg_statement_timeout: Option<f64>,
+    /// Seconds to keep retrying transient failures (a Neon compute waking up, a dropped
+    /// connection) of one operation, opening the store included (neon backend; default 30).
+    #[arg(long, global = true, env = "STRATA_PG_RETRY_BUDGET", value_name = "SECONDS", help_heading = PG_OPTIONS)]
+    pub(crate) pg_retry_budget: Option<f64>,
     /// Apply pending migrations when the store opens: true (default) or false.
-    #[arg(long, global = true, env = "STRATA_PG_MIGRATE", value_name = "BOOL")]
+    #[arg(long, global = true, env = "STRATA_PG_MIGRATE", value_name = "BOOL", help_heading = PG_OPTIONS)]
     pub(crate) pg_migrate: Option<String>,
     /// Partition interval of ohlcv_bars without TimescaleDB: day, week, month (default) or year.
-    #[arg(long, global = true, env = "STRATA_PG_PARTITION", value_name = "INTERVAL")]
+    #[arg(long, global = true, env = "STRATA_PG_PARTITION", value_name = "INTERVAL", help_heading = PG_OPTIONS)]
     pub(crate) pg_partition: Option<String>,
     /// TimescaleDB chunk interval, e.g. 90d (default for a new hypertable), 7d, 12h; when set, an
     /// existing hypertable's new chunks get it too.
-    #[arg(long, global = true, env = "STRATA_PG_CHUNK_INTERVAL", value_name = "INTERVAL")]
+    #[arg(long, global = true, env = "STRATA_PG_CHUNK_INTERVAL", value_name = "INTERVAL", help_heading = PG_OPTIONS)]
     pub(crate) pg_chunk_interval: Option<String>,
     /// Use TimescaleDB for a new schema when the server can load it: true (default) or false.
-    #[arg(long, global = true, env = "STRATA_PG_TIMESCALEDB", value_name = "BOOL")]
+    #[arg(long, global = true, env = "STRATA_PG_TIMESCALEDB", value_name = "BOOL", help_heading = PG_OPTIONS)]
     pub(crate) pg_timescaledb: Option<String>,
 }
 
@@ -191,10 +243,11 @@ the bit). Timestamps are RFC 3339 (2020-01-02T15:04:05Z, with an offset or fract
 const INGEST_AFTER_HELP: &str = "\
 Examples:
   strata ingest data/*.csv --summary
-  strata ingest prices.csv --dry-run                  validate only; writes nothing
-  strata ingest aapl.csv --symbol AAPL                a file with date,open,high,low,close,volume
+  strata ingest prices.csv --dry-run       validate only; writes nothing
+  strata ingest aapl.csv --symbol AAPL     a file with date,open,high,low,close,volume
   strata ingest bars.parquet
   strata ingest export.txt --format csv
+  strata ingest --duckdb-path /data/bars.duckdb a.csv
   STRATA_DUCKDB_PATH=/data/bars.duckdb strata ingest a.csv b.csv
 
 Exit codes: 0 written, 1 the store failed, 2 invalid input (nothing written).";
@@ -227,7 +280,7 @@ const GENERATE_AFTER_HELP: &str = "\
 Examples:
   strata generate --symbols 3 --bars 1000 --seed 7 --output synthetic.csv
   strata generate --symbols 50 --bars 100000 --seed 1 --interval 1m --output big.parquet
-  strata generate --symbols 5 --bars 2520 --seed 3 --interval 1d --start 2010-01-04 --ingest
+  strata generate --symbols 5 --bars 2520 --interval 1d --start 2010-01-04 --ingest
   STORAGE_BACKEND=memory strata generate --symbols 2 --bars 10 --seed 1 --ingest --summary";
 
 const DIGEST_LONG_ABOUT: &str = "\
@@ -322,6 +375,9 @@ pub(crate) struct HealthArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Give up after this many seconds, opening the store included, and report unhealthy (exit 1).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) timeout: Option<f64>,
 }
 
 /// `strata migrate`.
@@ -407,11 +463,10 @@ fn parse_interval(text: &str) -> Result<IntervalMicros, String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn definitions_are_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]
@@ -426,9 +481,58 @@ mod tests {
         assert!(parse_interval("fast").is_err());
     }
 
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::from_arg_matches(&command().try_get_matches_from(args)?)
+    }
+
     #[test]
     fn storage_options_work_after_the_subcommand() {
-        let cli = Cli::try_parse_from(["strata", "summary", "--backend", "memory"]).unwrap();
+        let cli = parse(&["strata", "summary", "--backend", "memory"]).unwrap();
         assert_eq!(cli.storage.backend.as_deref(), Some("memory"));
+    }
+
+    #[test]
+    fn storage_options_work_before_the_subcommand() {
+        let cli = parse(&["strata", "--duckdb-path", "a.duckdb", "digest"]).unwrap();
+        assert_eq!(cli.storage.duckdb_path, Some(PathBuf::from("a.duckdb")));
+        let cli = parse(&["strata", "query", "--pg-schema", "research", "AAPL"]).unwrap();
+        assert_eq!(cli.storage.pg_schema.as_deref(), Some("research"));
+    }
+
+    #[cfg(feature = "neon-api")]
+    #[test]
+    fn store_less_subcommands_refuse_storage_options() {
+        let error = parse(&["strata", "neon", "branch", "list", "--duckdb-path", "a.duckdb"]).unwrap_err();
+        assert!(error.to_string().contains("only to the commands that open a store"), "{error}");
+        assert!(parse(&["strata", "neon", "projects", "list", "--json"]).is_ok());
+    }
+
+    /// Every subcommand below `command`, nested ones included, with its full name.
+    fn subcommands(command: &clap::Command, prefix: &str) -> Vec<(String, clap::Command)> {
+        let mut found = Vec::new();
+        for subcommand in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            let name = format!("{prefix} {}", subcommand.get_name());
+            found.extend(subcommands(subcommand, &name));
+            found.push((name, subcommand.clone()));
+        }
+        found
+    }
+
+    #[test]
+    fn every_subcommand_has_examples_that_fit_the_help_width() {
+        let command = command();
+        let mut all = subcommands(&command, "strata");
+        all.push(("strata".to_string(), command));
+        for (name, subcommand) in all {
+            let after_help = subcommand.get_after_help().map(ToString::to_string).unwrap_or_default();
+            let Some((_, examples)) = after_help.split_once("Examples:\n") else {
+                panic!("`{name} --help` has no examples");
+            };
+            // Help is wrapped at 100 columns when stdout is not a terminal; an example must not be.
+            for line in examples.lines().filter(|line| line.starts_with("  ")) {
+                assert!(line.chars().count() <= 98, "`{name} --help`: example too wide: {line}");
+                assert!(!line.ends_with('\\'), "`{name} --help`: example continues on the next line: {line}");
+            }
+        }
     }
 }

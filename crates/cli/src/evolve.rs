@@ -24,13 +24,11 @@ use crate::exit::UsageError;
 
 /// Shown after `strata evolve --help`.
 pub(crate) const EVOLVE_AFTER_HELP: &str = "\
-Strategies: ma-crossover, rsi-reversion, bollinger-breakout, donchian.
-
 Examples:
   strata ingest data/*.csv
-  strata evolve --strategy ma-crossover --symbols AAPL MSFT IBM --start 2003-01-01 --end 2010-01-01 \\
-      --test-end 2013-01-01 --population 40 --generations 8 --seed 42
-  strata evolve --strategy donchian --symbols ^GSPC --population 60 --generations 15 --json
+  strata evolve --strategy ma-crossover --symbols AAPL MSFT IBM --population 40 --generations 8
+  strata evolve --symbols ^GSPC --start 2003-01-01 --end 2010-01-01 --test-end 2013-01-01
+  strata evolve --strategy donchian --symbols ^GSPC --population 60 --seed 7 --json
   strata evolve --resume ma-crossover-1f2e3d4c5b6a7980     continue a run after a crash
   strata runs show ma-crossover-1f2e3d4c5b6a7980
 
@@ -42,7 +40,7 @@ of workers and whatever crashes happen on the way.";
 #[derive(Debug, Args)]
 pub(crate) struct EvolveArgs {
     /// Strategy to evolve.
-    #[arg(long, default_value = "ma-crossover")]
+    #[arg(long, default_value = "ma-crossover", value_name = "STRATEGY", value_parser = strategy_names())]
     pub(crate) strategy: String,
     /// Symbols to train on (each backtested separately, equal weights).
     #[arg(long, num_args = 1.., value_name = "SYMBOL", default_values_t = [String::from("^GSPC")])]
@@ -94,6 +92,21 @@ pub(crate) struct EvolveArgs {
     pub(crate) json: bool,
 }
 
+/// The built-in strategies' names, as in [`StrategyRegistry::default`] (a test checks).
+const STRATEGIES: [&str; 4] = ["ma-crossover", "rsi-reversion", "bollinger-breakout", "donchian"];
+
+/// `--strategy` values, with each strategy's description for `--help`.
+fn strategy_names() -> clap::builder::PossibleValuesParser {
+    let registry = StrategyRegistry::default();
+    clap::builder::PossibleValuesParser::new(STRATEGIES.map(|name| {
+        let value = clap::builder::PossibleValue::new(name);
+        match registry.get(name) {
+            Ok(strategy) => value.help(strategy.description().to_string()),
+            Err(_) => value,
+        }
+    }))
+}
+
 /// Fitness objectives on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ObjectiveArg {
@@ -137,12 +150,14 @@ pub(crate) struct RunsArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum RunsAction {
     /// Every run, newest first.
+    #[command(after_help = "Examples:\n  strata runs list\n  strata runs list --json | jq -r .run")]
     List {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// One run: its settings, per-generation statistics and best genomes.
+    #[command(after_help = "Examples:\n  strata runs show RUN_ID\n  strata runs show RUN_ID --top 10 --json")]
     Show {
         /// Run id.
         run: RunId,
@@ -154,11 +169,14 @@ pub(crate) enum RunsAction {
         json: bool,
     },
     /// Stop a run: workers drop its evaluations and its coordinator exits.
+    #[command(after_help = "Examples:\n  strata runs cancel RUN_ID\n  STORAGE_BACKEND=neon strata runs cancel RUN_ID")]
     Cancel {
         /// Run id.
         run: RunId,
     },
     /// Continue a run with in-process workers (as `strata evolve --resume`).
+    #[command(after_help = "Examples:\n  strata runs resume RUN_ID\n  \
+            strata runs resume RUN_ID --workers 0     coordinator only, for `strata worker` processes")]
     Resume {
         /// Run id.
         run: RunId,
@@ -613,4 +631,16 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategy_values_are_the_registered_strategies() {
+        let mut listed = STRATEGIES.map(str::to_string).to_vec();
+        listed.sort();
+        assert_eq!(listed, StrategyRegistry::default().names());
+    }
 }

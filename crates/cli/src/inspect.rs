@@ -109,12 +109,31 @@ fn write_aligned<const N: usize>(
 }
 
 /// Runs `strata health`: exit code 0 when the store answered and is ok, 2 when
-/// there is no store at the configured path, else 1.
+/// there is no store at the configured path, else 1. With `--timeout`, the
+/// whole check (opening the store included) gives up after that long.
 pub(crate) async fn health(args: &HealthArgs, storage: &StorageConfig) -> Result<ExitCode> {
     storage.check_compiled_in()?;
-    let outcome = match build_stores(storage, Access::Read).await {
-        Ok(stores) => stores.market.health().await.map_err(anyhow::Error::from),
-        Err(error) => Err(error),
+    let limit = match args.timeout {
+        None => None,
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 => Some(std::time::Duration::from_secs_f64(seconds)),
+        Some(seconds) => {
+            return Err(crate::exit::UsageError(format!("--timeout {seconds} is not a number of seconds > 0")).into());
+        }
+    };
+    let check = async {
+        match build_stores(storage, Access::Read).await {
+            Ok(stores) => stores.market.health().await.map_err(anyhow::Error::from),
+            Err(error) => Err(error),
+        }
+    };
+    let outcome = match limit {
+        None => check.await,
+        Some(limit) => tokio::time::timeout(limit, check).await.unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "health check timed out after {} s (--timeout): the store did not answer in time",
+                args.timeout.unwrap_or_default()
+            ))
+        }),
     };
     let ok = matches!(&outcome, Ok(report) if report.ok);
     let mut out = io::stdout().lock();

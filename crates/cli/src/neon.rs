@@ -38,17 +38,19 @@ const NEON_AFTER_HELP: &str = "\
 Examples:
   export NEON_API_KEY=napi_... NEON_PROJECT_ID=shiny-wind-028834
   strata neon projects list
-  strata neon branch create ci-42 --parent main          idempotent: reuses an existing ci-42
+  strata neon branch create ci-42 --parent main     idempotent: reuses an existing ci-42
   strata neon branch create before-deploy --at 2026-11-27T09:00:00Z
   strata neon branch list --json | jq '.[].name'
   DATABASE_URL=$(strata neon connection-uri --branch ci-42 --database neondb --role neondb_owner)
-  strata neon branch delete ci-42                         succeeds when it is already gone
-  strata neon operations wait --timeout 300               waits for every unfinished operation
+  strata neon branch delete ci-42                    succeeds when it is already gone
+  strata neon operations wait --timeout 300          waits for every unfinished operation
 
 Try it without a Neon account:
   strata neon fake-server --port 4010 &
-  export NEON_API_BASE_URL=http://127.0.0.1:4010/api/v2 NEON_API_KEY=fake NEON_PROJECT_ID=<printed id>
-  strata neon branch create demo && strata neon connection-uri --branch demo --database neondb --role neondb_owner";
+  export NEON_API_BASE_URL=http://127.0.0.1:4010/api/v2 NEON_API_KEY=fake
+  export NEON_PROJECT_ID=<the id it printed>
+  strata neon branch create demo
+  strata neon connection-uri --branch demo --database neondb --role neondb_owner";
 
 /// `strata neon`.
 #[derive(Debug, Args)]
@@ -75,10 +77,14 @@ pub(crate) struct NeonArgs {
 #[derive(Debug, Subcommand)]
 enum NeonCommand {
     /// List projects.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  strata neon projects list\n  strata neon projects list --json")]
     Projects(ProjectsCommand),
     /// Create, list or delete branches of NEON_PROJECT_ID.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  strata neon branch create ci-42 --parent main\n  strata neon branch list\n  \
+            strata neon branch delete ci-42"
+    )]
     Branch(BranchCommand),
     /// Print a connection URI (with its password) for a database and role on a branch.
     #[command(after_help = "Examples:\n  strata neon connection-uri --database neondb --role neondb_owner\n  \
@@ -86,7 +92,10 @@ enum NeonCommand {
         psql \"$(strata neon connection-uri --branch ci-42 --database app --role app)\"")]
     ConnectionUri(ConnectionUriArgs),
     /// Wait for operations of NEON_PROJECT_ID.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  strata neon operations wait\n  strata neon operations wait --timeout 60"
+    )]
     Operations(OperationsCommand),
     /// Run a local fake of the Neon API (in memory) until interrupted.
     #[command(after_help = "Examples:\n  strata neon fake-server --port 4010\n  \

@@ -51,9 +51,11 @@ fn help_teaches_the_environment_and_exit_codes() {
 #[test]
 fn unknown_storage_backend_lists_the_accepted_values() {
     let directory = tempfile::tempdir().unwrap();
-    let run = strata(directory.path(), &[("STORAGE_BACKEND", "postgres")], &["summary"]);
+    let run = strata(directory.path(), &[("STORAGE_BACKEND", "mongodb")], &["summary"]);
     assert_eq!(run.code, Some(2), "{run:?}");
-    for needle in ["STORAGE_BACKEND", "\"postgres\"", "duckdb", "memory", "neon", "efs, hybrid"] {
+    for needle in
+        ["STORAGE_BACKEND", "\"mongodb\"", "duckdb", "memory", "neon (or postgres, postgresql, pg)", "efs, hybrid"]
+    {
         assert!(run.stderr.contains(needle), "{needle:?} missing from: {}", run.stderr);
     }
     let planned = strata(directory.path(), &[], &["--backend", "efs", "health"]);
@@ -64,6 +66,88 @@ fn unknown_storage_backend_lists_the_accepted_values() {
     assert!(neon.stderr.contains("DATABASE_URL") || neon.stdout.contains("DATABASE_URL"), "{neon:?}");
     assert_ne!(neon.code, Some(0), "{neon:?}");
     assert!(!directory.path().join("strata.duckdb").exists(), "a bad backend must not create a store");
+}
+
+#[cfg(feature = "neon")]
+#[test]
+fn postgres_is_another_name_for_the_neon_backend() {
+    let directory = tempfile::tempdir().unwrap();
+    for name in ["postgres", "PostgreSQL", "pg"] {
+        let run = strata(directory.path(), &[("STORAGE_BACKEND", name)], &["summary"]);
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.contains("DATABASE_URL"), "STORAGE_BACKEND={name} was not taken as neon: {run:?}");
+        assert!(!run.stderr.contains("not a storage backend"), "{run:?}");
+    }
+    let flag = strata(directory.path(), &[], &["summary", "--backend", "postgres"]);
+    assert!(flag.stderr.contains("DATABASE_URL"), "{flag:?}");
+    assert!(!directory.path().join("strata.duckdb").exists(), "a neon run must not create a DuckDB store");
+}
+
+#[cfg(feature = "neon-api")]
+#[test]
+fn storage_options_are_shown_and_accepted_only_where_a_store_is_opened() {
+    let directory = tempfile::tempdir().unwrap();
+    let neon_help = strata(directory.path(), &[], &["neon", "branch", "list", "--help"]).success();
+    for absent in ["--duckdb-path", "--pg-schema", "--backend", "DuckDB options", "PostgreSQL/Neon options"] {
+        assert!(!neon_help.stdout.contains(absent), "{absent:?} in `neon branch list --help`:\n{}", neon_help.stdout);
+    }
+    let query_help = strata(directory.path(), &[], &["query", "--help"]).success();
+    for present in ["--duckdb-path", "--pg-schema", "--backend", "DuckDB options:", "PostgreSQL/Neon options:"] {
+        assert!(query_help.stdout.contains(present), "{present:?} missing from `query --help`:\n{}", query_help.stdout);
+    }
+    let refused = strata(directory.path(), &[], &["neon", "branch", "list", "--duckdb-path", "x.duckdb"]);
+    assert_eq!(refused.code, Some(2), "{refused:?}");
+    assert!(refused.stderr.contains("--duckdb-path"), "{refused:?}");
+}
+
+#[test]
+fn every_subcommand_help_has_examples() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut subcommands = vec![
+        "ingest",
+        "query",
+        "summary",
+        "migrate",
+        "health",
+        "generate",
+        "digest",
+        "evolve",
+        "worker",
+        "runs",
+        "runs list",
+        "runs show",
+        "runs cancel",
+        "runs resume",
+    ];
+    if cfg!(feature = "neon-api") {
+        subcommands.extend([
+            "neon",
+            "neon projects",
+            "neon projects list",
+            "neon branch",
+            "neon branch create",
+            "neon branch list",
+            "neon branch delete",
+            "neon connection-uri",
+            "neon operations",
+            "neon operations wait",
+            "neon fake-server",
+        ]);
+    }
+    for subcommand in subcommands {
+        let mut arguments: Vec<&str> = subcommand.split(' ').collect();
+        arguments.push("--help");
+        let help = strata(directory.path(), &[], &arguments).success();
+        assert!(
+            help.stdout.contains("\nExamples:\n"),
+            "`strata {subcommand} --help` has no examples:\n{}",
+            help.stdout
+        );
+    }
+    let evolve = strata(directory.path(), &[], &["evolve", "--help"]).success();
+    for strategy in ["ma-crossover", "rsi-reversion", "bollinger-breakout", "donchian"] {
+        assert!(evolve.stdout.contains(strategy), "--strategy does not list {strategy}:\n{}", evolve.stdout);
+    }
 }
 
 #[cfg(feature = "memory")]
