@@ -124,6 +124,8 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
 }
 
 fn bench(root: &Path, args: &[String]) -> Result<()> {
+    // `cargo xtask bench --rows 1000` and `cargo xtask bench -- --rows 1000` both work.
+    let args = args.strip_prefix(&["--".to_string()]).unwrap_or(args);
     let binary = build_executable(root, "strata-bench")?;
     println!("xtask: running {} {}", binary.display(), args.join(" "));
     let postgres = pg::services(true, false)?;
