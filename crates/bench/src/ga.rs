@@ -110,13 +110,9 @@ pub(crate) async fn run(as_json: bool) -> Result<()> {
             for workers in [1u32, 2] {
                 let run = RunId::new(unique(&format!("bench-{workers}")))?;
                 let spec = config.spec(Some(run), strategy_name, 1, POPULATION, 1)?;
-                let mut options = LocalOptions::new(WorkerId::new(unique("bench"))?, workers);
-                options.coordinator.poll = Duration::from_millis(2);
-                let started = Instant::now();
-                let outcome =
-                    evolve_local(evolution.clone(), market.clone(), registry.clone(), spec, options, None).await?;
-                let elapsed = started.elapsed();
-                outcome.result.with_context(|| format!("GA bench run of {strategy_name} on {data}"))?;
+                let elapsed = time_one_generation(&evolution, &market, &registry, spec, workers)
+                    .await
+                    .with_context(|| format!("GA bench run of {strategy_name} on {data}"))?;
                 lines.push(GaLine {
                     data,
                     strategy: static_name(strategy_name),
@@ -146,13 +142,9 @@ pub(crate) async fn run(as_json: bool) -> Result<()> {
             for workers in [1u32, 2] {
                 let run = RunId::new(unique(&format!("bench-duckdb-{workers}")))?;
                 let spec = RunConfig::new(window.clone()).spec(Some(run), "ma-crossover", 1, POPULATION, 1)?;
-                let mut options = LocalOptions::new(WorkerId::new(unique("bench"))?, workers);
-                options.coordinator.poll = Duration::from_millis(2);
-                let started = Instant::now();
-                let outcome =
-                    evolve_local(evolution.clone(), market.clone(), registry.clone(), spec, options, None).await?;
-                let elapsed = started.elapsed();
-                outcome.result.with_context(|| format!("GA bench run on DuckDB, {data}"))?;
+                let elapsed = time_one_generation(&evolution, &market, &registry, spec, workers)
+                    .await
+                    .with_context(|| format!("GA bench run on DuckDB, {data}"))?;
                 lines.push(GaLine {
                     data,
                     strategy: "ma-crossover",
@@ -166,6 +158,23 @@ pub(crate) async fn run(as_json: bool) -> Result<()> {
     }
     print_lines(&lines, as_json);
     noop_coordination(as_json).await
+}
+
+/// Evolves `spec` (one generation) with `workers` in-process workers and returns how long it took.
+async fn time_one_generation(
+    evolution: &Arc<dyn EvolutionStore>,
+    market: &Arc<dyn MarketDataStore>,
+    registry: &Arc<StrategyRegistry>,
+    spec: strata_core::evolution::RunSpec,
+    workers: u32,
+) -> Result<Duration> {
+    let mut options = LocalOptions::new(WorkerId::new(unique("bench"))?, workers);
+    options.coordinator.poll = Duration::from_millis(2);
+    let started = Instant::now();
+    let outcome = evolve_local(evolution.clone(), market.clone(), registry.clone(), spec, options, None).await?;
+    let elapsed = started.elapsed();
+    outcome.result?;
+    Ok(elapsed)
 }
 
 fn static_name(name: &str) -> &'static str {
