@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use strata_core::evolution::{
-    CompletionStatus, FencingToken, GenerationStats, Lease, LeaseRequest, RunStatus, TaskCounts, TaskOutcome, TaskState,
+    CompletionStatus, FencingToken, GenerationStats, Lease, LeaseRequest, RoleLease, RunStatus, TaskCounts,
+    TaskOutcome, TaskState,
 };
 use strata_core::{EvolutionStore, StoreError};
 
@@ -512,4 +513,157 @@ pub async fn task_counts_and_list_tasks_describe_one_generation(store: &dyn Evol
     let none = store.list_tasks(&ghost, 0).await.unwrap_or_else(|e| panic!("list_tasks of an unknown run: {e}"));
     assert!(none.is_empty(), "an unknown run has no tasks");
     assert!(store.list_tasks(&run, 7).await.unwrap_or_else(|e| panic!("{e}")).is_empty(), "nor an absent generation");
+}
+
+/// A coordinator lease short enough to expire during a case.
+const ROLE_TTL: Duration = Duration::from_millis(200);
+/// How long a case waits for an expired coordinator lease to be granted to
+/// another holder: generous, so a loaded machine cannot make it flaky.
+const ROLE_PATIENCE: Duration = Duration::from_secs(20);
+
+/// `acquire_coordinator`, panicking on error.
+async fn acquire(
+    store: &dyn EvolutionStore,
+    run: &strata_core::evolution::RunId,
+    holder: &str,
+    ttl: Duration,
+) -> Option<RoleLease> {
+    store
+        .acquire_coordinator(run, &worker_id(holder), ttl)
+        .await
+        .unwrap_or_else(|error| panic!("acquire_coordinator by {holder} failed: {error}"))
+}
+
+/// Polls `acquire_coordinator` until `holder` is granted the role; panics after [`ROLE_PATIENCE`].
+async fn acquire_once_expired(
+    store: &dyn EvolutionStore,
+    run: &strata_core::evolution::RunId,
+    holder: &str,
+    ttl: Duration,
+) -> RoleLease {
+    let deadline = tokio::time::Instant::now() + ROLE_PATIENCE;
+    loop {
+        if let Some(lease) = acquire(store, run, holder, ttl).await {
+            return lease;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{holder} was not granted the role within {ROLE_PATIENCE:?} after the previous lease's TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `renew_coordinator`, panicking on error.
+async fn renew(store: &dyn EvolutionStore, lease: &RoleLease, ttl: Duration) -> bool {
+    store.renew_coordinator(lease, ttl).await.unwrap_or_else(|error| panic!("renew_coordinator failed: {error}"))
+}
+
+/// `release_coordinator`, panicking on error.
+async fn release(store: &dyn EvolutionStore, lease: &RoleLease) {
+    store.release_coordinator(lease).await.unwrap_or_else(|error| panic!("release_coordinator failed: {error}"));
+}
+
+/// One holder at a time: a second holder gets `None` while the first's lease
+/// is live; the holder itself re-acquires under the same token. Unknown run: `NotFound`.
+pub async fn coordinator_role_is_exclusive(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let other_run = create_run(store, "run-b").await;
+    let first = acquire(store, &run, "c1", LONG).await.unwrap_or_else(|| panic!("nobody holds the role yet"));
+    assert_eq!((&first.run, &first.holder), (&run, &worker_id("c1")), "the lease names its run and holder");
+    assert!(acquire(store, &run, "c2", LONG).await.is_none(), "a second holder is refused while the first is live");
+    let again = acquire(store, &run, "c1", LONG).await.unwrap_or_else(|| panic!("the holder re-acquires its role"));
+    assert_eq!(again.token, first.token, "re-acquiring one's own live lease keeps its token");
+    assert!(again.expires_at >= first.expires_at, "re-acquiring renews the lease");
+    assert!(renew(store, &first, LONG).await, "the holder renews its role");
+    assert!(acquire(store, &run, "c2", LONG).await.is_none(), "still refused after a renewal");
+    let elsewhere = acquire(store, &other_run, "c2", LONG).await;
+    assert!(elsewhere.is_some(), "the role of another run is separate");
+    let error = store
+        .acquire_coordinator(&run_id("ghost"), &worker_id("c1"), LONG)
+        .await
+        .expect_err("the role of an unknown run");
+    assert!(is_not_found(&error), "acquire_coordinator of an unknown run: expected NotFound, got {error:?}");
+}
+
+/// Once a lease's TTL has passed, another holder is granted the role, with a larger token.
+pub async fn expired_coordinator_role_goes_to_another_holder(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let first = acquire(store, &run, "c1", ROLE_TTL).await.unwrap_or_else(|| panic!("nobody holds the role yet"));
+    tokio::time::sleep(ROLE_TTL).await;
+    let second = acquire_once_expired(store, &run, "c2", LONG).await;
+    assert_eq!(second.holder, worker_id("c2"), "the new lease is c2's");
+    assert!(second.token > first.token, "the new holder's token is larger: {second:?} after {first:?}");
+    assert!(acquire(store, &run, "c1", LONG).await.is_none(), "the previous holder is now refused");
+}
+
+/// Every grant to a new holder, after a release or an expiry, carries a larger token than any before.
+pub async fn coordinator_tokens_increase_across_holders(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let mut previous: Option<RoleLease> = None;
+    for holder in ["c1", "c2", "c1", "c3"] {
+        let lease = acquire(store, &run, holder, LONG).await.unwrap_or_else(|| panic!("{holder}: the role is free"));
+        if let Some(previous) = &previous {
+            assert!(lease.token > previous.token, "{holder}'s token {} follows {}", lease.token, previous.token);
+        }
+        release(store, &lease).await;
+        previous = Some(lease);
+    }
+    let last = previous.unwrap_or_else(|| panic!("four grants"));
+    let short = acquire(store, &run, "c4", ROLE_TTL).await.unwrap_or_else(|| panic!("c4: the role is free"));
+    assert!(short.token > last.token, "a grant after a release has a larger token");
+    tokio::time::sleep(ROLE_TTL).await;
+    let after_expiry = acquire_once_expired(store, &run, "c5", LONG).await;
+    assert!(after_expiry.token > short.token, "a grant after an expiry has a larger token");
+}
+
+/// Renewing a role that another holder has taken over is false and changes
+/// nothing; a lease that expired but nobody took is still held.
+pub async fn renewing_a_lost_coordinator_role_is_false(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let kept = acquire(store, &run, "c1", ROLE_TTL).await.unwrap_or_else(|| panic!("nobody holds the role yet"));
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(renew(store, &kept, LONG).await, "an expired lease nobody took is still held and renews");
+    assert!(acquire(store, &run, "c2", LONG).await.is_none(), "the renewed lease is live again");
+    release(store, &kept).await;
+
+    let lost = acquire(store, &run, "c1", ROLE_TTL).await.unwrap_or_else(|| panic!("the role was released"));
+    tokio::time::sleep(ROLE_TTL).await;
+    let taker = acquire_once_expired(store, &run, "c2", LONG).await;
+    assert!(!renew(store, &lost, LONG).await, "the previous holder's renewal is refused once the role moved on");
+    assert!(acquire(store, &run, "c3", LONG).await.is_none(), "the refused renewal did not free the role");
+    assert!(renew(store, &taker, LONG).await, "the new holder still renews");
+}
+
+/// Releasing frees the role at once: another holder is granted it without
+/// waiting for the TTL, and the released lease no longer renews.
+pub async fn releasing_the_coordinator_role_frees_it_at_once(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let first = acquire(store, &run, "c1", LONG).await.unwrap_or_else(|| panic!("nobody holds the role yet"));
+    release(store, &first).await;
+    let second = acquire(store, &run, "c2", LONG).await;
+    assert!(second.is_some(), "a released role is granted at once, long before its TTL");
+    assert!(!renew(store, &first, LONG).await, "a released lease does not renew");
+    release(store, &first).await;
+}
+
+/// A release under a stale lease (released already, or taken over) leaves the current holder's role alone.
+pub async fn a_stale_release_leaves_the_new_holder_alone(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let first = acquire(store, &run, "c1", LONG).await.unwrap_or_else(|| panic!("nobody holds the role yet"));
+    release(store, &first).await;
+    let second = acquire(store, &run, "c2", LONG).await.unwrap_or_else(|| panic!("the role was released"));
+    release(store, &first).await;
+    assert!(acquire(store, &run, "c3", LONG).await.is_none(), "the stale release did not free c2's role");
+    assert!(renew(store, &second, LONG).await, "c2 still holds the role");
+
+    let expiring = acquire(store, &run, "c1", ROLE_TTL).await;
+    assert!(expiring.is_none(), "c2 still holds the role");
+    release(store, &second).await;
+    let expiring = acquire(store, &run, "c1", ROLE_TTL).await.unwrap_or_else(|| panic!("the role was released"));
+    tokio::time::sleep(ROLE_TTL).await;
+    let taker = acquire_once_expired(store, &run, "c2", LONG).await;
+    release(store, &expiring).await;
+    assert!(acquire(store, &run, "c3", LONG).await.is_none(), "a release after a takeover did not free the role");
+    assert!(renew(store, &taker, LONG).await, "the holder after the takeover still holds the role");
 }

@@ -66,6 +66,11 @@ pub async fn write(store: &dyn MarketDataStore, bars: &[Bar], context: &str) {
     let report =
         store.write_bars(batch(bars)).await.unwrap_or_else(|error| panic!("{context}: write_bars failed: {error}"));
     assert_eq!(report.rows, bars.len() as u64, "{context}: write report counts every row of the batch");
+    assert_eq!(
+        report.durability,
+        strata_core::Durability::Committed,
+        "{context}: a store in its normal state commits (only a store whose primary is down journals)"
+    );
 }
 
 /// Writes `bars` expecting `InvalidInput`, and returns the error.

@@ -214,6 +214,12 @@ macro_rules! __evolution_cases {
             workers_register_and_list,
             generation_stats_upsert_and_list_by_generation,
             task_counts_and_list_tasks_describe_one_generation,
+            coordinator_role_is_exclusive,
+            expired_coordinator_role_goes_to_another_holder,
+            coordinator_tokens_increase_across_holders,
+            renewing_a_lost_coordinator_role_is_false,
+            releasing_the_coordinator_role_frees_it_at_once,
+            a_stale_release_leaves_the_new_holder_alone,
         ] }
     };
 }

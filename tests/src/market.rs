@@ -461,11 +461,14 @@ pub async fn parallel_writers_on_different_symbols_all_land(store: &dyn MarketDa
     );
 }
 
-/// `health` answers `ok = true` under the store's own name.
+/// `health` answers healthy, every component too, under the store's own
+/// description; the capabilities a store declares do not change.
 pub async fn health_is_ok(store: &dyn MarketDataStore) {
     let health = store.health().await.unwrap_or_else(|error| panic!("health failed: {error}"));
-    assert!(health.ok, "a fresh store is healthy: {health:?}");
-    assert_eq!(health.backend, store.name(), "health reports the store's name");
+    assert!(health.ok(), "a fresh store is healthy: {health:?}");
+    assert_eq!(health.worst(), strata_core::HealthStatus::Healthy, "every part is healthy: {health:?}");
+    assert_eq!(health.backend, store.to_string(), "health reports the store's description");
+    assert_eq!(store.capabilities(), store.capabilities(), "capabilities are constant");
 }
 
 #[cfg(test)]

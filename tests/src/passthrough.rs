@@ -5,18 +5,31 @@
 //! `clippy::missing_trait_methods`, so a method added to a port with a default
 //! body cannot slip past a wrapper unforwarded.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
 use strata_core::evolution::{
-    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RunId, RunRecord, RunSpec,
-    RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
+    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RoleLease, RunId,
+    RunRecord, RunSpec, RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
 };
 use strata_core::{
-    BarBatch, BarQuery, DayDigest, DigestQuery, EvolutionStore, HealthReport, MarketDataStore, MarketSummary, Result,
-    Symbol, TimeRange, WriteReport,
+    BarBatch, BarQuery, Capabilities, DayDigest, DigestQuery, EvolutionStore, HealthReport, MarketDataStore,
+    MarketSummary, Result, Symbol, TimeRange, WriteReport,
 };
+
+impl fmt::Display for PassThrough {
+    /// `passthrough(duckdb)`, or `passthrough(neon, duckdb)` over two stores.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (market, evolution) = (self.market.to_string(), self.evolution.to_string());
+        if market == evolution {
+            write!(f, "passthrough({market})")
+        } else {
+            write!(f, "passthrough({market}, {evolution})")
+        }
+    }
+}
 
 /// Forwards every call to `market` or `evolution`, unchanged.
 #[derive(Debug, Clone)]
@@ -40,8 +53,8 @@ impl PassThrough {
 #[deny(clippy::missing_trait_methods)]
 #[async_trait::async_trait]
 impl MarketDataStore for PassThrough {
-    fn name(&self) -> &'static str {
-        self.market.name()
+    fn capabilities(&self) -> Capabilities {
+        self.market.capabilities()
     }
 
     async fn write_bars(&self, batch: BarBatch) -> Result<WriteReport> {
@@ -65,15 +78,17 @@ impl MarketDataStore for PassThrough {
     }
 
     async fn health(&self) -> Result<HealthReport> {
-        self.market.health().await
+        // A decorator reports itself, with what it wraps as a component.
+        let inner = self.market.health().await?;
+        Ok(HealthReport::new(self.to_string(), inner.status).with_component(inner))
     }
 }
 
 #[deny(clippy::missing_trait_methods)]
 #[async_trait::async_trait]
 impl EvolutionStore for PassThrough {
-    fn name(&self) -> &'static str {
-        self.evolution.name()
+    fn capabilities(&self) -> Capabilities {
+        self.evolution.capabilities()
     }
 
     async fn create_run(&self, spec: RunSpec) -> Result<RunRecord> {
@@ -146,5 +161,17 @@ impl EvolutionStore for PassThrough {
 
     async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>> {
         self.evolution.generation_stats(run).await
+    }
+
+    async fn acquire_coordinator(&self, run: &RunId, holder: &WorkerId, ttl: Duration) -> Result<Option<RoleLease>> {
+        self.evolution.acquire_coordinator(run, holder, ttl).await
+    }
+
+    async fn renew_coordinator(&self, lease: &RoleLease, ttl: Duration) -> Result<bool> {
+        self.evolution.renew_coordinator(lease, ttl).await
+    }
+
+    async fn release_coordinator(&self, lease: &RoleLease) -> Result<()> {
+        self.evolution.release_coordinator(lease).await
     }
 }

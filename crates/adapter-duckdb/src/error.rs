@@ -7,6 +7,7 @@
 //! | DuckDB says | kind |
 //! |---|---|
 //! | `Could not set lock on file` (another process holds the file) | `Unavailable`, naming the file and the holder |
+//! | an OS error of the disk, in any class (`No space left on device`, `File too large`, `Permission denied`, `Read-only file system`, `Disk quota exceeded`) | `Unavailable` saying what the operator must fix, marked as not worth retrying |
 //! | `IO Error`, `Out of Memory Error` | `Unavailable` |
 //! | `Constraint Error`, `TransactionContext Error` (write-write conflict) | `Conflict` |
 //! | `Interrupt Error` | `Timeout` |
@@ -28,6 +29,34 @@ pub(crate) fn is_lock_conflict(error: &duckdb::Error) -> bool {
     error.to_string().contains(LOCK_CONFLICT)
 }
 
+/// Whether `error` (a store error from this adapter) is another process
+/// holding the file: the only case where waiting (`--lock-wait`) helps.
+pub fn is_locked(error: &StoreError) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.downcast_ref::<duckdb::Error>().is_some_and(is_lock_conflict) {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// OS errors of the disk under the file, as DuckDB quotes them, with what the
+/// operator has to do. Retrying does not help until they do it.
+const DISK_ERRORS: [(&str, &str); 5] = [
+    ("No space left on device", "the disk holding the store is full; free space"),
+    ("File too large", "the file size limit (ulimit -f, or the file system's) is reached; raise it"),
+    ("Disk quota exceeded", "the disk quota is exhausted; free space or raise the quota"),
+    ("Permission denied", "permission denied; check the permissions of the store's file and folder"),
+    ("Read-only file system", "the file system is read-only; use a writable path"),
+];
+
+/// The remedy for a disk error quoted in `message`, if it quotes one.
+fn disk_error(message: &str) -> Option<(&'static str, &'static str)> {
+    DISK_ERRORS.iter().copied().find(|(quoted, _)| message.contains(quoted))
+}
+
 /// Maps a failure to open `path` after waiting `waited` for its lock.
 pub(crate) fn open_error(path: &Path, waited: Duration, error: duckdb::Error) -> StoreError {
     let message = error.to_string();
@@ -45,12 +74,14 @@ pub(crate) fn open_error(path: &Path, waited: Duration, error: duckdb::Error) ->
     };
     let waited = if waited.is_zero() { String::new() } else { format!(" after waiting {waited:.1?}") };
     StoreError::Unavailable {
-        backend: BACKEND,
+        backend: BACKEND.into(),
         what: format!(
             "database file {} is locked by {holder}{waited}; {remedy}, or point STRATA_DUCKDB_PATH at another file",
             path.display()
         ),
         source: Some(Box::new(error)),
+        // The open already waited out its lock budget.
+        retries_exhausted: !waited.is_empty(),
     }
 }
 
@@ -62,24 +93,28 @@ pub(crate) fn map(what: &str, error: duckdb::Error) -> StoreError {
         _ => return internal(what, error),
     };
     let class = message.split_once(" Error:").map(|(class, _)| class.trim()).unwrap_or("");
+    if let Some((quoted, remedy)) = disk_error(&message) {
+        // In any class: DuckDB reports a failed commit as a TransactionContext
+        // error, which is not a write-write conflict when the disk is full.
+        let what = format!("{what}: {remedy} ({quoted}); nothing of the failed write was kept");
+        return StoreError::unavailable(BACKEND, what, Some(Box::new(error))).after_retries();
+    }
     match class {
-        _ if message.contains(LOCK_CONFLICT) => StoreError::Unavailable {
-            backend: BACKEND,
-            what: format!("{what}: the database file is locked by another process"),
-            source: Some(Box::new(error)),
-        },
-        "IO" | "Out of Memory" => {
-            StoreError::Unavailable { backend: BACKEND, what: what.to_string(), source: Some(Box::new(error)) }
-        }
+        _ if message.contains(LOCK_CONFLICT) => StoreError::unavailable(
+            BACKEND,
+            format!("{what}: the database file is locked by another process"),
+            Some(Box::new(error)),
+        ),
+        "IO" | "Out of Memory" => StoreError::unavailable(BACKEND, what, Some(Box::new(error))),
         "Constraint" | "TransactionContext" => StoreError::Conflict { what: format!("{what}: {message}") },
-        "Interrupt" => StoreError::Timeout { backend: BACKEND, what: what.to_string() },
+        "Interrupt" => StoreError::timeout(BACKEND, what),
         _ => internal(what, error),
     }
 }
 
 /// An `Internal` error with `error` as its source.
 pub(crate) fn internal(what: &str, error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Internal { backend: BACKEND, what: what.to_string(), source: Some(Box::new(error)) }
+    StoreError::Internal { backend: BACKEND.into(), what: what.to_string(), source: Some(Box::new(error)) }
 }
 
 /// Adds the operation to a DuckDB result's error.
@@ -149,5 +184,27 @@ mod tests {
         assert_eq!(kind("Interrupt Error: Interrupted!"), "timeout");
         assert_eq!(kind("Binder Error: Referenced column \"x\" not found"), "internal");
         assert_eq!(map("reading", duckdb::Error::QueryReturnedNoRows).kind(), "internal");
+    }
+
+    #[test]
+    fn disk_errors_are_not_conflicts_and_say_what_to_fix() {
+        for (message, remedy) in [
+            (
+                "TransactionContext Error: Failed to commit: could not write file \"/d/s.duckdb.wal\": No space left on device",
+                "disk holding the store is full",
+            ),
+            ("IO Error: Could not write file \"/d/s.duckdb\": File too large", "file size limit"),
+            ("TransactionContext Error: Failed to commit: Permission denied", "check the permissions"),
+            ("IO Error: Cannot open file \"/ro/s.duckdb\": Read-only file system", "read-only"),
+        ] {
+            let error = map("writing bars", failure(message));
+            assert_eq!(error.kind(), "unavailable", "{message}");
+            assert!(error.retries_exhausted(), "retrying cannot help until the operator acts: {error:?}");
+            assert!(error.to_string().contains(remedy), "{error} lacks {remedy:?}");
+            assert!(!is_locked(&error), "not a lock: {error:?}");
+        }
+        let locked = map("opening", failure(LOCKED));
+        assert!(is_locked(&locked));
+        assert!(!is_locked(&StoreError::unavailable(BACKEND, "down", None)));
     }
 }

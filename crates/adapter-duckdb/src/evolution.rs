@@ -2,7 +2,9 @@
 //! with fencing tokens, workers and statistics. Every operation that touches
 //! more than one row runs in one transaction on the writer connection; the
 //! store clock is this process's `Timestamp::now()` (one file has one
-//! process writing it, so every caller shares that clock).
+//! process writing it, so every caller shares that clock). The coordinator
+//! role of a run is one row of `coordinator_leases`, read and written in one
+//! transaction; release clears the holder rather than deleting the row.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use duckdb::types::Value;
 use duckdb::{Connection, OptionalExt, params, params_from_iter};
 use strata_core::evolution::{
     Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Individual, Lease, LeaseRequest, NewTask,
-    RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
+    RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
     WorkerInfo, WorkerRecord,
 };
 use strata_core::policy::expiry_micros;
@@ -23,8 +25,8 @@ use crate::store::DuckDbStore;
 
 #[async_trait::async_trait]
 impl EvolutionStore for DuckDbStore {
-    fn name(&self) -> &'static str {
-        BACKEND
+    fn capabilities(&self) -> strata_core::Capabilities {
+        crate::store::CAPABILITIES
     }
 
     async fn create_run(&self, spec: RunSpec) -> Result<RunRecord> {
@@ -472,6 +474,83 @@ impl EvolutionStore for DuckDbStore {
         })
         .await
     }
+
+    async fn acquire_coordinator(&self, run: &RunId, holder: &WorkerId, ttl: Duration) -> Result<Option<RoleLease>> {
+        let (run, holder) = (run.clone(), holder.clone());
+        self.with_writer("acquiring the coordinator role", move |connection| {
+            let transaction = connection.transaction().during("starting a transaction")?;
+            require_run(&transaction, &run)?;
+            let now = Timestamp::now().micros();
+            let current: Option<(Option<String>, u64, i64)> = transaction
+                .query_row(
+                    "SELECT holder, token, expires_at_us FROM coordinator_leases WHERE run_id = ?",
+                    params![run.as_str()],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()
+                .during("reading the coordinator role")?;
+            let live = current.as_ref().filter(|(_, _, expires_at)| *expires_at > now);
+            let token = match live {
+                Some((current_holder, _, _)) if current_holder.as_deref() != Some(holder.as_str()) => return Ok(None),
+                // The holder's own live lease: renewed under the same token.
+                Some((_, token, _)) => *token,
+                None => {
+                    let token: i64 = transaction
+                        .query_row("SELECT nextval('coordinator_tokens')", [], |row| row.get(0))
+                        .during("drawing a coordinator token")?;
+                    u64::try_from(token).unwrap_or_default()
+                }
+            };
+            let expires_at = expiry_micros(now, ttl);
+            // A run's row is only ever updated, never deleted (release clears its holder):
+            // DuckDB may refuse to re-insert a key deleted while an older transaction runs.
+            let sql = if current.is_some() {
+                "UPDATE coordinator_leases SET holder = ?, token = ?, expires_at_us = ? WHERE run_id = ?"
+            } else {
+                "INSERT INTO coordinator_leases (holder, token, expires_at_us, run_id) VALUES (?, ?, ?, ?)"
+            };
+            transaction
+                .execute(sql, params![holder.as_str(), token, expires_at, run.as_str()])
+                .during("granting the coordinator role")?;
+            transaction.commit().during("committing the coordinator role")?;
+            Ok(Some(RoleLease { run, holder, token: FencingToken(token), expires_at: Timestamp(expires_at) }))
+        })
+        .await
+    }
+
+    async fn renew_coordinator(&self, lease: &RoleLease, ttl: Duration) -> Result<bool> {
+        let lease = lease.clone();
+        self.with_writer("renewing the coordinator role", move |connection| {
+            let renewed = connection
+                .execute(
+                    "UPDATE coordinator_leases SET expires_at_us = ? WHERE run_id = ? AND holder = ? AND token = ?",
+                    params![
+                        expiry_micros(Timestamp::now().micros(), ttl),
+                        lease.run.as_str(),
+                        lease.holder.as_str(),
+                        lease.token.0
+                    ],
+                )
+                .during("renewing the coordinator role")?;
+            Ok(renewed == 1)
+        })
+        .await
+    }
+
+    async fn release_coordinator(&self, lease: &RoleLease) -> Result<()> {
+        let lease = lease.clone();
+        self.with_writer("releasing the coordinator role", move |connection| {
+            connection
+                .execute(
+                    "UPDATE coordinator_leases SET holder = NULL, expires_at_us = 0
+                     WHERE run_id = ? AND holder = ? AND token = ?",
+                    params![lease.run.as_str(), lease.holder.as_str(), lease.token.0],
+                )
+                .during("releasing the coordinator role")?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// Most rows bound in one `VALUES` list (statements per call stay constant
@@ -730,7 +809,7 @@ fn parse_state(text: &str) -> Result<TaskState> {
 
 fn corrupt(what: &str, error: StoreError) -> StoreError {
     StoreError::Internal {
-        backend: BACKEND,
+        backend: BACKEND.into(),
         what: format!("the stored {what} is unreadable"),
         source: Some(Box::new(error)),
     }
@@ -1023,5 +1102,54 @@ mod tests {
         let again = store.lease_tasks(lease_request("w", 1, Duration::ZERO)).await.unwrap();
         assert!(again[0].token > token);
         assert_eq!(again[0].attempt, 2);
+    }
+
+    #[tokio::test]
+    async fn migration_2_removes_companion_runs_and_keeps_the_others() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("v1.duckdb");
+        {
+            // A file as a version-1 build left it, with a companion run `coord:r`.
+            let connection = duckdb::Connection::open(&path).unwrap();
+            connection.execute_batch(crate::schema::CREATE_VERSION_TABLE).unwrap();
+            connection.execute_batch(crate::schema::MIGRATIONS[0]).unwrap();
+            connection
+                .execute_batch(
+                    "INSERT INTO schema_version VALUES (1, 0);
+                     INSERT INTO runs VALUES
+                         ('coord:r', 'coordinator-lease', 0, 1, 1, '{}', 'running', nextval('run_order'), 0, 0),
+                         ('r', 'sma-cross', 1, 1, 1, '{}', 'running', nextval('run_order'), 0, 0);
+                     INSERT INTO generations VALUES ('coord:r', 0, 1, 0), ('r', 0, 1, 0);
+                     INSERT INTO individuals VALUES ('coord:r', 0, 0, '{}'), ('r', 0, 0, '{}');
+                     INSERT INTO tasks (run_id, generation, individual, payload, state, attempts, max_attempts, token)
+                         VALUES ('coord:r', 0, 0, 'lease', 'pending', 0, 1000000000, 0),
+                                ('r', 0, 0, '{}', 'pending', 0, 3, 0);
+                     INSERT INTO generation_stats VALUES ('coord:r', 0, 1, 1, 0, 0, 1);",
+                )
+                .unwrap();
+        }
+        let store = DuckDbStore::open(DuckDbConfig::new(&path)).await.unwrap();
+        let runs: Vec<String> = store.list_runs().await.unwrap().into_iter().map(|r| r.spec.id.to_string()).collect();
+        assert_eq!(runs, ["r"], "the companion run is gone, the user run stays");
+        let left: i64 = store
+            .with_reader("test", |connection| {
+                connection
+                    .query_row(
+                        "SELECT (SELECT count(*) FROM generations WHERE run_id LIKE 'coord:%')
+                              + (SELECT count(*) FROM individuals WHERE run_id LIKE 'coord:%')
+                              + (SELECT count(*) FROM tasks WHERE run_id LIKE 'coord:%')
+                              + (SELECT count(*) FROM generation_stats WHERE run_id LIKE 'coord:%')",
+                        [],
+                        |row| row.get(0),
+                    )
+                    .during("counting companion rows")
+            })
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "no companion rows are left");
+        let run = RunId::new("r").unwrap();
+        assert_eq!(store.list_tasks(&run, 0).await.unwrap().len(), 1, "the user run keeps its task");
+        let role = store.acquire_coordinator(&run, &worker("c1"), Duration::from_secs(60)).await.unwrap();
+        assert!(role.is_some(), "the coordinator role is granted through the new table");
     }
 }

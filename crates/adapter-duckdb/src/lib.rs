@@ -62,4 +62,5 @@ mod schema;
 mod store;
 
 pub use config::{DuckDbConfig, IN_MEMORY, OpenMode};
+pub use error::is_locked;
 pub use store::DuckDbStore;

@@ -25,18 +25,18 @@ const QUERY_CHANNEL_DEPTH: usize = 2;
 
 #[async_trait::async_trait]
 impl MarketDataStore for DuckDbStore {
-    fn name(&self) -> &'static str {
-        BACKEND
+    fn capabilities(&self) -> strata_core::Capabilities {
+        crate::store::CAPABILITIES
     }
 
     async fn write_bars(&self, batch: BarBatch) -> Result<WriteReport> {
         batch.validate()?;
         if batch.is_empty() {
-            return Ok(WriteReport { rows: 0 });
+            return Ok(WriteReport::committed(0));
         }
         let rows = batch.len() as u64;
         self.with_writer("writing bars", move |connection| write_batch(connection, batch.into_record_batch())).await?;
-        Ok(WriteReport { rows })
+        Ok(WriteReport::committed(rows))
     }
 
     fn query_bars(&self, query: BarQuery) -> BoxStream<'static, Result<BarBatch>> {

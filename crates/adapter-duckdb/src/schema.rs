@@ -1,6 +1,6 @@
 //! The DuckDB schema (versioned DDL) and every SQL statement the adapter runs.
 //!
-//! # Tables (schema version 1)
+//! # Tables (schema version 2)
 //!
 //! | table | key | holds |
 //! |---|---|---|
@@ -12,6 +12,7 @@
 //! | `tasks` | `(run_id, generation, individual)` | evaluation tasks: state, attempts, lease, result |
 //! | `workers` | `id` | registered workers |
 //! | `generation_stats` | `(run_id, generation)` | per-generation fitness statistics |
+//! | `coordinator_leases` | `run_id` | the coordinator role of a run: holder (NULL once released), fencing token, expiry (version 2) |
 //!
 //! `ohlcv_bars` has no `PRIMARY KEY`: maintaining DuckDB's ART index for new
 //! keys made a bulk load of fresh bars about 2.2x slower than the same load
@@ -22,8 +23,8 @@
 //! has already refused a key twice within a batch). The join's min/max filter
 //! lets the delete skip row groups outside the batch's time range.
 //!
-//! Sequences: `fencing_tokens` (lease tokens) and `run_order` (creation order
-//! of runs). Store-clock instants of the evolution tables are `BIGINT`
+//! Sequences: `fencing_tokens` (lease tokens), `coordinator_tokens` (coordinator
+//! role tokens) and `run_order` (creation order of runs). Store-clock instants of the evolution tables are `BIGINT`
 //! microseconds since the epoch (`*_us` columns). The bulk-write staging table
 //! `bar_staging` is a `TEMP` table of the writer connection, so its rows never
 //! reach the file or its WAL.
@@ -38,7 +39,7 @@ use strata_core::bar::{MAX_TIMESTAMP, MIN_TIMESTAMP};
 use strata_core::{BarQuery, DigestQuery, Order, Symbol, Timestamp};
 
 /// The schema version this build writes and understands.
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 
 /// Creates the version table; safe to run on every open.
 pub(crate) const CREATE_VERSION_TABLE: &str =
@@ -55,7 +56,8 @@ pub(crate) const HAS_VERSION_TABLE: &str =
 pub(crate) const RECORD_VERSION: &str = "INSERT INTO schema_version (version, applied_at_us) VALUES (?, ?)";
 
 /// Migrations by version: `MIGRATIONS[i]` brings the file from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: [&str; 1] = [r#"
+pub(crate) const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE ohlcv_bars (
     symbol      VARCHAR     NOT NULL,
     ts          TIMESTAMPTZ NOT NULL,
@@ -128,7 +130,24 @@ CREATE TABLE generation_stats (
     evaluated  UINTEGER NOT NULL,
     PRIMARY KEY (run_id, generation)
 );
-"#];
+"#,
+    // Version 2: the coordinator role becomes its own fenced lease, and the
+    // companion runs `coord:<run>` that used to hold it as a task go.
+    r#"
+CREATE SEQUENCE coordinator_tokens START 1;
+CREATE TABLE coordinator_leases (
+    run_id        VARCHAR PRIMARY KEY,
+    holder        VARCHAR, -- NULL once released
+    token         UBIGINT NOT NULL,
+    expires_at_us BIGINT  NOT NULL
+);
+DELETE FROM generation_stats WHERE run_id LIKE 'coord:%';
+DELETE FROM tasks WHERE run_id LIKE 'coord:%';
+DELETE FROM individuals WHERE run_id LIKE 'coord:%';
+DELETE FROM generations WHERE run_id LIKE 'coord:%';
+DELETE FROM runs WHERE id LIKE 'coord:%';
+"#,
+];
 
 // ---------------------------------------------------------------------------
 // Market data

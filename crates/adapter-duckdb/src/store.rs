@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use backon::{BlockingRetryable, ExponentialBuilder};
 use duckdb::{AccessMode, Config, Connection};
-use strata_core::{HealthReport, Result, StoreError, Timestamp};
+use strata_core::policy::Backoff;
+use strata_core::{Capabilities, HealthReport, HealthStatus, Result, StoreError, Timestamp};
 
 use crate::config::{DuckDbConfig, OpenMode};
 use crate::error::{self, BACKEND, ResultExt};
@@ -33,6 +33,22 @@ pub struct DuckDbStore {
     pub(crate) db: Arc<Database>,
     /// Whether the open that made this store created the file.
     created: bool,
+}
+
+/// What a DuckDB file store can do: durable, one host (a file lock admits
+/// one writing process), digests and deletes inside DuckDB.
+pub(crate) const CAPABILITIES: Capabilities = Capabilities {
+    durable: true,
+    shared_across_hosts: false,
+    server_side_digest: true,
+    cheap_delete: true,
+    transactions: true,
+};
+
+impl fmt::Display for DuckDbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(BACKEND)
+    }
 }
 
 impl fmt::Debug for DuckDbStore {
@@ -114,6 +130,7 @@ impl DuckDbStore {
             let answer: i32 = connection.query_row("SELECT 1", [], |row| row.get(0)).during("running SELECT 1")?;
             let version = connection.version().during("reading the DuckDB version")?;
             let bars: i64 = connection.query_row(schema::COUNT_BARS, [], |row| row.get(0)).during("counting bars")?;
+            let status = if answer == 1 { HealthStatus::Healthy } else { HealthStatus::Down };
             let mut details = vec![
                 ("path".to_string(), path.display().to_string()),
                 ("duckdb_version".to_string(), version),
@@ -123,7 +140,7 @@ impl DuckDbStore {
                 details.push(("file_bytes".to_string(), metadata.len().to_string()));
             }
             details.push(("bars".to_string(), bars.to_string()));
-            Ok(HealthReport { backend: BACKEND, ok: answer == 1, details })
+            Ok(HealthReport { backend: BACKEND.to_string(), status, details, components: Vec::new() })
         })
         .await
     }
@@ -151,21 +168,26 @@ impl Database {
     /// the schema is current instead.
     fn open(path: PathBuf, config: &DuckDbConfig, read_only: bool) -> Result<Self> {
         let started = Instant::now();
-        let backoff = ExponentialBuilder::default()
-            .with_jitter()
-            .with_min_delay(Duration::from_millis(50))
-            .with_max_delay(Duration::from_secs(1))
-            .without_max_times()
-            .with_total_delay(Some(config.lock_wait));
-        let mut writer = (|| open_connection(&path, config.threads, read_only))
-            .retry(backoff)
-            .sleep(std::thread::sleep)
-            .when(error::is_lock_conflict)
-            .notify(|_, delay| {
-                tracing::info!(path = %path.display(), ?delay, "DuckDB file is locked by another process; retrying");
-            })
-            .call()
-            .map_err(|error| error::open_error(&path, started.elapsed(), error))?;
+        // Waits for another process's lock for exactly `lock_wait`: the last
+        // attempt is made when the wait ends.
+        let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1), config.lock_wait);
+        let mut attempt = 0;
+        let mut writer = loop {
+            attempt += 1;
+            match open_connection(&path, config.threads, read_only) {
+                Ok(connection) => break connection,
+                Err(failure) if error::is_lock_conflict(&failure) => {
+                    let Some(delay) = backoff.delay_until_budget(attempt, started.elapsed()) else {
+                        return Err(error::open_error(&path, started.elapsed(), failure));
+                    };
+                    if attempt == 1 {
+                        tracing::info!(path = %path.display(), wait = ?config.lock_wait, "DuckDB file is locked by another process; waiting");
+                    }
+                    std::thread::sleep(delay);
+                }
+                Err(failure) => return Err(error::open_error(&path, started.elapsed(), failure)),
+            }
+        };
         if read_only {
             check_schema(&writer, &path)?;
         } else {
@@ -452,9 +474,11 @@ mod tests {
         let mut child = hold_in_another_process(&path, Duration::from_secs(60));
 
         let config = DuckDbConfig::new(&path).with_lock_wait(Duration::from_millis(400));
+        let started = Instant::now();
         let error = DuckDbStore::open(config).await.unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(400), "waited the whole lock wait: {:?}", started.elapsed());
         eprintln!("lock error: {error}");
-        assert!(matches!(error, StoreError::Unavailable { backend: "duckdb", .. }), "{error:?}");
+        assert!(matches!(error, StoreError::Unavailable { .. }) && error.backend() == Some("duckdb"), "{error:?}");
         let message = error.to_string();
         assert!(message.contains(&path.display().to_string()), "{message}");
         assert!(message.contains(&format!("PID {}", child.id())), "{message}");
@@ -466,7 +490,7 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         let store = DuckDbStore::open(DuckDbConfig::new(&path)).await.unwrap();
-        assert!(store.health_report().await.unwrap().ok);
+        assert!(store.health_report().await.unwrap().ok());
     }
 
     #[tokio::test]

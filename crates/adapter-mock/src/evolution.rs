@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use strata_core::evolution::{
-    Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RunId,
-    RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId, WorkerInfo,
-    WorkerRecord,
+    Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RoleLease,
+    RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
+    WorkerInfo, WorkerRecord,
 };
 use strata_core::{EvolutionStore, Result, StoreError, Timestamp};
 
-use crate::{BACKEND, MemoryStore, lock};
+use crate::{MemoryStore, lock};
 
 /// All evolution state, guarded by one lock so every call is one transaction.
 #[derive(Debug, Default)]
@@ -25,6 +25,10 @@ pub(crate) struct EvolutionState {
     last_token: u64,
     workers: BTreeMap<WorkerId, WorkerRecord>,
     stats: BTreeMap<(RunId, u32), GenerationStats>,
+    /// The coordinator role of each run that has a holder (released roles are removed).
+    coordinators: BTreeMap<RunId, RoleLease>,
+    /// The last coordinator token granted, for every run (so tokens grow per run too).
+    last_role_token: u64,
 }
 
 impl EvolutionState {
@@ -66,8 +70,8 @@ fn release(task: &mut TaskRecord, state: TaskState) {
 
 #[async_trait::async_trait]
 impl EvolutionStore for MemoryStore {
-    fn name(&self) -> &'static str {
-        BACKEND
+    fn capabilities(&self) -> strata_core::Capabilities {
+        crate::CAPABILITIES
     }
 
     async fn create_run(&self, spec: RunSpec) -> Result<RunRecord> {
@@ -324,5 +328,46 @@ impl EvolutionStore for MemoryStore {
     async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>> {
         let state = lock(&self.evolution)?;
         Ok(state.stats.range((run.clone(), 0)..=(run.clone(), u32::MAX)).map(|(_, stats)| stats.clone()).collect())
+    }
+
+    async fn acquire_coordinator(&self, run: &RunId, holder: &WorkerId, ttl: Duration) -> Result<Option<RoleLease>> {
+        let mut state = lock(&self.evolution)?;
+        let state = &mut *state;
+        state.run(run)?;
+        let now = Timestamp::now();
+        let token = match state.coordinators.get(run) {
+            // Re-acquiring one's own live lease renews it under the same token.
+            Some(current) if current.expires_at > now && current.holder == *holder => current.token,
+            Some(current) if current.expires_at > now => return Ok(None),
+            _ => {
+                state.last_role_token += 1;
+                FencingToken(state.last_role_token)
+            }
+        };
+        let lease = RoleLease { run: run.clone(), holder: holder.clone(), token, expires_at: expiry(now, ttl) };
+        state.coordinators.insert(run.clone(), lease.clone());
+        Ok(Some(lease))
+    }
+
+    async fn renew_coordinator(&self, lease: &RoleLease, ttl: Duration) -> Result<bool> {
+        let mut state = lock(&self.evolution)?;
+        let Some(current) = state.coordinators.get_mut(&lease.run) else { return Ok(false) };
+        if current.token != lease.token || current.holder != lease.holder {
+            return Ok(false);
+        }
+        current.expires_at = expiry(Timestamp::now(), ttl);
+        Ok(true)
+    }
+
+    async fn release_coordinator(&self, lease: &RoleLease) -> Result<()> {
+        let mut state = lock(&self.evolution)?;
+        if state
+            .coordinators
+            .get(&lease.run)
+            .is_some_and(|current| current.token == lease.token && current.holder == lease.holder)
+        {
+            state.coordinators.remove(&lease.run);
+        }
+        Ok(())
     }
 }

@@ -28,8 +28,9 @@
 //! let store = Arc::new(MemoryStore::new());
 //! let market: Arc<dyn MarketDataStore> = store.clone();
 //! let evolution: Arc<dyn EvolutionStore> = store;
-//! assert_eq!(market.name(), "memory");
-//! assert_eq!(evolution.name(), "memory");
+//! assert_eq!(market.to_string(), "memory");
+//! assert_eq!(evolution.to_string(), "memory");
+//! assert!(!market.capabilities().durable);
 //! ```
 
 use std::fmt;
@@ -75,6 +76,21 @@ impl Default for MemoryStore {
         Self::new()
     }
 }
+
+impl fmt::Display for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(BACKEND)
+    }
+}
+
+/// What a memory store can do: everything in one process, nothing durable.
+const CAPABILITIES: strata_core::Capabilities = strata_core::Capabilities {
+    durable: false,
+    shared_across_hosts: false,
+    server_side_digest: true,
+    cheap_delete: true,
+    transactions: true,
+};
 
 impl fmt::Debug for MemoryStore {
     /// Prints the name only: the contents may be millions of rows.

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use futures::stream::{self, BoxStream, StreamExt};
 use strata_core::digest::DigestAccumulator;
 use strata_core::{
-    Bar, BarBatch, BarBatchBuilder, BarQuery, DayDigest, DigestQuery, HealthReport, MarketDataStore, MarketSummary,
-    Order, Result, Symbol, SymbolSummary, TimeRange, Timestamp, WriteReport,
+    Bar, BarBatch, BarBatchBuilder, BarQuery, DayDigest, DigestQuery, HealthReport, HealthStatus, MarketDataStore,
+    MarketSummary, Order, Result, Symbol, SymbolSummary, TimeRange, Timestamp, WriteReport,
 };
 
 use crate::{BACKEND, MemoryStore, lock};
@@ -153,15 +153,15 @@ fn selected(symbols: &[Symbol], symbol: &str) -> bool {
 
 #[async_trait::async_trait]
 impl MarketDataStore for MemoryStore {
-    fn name(&self) -> &'static str {
-        BACKEND
+    fn capabilities(&self) -> strata_core::Capabilities {
+        crate::CAPABILITIES
     }
 
     async fn write_bars(&self, batch: BarBatch) -> Result<WriteReport> {
         batch.validate()?;
         let rows = batch.len();
         if rows == 0 {
-            return Ok(WriteReport { rows: 0 });
+            return Ok(WriteReport::committed(0));
         }
         let columns = batch.columns();
         let mut state = lock(&self.market)?;
@@ -183,7 +183,7 @@ impl MarketDataStore for MemoryStore {
             };
             series.insert(columns.timestamp.value(row), stored);
         }
-        Ok(WriteReport { rows: rows as u64 })
+        Ok(WriteReport::committed(rows as u64))
     }
 
     fn query_bars(&self, query: BarQuery) -> BoxStream<'static, Result<BarBatch>> {
@@ -264,11 +264,9 @@ impl MarketDataStore for MemoryStore {
     async fn health(&self) -> Result<HealthReport> {
         let state = lock(&self.market)?;
         let rows: usize = state.symbols.values().map(BTreeMap::len).sum();
-        Ok(HealthReport {
-            backend: BACKEND,
-            ok: true,
-            details: vec![("symbols".into(), state.symbols.len().to_string()), ("rows".into(), rows.to_string())],
-        })
+        Ok(HealthReport::new(BACKEND, HealthStatus::Healthy)
+            .with_detail("symbols", state.symbols.len().to_string())
+            .with_detail("rows", rows.to_string()))
     }
 }
 

@@ -4,13 +4,14 @@
 //! mock when the point is *how* a port is called (once, with this query,
 //! never after an error, ...).
 
+use std::fmt;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
 use mockall::mock;
 use strata_core::evolution::{
-    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RunId, RunRecord, RunSpec,
-    RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
+    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RoleLease, RunId,
+    RunRecord, RunSpec, RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
 };
 use strata_core::ports::provision::{BranchInfo, BranchSpec, Pooling};
 use strata_core::{
@@ -25,7 +26,7 @@ mock! {
 
     #[async_trait::async_trait]
     impl MarketDataStore for MarketDataStore {
-        fn name(&self) -> &'static str;
+        fn capabilities(&self) -> strata_core::Capabilities;
         async fn write_bars(&self, batch: BarBatch) -> Result<WriteReport>;
         fn query_bars(&self, query: BarQuery) -> BoxStream<'static, Result<BarBatch>>;
         async fn summary(&self) -> Result<MarketSummary>;
@@ -42,7 +43,7 @@ mock! {
 
     #[async_trait::async_trait]
     impl EvolutionStore for EvolutionStore {
-        fn name(&self) -> &'static str;
+        fn capabilities(&self) -> strata_core::Capabilities;
         async fn create_run(&self, spec: RunSpec) -> Result<RunRecord>;
         async fn get_run(&self, run: &RunId) -> Result<RunRecord>;
         async fn list_runs(&self) -> Result<Vec<RunRecord>>;
@@ -71,6 +72,14 @@ mock! {
         async fn list_workers(&self) -> Result<Vec<WorkerRecord>>;
         async fn record_generation_stats(&self, stats: GenerationStats) -> Result<()>;
         async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>>;
+        async fn acquire_coordinator(
+            &self,
+            run: &RunId,
+            holder: &WorkerId,
+            ttl: Duration,
+        ) -> Result<Option<RoleLease>>;
+        async fn renew_coordinator(&self, lease: &RoleLease, ttl: Duration) -> Result<bool>;
+        async fn release_coordinator(&self, lease: &RoleLease) -> Result<()>;
     }
 }
 
@@ -87,6 +96,18 @@ mock! {
         async fn drop_database(&self, branch: &str, database: &str) -> Result<bool>;
         async fn ensure_role(&self, branch: &str, role: &str) -> Result<Option<Secret>>;
         async fn connection_uri(&self, branch: &str, database: &str, role: &str, pooling: Pooling) -> Result<Secret>;
+    }
+}
+
+impl fmt::Display for MockMarketDataStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("mock")
+    }
+}
+
+impl fmt::Display for MockEvolutionStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("mock")
     }
 }
 

@@ -10,9 +10,9 @@
 //! quota errors, authentication, TLS certificate failures, a missing
 //! database.
 
-use strata_core::StoreError;
+use strata_core::{BoxError, StoreError};
 
-use crate::redact::redact_text;
+use crate::redact::Redacted;
 
 /// Backend name in logs and errors.
 pub(crate) const BACKEND: &str = "neon";
@@ -179,70 +179,93 @@ fn is_connection_level(error: &sqlx::Error) -> bool {
 }
 
 /// Turns a driver error into the port's error, naming what was being done.
+///
+/// Kinds that carry a source (`Unavailable`, `Internal`) keep the driver
+/// error as a [`Redacted`] source: its text, masked, is printed by whoever
+/// prints the chain, and its SQLSTATE stays readable
+/// ([`sqlstate`]). Kinds without a source (`Timeout`, `Conflict`,
+/// `InvalidInput`) quote the masked text in their message.
 pub(crate) fn classify(error: sqlx::Error, what: &str) -> StoreError {
-    let text = redact_text(&error.to_string());
+    let redacted = Redacted::from(&error);
+    let text = redacted.to_string();
+    let source = || -> Option<BoxError> { Some(Box::new(redacted.clone())) };
     if let sqlx::Error::Database(db) = &error {
         let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
         let message = db.message().to_ascii_lowercase();
         if NEON_PERMANENT_MESSAGES.iter().any(|m| message.contains(m)) {
-            return StoreError::Unavailable {
-                backend: BACKEND,
-                what: format!(
-                    "{what}: {text} (Neon refused: not transient; check the endpoint and the project's quotas)"
-                ),
-                source: None,
-            };
+            return StoreError::unavailable(
+                BACKEND,
+                format!("{what}: Neon refused (not transient; check the endpoint and the project's quotas)"),
+                source(),
+            );
         }
         return match code.as_str() {
-            "57014" => StoreError::Timeout {
-                backend: BACKEND,
-                what: format!("{what}: the statement ran past statement_timeout ({text})"),
-            },
-            "55P03" => {
-                StoreError::Timeout { backend: BACKEND, what: format!("{what}: waited past lock_timeout ({text})") }
+            "57014" => {
+                StoreError::timeout(BACKEND, format!("{what}: the statement ran past statement_timeout ({text})"))
             }
+            "55P03" => StoreError::timeout(BACKEND, format!("{what}: waited past lock_timeout ({text})")),
             "23505" | "40001" | "40P01" => StoreError::conflict(format!("{what}: {text}")),
-            "28P01" | "28000" => StoreError::Unavailable {
-                backend: BACKEND,
-                what: format!("{what}: authentication failed ({text}); check the user and password in DATABASE_URL"),
-                source: None,
-            },
-            "3D000" => StoreError::Unavailable {
-                backend: BACKEND,
-                what: format!("{what}: {text}; create the database or fix DATABASE_URL"),
-                source: None,
-            },
-            "42P01" | "42703" => StoreError::internal(
+            "28P01" | "28000" => StoreError::unavailable(
                 BACKEND,
-                format!("{what}: {text}; the schema looks older than this binary: run `strata migrate`"),
+                format!("{what}: authentication failed; check the user and password in DATABASE_URL"),
+                source(),
             ),
+            "3D000" => StoreError::unavailable(
+                BACKEND,
+                format!("{what}: no such database; create the database or fix DATABASE_URL"),
+                source(),
+            ),
+            "42P01" | "42703" => StoreError::Internal {
+                backend: BACKEND.into(),
+                what: format!("{what}: the schema looks older than this binary: run `strata migrate`"),
+                source: source(),
+            },
             c if c.starts_with("22") => StoreError::invalid(format!("{what}: {text}")),
-            _ if is_connection_level(&error) => {
-                StoreError::Unavailable { backend: BACKEND, what: format!("{what}: {text}"), source: None }
-            }
-            _ => StoreError::internal(BACKEND, format!("{what}: {text} (SQLSTATE {code})")),
+            _ if is_connection_level(&error) => StoreError::unavailable(BACKEND, what, source()),
+            _ => StoreError::Internal {
+                backend: BACKEND.into(),
+                what: format!("{what} (SQLSTATE {code})"),
+                source: source(),
+            },
         };
     }
     match &error {
-        sqlx::Error::PoolTimedOut => StoreError::Unavailable {
-            backend: BACKEND,
-            what: format!("{what}: no connection within the acquire timeout (is the server up and reachable?)"),
-            source: None,
-        },
-        sqlx::Error::Tls(_) => StoreError::Unavailable {
-            backend: BACKEND,
-            what: format!(
-                "{what}: TLS failed: {text} (with sslmode=verify-full the server certificate must chain to \
-                 sslrootcert, or the platform roots, and name the host)"
+        sqlx::Error::PoolTimedOut => StoreError::unavailable(
+            BACKEND,
+            format!("{what}: no connection within the acquire timeout (is the server up and reachable?)"),
+            source(),
+        ),
+        sqlx::Error::Tls(_) => StoreError::unavailable(
+            BACKEND,
+            format!(
+                "{what}: TLS failed (with sslmode=verify-full the server certificate must chain to sslrootcert, or \
+                 the platform roots, and name the host)"
             ),
-            source: None,
-        },
-        _ if is_connection_level(&error) => {
-            StoreError::Unavailable { backend: BACKEND, what: format!("{what}: {text}"), source: None }
-        }
+            source(),
+        ),
+        _ if is_connection_level(&error) => StoreError::unavailable(BACKEND, what, source()),
         sqlx::Error::Configuration(_) => StoreError::invalid(format!("{what}: {text}")),
-        _ => StoreError::internal(BACKEND, format!("{what}: {text}")),
+        _ => StoreError::Internal { backend: BACKEND.into(), what: what.to_string(), source: source() },
     }
+}
+
+/// The SQLSTATE behind a port error made by [`classify`], read from its
+/// [`Redacted`] source: `None` when the error did not come from the server.
+pub(crate) fn sqlstate(error: &StoreError) -> Option<&str> {
+    Redacted::sqlstate_in(std::error::Error::source(error)?)
+}
+
+/// A port error and every cause, `: `-separated, as `{:#}` prints an
+/// `anyhow` chain: for reports that keep only a string.
+pub(crate) fn describe(error: &StoreError) -> String {
+    let mut text = error.to_string();
+    let mut next = std::error::Error::source(error);
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 impl Failure {
@@ -317,5 +340,142 @@ mod tests {
         assert_eq!(ConnectFailure::of(&again), ConnectFailure::Other);
         assert_eq!(ConnectFailure::of(&io(ErrorKind::ConnectionReset, "reset")), ConnectFailure::Other);
         assert_eq!(ConnectFailure::of(&sqlx::Error::PoolTimedOut), ConnectFailure::Other);
+    }
+
+    /// A server error as sqlx hands it over, with any code and text.
+    #[derive(Debug)]
+    struct ServerError {
+        code: &'static str,
+        message: String,
+    }
+
+    impl std::fmt::Display for ServerError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.message)
+        }
+    }
+
+    impl std::error::Error for ServerError {}
+
+    impl sqlx::error::DatabaseError for ServerError {
+        fn message(&self) -> &str {
+            &self.message
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.code.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn server_error(code: &'static str, message: &str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(ServerError { code, message: message.to_string() }))
+    }
+
+    /// An error that names its cause only through `source()`.
+    #[derive(Debug)]
+    struct Wrapper(&'static str, Box<dyn std::error::Error + Send + Sync>);
+
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&*self.1)
+        }
+    }
+
+    /// Every link of `error`'s chain as printed, `Debug` included.
+    fn chain_texts(error: &StoreError) -> Vec<String> {
+        let mut texts = vec![error.to_string(), format!("{error:?}")];
+        let mut next = std::error::Error::source(error);
+        while let Some(cause) = next {
+            texts.push(cause.to_string());
+            texts.push(format!("{cause:?}"));
+            next = cause.source();
+        }
+        texts
+    }
+
+    const URL: &str = "postgres://u:secret@h/db";
+
+    #[test]
+    fn classified_errors_keep_a_masked_source_chain() {
+        let io = |text: String| std::io::Error::new(std::io::ErrorKind::ConnectionReset, text);
+        let errors = [
+            server_error("XX000", &format!("could not reach {URL} for now")),
+            server_error("28P01", &format!("password authentication failed for {URL}")),
+            sqlx::Error::Io(io(format!("reset while talking to {URL}"))),
+            sqlx::Error::Tls(Box::new(Wrapper("handshake failed", Box::new(io(format!("at {URL}")))))),
+            sqlx::Error::Protocol(format!("unexpected message from {URL}")),
+            sqlx::Error::Configuration(Box::new(io(format!("bad {URL}")))),
+        ];
+        for error in errors {
+            let mut shown = error.to_string();
+            let mut next = std::error::Error::source(&error);
+            while let Some(cause) = next {
+                shown = format!("{shown}: {cause}");
+                next = cause.source();
+            }
+            assert!(shown.contains("secret"), "the test needs a secret in the driver's chain: {shown}");
+            let classified = classify(error, "writing bars");
+            let texts = chain_texts(&classified);
+            for text in &texts {
+                assert!(!text.contains("secret"), "{text}");
+            }
+            // The driver's text is printed once, masked, by whoever prints the chain.
+            let described = describe(&classified);
+            assert!(described.contains("postgres://u:***@h/db"), "{described}");
+            if matches!(classified, StoreError::Unavailable { .. } | StoreError::Internal { .. }) {
+                let source = std::error::Error::source(&classified).expect("a source");
+                assert!(source.downcast_ref::<Redacted>().is_some(), "{source:?}");
+                assert_eq!(described.matches("postgres://u:***@h/db").count(), 1, "{described}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_cause_not_quoted_by_its_parent_stays_in_the_chain_masked() {
+        let inner = std::io::Error::other(format!("refused by {URL}"));
+        let tls = sqlx::Error::Tls(Box::new(Wrapper("certificate rejected", Box::new(inner))));
+        let classified = classify(tls, "connecting");
+        assert!(matches!(classified, StoreError::Unavailable { .. }), "{classified:?}");
+        let described = describe(&classified);
+        assert!(described.contains("certificate rejected") && described.contains("refused by postgres://u:***@h/db"));
+        assert!(!described.contains("secret") && !chain_texts(&classified).iter().any(|t| t.contains("secret")));
+    }
+
+    #[test]
+    fn the_sqlstate_is_read_from_the_chain_not_from_messages() {
+        let missing_partition =
+            server_error("23514", &format!("no partition of relation \"ohlcv_bars\" found for row ({URL})"));
+        let classified = classify(missing_partition, "writing bars");
+        assert!(matches!(classified, StoreError::Internal { .. }), "{classified:?}");
+        assert_eq!(sqlstate(&classified), Some("23514"));
+        let source = std::error::Error::source(&classified).expect("a source");
+        assert_eq!(source.downcast_ref::<Redacted>().and_then(Redacted::sqlstate), Some("23514"));
+        // Also through a Failure, after the adapter's own retries are spent.
+        let failure = Failure::Db(server_error("42P01", "relation \"s.strata_meta\" does not exist"));
+        let classified = failure.into_store("reading the schema").after_retries();
+        assert_eq!(sqlstate(&classified), Some("42P01"));
+        assert!(describe(&classified).contains("strata_meta\" does not exist"), "{}", describe(&classified));
+        // Errors that never reached a server have none, and port errors made here have no chain.
+        let refused = sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"));
+        assert_eq!(sqlstate(&classify(refused, "x")), None);
+        assert_eq!(sqlstate(&StoreError::internal(BACKEND, "SQLSTATE 23514")), None);
+        assert_eq!(sqlstate(&Failure::Store(StoreError::conflict("23514")).into_store("x")), None);
     }
 }

@@ -9,6 +9,10 @@
 //! - A completion is applied only if the task is leased by this worker under
 //!   exactly this token (`UPDATE ... WHERE token = $n`), so a late result
 //!   from an expired lease changes nothing.
+//! - The coordinator role of a run is one row of `coordinator_leases`, taken
+//!   with one upsert that only overwrites an expired lease or the holder's
+//!   own; a grant to a new holder draws its token from `coordinator_tokens`,
+//!   renewal and release are fenced by that token.
 //! - Liveness is by time only: no LISTEN/NOTIFY, no session advisory locks,
 //!   so it all works through Neon's pooler (PgBouncer, transaction mode).
 
@@ -18,7 +22,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row as _};
 use strata_core::evolution::{
     Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Individual, Lease, LeaseRequest, NewTask,
-    RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
+    RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
     WorkerInfo, WorkerRecord,
 };
 use strata_core::{EvolutionStore, Result, StoreError, Timestamp};
@@ -186,8 +190,8 @@ fn describe_generation(number: Option<u32>) -> String {
 
 #[async_trait::async_trait]
 impl EvolutionStore for NeonStore {
-    fn name(&self) -> &'static str {
-        BACKEND
+    fn capabilities(&self) -> strata_core::Capabilities {
+        crate::store::CAPABILITIES
     }
 
     async fn create_run(&self, spec: RunSpec) -> Result<RunRecord> {
@@ -446,22 +450,20 @@ impl EvolutionStore for NeonStore {
 
     async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>> {
         let (schema, persistent, worker) = (self.inner.config.schema.clone(), self.persistent(), worker.clone());
-        let mut seen = std::collections::HashSet::new();
-        let repeated = !completions.iter().all(|c| seen.insert((c.key.clone(), c.token)));
+        // Of several completions of one (task, token) only the first can apply (applying it
+        // ends the lease): the later copies never reach the statement and stay `Stale`.
+        let first = strata_core::policy::first_completions(&completions);
+        let unique: Vec<Completion> = first.iter().map(|&index| completions[index].clone()).collect();
         // Not retried once the statement may have reached the server: a replay would find the
         // tokens already used and report them stale, losing the first attempt's statuses.
-        transact!(self.inner, "completing tasks", Idempotency::NotIdempotent, |c| {
-            if repeated {
-                // The same (task, token) twice in one batch: apply one by one so the second is stale.
-                mark_seen(c, &schema, &worker, persistent).await?;
-                let mut statuses = Vec::with_capacity(completions.len());
-                for completion in completions.iter().cloned() {
-                    statuses.push(complete_one(c, &schema, &worker, completion, persistent).await?);
-                }
-                return Ok(statuses);
-            }
-            complete_batch(c, &schema, &worker, &completions, persistent).await
-        })
+        let applied = transact!(self.inner, "completing tasks", Idempotency::NotIdempotent, |c| {
+            complete_batch(c, &schema, &worker, &unique, persistent).await
+        })?;
+        let mut statuses = vec![CompletionStatus::Stale; completions.len()];
+        for (index, status) in first.into_iter().zip(applied) {
+            statuses[index] = status;
+        }
+        Ok(statuses)
     }
 
     async fn requeue_expired(&self) -> Result<u64> {
@@ -607,6 +609,76 @@ impl EvolutionStore for NeonStore {
             })
             .collect())
     }
+
+    async fn acquire_coordinator(&self, run: &RunId, holder: &WorkerId, ttl: Duration) -> Result<Option<RoleLease>> {
+        let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());
+        let (run, holder, ttl_us) = (run.clone(), holder.clone(), ttl_micros(ttl));
+        // One upsert decides under the row lock: a live lease of another holder is
+        // left alone (no row comes back); the holder's own live lease keeps its
+        // token; anything else (no row, expired, released) takes a fresh token.
+        let sql = format!(
+            "INSERT INTO {schema}.coordinator_leases AS l (run_id, holder, token, expires_at)
+             VALUES ($1, $2, nextval('{schema}.coordinator_tokens'), now() + $3 * interval '1 microsecond')
+             ON CONFLICT (run_id) DO UPDATE
+             SET holder = EXCLUDED.holder,
+                 token = CASE WHEN l.expires_at > now() THEN l.token ELSE EXCLUDED.token END,
+                 expires_at = EXCLUDED.expires_at
+             WHERE l.expires_at <= now() OR l.holder = EXCLUDED.holder
+             RETURNING l.token, {}",
+            micros("l.expires_at")
+        );
+        // A repeat by the same holder finds its own live lease: idempotent.
+        transact!(self.inner, "acquiring the coordinator role", Idempotency::Idempotent, |c| {
+            require_run(c, &schema, &run, persistent).await?;
+            let row: Option<(i64, i64)> = sqlx::query_as(&sql)
+                .bind(run.as_str())
+                .bind(holder.as_str())
+                .bind(ttl_us)
+                .persistent(persistent)
+                .fetch_optional(&mut *c)
+                .await?;
+            Ok(row.map(|(token, expires_at)| RoleLease {
+                run: run.clone(),
+                holder: holder.clone(),
+                token: FencingToken(token as u64),
+                expires_at: Timestamp(expires_at),
+            }))
+        })
+    }
+
+    async fn renew_coordinator(&self, lease: &RoleLease, ttl: Duration) -> Result<bool> {
+        let sql = self.sql(
+            "UPDATE {s}.coordinator_leases SET expires_at = now() + $4 * interval '1 microsecond'
+             WHERE run_id = $1 AND holder = $2 AND token = $3",
+        );
+        let (persistent, lease, ttl_us) = (self.persistent(), lease.clone(), ttl_micros(ttl));
+        transact!(self.inner, "renewing the coordinator role", Idempotency::Idempotent, |c| {
+            let done = sqlx::query(&sql)
+                .bind(lease.run.as_str())
+                .bind(lease.holder.as_str())
+                .bind(i64::try_from(lease.token.0).unwrap_or(-1))
+                .bind(ttl_us)
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    async fn release_coordinator(&self, lease: &RoleLease) -> Result<()> {
+        let sql = self.sql("DELETE FROM {s}.coordinator_leases WHERE run_id = $1 AND holder = $2 AND token = $3");
+        let (persistent, lease) = (self.persistent(), lease.clone());
+        transact!(self.inner, "releasing the coordinator role", Idempotency::Idempotent, |c| {
+            sqlx::query(&sql)
+                .bind(lease.run.as_str())
+                .bind(lease.holder.as_str())
+                .bind(i64::try_from(lease.token.0).unwrap_or(-1))
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        })
+    }
 }
 
 /// Applies a batch of completions (distinct (task, token) pairs) in ONE
@@ -692,62 +764,4 @@ async fn complete_batch(
             Some(_) => CompletionStatus::Requeued,
         })
         .collect())
-}
-
-/// Applies one completion inside the caller's transaction: one guarded
-/// `UPDATE` whose `WHERE` carries the fencing check.
-async fn complete_one(
-    c: &mut PgConnection,
-    schema: &str,
-    worker: &WorkerId,
-    completion: Completion,
-    persistent: bool,
-) -> Result<CompletionStatus, Failure> {
-    let Completion { key, token, outcome } = completion;
-    let guard =
-        "run_id = $1 AND generation = $2 AND individual = $3 AND state = 'leased' AND worker = $4 AND token = $5";
-    let token = i64::try_from(token.0).unwrap_or(-1);
-    match outcome {
-        TaskOutcome::Succeeded { fitness, result } => {
-            let done = sqlx::query(&format!(
-                "UPDATE {schema}.tasks SET state = 'done', fitness = $6, result = $7, worker = NULL,
-                        lease_expires_at = NULL
-                 WHERE {guard}"
-            ))
-            .bind(key.run.as_str())
-            .bind(int(key.generation))
-            .bind(int(key.individual))
-            .bind(worker.as_str())
-            .bind(token)
-            .bind(fitness)
-            .bind(result)
-            .persistent(persistent)
-            .execute(&mut *c)
-            .await?;
-            Ok(if done.rows_affected() == 1 { CompletionStatus::Recorded } else { CompletionStatus::Stale })
-        }
-        TaskOutcome::Failed { error } => {
-            let state: Option<String> = sqlx::query_scalar(&format!(
-                "UPDATE {schema}.tasks
-                 SET state = CASE WHEN attempts >= max_attempts THEN 'parked' ELSE 'pending' END,
-                     error = $6, worker = NULL, lease_expires_at = NULL
-                 WHERE {guard}
-                 RETURNING state"
-            ))
-            .bind(key.run.as_str())
-            .bind(int(key.generation))
-            .bind(int(key.individual))
-            .bind(worker.as_str())
-            .bind(token)
-            .bind(error)
-            .persistent(persistent)
-            .fetch_optional(&mut *c)
-            .await?;
-            Ok(match state.as_deref() {
-                None => CompletionStatus::Stale,
-                Some("parked") => CompletionStatus::Parked,
-                Some(_) => CompletionStatus::Requeued,
-            })
-        }
-    }
 }

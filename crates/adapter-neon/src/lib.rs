@@ -36,7 +36,7 @@ pub mod schema;
 mod store;
 
 pub use config::{NeonConfig, PartitionInterval};
-pub use redact::{redact_connection_string, redact_text};
+pub use redact::{Redacted, redact_connection_string, redact_text};
 pub use schema::BarLayout;
 pub use sqlx::postgres::PgSslMode;
 pub use store::NeonStore;

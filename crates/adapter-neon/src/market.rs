@@ -32,14 +32,14 @@ const NO_PARTITION: &str = "23514";
 
 #[async_trait::async_trait]
 impl MarketDataStore for NeonStore {
-    fn name(&self) -> &'static str {
-        BACKEND
+    fn capabilities(&self) -> strata_core::Capabilities {
+        crate::store::CAPABILITIES
     }
 
     async fn write_bars(&self, batch: BarBatch) -> Result<WriteReport> {
         batch.validate()?;
         if batch.is_empty() {
-            return Ok(WriteReport { rows: 0 });
+            return Ok(WriteReport::committed(0));
         }
         let rows = batch.len() as u64;
         self.check_write_span(&batch).await?;
@@ -47,7 +47,7 @@ impl MarketDataStore for NeonStore {
             self.ensure_partitions(interval, &batch).await?;
         }
         match self.write_validated(&batch).await {
-            Err(StoreError::Internal { what, .. }) if what.contains(NO_PARTITION) => {
+            Err(error) if crate::error::sqlstate(&error) == Some(NO_PARTITION) => {
                 // Someone dropped a partition we believed in: forget what we know and try once more.
                 *self.inner.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                 if let BarLayout::Partitioned(interval) = self.inner.layout {
@@ -59,7 +59,7 @@ impl MarketDataStore for NeonStore {
                 other?;
             }
         }
-        Ok(WriteReport { rows })
+        Ok(WriteReport::committed(rows))
     }
 
     fn query_bars(&self, query: BarQuery) -> BoxStream<'static, Result<BarBatch>> {

@@ -292,6 +292,103 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&decoded).into_owned()
 }
 
+/// A driver error made safe to print and to keep as the `source` of a port
+/// error: its message and each cause's message with every secret masked
+/// (see [`redact_text`]), and the SQLSTATE the server sent, if any.
+///
+/// The driver error itself is not kept: its `Display` and `Debug`, and its
+/// causes', may quote a connection string, and a caller walking the chain
+/// could print them. What is kept is enough to act on: the SQLSTATE
+/// ([`Redacted::sqlstate`]) and the text.
+///
+/// sqlx's errors quote their cause in their own message (`error returned
+/// from database: {cause}`); a cause whose masked text its parent already
+/// shows is left out of the chain, so a chain printed link by link does not
+/// repeat itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redacted {
+    /// The masked message of this link.
+    message: String,
+    /// The SQLSTATE of this link or of the first cause that has one.
+    sqlstate: Option<String>,
+    /// The next masked link.
+    source: Option<Box<Redacted>>,
+}
+
+impl Redacted {
+    /// Masks `error` and its chain of causes.
+    pub fn new(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut links: Vec<(String, Option<String>)> = Vec::new();
+        let mut next = Some(error);
+        while let Some(link) = next {
+            let message = redact_text(&link.to_string());
+            let code = sqlstate_of(link);
+            match links.last_mut() {
+                // Already quoted by its parent: only its SQLSTATE is new.
+                Some((parent, parent_code)) if parent.contains(message.as_str()) => {
+                    if parent_code.is_none() {
+                        *parent_code = code;
+                    }
+                }
+                _ => links.push((message, code)),
+            }
+            next = link.source();
+        }
+        let mut chain: Option<Redacted> = None;
+        for (message, code) in links.into_iter().rev() {
+            let sqlstate = code.or_else(|| chain.as_ref().and_then(|next| next.sqlstate.clone()));
+            chain = Some(Redacted { message, sqlstate, source: chain.map(Box::new) });
+        }
+        chain.unwrap_or_else(|| Redacted { message: String::new(), sqlstate: None, source: None })
+    }
+
+    /// The SQLSTATE the server sent (`23514`, `40001`, ...), from this link
+    /// or the first cause that has one; `None` for errors that never reached
+    /// a server (refused connections, TLS, configuration).
+    pub fn sqlstate(&self) -> Option<&str> {
+        self.sqlstate.as_deref()
+    }
+
+    /// The SQLSTATE of the first [`Redacted`] in `error`'s chain (`error`
+    /// itself included), such as a port error whose source is one.
+    pub fn sqlstate_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a str> {
+        let mut next = Some(error);
+        while let Some(link) = next {
+            if let Some(redacted) = link.downcast_ref::<Redacted>() {
+                return redacted.sqlstate();
+            }
+            next = link.source();
+        }
+        None
+    }
+}
+
+impl From<&sqlx::Error> for Redacted {
+    fn from(error: &sqlx::Error) -> Self {
+        Redacted::new(error)
+    }
+}
+
+impl std::fmt::Display for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Redacted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|next| next as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The SQLSTATE of one link of a chain, when it is a server error.
+fn sqlstate_of(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(sqlx::Error::Database(database)) = error.downcast_ref::<sqlx::Error>() {
+        return database.code().map(std::borrow::Cow::into_owned);
+    }
+    error.downcast_ref::<sqlx::postgres::PgDatabaseError>().map(|database| database.code().to_string())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

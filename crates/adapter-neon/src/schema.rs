@@ -11,6 +11,7 @@
 //! | `strata_meta` | `key` | facts such as the bar layout (`hypertable` / `partitioned`) and why it was chosen |
 //! | `ohlcv_bars` | `(symbol, ts)` | bars; `symbol` is `COLLATE "C"` so results order by bytes |
 //! | `runs`, `generations`, `individuals`, `tasks`, `workers`, `generation_stats` | | evolution state |
+//! | `coordinator_leases` | `run_id` | the coordinator role of a run: holder, fencing token (sequence `coordinator_tokens`), expiry (migration 2) |
 //!
 //! # Applying migrations
 //!
@@ -477,7 +478,10 @@ pub(crate) struct Migration {
 }
 
 /// Every migration of this build, in order.
-pub(crate) const MIGRATIONS: [Migration; 1] = [Migration { version: 1, name: "bars and evolution state", sql: V1 }];
+pub(crate) const MIGRATIONS: [Migration; 2] = [
+    Migration { version: 1, name: "bars and evolution state", sql: V1 },
+    Migration { version: 2, name: "coordinator leases", sql: V2 },
+];
 
 /// The newest version this build knows.
 pub(crate) fn latest_version() -> i32 {
@@ -557,6 +561,22 @@ CREATE TABLE {schema}.generation_stats (
     evaluated  integer NOT NULL,
     PRIMARY KEY (run_id, generation)
 );
+"#;
+
+/// The coordinator role becomes its own fenced lease; the companion runs
+/// `coord:<run>` that used to hold it as a task go (their tasks, generations,
+/// individuals and statistics cascade).
+const V2: &str = r#"
+CREATE SEQUENCE {schema}.coordinator_tokens;
+
+CREATE TABLE {schema}.coordinator_leases (
+    run_id     text PRIMARY KEY REFERENCES {schema}.runs (id) ON DELETE CASCADE,
+    holder     text NOT NULL,
+    token      bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+
+DELETE FROM {schema}.runs WHERE id LIKE 'coord:%';
 "#;
 
 /// The columns of `ohlcv_bars`, shared by both layouts and the staging table.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sqlx::Executor as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row as _};
-use strata_core::{HealthReport, Result, StoreError};
+use strata_core::{HealthReport, HealthStatus, Result, StoreError};
 
 use crate::config::{DEFAULT_CHUNK_INTERVAL, NeonConfig, describe_chunk_interval, ssl_mode_name};
 use crate::error::{BACKEND, Failure, Transience};
@@ -40,6 +40,22 @@ pub(crate) struct Inner {
     pub(crate) partitions: Mutex<Option<HashSet<i64>>>,
     /// `SET LOCAL` statements run at the start of every transaction.
     pub(crate) set_local: String,
+}
+
+/// What a PostgreSQL store can do: durable, shared by every host that can
+/// reach the server, digests and deletes inside the server.
+pub(crate) const CAPABILITIES: strata_core::Capabilities = strata_core::Capabilities {
+    durable: true,
+    shared_across_hosts: true,
+    server_side_digest: true,
+    cheap_delete: true,
+    transactions: true,
+};
+
+impl fmt::Display for NeonStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(BACKEND)
+    }
 }
 
 impl fmt::Debug for NeonStore {
@@ -277,11 +293,20 @@ impl NeonStore {
                     format!("{current} (this build: {})", schema::latest_version()),
                 ));
                 details.push(("check_ms".to_string(), format!("{:.1}", started.elapsed().as_secs_f64() * 1e3)));
-                Ok(HealthReport { backend: BACKEND, ok: current == schema::latest_version(), details })
+                // Answers, but with another schema than this build's: usable by
+                // nothing until `strata migrate` runs.
+                let status =
+                    if current == schema::latest_version() { HealthStatus::Healthy } else { HealthStatus::Degraded };
+                Ok(HealthReport { backend: BACKEND.to_string(), status, details, components: Vec::new() })
             }
             Err(error) => {
-                details.push(("error".to_string(), error.to_string()));
-                Ok(HealthReport { backend: BACKEND, ok: false, details })
+                details.push(("error".to_string(), crate::error::describe(&error)));
+                Ok(HealthReport {
+                    backend: BACKEND.to_string(),
+                    status: HealthStatus::Down,
+                    details,
+                    components: Vec::new(),
+                })
             }
         }
     }
@@ -334,7 +359,9 @@ macro_rules! transact {
                 Err((failure, reached_server)) => {
                     match inner.retry_delay(&failure, reached_server, $idempotency, attempt, started, $what) {
                         Some(delay) => ::tokio::time::sleep(delay).await,
-                        None => break Err(failure.into_store($what)),
+                        // Transient failures were retried within the budget (or
+                        // were not safe to repeat): no layer above retries again.
+                        None => break Err(failure.into_store($what).after_retries()),
                     }
                 }
             }
@@ -417,16 +444,16 @@ async fn probe(config: &NeonConfig, options: &sqlx::postgres::PgConnectOptions) 
         };
         let failure = crate::error::ConnectFailure::of(&error);
         if let Some(why) = crate::error::connect_failure_verdict(&host, options.get_port(), failure) {
-            return Err(StoreError::Unavailable {
-                backend: BACKEND,
-                what: format!("connecting to {}: {why}", config.redacted_url()),
-                source: None,
-            });
+            // Retrying a refused loopback port or an unknown name cannot help.
+            let what = format!("connecting to {}: {why}", config.redacted_url());
+            return Err(StoreError::unavailable(BACKEND, what, None).after_retries());
         }
         let transient = crate::error::transience(&error) == Transience::Always;
         let delay = config.backoff().next_delay(attempt, started.elapsed());
         let Some(delay) = delay.filter(|_| transient) else {
-            return Err(crate::error::classify(error, &format!("connecting to {}", config.redacted_url())));
+            return Err(
+                crate::error::classify(error, &format!("connecting to {}", config.redacted_url())).after_retries()
+            );
         };
         if attempt == 1 {
             tracing::warn!(
@@ -492,6 +519,11 @@ async fn read_chunk_interval(
     Ok(micros.flatten().and_then(|m| u64::try_from(m).ok()).map(Duration::from_micros))
 }
 
+/// SQLSTATE `undefined_table`.
+const UNDEFINED_TABLE: &str = "42P01";
+/// SQLSTATE `invalid_schema_name`.
+const UNDEFINED_SCHEMA: &str = "3F000";
+
 /// Reads the layout recorded by the migrations (for `migrate_on_start = false`).
 async fn read_layout(inner: &Inner) -> Result<LayoutState> {
     let schema_name = inner.config.schema.clone();
@@ -503,13 +535,16 @@ async fn read_layout(inner: &Inner) -> Result<LayoutState> {
         };
         Ok((layout, reason, chunk_interval))
     })
-    .map_err(|error| match error {
-        StoreError::Internal { what, .. } => StoreError::Unavailable {
-            backend: BACKEND,
-            what: format!("{what} (the database has no Strata schema yet: run `strata migrate`)"),
-            source: None,
-        },
-        other => other,
+    .map_err(|error| {
+        let no_schema = matches!(crate::error::sqlstate(&error), Some(UNDEFINED_TABLE | UNDEFINED_SCHEMA));
+        match error {
+            // The schema or its bookkeeping table is not there: nothing to read until `strata migrate` runs.
+            StoreError::Internal { what, source, .. } if no_schema => {
+                let what = format!("{what} (the database has no Strata schema yet: run `strata migrate`)");
+                StoreError::unavailable(BACKEND, what, source).after_retries()
+            }
+            other => other,
+        }
     })?;
     match recorded {
         (Some(layout), reason, chunk_interval) => {

@@ -23,7 +23,7 @@ pub(crate) const BACKEND_VARIABLE: &str = "STORAGE_BACKEND";
 pub(crate) const DEFAULT_DUCKDB_PATH: &str = "./strata.duckdb";
 
 /// Backends named in the design that this build does not have yet.
-const PLANNED_BACKENDS: [&str; 2] = ["efs", "hybrid"];
+const PLANNED_BACKENDS: [&str; 1] = ["hybrid"];
 
 /// A storage backend this binary knows how to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,11 +35,16 @@ pub(crate) enum StorageBackend {
     Memory,
     /// PostgreSQL / Neon at `DATABASE_URL`.
     Neon,
+    /// A Hive-partitioned Parquet dataset under `STRATA_EFS_ROOT` (market
+    /// data only: evolution state comes from PostgreSQL when `DATABASE_URL`
+    /// is set, else from the DuckDB file).
+    Efs,
 }
 
 impl StorageBackend {
     /// Every variant, in the order they are listed to users.
-    pub(crate) const ALL: [StorageBackend; 3] = [StorageBackend::DuckDb, StorageBackend::Memory, StorageBackend::Neon];
+    pub(crate) const ALL: [StorageBackend; 4] =
+        [StorageBackend::DuckDb, StorageBackend::Memory, StorageBackend::Neon, StorageBackend::Efs];
 
     /// The name accepted in `STORAGE_BACKEND`.
     pub(crate) fn name(self) -> &'static str {
@@ -47,22 +52,19 @@ impl StorageBackend {
             StorageBackend::DuckDb => "duckdb",
             StorageBackend::Memory => "memory",
             StorageBackend::Neon => "neon",
+            StorageBackend::Efs => "efs",
         }
     }
 
     /// The cargo feature that compiles the backend in.
     fn feature(self) -> &'static str {
-        match self {
-            StorageBackend::DuckDb => "duckdb",
-            StorageBackend::Memory => "memory",
-            StorageBackend::Neon => "neon",
-        }
+        self.name()
     }
 
     /// Other names accepted for the backend in `STORAGE_BACKEND` / `--backend`.
     pub(crate) fn aliases(self) -> &'static [&'static str] {
         match self {
-            StorageBackend::DuckDb | StorageBackend::Memory => &[],
+            StorageBackend::DuckDb | StorageBackend::Memory | StorageBackend::Efs => &[],
             StorageBackend::Neon => &["postgres", "postgresql", "pg"],
         }
     }
@@ -73,6 +75,7 @@ impl StorageBackend {
             StorageBackend::DuckDb => cfg!(feature = "duckdb"),
             StorageBackend::Memory => cfg!(feature = "memory"),
             StorageBackend::Neon => cfg!(feature = "neon"),
+            StorageBackend::Efs => cfg!(feature = "efs"),
         }
     }
 }
@@ -122,7 +125,7 @@ impl fmt::Display for ConfigError {
                     write!(f, " in this build: {trimmed} is planned but not implemented yet")?;
                 }
                 write!(f, "; accepted values: {}", accepted_values())?;
-                write!(f, " ({} are planned but not in this build)", PLANNED_BACKENDS.join(", "))
+                write!(f, " (planned, not in this build: {})", PLANNED_BACKENDS.join(", "))
             }
             ConfigError::NotCompiledIn(backend) => {
                 let available: Vec<&str> =
@@ -201,15 +204,29 @@ pub(crate) struct NeonSettings {
     pub(crate) timescaledb: bool,
 }
 
-/// Which store to build and how.
+/// Settings of the efs backend.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct EfsSettings {
+    /// The dataset's root directory (`STRATA_EFS_ROOT`); it must exist (a
+    /// share that is not mounted must not become a local folder).
+    pub(crate) root: Option<PathBuf>,
+}
+
+/// Which stores to build and how.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StorageConfig {
-    /// The backend.
+    /// The market-data backend (`STORAGE_BACKEND`).
     pub(crate) backend: StorageBackend,
+    /// The evolution-state backend. Every backend today holds both ports, so
+    /// it is `backend`; a backend without evolution state (Parquet on EFS)
+    /// will pair with the DuckDB file on one machine or PostgreSQL for many.
+    pub(crate) evolution: StorageBackend,
     /// Used when `backend` is `DuckDb`.
     pub(crate) duckdb: DuckDbSettings,
-    /// Used when `backend` is `Neon`.
+    /// Used when `backend` or `evolution` is `Neon`.
     pub(crate) neon: NeonSettings,
+    /// Used when `backend` is `Efs`.
+    pub(crate) efs: EfsSettings,
 }
 
 impl StorageConfig {
@@ -222,13 +239,13 @@ impl StorageConfig {
             None => StorageBackend::default(),
             Some(text) => text.parse()?,
         };
-        let lock_wait = match args.lock_wait {
+        let lock_wait = match args.duckdb.lock_wait {
             None => None,
             Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Some(Duration::from_secs_f64(seconds)),
             Some(seconds) => return Err(ConfigError::LockWait(seconds)),
         };
-        let path = args.duckdb_path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DUCKDB_PATH));
-        let statement_timeout = match args.pg_statement_timeout {
+        let path = args.duckdb.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DUCKDB_PATH));
+        let statement_timeout = match args.pg.statement_timeout {
             None => None,
             Some(seconds) if seconds.is_finite() && seconds > 0.0 => Some(Duration::from_secs_f64(seconds)),
             Some(seconds) => {
@@ -239,7 +256,7 @@ impl StorageConfig {
                 ));
             }
         };
-        let retry_budget = match args.pg_retry_budget {
+        let retry_budget = match args.pg.retry_budget {
             None => None,
             Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Some(Duration::from_secs_f64(seconds)),
             Some(seconds) => {
@@ -250,7 +267,7 @@ impl StorageConfig {
                 ));
             }
         };
-        let migrate_on_start = match args.pg_migrate.as_deref().map(str::trim) {
+        let migrate_on_start = match args.pg.migrate.as_deref().map(str::trim) {
             None | Some("1" | "true" | "yes" | "on") => true,
             Some("0" | "false" | "no" | "off") => false,
             Some(other) => {
@@ -262,21 +279,35 @@ impl StorageConfig {
             }
         };
         let neon = NeonSettings {
-            schema: args.pg_schema.clone(),
-            max_connections: args.pg_max_connections,
+            schema: args.pg.schema.clone(),
+            max_connections: args.pg.max_connections,
             statement_timeout,
             retry_budget,
             migrate_on_start,
-            partition: args.pg_partition.clone(),
-            chunk_interval: args.pg_chunk_interval.clone(),
-            timescaledb: parse_switch("STRATA_PG_TIMESCALEDB (--pg-timescaledb)", args.pg_timescaledb.as_deref())?,
+            partition: args.pg.partition.clone(),
+            chunk_interval: args.pg.chunk_interval.clone(),
+            timescaledb: parse_switch("STRATA_PG_TIMESCALEDB (--pg-timescaledb)", args.pg.timescaledb.as_deref())?,
         };
-        Ok(StorageConfig { backend, duckdb: DuckDbSettings { path, lock_wait, threads: args.duckdb_threads }, neon })
+        let duckdb = DuckDbSettings { path, lock_wait, threads: args.duckdb.threads };
+        let efs = EfsSettings { root: args.efs.root.clone() };
+        // The efs backend holds market data only: its evolution state is in
+        // PostgreSQL for many machines (DATABASE_URL set), else in the DuckDB file.
+        let evolution = match backend {
+            StorageBackend::Efs if database_url().is_some() => StorageBackend::Neon,
+            StorageBackend::Efs => StorageBackend::DuckDb,
+            other => other,
+        };
+        Ok(StorageConfig { backend, evolution, duckdb, neon, efs })
     }
 
-    /// Fails early when the chosen backend is not in this build.
+    /// Fails early when a chosen backend is not in this build.
     pub(crate) fn check_compiled_in(&self) -> Result<(), ConfigError> {
-        if self.backend.is_compiled_in() { Ok(()) } else { Err(ConfigError::NotCompiledIn(self.backend)) }
+        for backend in [self.backend, self.evolution] {
+            if !backend.is_compiled_in() {
+                return Err(ConfigError::NotCompiledIn(backend));
+            }
+        }
+        Ok(())
     }
 
     /// A short description for messages: `duckdb ./strata.duckdb`, `memory`.
@@ -287,6 +318,12 @@ impl StorageConfig {
             StorageBackend::Memory => "memory".to_string(),
             StorageBackend::Neon => {
                 format!("neon (schema {})", self.neon.schema.as_deref().unwrap_or("public"))
+            }
+            StorageBackend::Efs => {
+                format!(
+                    "efs {}",
+                    self.efs.root.as_deref().map_or("(no root)".into(), |root| root.display().to_string())
+                )
             }
         }
     }
@@ -313,9 +350,39 @@ pub(crate) struct Stores {
     pub(crate) evolution: Arc<dyn EvolutionStore>,
     /// What was built, e.g. `duckdb ./strata.duckdb`.
     pub(crate) description: String,
+    /// When the evolution state lives in another backend than the market
+    /// data (efs with DuckDB or PostgreSQL), that backend as a market-data
+    /// store, so `strata health` reports both parts.
+    pub(crate) evolution_part: Option<Arc<dyn MarketDataStore>>,
+}
+
+impl Stores {
+    /// The health of every part: the market store's report, or, when the
+    /// evolution state is elsewhere, a report with both as components.
+    pub(crate) async fn health(&self) -> strata_core::Result<strata_core::HealthReport> {
+        use strata_core::{HealthReport, HealthStatus};
+
+        let market = self.market.health().await?;
+        let Some(part) = &self.evolution_part else { return Ok(market) };
+        let evolution = match part.health().await {
+            Ok(report) => report,
+            Err(error) => {
+                HealthReport::new(part.to_string(), HealthStatus::Down).with_detail("error", error.to_string())
+            }
+        };
+        let status = market.status.max(evolution.status);
+        Ok(HealthReport::new(format!("{}+{}", self.market, part), status)
+            .with_detail("market_data", self.market.to_string())
+            .with_detail("evolution_state", part.to_string())
+            .with_component(market)
+            .with_component(evolution))
+    }
+
     /// Whether `strata worker` processes elsewhere can reach the evolution
     /// state (PostgreSQL), or only this process can (a DuckDB file, memory).
-    pub(crate) shared: bool,
+    pub(crate) fn shared(&self) -> bool {
+        self.evolution.capabilities().shared_across_hosts
+    }
 }
 
 /// What a command does with the store, which decides how a DuckDB file is
@@ -333,20 +400,110 @@ pub(crate) enum Access {
     Write,
 }
 
-/// Builds the stores for `config`, opened for `access`. The only function that names adapters.
+/// What one opened backend serves: a DuckDB file or a PostgreSQL pool serves
+/// both ports; a backend with market data only (Parquet on EFS) has no
+/// evolution store.
+#[derive(Debug, Clone)]
+struct Opened {
+    market: Option<Arc<dyn MarketDataStore>>,
+    evolution: Option<Arc<dyn EvolutionStore>>,
+    description: String,
+}
+
+/// The backends opened so far, so that the two ports built from one backend
+/// share one file handle or connection pool.
+#[derive(Debug, Default)]
+struct OpenBackends(Vec<(StorageBackend, Opened)>);
+
+impl OpenBackends {
+    /// Opens `backend` once; later calls return the same stores.
+    async fn open(
+        &mut self,
+        backend: StorageBackend,
+        config: &StorageConfig,
+        access: Access,
+    ) -> anyhow::Result<Opened> {
+        if let Some((_, opened)) = self.0.iter().find(|(open, _)| *open == backend) {
+            return Ok(opened.clone());
+        }
+        let opened = match backend {
+            StorageBackend::DuckDb => duckdb_stores(config, access).await?,
+            StorageBackend::Memory => memory_stores(config)?,
+            StorageBackend::Neon => neon_stores(config).await?,
+            StorageBackend::Efs => efs_stores(config).await?,
+        };
+        self.0.push((backend, opened.clone()));
+        Ok(opened)
+    }
+}
+
+/// Builds the market-data store of `config.backend`.
+async fn build_market_store(
+    config: &StorageConfig,
+    access: Access,
+    open: &mut OpenBackends,
+) -> anyhow::Result<(Arc<dyn MarketDataStore>, String)> {
+    let opened = open.open(config.backend, config, access).await?;
+    let market = opened.market.ok_or_else(|| anyhow::anyhow!("the {} backend holds no market data", config.backend))?;
+    Ok((market, opened.description))
+}
+
+/// Builds the evolution store of `config.evolution`.
+async fn build_evolution_store(
+    config: &StorageConfig,
+    access: Access,
+    open: &mut OpenBackends,
+) -> anyhow::Result<(Arc<dyn EvolutionStore>, String)> {
+    let opened = open.open(config.evolution, config, access).await?;
+    let evolution = opened.evolution.ok_or_else(|| {
+        anyhow::anyhow!("the {} backend holds no evolution state; pair it with duckdb or neon", config.evolution)
+    })?;
+    Ok((evolution, opened.description))
+}
+
+/// The market-data store alone, for the commands that touch no evolution
+/// state (ingest, query, summary, digest, generate): an efs dataset is read
+/// without opening, or creating, the DuckDB file of its evolution state.
+#[derive(Debug, Clone)]
+pub(crate) struct MarketStores {
+    /// Market data.
+    pub(crate) market: Arc<dyn MarketDataStore>,
+    /// What was built, e.g. `duckdb ./strata.duckdb`.
+    pub(crate) description: String,
+}
+
+/// Builds the market-data store of `config`, opened for `access`.
+pub(crate) async fn build_market(config: &StorageConfig, access: Access) -> anyhow::Result<MarketStores> {
+    if !config.backend.is_compiled_in() {
+        return Err(ConfigError::NotCompiledIn(config.backend).into());
+    }
+    let (market, description) = build_market_store(config, access, &mut OpenBackends::default()).await?;
+    tracing::info!(market = %market, "storage: {description}");
+    Ok(MarketStores { market, description })
+}
+
+/// Builds the stores for `config`, opened for `access`: the market-data
+/// store and the evolution store, each from its own backend (the same one
+/// today). The only function that names adapters.
 pub(crate) async fn build_stores(config: &StorageConfig, access: Access) -> anyhow::Result<Stores> {
     config.check_compiled_in()?;
-    let stores = match config.backend {
-        StorageBackend::DuckDb => duckdb_stores(config, access).await?,
-        StorageBackend::Memory => memory_stores(config)?,
-        StorageBackend::Neon => neon_stores(config).await?,
+    let mut open = OpenBackends::default();
+    let (market, market_description) = build_market_store(config, access, &mut open).await?;
+    let (evolution, evolution_description) = build_evolution_store(config, access, &mut open).await?;
+    let (description, evolution_part) = if config.evolution == config.backend {
+        (market_description, None)
+    } else {
+        // Already open: the evolution backend's own market face, for `health`.
+        let part = open.open(config.evolution, config, access).await?.market;
+        (format!("{market_description} (evolution state: {evolution_description})"), part)
     };
-    tracing::info!(market = ?stores.market, evolution = ?stores.evolution, "storage: {}", stores.description);
+    let stores = Stores { market, evolution, description, evolution_part };
+    tracing::info!(market = %stores.market, evolution = %stores.evolution, "storage: {}", stores.description);
     Ok(stores)
 }
 
 #[cfg(feature = "duckdb")]
-async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result<Stores> {
+async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result<Opened> {
     use anyhow::Context as _;
     use strata_adapter_duckdb::{DuckDbConfig, DuckDbStore, OpenMode};
     use strata_core::StoreError;
@@ -394,11 +551,10 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
             return Err(UsageError(format!("cannot open the DuckDB store {given}: {error}{hint}")).into());
         }
         Err(error) => {
-            let hint = match (&error, settings.lock_wait) {
-                (StoreError::Unavailable { .. }, None) => {
-                    " (--lock-wait SECONDS or STRATA_DUCKDB_LOCK_WAIT waits for another process to let go)"
-                }
-                _ => "",
+            let hint = if strata_adapter_duckdb::is_locked(&error) && settings.lock_wait.is_none() {
+                " (--lock-wait SECONDS or STRATA_DUCKDB_LOCK_WAIT waits for another process to let go)"
+            } else {
+                ""
             };
             return Err(anyhow::Error::new(error))
                 .with_context(|| format!("cannot open the DuckDB store {}{hint}", settings.path.display()));
@@ -411,22 +567,22 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
         eprintln!("note: {} is read-only for this user, so it was opened read-only", store.path().display());
     }
     let store = Arc::new(store);
-    Ok(Stores { market: store.clone(), evolution: store, description: config.describe(), shared: false })
+    Ok(Opened { market: Some(store.clone()), evolution: Some(store), description: config.describe() })
 }
 
 #[cfg(not(feature = "duckdb"))]
-async fn duckdb_stores(_config: &StorageConfig, _access: Access) -> anyhow::Result<Stores> {
+async fn duckdb_stores(_config: &StorageConfig, _access: Access) -> anyhow::Result<Opened> {
     Err(ConfigError::NotCompiledIn(StorageBackend::DuckDb).into())
 }
 
 #[cfg(feature = "memory")]
-fn memory_stores(config: &StorageConfig) -> anyhow::Result<Stores> {
+fn memory_stores(config: &StorageConfig) -> anyhow::Result<Opened> {
     let store = Arc::new(strata_adapter_mock::MemoryStore::new());
-    Ok(Stores { market: store.clone(), evolution: store, description: config.describe(), shared: false })
+    Ok(Opened { market: Some(store.clone()), evolution: Some(store), description: config.describe() })
 }
 
 #[cfg(not(feature = "memory"))]
-fn memory_stores(_config: &StorageConfig) -> anyhow::Result<Stores> {
+fn memory_stores(_config: &StorageConfig) -> anyhow::Result<Opened> {
     Err(ConfigError::NotCompiledIn(StorageBackend::Memory).into())
 }
 
@@ -437,7 +593,7 @@ pub(crate) fn neon_config(config: &StorageConfig) -> anyhow::Result<strata_adapt
 
     let settings = &config.neon;
     // The composition root reads the environment; the adapter only takes settings.
-    let url = std::env::var("DATABASE_URL").or_else(|_| std::env::var("NEON_DATABASE_URL")).map_err(|_| {
+    let url = database_url().ok_or_else(|| {
         strata_core::StoreError::invalid("STORAGE_BACKEND=neon needs DATABASE_URL (or NEON_DATABASE_URL)")
     })?;
     let mut neon = NeonConfig::from_url(&url)?;
@@ -485,7 +641,7 @@ pub(crate) fn neon_config(config: &StorageConfig) -> anyhow::Result<strata_adapt
 }
 
 #[cfg(feature = "neon")]
-async fn neon_stores(config: &StorageConfig) -> anyhow::Result<Stores> {
+async fn neon_stores(config: &StorageConfig) -> anyhow::Result<Opened> {
     use anyhow::Context as _;
     use strata_adapter_neon::NeonStore;
 
@@ -493,21 +649,27 @@ async fn neon_stores(config: &StorageConfig) -> anyhow::Result<Stores> {
     let target = neon.redacted_url();
     let store = NeonStore::open(neon).await.with_context(|| format!("cannot open the neon store {target}"))?;
     let store = Arc::new(store);
-    Ok(Stores {
-        market: store.clone(),
-        evolution: store,
+    Ok(Opened {
+        market: Some(store.clone()),
+        evolution: Some(store),
         description: format!("{} {target}", config.describe()),
-        shared: true,
     })
+}
+
+/// The PostgreSQL URL: `DATABASE_URL`, else `NEON_DATABASE_URL`, when set and not blank.
+fn database_url() -> Option<String> {
+    ["DATABASE_URL", "NEON_DATABASE_URL"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|url| !url.trim().is_empty()))
 }
 
 /// Applies pending schema migrations of the configured backend and describes the result.
 pub(crate) async fn migrate(config: &StorageConfig) -> anyhow::Result<Vec<(String, String)>> {
     config.check_compiled_in()?;
-    match config.backend {
+    match config.evolution {
         StorageBackend::Neon => migrate_neon(config).await,
-        // DuckDB migrates every time it opens a file; memory has no schema.
-        StorageBackend::DuckDb | StorageBackend::Memory => {
+        // DuckDB migrates every time it opens a file; memory and efs have no schema.
+        StorageBackend::DuckDb | StorageBackend::Memory | StorageBackend::Efs => {
             let stores = build_stores(config, Access::Write).await?;
             Ok(vec![
                 ("backend".to_string(), stores.description),
@@ -536,13 +698,59 @@ async fn migrate_neon(config: &StorageConfig) -> anyhow::Result<Vec<(String, Str
     ])
 }
 
+#[cfg(feature = "efs")]
+async fn efs_stores(config: &StorageConfig) -> anyhow::Result<Opened> {
+    use anyhow::Context as _;
+    use strata_adapter_efs::{EfsConfig, EfsStore};
+
+    let root = config.efs.root.clone().ok_or_else(|| {
+        crate::exit::UsageError(
+            "STORAGE_BACKEND=efs needs the dataset's root directory: --efs-root DIR or STRATA_EFS_ROOT".to_string(),
+        )
+    })?;
+    let store = EfsStore::open(EfsConfig::new(root.clone()))
+        .await
+        .with_context(|| format!("cannot open the efs store {}", root.display()))?;
+    Ok(Opened { market: Some(Arc::new(store)), evolution: None, description: config.describe() })
+}
+
+#[cfg(not(feature = "efs"))]
+async fn efs_stores(_config: &StorageConfig) -> anyhow::Result<Opened> {
+    Err(ConfigError::NotCompiledIn(StorageBackend::Efs).into())
+}
+
+/// Merges the files of every partition of the efs dataset that has more
+/// than one; returns how many partitions were compacted.
+#[cfg(feature = "efs")]
+pub(crate) async fn compact(config: &StorageConfig) -> anyhow::Result<usize> {
+    use anyhow::Context as _;
+
+    if config.backend != StorageBackend::Efs {
+        return Err(crate::exit::UsageError(format!(
+            "strata compact merges the Parquet files of the efs backend; the {} backend has nothing to compact",
+            config.backend
+        ))
+        .into());
+    }
+    let root = config.efs.root.clone().unwrap_or_default();
+    let store = strata_adapter_efs::EfsStore::open(strata_adapter_efs::EfsConfig::new(root.clone()))
+        .await
+        .with_context(|| format!("cannot open the efs store {}", root.display()))?;
+    Ok(store.compact_all().await?)
+}
+
+#[cfg(not(feature = "efs"))]
+pub(crate) async fn compact(_config: &StorageConfig) -> anyhow::Result<usize> {
+    Err(ConfigError::NotCompiledIn(StorageBackend::Efs).into())
+}
+
 #[cfg(not(feature = "neon"))]
 async fn migrate_neon(_config: &StorageConfig) -> anyhow::Result<Vec<(String, String)>> {
     Err(ConfigError::NotCompiledIn(StorageBackend::Neon).into())
 }
 
 #[cfg(not(feature = "neon"))]
-async fn neon_stores(_config: &StorageConfig) -> anyhow::Result<Stores> {
+async fn neon_stores(_config: &StorageConfig) -> anyhow::Result<Opened> {
     Err(ConfigError::NotCompiledIn(StorageBackend::Neon).into())
 }
 
@@ -562,85 +770,5 @@ pub(crate) fn redacted(text: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn args(backend: Option<&str>) -> StorageArgs {
-        StorageArgs { backend: backend.map(str::to_string), ..StorageArgs::default() }
-    }
-
-    #[test]
-    fn backends_parse_case_insensitively() {
-        assert_eq!("duckdb".parse::<StorageBackend>(), Ok(StorageBackend::DuckDb));
-        assert_eq!(" DuckDB ".parse::<StorageBackend>(), Ok(StorageBackend::DuckDb));
-        assert_eq!("memory".parse::<StorageBackend>(), Ok(StorageBackend::Memory));
-    }
-
-    #[test]
-    fn unknown_backend_names_variable_value_and_accepted_values() {
-        let message = "mongodb".parse::<StorageBackend>().unwrap_err().to_string();
-        for needle in [
-            "STORAGE_BACKEND",
-            "\"mongodb\"",
-            "duckdb",
-            "memory",
-            "neon (or postgres, postgresql, pg)",
-            "efs, hybrid",
-            "not in this build",
-        ] {
-            assert!(message.contains(needle), "{needle:?} missing from: {message}");
-        }
-        let planned = "EFS".parse::<StorageBackend>().unwrap_err().to_string();
-        assert!(planned.contains("efs is planned"), "{planned}");
-        assert_eq!("Neon".parse::<StorageBackend>(), Ok(StorageBackend::Neon));
-        for alias in ["postgres", "PostgreSQL", " pg "] {
-            assert_eq!(alias.parse::<StorageBackend>(), Ok(StorageBackend::Neon), "{alias}");
-        }
-    }
-
-    #[test]
-    fn defaults_and_flags() {
-        let config = StorageConfig::from_env_and_flags(&args(None)).unwrap();
-        assert_eq!(config.backend, StorageBackend::DuckDb);
-        assert_eq!(config.duckdb.path, PathBuf::from(DEFAULT_DUCKDB_PATH));
-        assert_eq!(config.describe(), "duckdb ./strata.duckdb");
-        let memory = StorageConfig::from_env_and_flags(&args(Some("memory"))).unwrap();
-        assert_eq!(memory.describe(), "memory");
-        let waiting = StorageArgs { lock_wait: Some(2.5), ..StorageArgs::default() };
-        assert_eq!(
-            StorageConfig::from_env_and_flags(&waiting).unwrap().duckdb.lock_wait,
-            Some(Duration::from_millis(2500))
-        );
-        let negative = StorageArgs { lock_wait: Some(-1.0), ..StorageArgs::default() };
-        assert_eq!(StorageConfig::from_env_and_flags(&negative), Err(ConfigError::LockWait(-1.0)));
-    }
-
-    #[test]
-    fn timescaledb_is_on_unless_switched_off() {
-        let neon = |timescaledb: Option<&str>, chunks: Option<&str>| {
-            let args = StorageArgs {
-                pg_timescaledb: timescaledb.map(str::to_string),
-                pg_chunk_interval: chunks.map(str::to_string),
-                ..StorageArgs::default()
-            };
-            StorageConfig::from_env_and_flags(&args).map(|config| config.neon)
-        };
-        assert!(neon(None, None).unwrap().timescaledb);
-        assert!(neon(Some("ON"), None).unwrap().timescaledb);
-        assert!(!neon(Some(" false "), None).unwrap().timescaledb);
-        assert!(!neon(Some("0"), None).unwrap().timescaledb);
-        let message = neon(Some("maybe"), None).unwrap_err().to_string();
-        assert!(message.contains("STRATA_PG_TIMESCALEDB") && message.contains("true or false"), "{message}");
-        assert_eq!(neon(None, Some("30d")).unwrap().chunk_interval.as_deref(), Some("30d"));
-    }
-
-    #[cfg(feature = "memory")]
-    #[tokio::test]
-    async fn memory_backend_builds_both_ports() {
-        let config = StorageConfig::from_env_and_flags(&args(Some("memory"))).unwrap();
-        let stores = build_stores(&config, Access::Read).await.unwrap();
-        assert_eq!(stores.market.name(), "memory");
-        assert_eq!(stores.evolution.name(), "memory");
-    }
-}
+#[path = "../unit-tests/backend.rs"]
+mod tests;

@@ -117,11 +117,39 @@ const PG_OPTIONS: &str = "PostgreSQL/Neon options";
 
 /// Options that choose and configure the store; accepted before or after the subcommand, by the
 /// subcommands that open a store (see [`command`]: `strata neon` neither shows nor accepts them).
+/// Each backend's options are one group, under its own heading in `--help`.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct StorageArgs {
-    /// Storage backend: duckdb (default), memory or neon (also postgres, postgresql, pg).
+    /// Storage backend: duckdb (default), memory, neon (also postgres, postgresql, pg) or efs
+    /// (market data as Parquet under --efs-root; evolution state in PostgreSQL when DATABASE_URL is
+    /// set, else in the DuckDB file).
     #[arg(long, global = true, env = "STORAGE_BACKEND", value_name = "BACKEND")]
     pub(crate) backend: Option<String>,
+    /// The duckdb backend's options.
+    #[command(flatten)]
+    pub(crate) duckdb: DuckDbArgs,
+    /// The neon backend's options.
+    #[command(flatten)]
+    pub(crate) pg: PgArgs,
+    /// The efs backend's options.
+    #[command(flatten)]
+    pub(crate) efs: EfsArgs,
+}
+
+/// Options of the efs backend.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "EFS options")]
+pub(crate) struct EfsArgs {
+    /// Root directory of the efs backend's Parquet dataset (on a shared filesystem for many
+    /// machines). It must exist: an unmounted share is refused, never created.
+    #[arg(id = "efs_root", long = "efs-root", global = true, env = "STRATA_EFS_ROOT", value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
+}
+
+/// Options of the duckdb backend.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = DUCKDB_OPTIONS)]
+pub(crate) struct DuckDbArgs {
     /// DuckDB database file of the duckdb backend (default ./strata.duckdb).
     ///
     /// It must be a DuckDB database: any other existing file (a CSV or Parquet file, say) is refused
@@ -129,40 +157,88 @@ pub(crate) struct StorageArgs {
     /// (ingest, generate --ingest, evolve, migrate) create a missing store, and say so on stderr;
     /// the others fail with exit code 2 and create nothing, not even a folder. Commands that only
     /// read open a file you cannot write read-only.
-    #[arg(long, global = true, env = "STRATA_DUCKDB_PATH", value_name = "FILE", help_heading = DUCKDB_OPTIONS)]
-    pub(crate) duckdb_path: Option<PathBuf>,
+    #[arg(id = "duckdb_path", long = "duckdb-path", global = true, env = "STRATA_DUCKDB_PATH", value_name = "FILE")]
+    pub(crate) path: Option<PathBuf>,
     /// Seconds to wait for a DuckDB file that another process holds before giving up.
-    #[arg(long, global = true, env = "STRATA_DUCKDB_LOCK_WAIT", value_name = "SECONDS", help_heading = DUCKDB_OPTIONS)]
+    #[arg(long, global = true, env = "STRATA_DUCKDB_LOCK_WAIT", value_name = "SECONDS")]
     pub(crate) lock_wait: Option<f64>,
     /// DuckDB worker threads (default: DuckDB's choice).
-    #[arg(long, global = true, env = "STRATA_DUCKDB_THREADS", value_name = "N", help_heading = DUCKDB_OPTIONS)]
-    pub(crate) duckdb_threads: Option<usize>,
+    #[arg(
+        id = "duckdb_threads",
+        long = "duckdb-threads",
+        global = true,
+        env = "STRATA_DUCKDB_THREADS",
+        value_name = "N"
+    )]
+    pub(crate) threads: Option<usize>,
+}
+
+/// Options of the neon backend (PostgreSQL at `DATABASE_URL`).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = PG_OPTIONS)]
+pub(crate) struct PgArgs {
     /// PostgreSQL schema holding Strata's tables, created if missing (neon backend; default public).
-    #[arg(long, global = true, env = "STRATA_PG_SCHEMA", value_name = "NAME", help_heading = PG_OPTIONS)]
-    pub(crate) pg_schema: Option<String>,
+    #[arg(id = "pg_schema", long = "pg-schema", global = true, env = "STRATA_PG_SCHEMA", value_name = "NAME")]
+    pub(crate) schema: Option<String>,
     /// Largest connection pool (neon backend; default 10).
-    #[arg(long, global = true, env = "STRATA_PG_MAX_CONNECTIONS", value_name = "N", help_heading = PG_OPTIONS)]
-    pub(crate) pg_max_connections: Option<u32>,
+    #[arg(
+        id = "pg_max_connections",
+        long = "pg-max-connections",
+        global = true,
+        env = "STRATA_PG_MAX_CONNECTIONS",
+        value_name = "N"
+    )]
+    pub(crate) max_connections: Option<u32>,
     /// Statement timeout in seconds, set per transaction (neon backend; default 300).
-    #[arg(long, global = true, env = "STRATA_PG_STATEMENT_TIMEOUT", value_name = "SECONDS", help_heading = PG_OPTIONS)]
-    pub(crate) pg_statement_timeout: Option<f64>,
+    #[arg(
+        id = "pg_statement_timeout",
+        long = "pg-statement-timeout",
+        global = true,
+        env = "STRATA_PG_STATEMENT_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    pub(crate) statement_timeout: Option<f64>,
     /// Seconds to keep retrying transient failures (a Neon compute waking up, a dropped
     /// connection) of one operation, opening the store included (neon backend; default 30).
-    #[arg(long, global = true, env = "STRATA_PG_RETRY_BUDGET", value_name = "SECONDS", help_heading = PG_OPTIONS)]
-    pub(crate) pg_retry_budget: Option<f64>,
+    #[arg(
+        id = "pg_retry_budget",
+        long = "pg-retry-budget",
+        global = true,
+        env = "STRATA_PG_RETRY_BUDGET",
+        value_name = "SECONDS"
+    )]
+    pub(crate) retry_budget: Option<f64>,
     /// Apply pending migrations when the store opens: true (default) or false.
-    #[arg(long, global = true, env = "STRATA_PG_MIGRATE", value_name = "BOOL", help_heading = PG_OPTIONS)]
-    pub(crate) pg_migrate: Option<String>,
+    #[arg(id = "pg_migrate", long = "pg-migrate", global = true, env = "STRATA_PG_MIGRATE", value_name = "BOOL")]
+    pub(crate) migrate: Option<String>,
     /// Partition interval of ohlcv_bars without TimescaleDB: day, week, month (default) or year.
-    #[arg(long, global = true, env = "STRATA_PG_PARTITION", value_name = "INTERVAL", help_heading = PG_OPTIONS)]
-    pub(crate) pg_partition: Option<String>,
+    #[arg(
+        id = "pg_partition",
+        long = "pg-partition",
+        global = true,
+        env = "STRATA_PG_PARTITION",
+        value_name = "INTERVAL"
+    )]
+    pub(crate) partition: Option<String>,
     /// TimescaleDB chunk interval, e.g. 90d (default for a new hypertable), 7d, 12h; when set, an
     /// existing hypertable's new chunks get it too.
-    #[arg(long, global = true, env = "STRATA_PG_CHUNK_INTERVAL", value_name = "INTERVAL", help_heading = PG_OPTIONS)]
-    pub(crate) pg_chunk_interval: Option<String>,
+    #[arg(
+        id = "pg_chunk_interval",
+        long = "pg-chunk-interval",
+        global = true,
+        env = "STRATA_PG_CHUNK_INTERVAL",
+        value_name = "INTERVAL"
+    )]
+    pub(crate) chunk_interval: Option<String>,
     /// Use TimescaleDB for a new schema when the server can load it: true (default) or false.
-    #[arg(long, global = true, env = "STRATA_PG_TIMESCALEDB", value_name = "BOOL", help_heading = PG_OPTIONS)]
-    pub(crate) pg_timescaledb: Option<String>,
+    #[arg(
+        id = "pg_timescaledb",
+        long = "pg-timescaledb",
+        global = true,
+        env = "STRATA_PG_TIMESCALEDB",
+        value_name = "BOOL"
+    )]
+    pub(crate) timescaledb: Option<String>,
 }
 
 /// The subcommands.
@@ -180,6 +256,9 @@ pub(crate) enum Command {
     /// Apply pending schema migrations (neon: versioned, safe to run from several processes at once).
     #[command(long_about = MIGRATE_LONG_ABOUT, after_help = "Examples:\n  STORAGE_BACKEND=neon DATABASE_URL=postgres://app@db/prod strata migrate\n  STORAGE_BACKEND=neon STRATA_PG_MIGRATE=false strata health   # opens without migrating")]
     Migrate(MigrateArgs),
+    /// Merge each partition's Parquet files into one (efs backend).
+    #[command(after_help = "Examples:\n  STORAGE_BACKEND=efs STRATA_EFS_ROOT=/mnt/efs/bars strata compact")]
+    Compact(CompactArgs),
     /// Check that the store answers; exit code 1 when it does not.
     #[command(after_help = "Examples:\n  strata health\n  STORAGE_BACKEND=memory strata health --json")]
     Health(HealthArgs),
@@ -234,11 +313,19 @@ the exit code is 2. Only then does a second pass write the data batch by batch. 
 upsert: loading the same file twice leaves the store as after one load.
 
 CSV headers are matched case-insensitively: symbol (or ticker); timestamp (or date, datetime, \
-time); open, high, low, close, volume; optional vwap and trade_count. Other columns (such as \
-\"Adj Close\") are ignored with a note. A file without a symbol column needs --symbol. Numbers \
-are read exactly as Rust's f64 parser reads them (877000000 and 0.08388999999999999 are kept to \
-the bit). Timestamps are RFC 3339 (2020-01-02T15:04:05Z, with an offset or fraction), \
-'YYYY-MM-DD HH:MM:SS' taken as UTC, or a date meaning midnight UTC.";
+time); open, high, low, close, volume; optional vwap and trade_count. Other columns are ignored \
+with a note, and so is an adjusted close (adj_close, \"Adj Close\", adjusted_close) unless \
+--adjust is given. A file without a symbol column needs --symbol. Numbers are read exactly as \
+Rust's f64 parser reads them (877000000 and 0.08388999999999999 are kept to the bit). \
+Timestamps are RFC 3339 (2020-01-02T15:04:05Z, with an offset or fraction), \
+'YYYY-MM-DD HH:MM:SS' taken as UTC, or a date meaning midnight UTC.
+
+--adjust applies the vendor's split and dividend adjustment from the adjusted close column: each \
+row's open, high, low (and vwap) are multiplied by adj_close / close, close becomes adj_close and \
+volume is divided by the same factor. Every file given needs the column, and every row a value \
+> 0. Without it, raw prices keep every split as an overnight fall (a 2:1 split halves the \
+price), which a backtest takes for a crash; ingest notes each overnight move that looks like one \
+(the open within 5% of 1/2, 1/3, 2/3, 2, ... times the previous close), with or without --adjust.";
 
 const INGEST_AFTER_HELP: &str = "\
 Examples:
@@ -247,6 +334,7 @@ Examples:
   strata ingest aapl.csv --symbol AAPL     a file with date,open,high,low,close,volume
   strata ingest bars.parquet
   strata ingest export.txt --format csv
+  strata ingest --adjust data/quandl_wiki_stocks_daily_adj.csv     prices adjusted by its adj_close
   strata ingest --duckdb-path /data/bars.duckdb a.csv
   STRATA_DUCKDB_PATH=/data/bars.duckdb strata ingest a.csv b.csv
 
@@ -330,6 +418,11 @@ pub(crate) struct IngestArgs {
     /// Print the store summary after ingesting.
     #[arg(long)]
     pub(crate) summary: bool,
+    /// Adjust prices for splits and dividends by each file's adjusted close
+    /// column (adj_close, "Adj Close", adjusted_close): OHLC times
+    /// adj_close / close, volume divided by it. Every file needs the column.
+    #[arg(long)]
+    pub(crate) adjust: bool,
     /// Rows per validated and written batch.
     #[arg(long, default_value_t = 100_000, value_name = "ROWS", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) batch_rows: u64,
@@ -365,6 +458,14 @@ pub(crate) struct QueryArgs {
 #[derive(Debug, Args)]
 pub(crate) struct SummaryArgs {
     /// One JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `strata compact`.
+#[derive(Debug, Args)]
+pub(crate) struct CompactArgs {
+    /// One JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -460,79 +561,5 @@ fn parse_interval(text: &str) -> Result<IntervalMicros, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn definitions_are_consistent() {
-        command().debug_assert();
-    }
-
-    #[test]
-    fn intervals_parse() {
-        assert_eq!(parse_interval("1m"), Ok(IntervalMicros(60_000_000)));
-        assert_eq!(parse_interval("1h"), Ok(IntervalMicros(3_600_000_000)));
-        assert_eq!(parse_interval("1d"), Ok(IntervalMicros(86_400_000_000)));
-        assert_eq!(parse_interval("30s"), Ok(IntervalMicros(30_000_000)));
-        assert_eq!(parse_interval("90"), Ok(IntervalMicros(90_000_000)));
-        assert!(parse_interval("0").is_err());
-        assert!(parse_interval("-1m").is_err());
-        assert!(parse_interval("fast").is_err());
-    }
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::from_arg_matches(&command().try_get_matches_from(args)?)
-    }
-
-    #[test]
-    fn storage_options_work_after_the_subcommand() {
-        let cli = parse(&["strata", "summary", "--backend", "memory"]).unwrap();
-        assert_eq!(cli.storage.backend.as_deref(), Some("memory"));
-    }
-
-    #[test]
-    fn storage_options_work_before_the_subcommand() {
-        let cli = parse(&["strata", "--duckdb-path", "a.duckdb", "digest"]).unwrap();
-        assert_eq!(cli.storage.duckdb_path, Some(PathBuf::from("a.duckdb")));
-        let cli = parse(&["strata", "query", "--pg-schema", "research", "AAPL"]).unwrap();
-        assert_eq!(cli.storage.pg_schema.as_deref(), Some("research"));
-    }
-
-    #[cfg(feature = "neon-api")]
-    #[test]
-    fn store_less_subcommands_refuse_storage_options() {
-        let error = parse(&["strata", "neon", "branch", "list", "--duckdb-path", "a.duckdb"]).unwrap_err();
-        assert!(error.to_string().contains("only to the commands that open a store"), "{error}");
-        assert!(parse(&["strata", "neon", "projects", "list", "--json"]).is_ok());
-    }
-
-    /// Every subcommand below `command`, nested ones included, with its full name.
-    fn subcommands(command: &clap::Command, prefix: &str) -> Vec<(String, clap::Command)> {
-        let mut found = Vec::new();
-        for subcommand in command.get_subcommands().filter(|s| s.get_name() != "help") {
-            let name = format!("{prefix} {}", subcommand.get_name());
-            found.extend(subcommands(subcommand, &name));
-            found.push((name, subcommand.clone()));
-        }
-        found
-    }
-
-    #[test]
-    fn every_subcommand_has_examples_that_fit_the_help_width() {
-        let command = command();
-        let mut all = subcommands(&command, "strata");
-        all.push(("strata".to_string(), command));
-        for (name, subcommand) in all {
-            let after_help = subcommand.get_after_help().map(ToString::to_string).unwrap_or_default();
-            let Some((_, examples)) = after_help.split_once("Examples:\n") else {
-                panic!("`{name} --help` has no examples");
-            };
-            // Help is wrapped at 100 columns when stdout is not a terminal; an example must not be.
-            for line in examples.lines().filter(|line| line.starts_with("  ")) {
-                assert!(line.chars().count() <= 98, "`{name} --help`: example too wide: {line}");
-                assert!(!line.ends_with('\\'), "`{name} --help`: example continues on the next line: {line}");
-            }
-        }
-    }
-}
+#[path = "../unit-tests/cli.rs"]
+mod tests;

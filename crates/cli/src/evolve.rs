@@ -15,7 +15,7 @@ use strata_core::evolution::{GenerationStats, RunId, RunStatus, WorkerId};
 use strata_core::{MarketDataStore, Symbol, Timestamp};
 use strata_ga_coord::{
     CoordinatorConfig, CoordinatorEvent, DataWindow, GaError, LocalOptions, Objective, Observer, RunConfig, RunSummary,
-    StrategyRegistry, Worker, WorkerConfig, evolve_local, is_coordinator_run, summarize,
+    StrategyRegistry, Worker, WorkerConfig, evolve_local, summarize,
 };
 use tokio::sync::watch;
 
@@ -80,9 +80,13 @@ pub(crate) struct EvolveArgs {
     /// Run id (default: derived from the arguments).
     #[arg(long, value_name = "ID")]
     pub(crate) run_id: Option<RunId>,
-    /// Continue a stored run by id (the other run arguments are ignored); waits
+    /// Continue a stored run by id, with the settings it was created with (giving
+    /// --strategy, --symbols, --start, ... too is refused: the run keeps its own); waits
     /// for a crashed coordinator's lease to expire, then takes over.
-    #[arg(long, value_name = "ID", conflicts_with = "run_id")]
+    #[arg(long, value_name = "ID", conflicts_with_all = [
+        "run_id", "strategy", "symbols", "start", "end", "test_end", "population", "generations", "seed",
+        "cost_bps", "objective", "min_trades",
+    ])]
     pub(crate) resume: Option<RunId>,
     /// Best genomes to print.
     #[arg(long, default_value_t = 5, value_name = "N")]
@@ -273,7 +277,7 @@ async fn drive(
 ) -> Result<()> {
     let workers = workers.unwrap_or_else(default_workers);
     let run = spec.id.clone();
-    if workers == 0 && !stores.shared {
+    if workers == 0 && !stores.shared() {
         return Err(UsageError(format!(
             "--workers 0 leaves every evaluation to `strata worker` processes, but no other process can reach \
              the {} store; use --workers 1 or more, or a shared store (STORAGE_BACKEND=neon)",
@@ -281,12 +285,22 @@ async fn drive(
         ))
         .into());
     }
-    let mut options = LocalOptions::new(holder_id("evolve")?, workers);
+    let holder = holder_id("evolve")?;
+    let mut options = LocalOptions::new(holder.clone(), workers);
     options.hostname = host_name();
     options.coordinator = CoordinatorConfig {
         takeover_wait: if resuming { Duration::from_secs(60) } else { Duration::ZERO },
         ..options.coordinator
     };
+    let role_ttl = options.coordinator.lease_ttl;
+    if resuming && !as_json {
+        eprintln!(
+            "resuming run {run}: if its last coordinator was killed, its role is taken over when it expires \
+             (within {} s)",
+            role_ttl.as_secs()
+        );
+    }
+    let mut interrupts = crate::interrupt::Interrupts::listen().context("cannot listen for Ctrl-C and SIGTERM")?;
     let show_progress = !as_json && std::io::stderr().is_terminal();
     if !as_json {
         eprintln!(
@@ -305,15 +319,21 @@ async fn drive(
         );
     }
     let observer = Arc::new(ProgressObserver::new(show_progress, spec.generations));
-    let outcome = evolve_local(
+    let evolving = evolve_local(
         stores.evolution.clone(),
         stores.market.clone(),
         registry.clone(),
         spec,
         options,
         Some(observer.clone() as Arc<dyn Observer>),
-    )
-    .await?;
+    );
+    let outcome = tokio::select! {
+        outcome = evolving => outcome?,
+        signal = interrupts.next() => {
+            observer.finish();
+            return Err(interrupted(&stores, &run, &holder, role_ttl, signal).await);
+        }
+    };
     observer.finish();
     match outcome.result {
         Ok(_) => {}
@@ -331,6 +351,43 @@ async fn drive(
     // Generations shown live on the terminal are not repeated.
     let shown_live = observer.lines_printed.load(std::sync::atomic::Ordering::Relaxed);
     print_summary(&summary, as_json, shown_live < summary.stats.len())
+}
+
+/// After Ctrl-C or SIGTERM stopped `evolve` (the coordinator and the local
+/// workers are dropped at an await point; every step they took is stored and
+/// their leases expire): marks the run interrupted, so no worker leases its
+/// tasks until it is resumed, and says what was kept and how to go on.
+async fn interrupted(
+    stores: &crate::backend::Stores,
+    run: &RunId,
+    holder: &WorkerId,
+    role_ttl: Duration,
+    signal: &str,
+) -> anyhow::Error {
+    // A run that ended (completed, failed, cancelled) as the signal came keeps its status.
+    let marked = match stores.evolution.get_run(run).await {
+        Ok(record) if !record.status.is_active() => Ok(record),
+        _ => stores.evolution.set_run_status(run, RunStatus::Interrupted).await,
+    };
+    // Give the coordinator role back at once, so `--resume` need not wait for
+    // it to expire: the same holder re-acquiring gets its own live lease.
+    if let Ok(Some(lease)) = stores.evolution.acquire_coordinator(run, holder, role_ttl).await {
+        let _ = stores.evolution.release_coordinator(&lease).await;
+    }
+    let kept = match stores.evolution.generation_stats(run).await {
+        Ok(stats) if !stats.is_empty() => format!("{} evaluated generation(s) are kept", stats.len()),
+        Ok(_) => "no generation was evaluated yet".to_string(),
+        Err(error) => format!("the kept generations could not be read ({error})"),
+    };
+    let status = match marked {
+        Ok(record) if record.status != RunStatus::Interrupted => format!("is {}", record.status),
+        Ok(_) => "marked interrupted".to_string(),
+        Err(error) => format!("not marked interrupted ({error})"),
+    };
+    crate::exit::Interrupted(format!(
+        "{signal}: run {run} stopped and {status}; {kept}. Continue it with `strata evolve --resume {run}`"
+    ))
+    .into()
 }
 
 /// Shows one progress bar per generation and prints a line when each ends.
@@ -531,17 +588,39 @@ pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result
     config.hostname = host_name();
     let market: Arc<dyn MarketDataStore> = stores.market.clone();
     let evaluator = strata_ga_coord::Evaluator::new(market, Arc::new(StrategyRegistry::default()));
+    let mut interrupts = crate::interrupt::Interrupts::listen().context("cannot listen for Ctrl-C and SIGTERM")?;
     eprintln!(
         "worker {id} on {}: leasing evaluations of {}",
         stores.description,
         args.run.as_ref().map_or("every active run".to_string(), |r| format!("run {r}"))
     );
-    let (_keep_running, stopped) = watch::channel(false);
-    let report = Worker::new(stores.evolution.clone(), evaluator, config).run(stopped).await?;
+    let (stop, stopped) = watch::channel(false);
+    let worker = Worker::new(stores.evolution.clone(), evaluator, config);
+    let working = worker.run(stopped);
+    tokio::pin!(working);
+    let mut signal = None;
+    let report = tokio::select! {
+        report = &mut working => report?,
+        name = interrupts.next() => {
+            // Stop leasing; the batch in progress is abandoned and its leases
+            // return to the queue when they expire.
+            signal = Some(name);
+            let _ = stop.send(true);
+            working.await?
+        }
+    };
     eprintln!(
         "worker {id} stopped: {} recorded, {} failed, {} stale, {} abandoned in {} batches",
         report.recorded, report.failed, report.stale, report.abandoned, report.batches
     );
+    if let Some(signal) = signal {
+        return Err(crate::exit::Interrupted(format!(
+            "{signal}: worker {id} stopped; every recorded evaluation is kept, and tasks it held go back to the \
+             queue within the lease TTL ({} s) for other workers",
+            args.ttl
+        ))
+        .into());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -555,8 +634,7 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
     let registry = Arc::new(StrategyRegistry::default());
     match &args.action {
         RunsAction::List { json: as_json } => {
-            let runs: Vec<_> =
-                stores.evolution.list_runs().await?.into_iter().filter(|r| !is_coordinator_run(&r.spec.id)).collect();
+            let runs = stores.evolution.list_runs().await?;
             let mut out = std::io::stdout().lock();
             if *as_json {
                 for record in &runs {
@@ -634,13 +712,5 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strategy_values_are_the_registered_strategies() {
-        let mut listed = STRATEGIES.map(str::to_string).to_vec();
-        listed.sort();
-        assert_eq!(listed, StrategyRegistry::default().names());
-    }
-}
+#[path = "../unit-tests/evolve.rs"]
+mod tests;

@@ -1,5 +1,6 @@
 //! Exit codes and how an error maps to one: 0 success, 1 failure,
-//! 2 invalid input (bad rows, bad arguments, bad storage settings).
+//! 2 invalid input (bad rows, bad arguments, bad storage settings),
+//! 130 stopped by Ctrl-C or SIGTERM at a safe point.
 
 use std::fmt;
 use std::process::ExitCode;
@@ -12,6 +13,22 @@ use crate::backend::ConfigError;
 pub(crate) const FAILURE: u8 = 1;
 /// The input or the arguments are wrong; nothing was written.
 pub(crate) const INVALID_INPUT: u8 = 2;
+
+/// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+pub(crate) const INTERRUPTED: u8 = 130;
+
+/// A command stopped by Ctrl-C or SIGTERM at a safe point (exit code 130).
+/// The message says what was kept and how to continue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Interrupted(pub(crate) String);
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// Invalid input or arguments found by the CLI itself (exit code 2). The
 /// message is complete; it may span several lines.
@@ -30,6 +47,9 @@ impl std::error::Error for UsageError {}
 /// (a [`UsageError`], a [`ConfigError`], or a `StoreError::InvalidInput` with
 /// its row report), else 1.
 pub(crate) fn code_for(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|cause| cause.is::<Interrupted>()) {
+        return INTERRUPTED;
+    }
     let invalid = error.chain().any(|cause| {
         cause.is::<UsageError>()
             || cause.is::<ConfigError>()
@@ -68,44 +88,11 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // Masked again here: no path to stderr may print a password.
-    eprintln!("error: {}", crate::backend::redacted(&format!("{error:#}")));
+    let label = if error.chain().any(|cause| cause.is::<Interrupted>()) { "stopped" } else { "error" };
+    eprintln!("{label}: {}", crate::backend::redacted(&format!("{error:#}")));
     ExitCode::from(code_for(error))
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_window_that_ends_before_it_starts_is_refused() {
-        let (early, late) = (Timestamp(1), Timestamp(2));
-        assert!(check_window(Some(late), Some(early)).unwrap_err().0.contains("is after --end"));
-        assert!(check_window(Some(early), Some(late)).is_ok());
-        assert!(check_window(Some(early), Some(early)).is_ok());
-        assert!(check_window(None, Some(early)).is_ok() && check_window(Some(late), None).is_ok());
-    }
-
-    #[test]
-    fn the_closed_stdout_panic_is_recognised() {
-        assert!(is_closed_stdout_panic("failed printing to stdout: Broken pipe (os error 32)"));
-        assert!(!is_closed_stdout_panic("failed printing to stdout: No space left on device (os error 28)"));
-        assert!(!is_closed_stdout_panic("index out of bounds"));
-    }
-    use anyhow::Context as _;
-
-    #[test]
-    fn invalid_input_anywhere_in_the_chain_is_exit_code_2() {
-        let store: anyhow::Error = StoreError::invalid("bad symbol").into();
-        assert_eq!(code_for(&store.context("query failed")), INVALID_INPUT);
-        let usage: anyhow::Error = UsageError("no".into()).into();
-        assert_eq!(code_for(&usage), INVALID_INPUT);
-        let config: anyhow::Error = "x".parse::<crate::backend::StorageBackend>().unwrap_err().into();
-        assert_eq!(code_for(&config), INVALID_INPUT);
-        let unavailable: anyhow::Error =
-            StoreError::Unavailable { backend: "duckdb", what: "locked".into(), source: None }.into();
-        assert_eq!(code_for(&unavailable), FAILURE);
-        let io = Err::<(), _>(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).context("writing").unwrap_err();
-        assert!(is_broken_pipe(&io));
-    }
-}
+#[path = "../unit-tests/exit.rs"]
+mod tests;

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use strata_core::Durability;
 use strata_core::bar::{MAX_TIMESTAMP, MIN_TIMESTAMP};
 use strata_core::synthetic::SyntheticSpec;
 use strata_formats::BarFileFormat;
 
-use crate::backend::{Access, StorageConfig, build_stores};
+use crate::backend::{Access, StorageConfig, build_market};
 use crate::cli::GenerateArgs;
 use crate::exit::UsageError;
 use crate::ingest::{plural_rows, progress_bar, warn_if_memory};
@@ -49,22 +50,26 @@ pub(crate) async fn run(args: &GenerateArgs, storage: &StorageConfig) -> Result<
             println!("generated {what} into {} {}", path.display(), elapsed_and_rate(rows, started.elapsed()));
         }
         None => {
-            let stores = build_stores(storage, Access::Write).await?;
+            let stores = build_market(storage, Access::Write).await?;
             warn_if_memory(storage);
             let progress = progress_bar(Some(rows), "writing");
-            let mut written = 0u64;
+            let (mut written, mut journaled) = (0u64, 0u64);
             for batch in spec.batches(BATCH_ROWS) {
                 let batch_rows = batch.len() as u64;
-                stores
+                let report = stores
                     .market
                     .write_bars(batch)
                     .await
                     .with_context(|| format!("writing to {} failed after {} rows", stores.description, written))?;
+                if report.durability == Durability::Journaled {
+                    journaled += report.rows;
+                }
                 written += batch_rows;
                 progress.inc(batch_rows);
             }
             progress.finish_and_clear();
-            println!("generated {what} into {} {}", stores.description, elapsed_and_rate(rows, started.elapsed()));
+            let said = crate::ingest::acknowledged("generated", &what, journaled, &stores.description);
+            println!("{said} {}", elapsed_and_rate(rows, started.elapsed()));
             if args.summary {
                 let summary = stores.market.summary().await.context("cannot read the store summary")?;
                 print_summary(&summary, false)?;
@@ -99,56 +104,5 @@ fn spec_for(args: &GenerateArgs) -> Result<SyntheticSpec> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
-
-    fn generate_args(arguments: &[&str]) -> GenerateArgs {
-        let mut full = vec!["strata", "generate"];
-        full.extend_from_slice(arguments);
-        match Cli::try_parse_from(full).unwrap().command {
-            Command::Generate(args) => args,
-            other => panic!("parsed {other:?}"),
-        }
-    }
-
-    #[test]
-    fn spec_follows_the_flags() {
-        let args = generate_args(&[
-            "--symbols",
-            "2",
-            "--bars",
-            "3",
-            "--seed",
-            "9",
-            "--interval",
-            "1d",
-            "--start",
-            "2010-01-04",
-            "--ingest",
-        ]);
-        let spec = spec_for(&args).unwrap();
-        assert_eq!(spec.symbols, vec!["SYN000", "SYN001"]);
-        assert_eq!(spec.interval_micros, 86_400_000_000);
-        assert_eq!(spec.start.to_string(), "2010-01-04T00:00:00Z");
-        assert_eq!(spec.seed, 9);
-    }
-
-    #[test]
-    fn timestamps_past_the_valid_range_are_refused() {
-        let args = generate_args(&[
-            "--symbols",
-            "1",
-            "--bars",
-            "100000",
-            "--interval",
-            "1d",
-            "--start",
-            "2190-01-01",
-            "--ingest",
-        ]);
-        assert!(spec_for(&args).is_err());
-    }
-}
+#[path = "../unit-tests/generate.rs"]
+mod tests;

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use strata_core::{BarBatch, MarketDataStore};
+use strata_core::{BarBatch, Durability, MarketDataStore};
 use strata_formats::read::{self, FileChunks, ReadOptions};
-use strata_formats::{BarFileFormat, Chunk, CrossFileKeys, Locator};
+use strata_formats::{BarFileFormat, Chunk, CrossFileKeys, Locator, SplitScan, SuspectedSplit};
 
-use crate::backend::{Access, StorageBackend, StorageConfig, build_stores};
+use crate::backend::{Access, StorageBackend, StorageConfig, build_market};
 use crate::cli::{IngestArgs, InputFormat};
 use crate::exit::UsageError;
 use crate::inspect::print_summary;
@@ -30,23 +30,34 @@ use crate::output::{elapsed_and_rate, group_thousands, plural};
 /// How many problems are printed before "... and N more".
 const SHOWN_PROBLEMS: usize = 50;
 
+/// How many suspected splits are noted before "... and N more".
+const SHOWN_SPLITS: usize = 20;
+
 /// Runs `strata ingest`.
 pub(crate) async fn run(args: &IngestArgs, storage: &StorageConfig) -> Result<ExitCode> {
     let started = Instant::now();
     storage.check_compiled_in()?;
+    // From here on a signal stops the ingest between batches, never mid-batch.
+    let mut interrupts = crate::interrupt::Interrupts::listen().context("cannot listen for Ctrl-C and SIGTERM")?;
     let files = resolve_inputs(&args.files, args.format)?;
-    let options = ReadOptions { file: 0, symbol: args.symbol.clone(), chunk_rows: args.batch_rows as usize };
+    let options =
+        ReadOptions { file: 0, symbol: args.symbol.clone(), chunk_rows: args.batch_rows as usize, adjust: args.adjust };
 
     let progress = progress_bar(None, "validating");
     let mut validator = Validator::new(&files);
+    let mut splits = SplitScan::new();
     for file in &files {
         for chunk in read_file(file, &options)? {
             progress.inc(chunk.rows);
             validator.check(&chunk);
+            splits.observe(&chunk.batch);
         }
     }
     progress.finish_and_clear();
     for note in &validator.notes {
+        eprintln!("note: {note}");
+    }
+    for note in split_notes(&splits.finish(), args.adjust) {
         eprintln!("note: {note}");
     }
     if validator.problems > 0 {
@@ -61,15 +72,34 @@ pub(crate) async fn run(args: &IngestArgs, storage: &StorageConfig) -> Result<Ex
         return Ok(ExitCode::SUCCESS);
     }
 
-    let stores = build_stores(storage, Access::Write).await?;
+    let stores = build_market(storage, Access::Write).await?;
     warn_if_memory(storage);
-    write_files(files, options, stores.market.clone(), rows).await?;
-    println!("ingested {what} into {} {}", stores.description, elapsed_and_rate(rows, started.elapsed()));
+    let journaled = write_files(files, options, stores.market.clone(), rows, &mut interrupts).await?;
+    println!(
+        "{} {}",
+        acknowledged("ingested", &what, journaled, &stores.description),
+        elapsed_and_rate(rows, started.elapsed())
+    );
     if args.summary {
         let summary = stores.market.summary().await.context("cannot read the store summary")?;
         print_summary(&summary, false)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a finished write says: "ingested X into S" only when every row is
+/// committed in the store; rows a store only journaled for later (a hybrid
+/// store whose primary is down) are said to be queued, never ingested.
+pub(crate) fn acknowledged(verb: &str, what: &str, journaled: u64, store: &str) -> String {
+    if journaled == 0 {
+        format!("{verb} {what} into {store}")
+    } else {
+        format!(
+            "accepted {what} for {store}: {} journaled, not yet in the primary store (they are written there when \
+             it is back; `strata health` shows the queue)",
+            plural_rows(journaled)
+        )
+    }
 }
 
 /// Tells the user that the memory backend forgets everything at exit.
@@ -156,10 +186,35 @@ fn locator(files: &[InputFile]) -> Locator {
     Locator::new(files.iter().map(|file| (file.path.clone(), file.format)))
 }
 
-/// `data/a.csv: ignoring column "Adj Close"`.
+/// One note per overnight move that looks like an unadjusted split (at most
+/// [`SHOWN_SPLITS`], then a count), each with what to do about it.
+fn split_notes(found: &[SuspectedSplit], adjusted: bool) -> Vec<String> {
+    let advice = if adjusted {
+        "the file's adjusted close does not remove it; check the data"
+    } else {
+        "use --adjust with a file that has an adjusted close"
+    };
+    let mut notes: Vec<String> =
+        found.iter().take(SHOWN_SPLITS).map(|suspected| format!("{suspected} {advice}")).collect();
+    if found.len() > SHOWN_SPLITS {
+        notes.push(format!(
+            "... and {} more overnight moves that look like unadjusted splits",
+            group_thousands((found.len() - SHOWN_SPLITS) as u64)
+        ));
+    }
+    notes
+}
+
+/// `data/a.csv: ignoring column "note"`, and for an adjusted close
+/// `data/a.csv: ignoring column "Adj Close" (--adjust applies an adjusted close)`.
 fn ignored_note(path: &Path, columns: &[String]) -> String {
     let names: Vec<String> = columns.iter().map(|n| format!("{n:?}")).collect();
-    format!("{}: ignoring column{} {}", path.display(), if names.len() == 1 { "" } else { "s" }, names.join(", "))
+    let hint = if columns.iter().any(|name| read::is_adjusted_close(name)) {
+        " (--adjust applies an adjusted close)"
+    } else {
+        ""
+    };
+    format!("{}: ignoring column{} {}{hint}", path.display(), if names.len() == 1 { "" } else { "s" }, names.join(", "))
 }
 
 /// Pass 1: checks chunks with [`CrossFileKeys`] and keeps the report: counts,
@@ -246,7 +301,8 @@ async fn write_files(
     options: ReadOptions,
     market: Arc<dyn MarketDataStore>,
     total_rows: u64,
-) -> Result<()> {
+    interrupts: &mut crate::interrupt::Interrupts,
+) -> Result<u64> {
     let progress = progress_bar(Some(total_rows), "writing");
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<(BarBatch, String)>(2);
     let reader = tokio::task::spawn_blocking(move || -> Result<()> {
@@ -270,18 +326,37 @@ async fn write_files(
         Ok(())
     });
     let mut written = 0u64;
+    let mut journaled = 0u64;
     let mut write_error = None;
-    while let Some((batch, origin)) = receiver.recv().await {
+    loop {
+        // A signal is taken between batches: the batch being written finishes (or not) atomically.
+        let next = tokio::select! {
+            next = receiver.recv() => next,
+            signal = interrupts.next() => {
+                write_error = Some(anyhow::Error::new(crate::exit::Interrupted(format!(
+                    "{signal}: ingest stopped after {} of {}; every batch is atomic and writes are upserts, so \
+                     running the same ingest again completes it",
+                    group_thousands(written),
+                    plural_rows(total_rows)
+                ))));
+                break;
+            }
+        };
+        let Some((batch, origin)) = next else { break };
         let rows = batch.len() as u64;
-        if let Err(error) = market.write_bars(batch).await {
-            write_error = Some(anyhow::Error::new(error).context(format!(
-                "writing {} starting at {origin} failed; {} of {} were written before it (each batch is \
-                 atomic and writes are upserts, so running the same ingest again is safe)",
-                plural_rows(rows),
-                group_thousands(written),
-                plural_rows(total_rows)
-            )));
-            break;
+        match market.write_bars(batch).await {
+            Ok(report) if report.durability == Durability::Journaled => journaled += report.rows,
+            Ok(_) => {}
+            Err(error) => {
+                write_error = Some(anyhow::Error::new(error).context(format!(
+                    "writing {} starting at {origin} failed; {} of {} were written before it (each batch is \
+                     atomic and writes are upserts, so running the same ingest again is safe)",
+                    plural_rows(rows),
+                    group_thousands(written),
+                    plural_rows(total_rows)
+                )));
+                break;
+            }
         }
         written += rows;
         progress.inc(rows);
@@ -293,7 +368,7 @@ async fn write_files(
         return Err(error);
     }
     read_result?;
-    Ok(())
+    Ok(journaled)
 }
 
 #[cfg(test)]
@@ -313,6 +388,30 @@ mod tests {
     }
 
     #[test]
+    fn split_notes_give_advice_and_are_capped() {
+        let suspected = SuspectedSplit {
+            symbol: "AAPL".into(),
+            timestamp: "2005-02-28".parse().unwrap(),
+            ratio: 44.68 / 88.99,
+            split: strata_formats::splits::SplitRatio { new: 2, old: 1 },
+        };
+        assert_eq!(
+            split_notes(std::slice::from_ref(&suspected), false),
+            vec![
+                "AAPL 2005-02-28 opens at 0.50x the previous close: an unadjusted 2:1 split? use --adjust with a \
+                 file that has an adjusted close"
+                    .to_string()
+            ]
+        );
+        assert!(split_notes(std::slice::from_ref(&suspected), true)[0].ends_with("does not remove it; check the data"));
+        let many = split_notes(&vec![suspected; SHOWN_SPLITS + 3], false);
+        let note = ignored_note(Path::new("a.csv"), &["Adj Close".to_string(), "note".to_string()]);
+        assert_eq!(note, "a.csv: ignoring columns \"Adj Close\", \"note\" (--adjust applies an adjusted close)");
+        assert_eq!(many.len(), SHOWN_SPLITS + 1);
+        assert_eq!(many[SHOWN_SPLITS], "... and 3 more overnight moves that look like unadjusted splits");
+    }
+
+    #[test]
     fn the_report_shows_fifty_problems_and_counts_the_rest() {
         let mut text = String::from("symbol,timestamp,open,high,low,close,volume,note\n");
         for day in 1..=28 {
@@ -323,7 +422,7 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let files = [InputFile { index: 0, path, format: BarFileFormat::Csv }];
         let mut validator = Validator::new(&files);
-        let options = ReadOptions { file: 0, symbol: None, chunk_rows: 10 };
+        let options = ReadOptions { chunk_rows: 10, ..ReadOptions::default() };
         for chunk in read_file(&files[0], &options).unwrap() {
             validator.check(&chunk);
         }

@@ -31,7 +31,7 @@ pub(crate) async fn migrate(args: &MigrateArgs, storage: &StorageConfig) -> Resu
 
 /// Runs `strata summary`.
 pub(crate) async fn summary(args: &SummaryArgs, storage: &StorageConfig) -> Result<ExitCode> {
-    let stores = build_stores(storage, Access::Read).await?;
+    let stores = backend::build_market(storage, Access::Read).await?;
     let summary = stores.market.summary().await.context("cannot read the store summary")?;
     print_summary(&summary, args.json)?;
     Ok(ExitCode::SUCCESS)
@@ -122,7 +122,7 @@ pub(crate) async fn health(args: &HealthArgs, storage: &StorageConfig) -> Result
     };
     let check = async {
         match build_stores(storage, Access::Read).await {
-            Ok(stores) => stores.market.health().await.map_err(anyhow::Error::from),
+            Ok(stores) => stores.health().await.map_err(anyhow::Error::from),
             Err(error) => Err(error),
         }
     };
@@ -135,29 +135,22 @@ pub(crate) async fn health(args: &HealthArgs, storage: &StorageConfig) -> Result
             ))
         }),
     };
-    let ok = matches!(&outcome, Ok(report) if report.ok);
+    let ok = matches!(&outcome, Ok(report) if report.ok());
     let mut out = io::stdout().lock();
     match (&outcome, args.json) {
         (Ok(report), true) => writeln!(out, "{}", health_json(report))?,
-        (Ok(report), false) => {
-            let mut rows =
-                vec![["backend".to_string(), report.backend.to_string()], ["ok".into(), report.ok.to_string()]];
-            rows.extend(report.details.iter().map(|(key, value)| [key.clone(), value.clone()]));
-            let width = rows.iter().map(|row| row[0].len()).max().unwrap_or(0);
-            for [key, value] in rows {
-                writeln!(out, "{key:<width$}  {value}")?;
-            }
-        }
+        (Ok(report), false) => write_health(&mut out, report, "")?,
         (Err(error), true) => {
             let document = json!({
                 "backend": storage.backend.name(),
+                "status": "down",
                 "ok": false,
                 "error": format!("{error:#}"),
             });
             writeln!(out, "{document}")?;
         }
         (Err(error), false) => {
-            writeln!(out, "backend  {}\nok       false\nerror    {error:#}", storage.backend.name())?;
+            writeln!(out, "backend  {}\nok       false\nstatus   down\nerror    {error:#}", storage.backend.name())?;
         }
     }
     // A store that is not there (or not a store) is a wrong path, not an unhealthy store.
@@ -171,16 +164,54 @@ pub(crate) async fn health(args: &HealthArgs, storage: &StorageConfig) -> Result
     })
 }
 
+/// One report as aligned `key  value` lines, then each component's, indented.
+fn write_health(out: &mut impl Write, report: &HealthReport, indent: &str) -> io::Result<()> {
+    let mut rows = vec![
+        ["backend".to_string(), report.backend.clone()],
+        ["ok".into(), report.ok().to_string()],
+        ["status".into(), report.status.as_str().to_string()],
+    ];
+    rows.extend(report.details.iter().map(|(key, value)| [key.clone(), value.clone()]));
+    let width = rows.iter().map(|row| row[0].len()).max().unwrap_or(0);
+    for [key, value] in rows {
+        writeln!(out, "{indent}{key:<width$}  {value}")?;
+    }
+    for component in &report.components {
+        writeln!(out, "{indent}component:")?;
+        write_health(out, component, &format!("{indent}  "))?;
+    }
+    Ok(())
+}
+
 fn health_json(report: &HealthReport) -> serde_json::Value {
     let details: serde_json::Map<String, serde_json::Value> =
         report.details.iter().map(|(key, value)| (key.clone(), json!(value))).collect();
-    json!({ "backend": report.backend, "ok": report.ok, "details": details })
+    let components: Vec<serde_json::Value> = report.components.iter().map(health_json).collect();
+    json!({
+        "backend": report.backend,
+        "ok": report.ok(),
+        "status": report.status.as_str(),
+        "details": details,
+        "components": components,
+    })
+}
+
+/// Runs `strata compact`.
+pub(crate) async fn compact(args: &crate::cli::CompactArgs, storage: &StorageConfig) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let partitions = crate::backend::compact(storage).await?;
+    if args.json {
+        println!("{}", json!({ "compacted_partitions": partitions, "seconds": started.elapsed().as_secs_f64() }));
+    } else {
+        println!("compacted {partitions} partition(s) of {} in {:.1?}", storage.describe(), started.elapsed());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `strata digest`.
 pub(crate) async fn digest(args: &DigestArgs, storage: &StorageConfig) -> Result<ExitCode> {
     crate::exit::check_window(args.start, args.end)?;
-    let stores = build_stores(storage, Access::Read).await?;
+    let stores = backend::build_market(storage, Access::Read).await?;
     let query = DigestQuery { symbols: args.symbols.clone(), start: args.start, end: args.end };
     let digests = stores.market.digest(query).await.context("cannot compute digests")?;
     let mut out = io::BufWriter::new(io::stdout().lock());

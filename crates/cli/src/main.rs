@@ -12,6 +12,7 @@ mod exit;
 mod generate;
 mod ingest;
 mod inspect;
+mod interrupt;
 #[cfg(feature = "neon-api")]
 mod neon;
 mod output;
@@ -49,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Summary(args) => inspect::summary(args, &storage).await,
         Command::Migrate(args) => inspect::migrate(args, &storage).await,
         Command::Health(args) => inspect::health(args, &storage).await,
+        Command::Compact(args) => inspect::compact(args, &storage).await,
         Command::Generate(args) => generate::run(args, &storage).await,
         Command::Digest(args) => inspect::digest(args, &storage).await,
         Command::Evolve(args) => evolve::evolve(args, &storage).await,

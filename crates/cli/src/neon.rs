@@ -13,7 +13,7 @@ use strata_core::{StoreError, Timestamp};
 use strata_neon_api::fake::{FakeNeon, FakeNeonConfig};
 use strata_neon_api::models::{Branch, BranchCreateRequest, NewBranch, NewBranchEndpoint, Operation, OperationOutcome};
 use strata_neon_api::{
-    BranchId, ConnectionUriRequest, DEFAULT_BASE_URL, Ensured, NeonClient, NeonConfig, NeonError, OperationId,
+    BranchId, ConnectionUriRequest, DEFAULT_BASE_URL, Ensured, NeonApiConfig, NeonClient, NeonError, OperationId,
     ProjectId, Secret,
 };
 
@@ -236,7 +236,7 @@ fn client(args: &NeonArgs) -> Result<NeonClient> {
     let Some(key) = args.api_key.as_deref().filter(|key| !key.trim().is_empty()) else {
         return Err(UsageError("NEON_API_KEY is not set: export it or pass --api-key".into()).into());
     };
-    let config = NeonConfig::new(Secret::new(key)).with_base_url(args.base_url.clone());
+    let config = NeonApiConfig::new(Secret::new(key)).with_base_url(args.base_url.clone());
     NeonClient::new(config).map_err(|error| UsageError(format!("NEON_API_BASE_URL or NEON_API_KEY: {error}")).into())
 }
 

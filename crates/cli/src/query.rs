@@ -9,7 +9,7 @@ use futures::StreamExt;
 use strata_core::{BarQuery, Order};
 use strata_formats::BarFileFormat;
 
-use crate::backend::{Access, StorageConfig, build_stores};
+use crate::backend::{Access, StorageConfig, build_market};
 use crate::cli::QueryArgs;
 use crate::exit::UsageError;
 use crate::output::{Destination, OutputFormat, open_sink, stdout_is_terminal};
@@ -34,7 +34,7 @@ pub(crate) async fn run(args: &QueryArgs, storage: &StorageConfig) -> Result<Exi
         limit: args.limit,
         order: if args.desc { Order::Descending } else { Order::Ascending },
     };
-    let stores = build_stores(storage, Access::Read).await?;
+    let stores = build_market(storage, Access::Read).await?;
     let mut sink = open_sink(format, &Destination::from_option(args.output.as_deref()))?;
     let mut batches = stores.market.query_bars(query);
     while let Some(batch) = batches.next().await {

@@ -54,13 +54,13 @@ fn unknown_storage_backend_lists_the_accepted_values() {
     let run = strata(directory.path(), &[("STORAGE_BACKEND", "mongodb")], &["summary"]);
     assert_eq!(run.code, Some(2), "{run:?}");
     for needle in
-        ["STORAGE_BACKEND", "\"mongodb\"", "duckdb", "memory", "neon (or postgres, postgresql, pg)", "efs, hybrid"]
+        ["STORAGE_BACKEND", "\"mongodb\"", "duckdb", "memory", "neon (or postgres, postgresql, pg)", "efs", "hybrid"]
     {
         assert!(run.stderr.contains(needle), "{needle:?} missing from: {}", run.stderr);
     }
-    let planned = strata(directory.path(), &[], &["--backend", "efs", "health"]);
+    let planned = strata(directory.path(), &[], &["--backend", "hybrid", "health"]);
     assert_eq!(planned.code, Some(2), "{planned:?}");
-    assert!(planned.stderr.contains("efs is planned"), "{}", planned.stderr);
+    assert!(planned.stderr.contains("hybrid is planned"), "{}", planned.stderr);
     // neon without a URL names the variable it needs.
     let neon = strata(directory.path(), &[], &["--backend", "neon", "health"]);
     assert!(neon.stderr.contains("DATABASE_URL") || neon.stdout.contains("DATABASE_URL"), "{neon:?}");

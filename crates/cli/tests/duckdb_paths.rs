@@ -108,15 +108,19 @@ fn commands_that_write_create_a_new_store_once_and_say_so() {
 }
 
 /// The README's main job, from an empty folder: the first command creates
-/// `./strata.duckdb` and says so, the second evolves on it.
+/// `./strata.duckdb` and says so, the second adds the split-adjusted stocks
+/// (no split note), the third evolves on them.
 #[test]
 fn the_readmes_two_commands_still_work() {
     let directory = tempfile::tempdir().unwrap();
     let dir = directory.path();
-    let (sp500, quandl) = (sample_arg("sp500_daily.csv"), sample_arg("quandl_wiki_stocks_daily.csv"));
-    let ingest = strata(dir, &["ingest", &sp500, &quandl, "--summary"]).success();
+    let (sp500, quandl) = (sample_arg("sp500_daily.csv"), sample_arg("quandl_wiki_stocks_daily_adj.csv"));
+    let ingest = strata(dir, &["ingest", &sp500]).success();
     assert!(ingest.stderr.contains("note: created a new DuckDB store at"), "{}", ingest.stderr);
-    assert!(ingest.stdout.contains("ingested 17,185 rows (6 symbols)"), "{}", ingest.stdout);
+    assert!(ingest.stdout.contains("ingested 5,031 rows (1 symbol)"), "{}", ingest.stdout);
+    let ingest = strata(dir, &["ingest", "--adjust", &quandl, "--summary"]).success();
+    assert!(ingest.stdout.contains("ingested 12,154 rows (5 symbols)"), "{}", ingest.stdout);
+    assert!(!ingest.stderr.contains("unadjusted"), "{}", ingest.stderr);
     #[rustfmt::skip]
     let evolve = strata(dir, &[
         "evolve", "--strategy", "ma-crossover", "--symbols", "AAPL", "MSFT", "IBM",

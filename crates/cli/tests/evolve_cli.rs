@@ -66,7 +66,13 @@ fn evolve_prints_the_best_genomes_and_runs_show_lists_the_generations() {
 
     let listed = strata(dir.path(), &["runs", "list"]).success();
     assert!(listed.stdout.contains(&run) && listed.stdout.contains("completed"), "{}", listed.stdout);
-    assert!(!listed.stdout.contains("coord:"), "companion runs are hidden: {}", listed.stdout);
+    let listed_json = strata(dir.path(), &["runs", "list", "--json"]).success().stdout;
+    let names: Vec<String> = listed_json
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["run"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&run), "{names:?}");
+    assert!(!names.iter().any(|name| name.starts_with("coord:")), "no companion run is stored: {names:?}");
 
     let shown = strata(dir.path(), &["runs", "show", &run]).success();
     for generation in 1..=3 {

@@ -72,12 +72,21 @@ pub enum RunStatus {
     Failed,
     /// Stopped on request; its tasks are no longer leased.
     Cancelled,
+    /// Its coordinator was interrupted (Ctrl-C, SIGTERM) and said so before
+    /// exiting; nothing is leased until `strata evolve --resume` runs it again.
+    Interrupted,
 }
 
 impl RunStatus {
     /// Every status, for parsing and docs.
-    pub const ALL: [RunStatus; 5] =
-        [RunStatus::Pending, RunStatus::Running, RunStatus::Completed, RunStatus::Failed, RunStatus::Cancelled];
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+        RunStatus::Interrupted,
+    ];
 
     /// The stored name.
     pub fn as_str(self) -> &'static str {
@@ -87,6 +96,7 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 
@@ -107,7 +117,7 @@ impl FromStr for RunStatus {
     fn from_str(text: &str) -> Result<Self> {
         RunStatus::ALL.into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
             StoreError::invalid(format!(
-                "unknown run status {text:?}; expected pending, running, completed, failed or cancelled"
+                "unknown run status {text:?}; expected pending, running, completed, failed, cancelled or interrupted"
             ))
         })
     }
@@ -241,6 +251,22 @@ pub struct Lease {
     /// 1 for the first lease of the task, 2 for the second, ...
     pub attempt: u32,
     /// When the lease lapses unless extended by a heartbeat (store clock).
+    pub expires_at: Timestamp,
+}
+
+/// A held coordinator role of one run: at most one holder at a time, fenced
+/// by its token (see the "Coordinator role" section of
+/// [`crate::ports::evolution::EvolutionStore`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleLease {
+    /// The run this role coordinates.
+    pub run: RunId,
+    /// Who holds it.
+    pub holder: WorkerId,
+    /// Present this to renew or release: a later grant to another holder
+    /// always carries a larger token.
+    pub token: FencingToken,
+    /// When the role lapses unless renewed (store clock).
     pub expires_at: Timestamp,
 }
 

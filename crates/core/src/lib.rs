@@ -39,10 +39,13 @@ pub mod validate;
 
 pub use bar::{Bar, Symbol, Timestamp};
 pub use digest::{DayDigest, DigestQuery};
-pub use error::{BoxError, InvalidInput, Result, StoreError};
+pub use error::{BackendName, BoxError, InvalidInput, Result, StoreError};
+pub use ports::Capabilities;
 pub use ports::evolution::EvolutionStore;
 pub use ports::market::{MarketDataStore, MarketDataStoreExt};
 pub use ports::provision::{Provisioner, Secret};
-pub use query::{BarQuery, HealthReport, MarketSummary, Order, SymbolSummary, TimeRange, WriteReport};
+pub use query::{
+    BarQuery, Durability, HealthReport, HealthStatus, MarketSummary, Order, SymbolSummary, TimeRange, WriteReport,
+};
 pub use schema::{BarBatch, BarBatchBuilder, bar_schema};
 pub use validate::{RowError, ValidationReport};

@@ -73,6 +73,15 @@ impl Backoff {
         let delay = self.delay(attempt);
         (elapsed + delay <= self.budget).then_some(delay)
     }
+
+    /// Like [`Backoff::next_delay`], but uses the whole budget: the last
+    /// delay is shortened so that a final attempt starts exactly when the
+    /// budget ends (a user who says "wait 5 seconds" gets 5, not 4.2).
+    /// `None` once `elapsed` reaches the budget.
+    pub fn delay_until_budget(&self, attempt: u32, elapsed: Duration) -> Option<Duration> {
+        let left = self.budget.checked_sub(elapsed).filter(|left| !left.is_zero())?;
+        Some(self.delay(attempt).min(left))
+    }
 }
 
 /// 64 random bits for jitter: SplitMix64 over a clock-seeded counter (good
@@ -107,6 +116,23 @@ pub fn expiry_micros(now_micros: i64, ttl: Duration) -> i64 {
 mod tests {
     use super::*;
     use crate::evolution::{RunId, TaskOutcome};
+
+    #[test]
+    fn the_last_delay_lands_on_the_end_of_the_budget() {
+        let backoff = Backoff::new(Duration::from_millis(400), Duration::from_secs(1), Duration::from_secs(5));
+        assert_eq!(backoff.delay_until_budget(9, Duration::from_millis(4_900)), Some(Duration::from_millis(100)));
+        assert_eq!(backoff.delay_until_budget(9, Duration::from_secs(5)), None);
+        assert_eq!(backoff.delay_until_budget(1, Duration::from_secs(6)), None);
+        let early = backoff.delay_until_budget(1, Duration::ZERO).unwrap();
+        assert!(early >= Duration::from_millis(200) && early <= Duration::from_millis(400), "{early:?}");
+        // Summed, the delays reach the budget exactly.
+        let (mut elapsed, mut attempt) = (Duration::ZERO, 1);
+        while let Some(delay) = backoff.delay_until_budget(attempt, elapsed) {
+            elapsed += delay;
+            attempt += 1;
+        }
+        assert_eq!(elapsed, backoff.budget);
+    }
 
     #[test]
     fn delays_grow_stay_in_their_band_and_respect_the_cap() {

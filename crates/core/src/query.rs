@@ -98,19 +98,114 @@ impl MarketSummary {
 /// The outcome of a successful write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriteReport {
-    /// Rows in the batch, all of which are now stored (inserted or replaced).
+    /// Rows in the batch (inserted or replaced).
     pub rows: u64,
+    /// Where those rows are now.
+    pub durability: Durability,
 }
 
-/// How a store is doing. `ok = false` means the caller should not rely on it.
+impl WriteReport {
+    /// `rows` rows committed in the store.
+    pub fn committed(rows: u64) -> Self {
+        WriteReport { rows, durability: Durability::Committed }
+    }
+
+    /// `rows` rows accepted into a durable write journal, not yet in the primary store.
+    pub fn journaled(rows: u64) -> Self {
+        WriteReport { rows, durability: Durability::Journaled }
+    }
+}
+
+/// Where acknowledged rows are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// In the store itself: a query sees them now.
+    #[default]
+    Committed,
+    /// In a durable journal that a later replay writes to the primary store
+    /// (a hybrid store whose primary is down). Nothing is lost, but a query
+    /// of the primary does not see them yet.
+    Journaled,
+}
+
+impl Durability {
+    /// `committed` or `journaled`, for logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Committed => "committed",
+            Durability::Journaled => "journaled",
+        }
+    }
+}
+
+/// How a store, or one part of a composed store, is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum HealthStatus {
+    /// Answers and is complete.
+    #[default]
+    Healthy,
+    /// Answers, but something is off (an old schema, a failed-over part, a
+    /// write queue that is not empty): usable, with a reason in the details.
+    Degraded,
+    /// Does not answer, or must not be relied on.
+    Down,
+}
+
+impl HealthStatus {
+    /// `healthy`, `degraded` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Down => "down",
+        }
+    }
+}
+
+/// How a store is doing: a status, backend facts, and for a composed store
+/// one report per part (`components`), so an operator sees which part is down
+/// and how deep a write queue is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthReport {
-    /// Backend name (`duckdb`, `memory`, ...).
-    pub backend: &'static str,
-    /// Whether the store answered a round trip.
-    pub ok: bool,
+    /// The store's description (its `Display`: `duckdb`, `memory`, `retry(neon)`).
+    pub backend: String,
+    /// Healthy, degraded or down.
+    pub status: HealthStatus,
     /// Backend-specific facts as ordered key/value pairs (path, version, sizes, ...).
     pub details: Vec<(String, String)>,
+    /// The parts of a composed store, each with its own report; empty for a plain backend.
+    pub components: Vec<HealthReport>,
+}
+
+impl HealthReport {
+    /// A report for `backend` with `status` and no details yet.
+    pub fn new(backend: impl Into<String>, status: HealthStatus) -> Self {
+        HealthReport { backend: backend.into(), status, details: Vec::new(), components: Vec::new() }
+    }
+
+    /// Adds a detail.
+    pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.details.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a component's report. The composing store sets its own status
+    /// (a hybrid store with its primary down is degraded, not down);
+    /// [`Self::worst`] tells the worst part.
+    pub fn with_component(mut self, component: HealthReport) -> Self {
+        self.components.push(component);
+        self
+    }
+
+    /// True when the store is healthy (the caller may rely on it fully).
+    pub fn ok(&self) -> bool {
+        self.status == HealthStatus::Healthy
+    }
+
+    /// The worst status among this report and all its components.
+    pub fn worst(&self) -> HealthStatus {
+        self.components.iter().map(HealthReport::worst).fold(self.status, HealthStatus::max)
+    }
 }
 
 /// A time range `[start, end)` used by deletes.
@@ -152,5 +247,21 @@ mod tests {
         assert!(!query.contains(Timestamp(9)));
         assert!(BarQuery::default().between(Timestamp(5), Timestamp(5)).is_trivially_empty());
         assert!(TimeRange::new(Timestamp(2), Timestamp(1)).is_err());
+    }
+
+    #[test]
+    fn a_composed_report_shows_its_worst_part() {
+        let cache = HealthReport::new("duckdb", HealthStatus::Healthy).with_detail("path", "/tmp/x.duckdb");
+        let primary = HealthReport::new("neon", HealthStatus::Down);
+        let hybrid = HealthReport::new("hybrid(neon, duckdb)", HealthStatus::Degraded)
+            .with_detail("queue_depth", "12")
+            .with_component(primary)
+            .with_component(cache);
+        assert!(!hybrid.ok());
+        assert_eq!(hybrid.worst(), HealthStatus::Down);
+        assert_eq!(hybrid.components.len(), 2);
+        assert!(HealthReport::new("memory", HealthStatus::Healthy).ok());
+        assert_eq!(WriteReport::default(), WriteReport::committed(0));
+        assert_eq!(WriteReport::journaled(3).durability.as_str(), "journaled");
     }
 }

@@ -12,6 +12,10 @@
 //!   [`strata_core::BarBatchBuilder`], the line or row of each of its rows, and
 //!   every [`Problem`] with its [`Location`]. Readers never fail: a file that
 //!   cannot be opened or has no usable header arrives as a whole-file problem.
+//! - [`ReadOptions::adjust`]: the vendor's adjusted close applied while
+//!   reading (OHLC and vwap scaled by adj_close / close, volume divided).
+//! - [`splits::SplitScan`]: overnight moves that look like unadjusted splits
+//!   ([`splits::split_guess`]), for a note while loading.
 //! - [`validate::CrossFileKeys`]: duplicate (symbol, timestamp) keys across
 //!   chunks and files, plus `BarBatch::validate`, with locations.
 //! - [`write`](mod@write): [`write::CsvWriter`], [`write::JsonLinesWriter`] and
@@ -42,6 +46,7 @@ pub mod error;
 pub mod format;
 pub mod location;
 pub mod read;
+pub mod splits;
 pub mod validate;
 pub mod write;
 
@@ -49,4 +54,5 @@ pub use error::FormatError;
 pub use format::BarFileFormat;
 pub use location::{Location, Locator};
 pub use read::{Chunk, Problem, ReadOptions};
+pub use splits::{SplitScan, SuspectedSplit};
 pub use validate::CrossFileKeys;

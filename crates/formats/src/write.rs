@@ -172,6 +172,13 @@ fn write_json_string(out: &mut impl Write, text: &str) -> std::io::Result<()> {
     out.write_all(b"\"")
 }
 
+/// The properties [`ParquetWriter::new`] writes with: zstd at the default
+/// level, and parquet's defaults for the rest (page-level statistics, so the
+/// column and offset indexes are written; dictionary encoding).
+pub fn parquet_properties() -> parquet::file::properties::WriterPropertiesBuilder {
+    WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()))
+}
+
 /// Parquet in the canonical bar schema, zstd-compressed at the default level.
 pub struct ParquetWriter<W: Write + Send> {
     /// Boxed: the encoder state is a few hundred bytes, the other writers a pointer.
@@ -181,7 +188,13 @@ pub struct ParquetWriter<W: Write + Send> {
 impl<W: Write + Send> ParquetWriter<W> {
     /// Starts a Parquet file on `out`.
     pub fn new(out: W) -> Result<Self, FormatError> {
-        let properties = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+        Self::with_properties(out, parquet_properties().build())
+    }
+
+    /// Starts a Parquet file on `out` with `properties`, usually
+    /// [`parquet_properties`] plus a caller's row-group size or key-value
+    /// metadata (as `adapter-efs` does for its dataset files).
+    pub fn with_properties(out: W, properties: WriterProperties) -> Result<Self, FormatError> {
         let writer = ArrowWriter::try_new(out, bar_schema(), Some(properties))?;
         Ok(ParquetWriter { writer: Box::new(writer) })
     }

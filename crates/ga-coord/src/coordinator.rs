@@ -23,7 +23,7 @@ use crate::config::{EvalPayload, RunConfig};
 use crate::error::{GaError, GaResult};
 use crate::eval::{Evaluation, evaluate, load_window};
 use crate::genome::{Genome, GenomeSpec, fnv1a};
-use crate::lease::CoordinatorLease;
+use crate::lease::CoordinatorRole;
 use crate::ops::{breed, diversity, initial_population, ranking};
 use crate::strategy::StrategyRegistry;
 
@@ -183,7 +183,7 @@ impl Coordinator {
         match record.status {
             RunStatus::Completed => return Ok(record),
             RunStatus::Cancelled => return Err(GaError::Cancelled { run: run.to_string() }),
-            RunStatus::Pending | RunStatus::Running | RunStatus::Failed => {}
+            RunStatus::Pending | RunStatus::Running | RunStatus::Failed | RunStatus::Interrupted => {}
         }
         let strategy = self.registry.get(&record.spec.strategy)?;
         let genome_spec = strategy.genome_spec();
@@ -191,51 +191,48 @@ impl Coordinator {
         if record.spec.population_size == 0 || record.spec.generations == 0 {
             return Err(GaError::Config("population size and generations must be at least 1".into()));
         }
-        let lease = self.acquire(&run).await?;
+        let role = self.acquire(&run).await?;
         self.emit(CoordinatorEvent::LeaseAcquired { run: run.clone() });
         let outcome = {
             let work = self.evolve(&record.spec, &genome_spec, &run_config);
-            let keep_alive = self.keep_lease(&run, &lease);
+            let keep_alive = self.keep_role(&run, &role);
             tokio::select! {
                 outcome = work => outcome,
                 lost = keep_alive => Err(lost),
             }
         };
-        let final_status = match &outcome {
-            Ok(_) => RunStatus::Completed,
-            Err(GaError::Cancelled { .. }) => RunStatus::Cancelled,
-            Err(GaError::LostLease { .. }) => return outcome,
-            Err(GaError::Evaluation { .. }) => RunStatus::Failed,
-            Err(_) => RunStatus::Running,
-        };
-        if let Err(error) = lease.release(self.evolution.as_ref(), final_status).await {
-            tracing::warn!(%run, %error, "could not release the coordinator lease; it will expire");
+        if matches!(outcome, Err(GaError::LostLease { .. })) {
+            // Another coordinator holds the role now: there is nothing to give back.
+            return outcome;
+        }
+        if let Err(error) = role.release(self.evolution.as_ref()).await {
+            tracing::warn!(%run, %error, "could not release the coordinator role; it will expire");
         }
         outcome
     }
 
-    async fn acquire(&self, run: &RunId) -> GaResult<CoordinatorLease> {
+    async fn acquire(&self, run: &RunId) -> GaResult<CoordinatorRole> {
         let deadline = Instant::now() + self.config.takeover_wait;
         loop {
             let store = self.evolution.as_ref();
-            if let Some(lease) =
-                CoordinatorLease::try_acquire(store, run, &self.config.holder, self.config.lease_ttl).await?
+            if let Some(role) =
+                CoordinatorRole::try_acquire(store, run, &self.config.holder, self.config.lease_ttl).await?
             {
-                return Ok(lease);
+                return Ok(role);
             }
             if Instant::now() >= deadline {
                 return Err(GaError::CoordinatorBusy { run: run.to_string() });
             }
-            // Expired leases are granted again by `lease_tasks` itself; poll a few times per TTL.
+            // An expired role is granted to the next caller; poll a few times per TTL.
             tokio::time::sleep((self.config.lease_ttl / 4).max(Duration::from_millis(10))).await;
         }
     }
 
-    /// Renews the lease every third of its TTL; returns only when it is lost.
-    async fn keep_lease(&self, run: &RunId, lease: &CoordinatorLease) -> GaError {
+    /// Renews the role every third of its TTL; returns only when it is lost.
+    async fn keep_role(&self, run: &RunId, role: &CoordinatorRole) -> GaError {
         loop {
-            tokio::time::sleep(lease.ttl() / 3).await;
-            match lease.renew(self.evolution.as_ref()).await {
+            tokio::time::sleep(role.ttl() / 3).await;
+            match role.renew(self.evolution.as_ref()).await {
                 Ok(true) => {}
                 Ok(false) => {
                     return GaError::LostLease { run: run.to_string() };

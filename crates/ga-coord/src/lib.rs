@@ -17,7 +17,7 @@
 //!   (no look-ahead);
 //! - float genes are rounded to six decimals so genome texts survive the
 //!   store bit for bit;
-//! - the coordinator role is an expiring lease in the store ([`lease`]).
+//! - the coordinator role is a fenced, expiring lease in the store ([`lease`]).
 //!
 //! `testkit` (feature `testkit`, for test suites) holds the end-to-end checks (determinism with 1, 2 and 8
 //! workers, a worker and coordinators killed on purpose, takeover, cancel)
@@ -64,7 +64,7 @@ pub use coordinator::{
 pub use error::{GaError, GaResult};
 pub use eval::{Evaluation, Evaluator};
 pub use genome::{Gene, GeneKind, GeneSpec, Genome, GenomeSpec};
-pub use lease::{CoordinatorLease, is_coordinator_run};
+pub use lease::CoordinatorRole;
 pub use local::{LocalOptions, LocalOutcome, evolve_local};
 pub use ops::{Crossover, OperatorConfig};
 pub use strategy::{Strategy, StrategyRegistry};

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strata_core::evolution::{
-    Completion, CompletionStatus, LeaseRequest, RunId, RunStatus, TaskOutcome, WorkerId, WorkerInfo,
+    Completion, CompletionStatus, Lease, LeaseRequest, RunId, TaskOutcome, WorkerId, WorkerInfo,
 };
 use strata_core::{EvolutionStore, StoreError};
 use tokio::sync::watch;
@@ -23,7 +23,6 @@ use tokio::sync::watch;
 use crate::config::EvalPayload;
 use crate::error::{GaError, GaResult};
 use crate::eval::Evaluator;
-use crate::lease::is_coordinator_payload;
 
 /// Settings of one worker.
 #[derive(Debug, Clone)]
@@ -160,30 +159,7 @@ impl Worker {
                     Err(error) => return Err(error.into()),
                 }
             }
-            let batch = match seconds_per_task {
-                None => 4,
-                Some(seconds) => (self.config.target_batch.as_secs_f64() / seconds.max(1e-6)) as u32,
-            }
-            .clamp(1, self.config.max_batch.max(1));
-            let batch = match (&self.config.run, last_generation) {
-                // Near the end of a generation, take a share of what is left so
-                // the other workers are not idle while one finishes a big batch.
-                // Only worth it (one count query per lease) while what is left is real work: when the
-                // remaining tasks are quick, one lease takes them and saves round trips.
-                (Some(run), Some(generation))
-                    if seconds_per_task.is_none_or(|seconds| {
-                        f64::from(batch) * seconds >= self.config.target_batch.as_secs_f64() / 8.0
-                    }) =>
-                {
-                    match self.evolution.task_counts(run, generation).await {
-                        Ok(counts) if counts.pending > 0 => {
-                            batch.min(counts.pending.div_ceil(u64::from(self.config.tail_share.max(1))) as u32).max(1)
-                        }
-                        _ => batch,
-                    }
-                }
-                _ => batch,
-            };
+            let batch = self.next_batch_size(seconds_per_task, last_generation).await;
             let request = LeaseRequest {
                 worker: self.config.id.clone(),
                 run: self.config.run.clone(),
@@ -201,20 +177,6 @@ impl Worker {
                 }
                 Err(error) => return Err(error.into()),
             };
-            let (coordinator_leases, leases): (Vec<_>, Vec<_>) =
-                leases.into_iter().partition(|lease| is_coordinator_payload(&lease.payload));
-            if !coordinator_leases.is_empty() {
-                // Not ours to hold: hand the coordinator role back at once.
-                let give_back = coordinator_leases
-                    .into_iter()
-                    .map(|lease| Completion {
-                        key: lease.key,
-                        token: lease.token,
-                        outcome: TaskOutcome::Failed { error: "a worker is not a coordinator".into() },
-                    })
-                    .collect();
-                self.evolution.complete_tasks(&self.config.id, give_back).await?;
-            }
             if leases.is_empty() {
                 if self.config.exit_when_idle.is_some_and(|limit| idle_since.elapsed() >= limit) {
                     return Ok(report);
@@ -232,43 +194,7 @@ impl Worker {
                 held.runs = leases.iter().map(|lease| lease.key.run.clone()).collect();
                 held.abort = Some(abort.clone());
             }
-            let mut completions = Vec::with_capacity(leases.len());
-            let mut payloads = Vec::with_capacity(leases.len());
-            let mut evaluated_leases = Vec::with_capacity(leases.len());
-            for lease in leases {
-                match EvalPayload::parse(&lease.payload) {
-                    Ok(payload) => {
-                        payloads.push(payload);
-                        evaluated_leases.push(lease);
-                    }
-                    Err(error) => completions.push(Completion {
-                        key: lease.key,
-                        token: lease.token,
-                        outcome: TaskOutcome::Failed { error: error.to_string() },
-                    }),
-                }
-            }
-            let started = Instant::now();
-            let results = self.evaluator.evaluate_batch(&payloads, abort.clone()).await;
-            let computed = results.iter().filter(|r| r.is_some()).count();
-            if computed > 0 {
-                let seconds = started.elapsed().as_secs_f64() / computed as f64;
-                seconds_per_task = Some(seconds_per_task.map_or(seconds, |old| 0.7 * old + 0.3 * seconds));
-            }
-            for (lease, result) in evaluated_leases.into_iter().zip(results) {
-                let outcome = match result {
-                    None => {
-                        report.abandoned += 1;
-                        continue;
-                    }
-                    Some(Ok(evaluation)) => TaskOutcome::Succeeded {
-                        fitness: evaluation.fitness,
-                        result: serde_json::to_string(&evaluation.metrics).unwrap_or_default(),
-                    },
-                    Some(Err(error)) => TaskOutcome::Failed { error: error.to_string() },
-                };
-                completions.push(Completion { key: lease.key, token: lease.token, outcome });
-            }
+            let completions = self.evaluate(leases, &abort, &mut seconds_per_task, &mut report).await;
             if let Ok(mut held) = held.lock() {
                 held.abort = None;
             }
@@ -279,19 +205,94 @@ impl Worker {
             }
             if !completions.is_empty() {
                 let statuses = self.complete_with_retry(completions).await?;
-                for status in statuses {
-                    match status {
-                        CompletionStatus::Recorded => report.recorded += 1,
-                        CompletionStatus::Requeued | CompletionStatus::Parked => report.failed += 1,
-                        CompletionStatus::Stale => report.stale += 1,
-                    }
-                }
+                record(&mut report, &statuses);
             }
             if let Ok(mut held) = held.lock() {
                 held.runs.clear();
             }
             idle_since = Instant::now();
         }
+    }
+
+    /// How many tasks to ask for: about [`WorkerConfig::target_batch`] of work
+    /// at the measured `seconds_per_task`, and near the end of a generation
+    /// (`last_generation`, with a run set) a share of what is still pending.
+    async fn next_batch_size(&self, seconds_per_task: Option<f64>, last_generation: Option<u32>) -> u32 {
+        let batch = match seconds_per_task {
+            None => 4,
+            Some(seconds) => (self.config.target_batch.as_secs_f64() / seconds.max(1e-6)) as u32,
+        }
+        .clamp(1, self.config.max_batch.max(1));
+        match (&self.config.run, last_generation) {
+            // Near the end of a generation, take a share of what is left so
+            // the other workers are not idle while one finishes a big batch.
+            // Only worth it (one count query per lease) while what is left is real work: when the
+            // remaining tasks are quick, one lease takes them and saves round trips.
+            (Some(run), Some(generation))
+                if seconds_per_task.is_none_or(|seconds| {
+                    f64::from(batch) * seconds >= self.config.target_batch.as_secs_f64() / 8.0
+                }) =>
+            {
+                match self.evolution.task_counts(run, generation).await {
+                    Ok(counts) if counts.pending > 0 => {
+                        batch.min(counts.pending.div_ceil(u64::from(self.config.tail_share.max(1))) as u32).max(1)
+                    }
+                    _ => batch,
+                }
+            }
+            _ => batch,
+        }
+    }
+
+    /// Evaluates a batch of leases off the async runtime (stopping early when
+    /// `abort` turns true) and returns one completion per lease it finished;
+    /// an unreadable payload is a failure. Updates the moving average of
+    /// `seconds_per_task` and counts abandoned evaluations in `report`.
+    async fn evaluate(
+        &self,
+        leases: Vec<Lease>,
+        abort: &Arc<AtomicBool>,
+        seconds_per_task: &mut Option<f64>,
+        report: &mut WorkerReport,
+    ) -> Vec<Completion> {
+        let mut completions = Vec::with_capacity(leases.len());
+        let mut payloads = Vec::with_capacity(leases.len());
+        let mut evaluated_leases = Vec::with_capacity(leases.len());
+        for lease in leases {
+            match EvalPayload::parse(&lease.payload) {
+                Ok(payload) => {
+                    payloads.push(payload);
+                    evaluated_leases.push(lease);
+                }
+                Err(error) => completions.push(Completion {
+                    key: lease.key,
+                    token: lease.token,
+                    outcome: TaskOutcome::Failed { error: error.to_string() },
+                }),
+            }
+        }
+        let started = Instant::now();
+        let results = self.evaluator.evaluate_batch(&payloads, abort.clone()).await;
+        let computed = results.iter().filter(|r| r.is_some()).count();
+        if computed > 0 {
+            let seconds = started.elapsed().as_secs_f64() / computed as f64;
+            *seconds_per_task = Some(seconds_per_task.map_or(seconds, |old| 0.7 * old + 0.3 * seconds));
+        }
+        for (lease, result) in evaluated_leases.into_iter().zip(results) {
+            let outcome = match result {
+                None => {
+                    report.abandoned += 1;
+                    continue;
+                }
+                Some(Ok(evaluation)) => TaskOutcome::Succeeded {
+                    fitness: evaluation.fitness,
+                    result: serde_json::to_string(&evaluation.metrics).unwrap_or_default(),
+                },
+                Some(Err(error)) => TaskOutcome::Failed { error: error.to_string() },
+            };
+            completions.push(Completion { key: lease.key, token: lease.token, outcome });
+        }
+        completions
     }
 
     /// Completing is idempotent under fencing (a repeat is `Stale`), so a
@@ -336,11 +337,22 @@ impl Worker {
             if let Some(abort) = abort {
                 for run in runs {
                     let status = self.evolution.get_run(&run).await.map(|record| record.status);
-                    if matches!(status, Ok(RunStatus::Cancelled | RunStatus::Failed | RunStatus::Completed)) {
+                    if status.is_ok_and(|status| !status.is_active()) {
                         abort.store(true, Ordering::Relaxed);
                     }
                 }
             }
+        }
+    }
+}
+
+/// Counts what the store did with a batch's completions.
+fn record(report: &mut WorkerReport, statuses: &[CompletionStatus]) {
+    for status in statuses {
+        match status {
+            CompletionStatus::Recorded => report.recorded += 1,
+            CompletionStatus::Requeued | CompletionStatus::Parked => report.failed += 1,
+            CompletionStatus::Stale => report.stale += 1,
         }
     }
 }
@@ -353,49 +365,5 @@ async fn wait_or_shutdown(shutdown: &mut watch::Receiver<bool>, duration: Durati
     tokio::select! {
         _ = tokio::time::sleep(duration) => *shutdown.borrow(),
         changed = shutdown.changed() => changed.is_err() || *shutdown.borrow(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lease::{CoordinatorLease, coordinator_run_id};
-    use crate::strategy::StrategyRegistry;
-    use strata_adapter_mock::MemoryStore;
-    use strata_core::evolution::{RunSpec, TaskState};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_worker_gives_back_a_coordinator_lease_it_receives() {
-        let store = Arc::new(MemoryStore::new());
-        let run = RunId::new("r").unwrap();
-        let spec = RunSpec {
-            id: run.clone(),
-            strategy: "ma-crossover".into(),
-            seed: 1,
-            population_size: 2,
-            generations: 1,
-            config: "{}".into(),
-        };
-        store.create_run(spec).await.unwrap();
-        // A coordinator takes the role with a tiny TTL and dies.
-        let dead = WorkerId::new("dead-coordinator").unwrap();
-        let lease = CoordinatorLease::try_acquire(store.as_ref(), &run, &dead, Duration::from_millis(1)).await.unwrap();
-        assert!(lease.is_some());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        // A worker serving every run receives the expired role and hands it back.
-        let evaluator = Evaluator::new(store.clone(), Arc::new(StrategyRegistry::default()));
-        let mut config = WorkerConfig::new(WorkerId::new("w").unwrap());
-        config.idle_wait = Duration::from_millis(5);
-        config.exit_when_idle = Some(Duration::from_millis(50));
-        let (_stop, stopped) = watch::channel(false);
-        let report = Worker::new(store.clone(), evaluator, config).run(stopped).await.unwrap();
-        assert_eq!(report.leased, 0, "{report:?}");
-        let companion = coordinator_run_id(&run).unwrap();
-        let task = &store.list_tasks(&companion, 0).await.unwrap()[0];
-        assert_eq!(task.state, TaskState::Pending, "{task:?}");
-        // So the next coordinator gets it at once.
-        let next = WorkerId::new("next-coordinator").unwrap();
-        let taken = CoordinatorLease::try_acquire(store.as_ref(), &run, &next, Duration::from_secs(5)).await.unwrap();
-        assert!(taken.is_some());
     }
 }

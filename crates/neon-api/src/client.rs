@@ -15,7 +15,7 @@ use strata_core::policy::{Backoff, Idempotency};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::{NeonConfig, RetryPolicy};
+use crate::config::{NeonApiConfig, RetryPolicy};
 use crate::error::{NeonError, Result};
 use crate::ids::{ApiKeyId, BranchId, EndpointId, OperationId, ProjectId};
 use crate::models::*;
@@ -28,7 +28,7 @@ pub const REQUEST_ID_HEADER: &str = "x-neon-ret-request-id";
 ///
 /// Every call waits for the client-side rate limiter, retries what is safe to
 /// retry (see [`RetryPolicy`]) and gives up at the overall deadline of
-/// [`NeonConfig::deadline`]. Mutations return the operations they started;
+/// [`NeonApiConfig::deadline`]. Mutations return the operations they started;
 /// [`NeonClient::wait_for_operations`] waits for them.
 #[derive(Debug, Clone)]
 pub struct NeonClient {
@@ -40,7 +40,7 @@ struct Inner {
     http: reqwest::Client,
     base_url: Url,
     authorization: HeaderValue,
-    config: NeonConfig,
+    config: NeonApiConfig,
     limiter: RateLimiter,
 }
 
@@ -210,7 +210,7 @@ where
 
 impl NeonClient {
     /// Builds a client. Fails on a malformed base URL or an API key that is not a valid header value.
-    pub fn new(config: NeonConfig) -> Result<Self> {
+    pub fn new(config: NeonApiConfig) -> Result<Self> {
         let base = config.base_url.trim_end_matches('/');
         let base_url = Url::parse(base)
             .map_err(|error| NeonError::Config(format!("base URL {base:?} is not a valid URL: {error}")))?;
@@ -234,11 +234,11 @@ impl NeonClient {
 
     /// Builds a client for `api_key` at `base_url` with production defaults.
     pub fn with_key(base_url: impl Into<String>, api_key: Secret) -> Result<Self> {
-        NeonClient::new(NeonConfig::new(api_key).with_base_url(base_url))
+        NeonClient::new(NeonApiConfig::new(api_key).with_base_url(base_url))
     }
 
     /// The configuration in use.
-    pub fn config(&self) -> &NeonConfig {
+    pub fn config(&self) -> &NeonApiConfig {
         &self.inner.config
     }
 
@@ -997,7 +997,7 @@ impl NeonClient {
     }
 
     /// Waits until every operation is `finished` or `skipped`, within the configured
-    /// [`NeonConfig::operation_timeout`]. See [`NeonClient::wait_for_operations_within`].
+    /// [`NeonApiConfig::operation_timeout`]. See [`NeonClient::wait_for_operations_within`].
     pub async fn wait_for_operations(&self, project_id: &ProjectId, operations: &[Operation]) -> Result<()> {
         self.wait_for_operations_within(project_id, operations, self.inner.config.operation_timeout).await
     }

@@ -10,7 +10,7 @@ pub const DEFAULT_BASE_URL: &str = "https://console.neon.tech/api/v2";
 
 /// How the client talks to the API.
 #[derive(Debug, Clone)]
-pub struct NeonConfig {
+pub struct NeonApiConfig {
     /// Base URL including `/api/v2` (a fake or a proxy in tests).
     pub base_url: String,
     /// The bearer API key.
@@ -33,10 +33,10 @@ pub struct NeonConfig {
     pub user_agent: String,
 }
 
-impl NeonConfig {
+impl NeonApiConfig {
     /// Production defaults for `api_key` against [`DEFAULT_BASE_URL`].
     pub fn new(api_key: Secret) -> Self {
-        NeonConfig {
+        NeonApiConfig {
             base_url: DEFAULT_BASE_URL.to_owned(),
             api_key,
             request_timeout: Duration::from_secs(30),

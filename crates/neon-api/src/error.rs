@@ -162,16 +162,16 @@ impl From<NeonError> for StoreError {
             NeonError::Api { status: 400 | 422, .. } | NeonError::InvalidArgument(_) => {
                 StoreError::InvalidInput(InvalidInput::Argument(error.to_string()))
             }
+            // The client already retried transient failures within its budget.
             NeonError::Timeout { .. } | NeonError::OperationsTimeout { .. } => {
-                StoreError::Timeout { backend: BACKEND, what: error.to_string() }
+                StoreError::timeout(BACKEND, error.to_string()).after_retries()
             }
-            _ if error.is_retryable() => StoreError::Unavailable {
-                backend: BACKEND,
-                what: "the Neon API is unavailable; retry later".into(),
-                source: Some(Box::new(error)),
-            },
+            _ if error.is_retryable() => {
+                StoreError::unavailable(BACKEND, "the Neon API is unavailable; retry later", Some(Box::new(error)))
+                    .after_retries()
+            }
             _ => StoreError::Internal {
-                backend: BACKEND,
+                backend: BACKEND.into(),
                 what: "Neon API call failed".into(),
                 source: Some(Box::new(error)),
             },

@@ -10,7 +10,7 @@
 //!   after `Retry-After` or a capped, jittered exponential backoff; other 5xx and
 //!   lost connections only for GET/HEAD and calls that are idempotent on purpose;
 //!   a client-side rate limiter (700 requests a minute, 40 a second per route); a
-//!   per-attempt timeout and an overall deadline ([`NeonConfig`]).
+//!   per-attempt timeout and an overall deadline ([`NeonApiConfig`]).
 //! - [`models`]: lenient serde models (unknown fields ignored, an `Unknown` variant
 //!   on every enum, non-identity fields optional), id newtypes ([`ids`]), and
 //!   [`Secret`] for passwords, keys and connection URIs, which never print.
@@ -28,9 +28,9 @@
 //! # async fn demo() -> strata_neon_api::Result<()> {
 //! use futures::TryStreamExt;
 //! use strata_neon_api::models::{BranchCreateRequest, NewBranch, NewBranchEndpoint};
-//! use strata_neon_api::{NeonClient, NeonConfig, ProjectId, Secret};
+//! use strata_neon_api::{NeonApiConfig, NeonClient, ProjectId, Secret};
 //!
-//! let client = NeonClient::new(NeonConfig::new(Secret::new(std::env::var("NEON_API_KEY").unwrap_or_default())))?;
+//! let client = NeonClient::new(NeonApiConfig::new(Secret::new(std::env::var("NEON_API_KEY").unwrap_or_default())))?;
 //! let projects: Vec<_> = client.list_projects().try_collect().await?;
 //! let project_id = ProjectId::new("shiny-wind-028834");
 //! let request = BranchCreateRequest {
@@ -54,7 +54,7 @@ pub mod provision;
 mod rate_limit;
 
 pub use client::{ConnectionUriRequest, NeonClient, ProjectWithOperations, REQUEST_ID_HEADER};
-pub use config::{DEFAULT_BASE_URL, NeonConfig, RateLimitPolicy, RetryPolicy};
+pub use config::{DEFAULT_BASE_URL, NeonApiConfig, RateLimitPolicy, RetryPolicy};
 pub use ensure::Ensured;
 pub use error::{NeonError, Result};
 pub use ids::{ApiKeyId, BranchId, EndpointId, OperationId, ProjectId};

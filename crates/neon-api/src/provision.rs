@@ -24,10 +24,10 @@ use crate::models::{
 ///
 /// ```no_run
 /// # async fn demo() -> strata_core::Result<()> {
-/// use strata_neon_api::{NeonClient, NeonConfig, ProjectId, Secret};
+/// use strata_neon_api::{NeonApiConfig, NeonClient, ProjectId, Secret};
 /// use strata_neon_api::provision::{EphemeralBranchRequest, NeonProvisioner};
 ///
-/// let client = NeonClient::new(NeonConfig::new(Secret::new("napi_...")))?;
+/// let client = NeonClient::new(NeonApiConfig::new(Secret::new("napi_...")))?;
 /// let provisioner = NeonProvisioner::new(client, ProjectId::new("shiny-wind-028834"));
 /// let rows = provisioner
 ///     .with_ephemeral_branch(EphemeralBranchRequest::new("ci-run-42"), |branch| async move {

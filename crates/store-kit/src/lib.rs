@@ -84,7 +84,10 @@ where
 }
 
 /// Runs `operation` until it succeeds, fails with an error that is not
-/// retryable (`StoreError::is_retryable`), or `backoff`'s budget is spent.
+/// retryable (`StoreError::should_retry`: a transient kind that no inner
+/// layer already retried), or `backoff`'s budget is spent. An error returned
+/// after the budget is spent is marked `retries_exhausted`, so a layer above
+/// does not retry it again.
 /// A `NotIdempotent` operation is never repeated after an error whose
 /// outcome is unknown (`Timeout`, or `Unavailable` that may have reached the
 /// store): only `may_repeat` operations are. `what` names it in logs.
@@ -101,12 +104,12 @@ where
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        if !error.is_retryable() || !idempotency.may_repeat() {
+        if !error.should_retry() || !idempotency.may_repeat() {
             return Err(error);
         }
         let Some(delay) = backoff.next_delay(attempt, started.elapsed()) else {
             tracing::warn!(attempts = attempt, "{what}: giving up, the retry budget is spent: {error}");
-            return Err(error);
+            return Err(error.after_retries());
         };
         tracing::info!(attempt, delay_ms = delay.as_millis() as u64, "{what}: {error}; retrying");
         tokio::time::sleep(delay).await;
@@ -160,7 +163,7 @@ mod tests {
     }
 
     fn down() -> StoreError {
-        StoreError::Unavailable { backend: "test", what: "down".into(), source: None }
+        StoreError::unavailable("test", "down", None)
     }
 
     fn fast() -> Backoff {
@@ -206,8 +209,21 @@ mod tests {
             Err(down())
         })
         .await;
-        assert!(outcome.is_err());
+        let error = outcome.unwrap_err();
+        assert!(error.retries_exhausted(), "the error says its retries are spent: {error:?}");
         let calls = calls.load(Ordering::SeqCst);
         assert!((2..=12).contains(&calls), "{calls} attempts within a 30 ms budget of 2.5-5 ms waits");
+    }
+
+    #[tokio::test]
+    async fn retry_does_not_stack_on_an_inner_layer_that_already_retried() {
+        let calls = AtomicU32::new(0);
+        let outcome: Result<()> = retry("read", Idempotency::Safe, &fast(), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(down().after_retries())
+        })
+        .await;
+        assert!(outcome.unwrap_err().retries_exhausted());
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "an exhausted error is returned at once");
     }
 }

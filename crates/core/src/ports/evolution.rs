@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::evolution::{
-    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RunId, RunRecord, RunSpec,
-    RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
+    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RoleLease, RunId,
+    RunRecord, RunSpec, RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
 };
+use crate::ports::Capabilities;
 
 /// Durable evolution state shared by a coordinator and its workers.
+///
+/// `Display` describes the store as for [`crate::MarketDataStore`].
 ///
 /// Time is the store's clock (the database server's, for a shared database),
 /// never the caller's, so workers with skewed clocks agree on expiry.
@@ -62,6 +65,28 @@ use crate::evolution::{
 /// - `task_counts` and `list_tasks` describe one generation (`list_tasks`
 ///   ordered by individual). Unknown run: empty counts and list.
 ///
+/// # Coordinator role
+/// A run has at most one coordinator at a time; the role is a fenced lease
+/// of its own, separate from the task queue (workers never see it).
+/// - `acquire_coordinator` grants the role of `run` to `holder` for `ttl`
+///   when nobody holds it, when the current lease has expired (whether or
+///   not its holder is `holder`) or was released, or when `holder` holds it
+///   already. Re-acquiring a live lease one holds renews it and keeps its
+///   token; every other grant carries a fresh token, strictly larger than
+///   every token granted before for that run, so a previous holder's lease
+///   is fenced out. Returns `None` while another holder's lease is live.
+///   Unknown run: `NotFound`.
+/// - `renew_coordinator` extends the lease to now + ttl and returns true
+///   only if the stored lease still has this lease's token and holder. As
+///   with task leases, a lease that expired but was not yet granted to
+///   anyone else is still held and can be renewed; once another holder has
+///   acquired the role (or the lease was released) it returns false and
+///   changes nothing.
+/// - `release_coordinator` frees the role at once if the stored lease still
+///   has this lease's token and holder, so the next `acquire_coordinator`
+///   succeeds without waiting for the expiry; otherwise (released already,
+///   or taken over) it does nothing.
+///
 /// # Retrying (what a decorator may repeat after an error whose outcome is unknown)
 ///
 /// | method | [`Idempotency`](crate::policy::Idempotency) | notes |
@@ -71,6 +96,8 @@ use crate::evolution::{
 /// | `save_generation` | `Idempotent` | compare-and-set: a repeat of an applied save is `Conflict`; re-read to learn it applied |
 /// | `lease_tasks` | `NotIdempotent` | a repeat grants more leases: never repeat once the request may have reached the store |
 /// | `complete_tasks` | `NotIdempotent` | fenced, so a repeat changes no data, but applied completions then report `Stale`: repeat only when nothing reached the store |
+/// | `acquire_coordinator` | `Idempotent` | a repeat by the same holder finds its own live lease and renews it, same token |
+/// | `renew_coordinator`, `release_coordinator` | `Idempotent` | fenced by token: a repeat extends again, or finds the role already free |
 ///
 /// # Workers and statistics
 /// - `register_worker` upserts a worker; `list_workers` returns all, by id.
@@ -78,9 +105,10 @@ use crate::evolution::{
 ///   (`NotFound` for an unknown run);
 ///   `generation_stats` lists a run's statistics by generation.
 #[async_trait::async_trait]
-pub trait EvolutionStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Short backend name for logs.
-    fn name(&self) -> &'static str;
+pub trait EvolutionStore: Send + Sync + std::fmt::Debug + std::fmt::Display + 'static {
+    /// What this store can do; `shared_across_hosts` says whether workers on
+    /// other hosts (or other processes) can coordinate through it.
+    fn capabilities(&self) -> Capabilities;
 
     /// Creates a run, or returns the existing identical one.
     async fn create_run(&self, spec: RunSpec) -> Result<RunRecord>;
@@ -122,6 +150,15 @@ pub trait EvolutionStore: Send + Sync + std::fmt::Debug + 'static {
     async fn record_generation_stats(&self, stats: GenerationStats) -> Result<()>;
     /// A run's statistics, by generation.
     async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>>;
+
+    /// Takes (or renews) the coordinator role of `run` for `ttl`; `None`
+    /// while another holder's lease is live.
+    async fn acquire_coordinator(&self, run: &RunId, holder: &WorkerId, ttl: Duration) -> Result<Option<RoleLease>>;
+    /// Extends a held role to now + `ttl`; false when its token is no longer
+    /// the stored one (taken over or released).
+    async fn renew_coordinator(&self, lease: &RoleLease, ttl: Duration) -> Result<bool>;
+    /// Frees a held role at once; a no-op when its token is no longer the stored one.
+    async fn release_coordinator(&self, lease: &RoleLease) -> Result<()>;
 }
 
 const _: fn() = || {

@@ -7,6 +7,7 @@ use futures_core::stream::BoxStream;
 use crate::bar::{Bar, Symbol};
 use crate::digest::{DayDigest, DigestQuery};
 use crate::error::Result;
+use crate::ports::Capabilities;
 use crate::query::{BarQuery, HealthReport, MarketSummary, TimeRange, WriteReport};
 use crate::schema::BarBatch;
 
@@ -28,8 +29,15 @@ use crate::schema::BarBatch;
 /// - `digest` computes [`crate::digest`]'s (symbol, day) digests inside the
 ///   backend; equal data gives equal digests in every backend.
 /// - `delete_bars` removes `[start, end)` of one symbol and returns how many rows went.
-/// - `health` makes a real round trip; it returns `Ok` with `ok = false`
-///   rather than an error when the backend answers but is degraded.
+/// - `health` makes a real round trip; it returns `Ok` with a `Degraded`
+///   status rather than an error when the backend answers but is degraded,
+///   and `backend` equal to the store's `Display`. A composed store lists its
+///   parts' reports as components.
+/// - `Display` describes the store for logs and errors: a backend prints its
+///   short name (`duckdb`, `memory`, `neon`), a decorator prints itself around
+///   what it wraps (`failover(neon, duckdb)`).
+/// - `capabilities` is constant for the life of the store; an operation the
+///   store cannot do returns `Unsupported`.
 /// - Safe to call from many tasks at once; writers on different symbols do not block each other
 ///   longer than one batch.
 ///
@@ -47,9 +55,9 @@ use crate::schema::BarBatch;
 /// once that budget is spent: an outer retry layer must not be stacked on
 /// such an adapter.
 #[async_trait::async_trait]
-pub trait MarketDataStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Short backend name for logs (`duckdb`, `memory`).
-    fn name(&self) -> &'static str;
+pub trait MarketDataStore: Send + Sync + std::fmt::Debug + std::fmt::Display + 'static {
+    /// What this store can do.
+    fn capabilities(&self) -> Capabilities;
 
     /// Upserts a batch atomically after validating it.
     async fn write_bars(&self, batch: BarBatch) -> Result<WriteReport>;

@@ -15,15 +15,22 @@ pub(super) struct ColumnMap {
     pub(super) volume: usize,
     pub(super) vwap: Option<usize>,
     pub(super) trade_count: Option<usize>,
+    /// The adjusted close, when [`super::ReadOptions::adjust`] is set (the
+    /// column is then required); without it the column is ignored.
+    pub(super) adj_close: Option<usize>,
     /// Columns that are not bar fields, by their original name.
     pub(super) ignored: Vec<String>,
     /// Number of columns in the input.
     pub(super) width: usize,
 }
 
+/// The names an adjusted close column may have (any case), for messages.
+pub(crate) const ADJ_CLOSE_NAMES: &str = "adj_close, adj close, adjclose, adjusted_close or adjusted close";
+
 /// The bar field a column name stands for (case-insensitive; `date`,
-/// `datetime` and `time` mean the timestamp, `ticker` the symbol).
-fn canonical_column(name: &str) -> Option<&'static str> {
+/// `datetime` and `time` mean the timestamp, `ticker` the symbol; `adj close`
+/// and its spellings the vendor's adjusted close, `adj_close`).
+pub(super) fn canonical_column(name: &str) -> Option<&'static str> {
     let name = name.trim().trim_start_matches('\u{feff}').trim().to_ascii_lowercase();
     Some(match name.as_str() {
         "symbol" | "ticker" => "symbol",
@@ -35,20 +42,28 @@ fn canonical_column(name: &str) -> Option<&'static str> {
         "volume" => "volume",
         "vwap" => "vwap",
         "trade_count" => "trade_count",
+        "adj_close" | "adj close" | "adjclose" | "adjusted_close" | "adjusted close" => "adj_close",
         _ => return None,
     })
 }
 
 impl ColumnMap {
     /// Maps column names (a CSV header or a Parquet schema) to bar fields.
-    /// `fixed_symbol` says whether [`super::ReadOptions::symbol`] is set; the
-    /// messages call it `--symbol`, as the `strata` command line does.
-    pub(super) fn from_names<'a>(names: impl IntoIterator<Item = &'a str>, fixed_symbol: bool) -> Result<Self, String> {
+    /// `fixed_symbol` says whether [`super::ReadOptions::symbol`] is set and
+    /// `adjust` whether [`super::ReadOptions::adjust`] is; the messages call
+    /// them `--symbol` and `--adjust`, as the `strata` command line does.
+    /// Without `adjust` an adjusted close column is listed as ignored.
+    pub(super) fn from_names<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        fixed_symbol: bool,
+        adjust: bool,
+    ) -> Result<Self, String> {
         let names: Vec<&str> = names.into_iter().collect();
         let mut found: HashMap<&'static str, usize> = HashMap::new();
         let mut ignored = Vec::new();
         for (index, name) in names.iter().enumerate() {
             match canonical_column(name) {
+                Some("adj_close") if !adjust => ignored.push(name.to_string()),
                 Some(field) => {
                     if let Some(previous) = found.insert(field, index) {
                         return Err(format!(
@@ -88,6 +103,14 @@ impl ColumnMap {
             }
             _ => {}
         }
+        let adj_close = found.get("adj_close").copied();
+        if adjust && adj_close.is_none() {
+            return Err(format!(
+                "--adjust needs an adjusted close column, and there is none; it may be called {ADJ_CLOSE_NAMES} \
+                 (any case); found {}. Drop --adjust to load the prices as they are",
+                names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
         Ok(ColumnMap {
             symbol,
             timestamp: found["timestamp"],
@@ -98,6 +121,7 @@ impl ColumnMap {
             volume: found["volume"],
             vwap: found.get("vwap").copied(),
             trade_count: found.get("trade_count").copied(),
+            adj_close,
             ignored,
             width: names.len(),
         })
@@ -110,7 +134,30 @@ mod tests {
     use super::*;
 
     fn map(header: &str, fixed_symbol: bool) -> Result<ColumnMap, String> {
-        ColumnMap::from_names(header.split(','), fixed_symbol)
+        ColumnMap::from_names(header.split(','), fixed_symbol, false)
+    }
+
+    fn adjusted(header: &str) -> Result<ColumnMap, String> {
+        ColumnMap::from_names(header.split(','), false, true)
+    }
+
+    #[test]
+    fn an_adjusted_close_is_used_only_with_adjust() {
+        for name in ["adj_close", "Adj Close", "ADJ CLOSE", "Adjusted_Close", "adjusted close", "AdjClose"] {
+            let header = format!("symbol,date,open,high,low,close,volume,{name}");
+            let columns = adjusted(&header).unwrap();
+            assert_eq!(columns.adj_close, Some(7), "{name}");
+            assert!(columns.ignored.is_empty(), "{name}");
+            let columns = map(&header, false).unwrap();
+            assert_eq!((columns.adj_close, columns.ignored.clone()), (None, vec![name.to_string()]), "{name}");
+        }
+        let missing = adjusted("symbol,date,open,high,low,close,volume").unwrap_err();
+        assert!(missing.starts_with("--adjust needs an adjusted close column"), "{missing}");
+        assert!(missing.contains(ADJ_CLOSE_NAMES), "{missing}");
+        let header = "symbol,date,open,high,low,close,volume,adj_close,Adj Close";
+        let twice = adjusted(header).unwrap_err();
+        assert!(twice.contains("\"adj_close\" and \"Adj Close\" both hold the adj_close"), "{twice}");
+        assert_eq!(map(header, false).unwrap().ignored.len(), 2);
     }
 
     #[test]

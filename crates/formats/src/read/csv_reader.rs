@@ -7,7 +7,7 @@ use std::io::Read;
 use strata_core::{Symbol, Timestamp};
 
 use super::columns::ColumnMap;
-use super::{Chunk, ChunkBuilder, ReadOptions, RowParts, RowProblems, parse_count, parse_float};
+use super::{Chunk, ChunkBuilder, ReadOptions, RowParts, RowProblems, adjust_row, parse_count, parse_float};
 
 /// Reads CSV with a header line from `input` (buffer it: the reader reads in
 /// small pieces). Fields are trimmed; rows with the wrong number of fields,
@@ -18,7 +18,7 @@ pub fn csv<R: Read>(input: R, options: &ReadOptions) -> CsvChunks<R> {
     let mut reader = ::csv::ReaderBuilder::new().flexible(true).trim(::csv::Trim::All).from_reader(input);
     let mut chunk = ChunkBuilder::new(options);
     let map = match reader.headers() {
-        Ok(header) => match ColumnMap::from_names(header.iter(), options.symbol.is_some()) {
+        Ok(header) => match ColumnMap::from_names(header.iter(), options.symbol.is_some(), options.adjust) {
             Ok(map) => Some(map),
             Err(message) => {
                 chunk.file_problem(1, message);
@@ -133,7 +133,15 @@ fn parse_row<'a>(
         None | Some("") => Some(None),
         Some(text) => parse_count(text).map(Some).map_err(|message| problems.push((Some("trade_count"), message))).ok(),
     };
-    match (timestamp, open, high, low, close, volume, vwap, trade_count) {
+    let adj_close = match map.adj_close.map(field) {
+        None => Some(None),
+        Some("") => {
+            problems.push((Some("adj_close"), "value is empty; --adjust needs an adjusted close on every row".into()));
+            None
+        }
+        Some(text) => parse_float(text).map(Some).map_err(|message| problems.push((Some("adj_close"), message))).ok(),
+    };
+    match (timestamp, open, high, low, close, volume, vwap, trade_count, adj_close) {
         (
             Some(timestamp),
             Some(open),
@@ -141,10 +149,16 @@ fn parse_row<'a>(
             Some(low),
             Some(close),
             Some(volume),
-            Some(vwap),
+            Some(mut vwap),
             Some(trade_count),
+            Some(adj_close),
         ) if problems.is_empty() => {
-            Ok(RowParts { symbol, timestamp, values: [open, high, low, close, volume], vwap, trade_count })
+            let mut values = [open, high, low, close, volume];
+            if let Some(adj_close) = adj_close {
+                adjust_row(&mut values, &mut vwap, adj_close)
+                    .map_err(|(column, message)| vec![(Some(column), message)])?;
+            }
+            Ok(RowParts { symbol, timestamp, values, vwap, trade_count })
         }
         _ => Err(problems),
     }
@@ -161,7 +175,11 @@ mod tests {
     type ReadResult = (Vec<u64>, Vec<(u64, Option<&'static str>)>, Vec<Bar>);
 
     fn read_text(text: &str, symbol: Option<&str>, chunk_rows: usize) -> ReadResult {
-        let options = ReadOptions { symbol: symbol.map(|s| Symbol::new(s).unwrap()), chunk_rows, file: 0 };
+        read_with(text, symbol, chunk_rows, false)
+    }
+
+    fn read_with(text: &str, symbol: Option<&str>, chunk_rows: usize, adjust: bool) -> ReadResult {
+        let options = ReadOptions { symbol: symbol.map(|s| Symbol::new(s).unwrap()), chunk_rows, file: 0, adjust };
         let (mut sizes, mut problems, mut bars) = (Vec::new(), Vec::new(), Vec::new());
         for chunk in csv(text.as_bytes(), &options) {
             assert_eq!(chunk.numbers.len(), chunk.batch.len());
@@ -210,13 +228,63 @@ mod tests {
                     2020-01-01,1,2,0.5,1.5,1.4,10\n\
                     2020-01-02,1,2,0.5,1.5,1.4,x\n\
                     2020-01-03,1,2,0.5,1.5,1.4,10\n";
-        let options = ReadOptions { symbol: Some(Symbol::new("A").unwrap()), chunk_rows: 2, file: 4 };
+        let options = ReadOptions { symbol: Some(Symbol::new("A").unwrap()), chunk_rows: 2, file: 4, adjust: false };
         let chunks: Vec<Chunk> = csv(text.as_bytes(), &options).collect();
         assert_eq!(chunks.len(), 2);
         assert_eq!(chunks[0].ignored_columns, vec!["Adj Close".to_string()]);
         assert!(chunks[1].ignored_columns.is_empty());
         assert_eq!((chunks[0].numbers.as_slice(), chunks[1].numbers.as_slice()), (&[2][..], &[4][..]));
         assert_eq!(chunks[1].location(0), crate::Location { file: 4, number: 4 });
+    }
+
+    #[test]
+    fn adjust_scales_each_row_by_its_adjusted_close() {
+        // AAPL around its 2:1 split of 2005-02-28, as Quandl WIKI has it.
+        let text = "Ticker,Date,Open,High,Low,Close,Volume,Adj Close\n\
+                    AAPL,2005-02-25,89.62,89.91,88.19,88.99,16348400,5.7182276557615\n\
+                    AAPL,2005-02-28,44.68,45.14,43.96,44.86,11635900,5.7651352430039\n";
+        let (_, problems, raw) = read_with(text, None, 100, false);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!((raw[0].close, raw[1].open), (88.99, 44.68));
+        let (_, problems, bars) = read_with(text, None, 100, true);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!((bars[0].close, bars[1].close), (5.7182276557615, 5.7651352430039));
+        let factor = 5.7651352430039 / 44.86;
+        assert!((bars[1].open - 44.68 * factor).abs() < 1e-12, "{:?}", bars[1]);
+        assert!((bars[1].volume - 11_635_900.0 / factor).abs() < 1e-3, "{:?}", bars[1]);
+        let overnight = bars[1].open / bars[0].close;
+        assert!((0.95..1.05).contains(&overnight), "{overnight}");
+        assert_eq!(bars[1].trade_count, None);
+    }
+
+    #[test]
+    fn adjust_needs_the_column_and_a_good_value_on_every_row() {
+        let plain = "symbol,timestamp,open,high,low,close,volume\nA,2020-01-01,1,2,0.5,1.5,10\n";
+        let chunks: Vec<Chunk> =
+            csv(plain.as_bytes(), &ReadOptions { adjust: true, ..ReadOptions::default() }).collect();
+        assert_eq!(chunks.len(), 1);
+        let problem = &chunks[0].problems[0];
+        assert!(problem.whole_file);
+        assert_eq!(problem.location.number, 1);
+        assert!(problem.message.contains("adj_close, adj close"), "{}", problem.message);
+        let text = "symbol,timestamp,open,high,low,close,volume,adj_close\n\
+                    A,2020-01-01,1,2,0.5,1.5,10,0.75\n\
+                    A,2020-01-02,1,2,0.5,1.5,10,\n\
+                    A,2020-01-03,1,2,0.5,1.5,10,-1\n\
+                    A,2020-01-04,1,2,0.5,1.5,10,inf\n\
+                    A,2020-01-05,1,2,0.5,1.5,10,x\n\
+                    A,2020-01-06,1,2,0.5,1.5,10,0.75\n";
+        let (_, problems, bars) = read_with(text, None, 100, true);
+        assert_eq!(
+            problems,
+            vec![(3, Some("adj_close")), (4, Some("adj_close")), (5, Some("adj_close")), (6, Some("adj_close"))]
+        );
+        assert_eq!(bars.len(), 2);
+        assert_eq!((bars[0].open, bars[0].high, bars[0].close, bars[0].volume), (0.5, 1.0, 0.75, 20.0));
+        // Without --adjust the column is ignored, whatever it holds.
+        let (_, problems, bars) = read_with(text, None, 100, false);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!((bars.len(), bars[0].close), (6, 1.5));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!
 //! Columns are found by name, case-insensitively: symbol (or ticker);
 //! timestamp (or date, datetime, time); open, high, low, close, volume;
-//! optional vwap and trade_count. Other columns are skipped and named in
+//! optional vwap and trade_count; optional adj_close (or `Adj Close`,
+//! `adjusted_close`), the vendor's split- and dividend-adjusted close, used
+//! only with [`ReadOptions::adjust`]. Other columns are skipped and named in
 //! [`Chunk::ignored_columns`]. A file without a symbol column needs
 //! [`ReadOptions::symbol`]. Timestamps are read by `Timestamp::parse`, floats
 //! exactly as `str::parse::<f64>` reads them.
@@ -37,12 +39,19 @@ pub struct ReadOptions {
     pub symbol: Option<Symbol>,
     /// Data rows (good or bad) per chunk; at least 1.
     pub chunk_rows: usize,
+    /// Applies the vendor's adjustment from the file's adjusted close column,
+    /// row by row: factor = adj_close / close; open, high, low and vwap are
+    /// multiplied by it, volume is divided by it, close becomes adj_close and
+    /// trade_count is kept. A file without the column is a whole-file
+    /// problem; a row whose adj_close is missing, not finite or not > 0 is a
+    /// problem of its row. Off: the column is ignored like any other.
+    pub adjust: bool,
 }
 
 impl Default for ReadOptions {
     /// File 0, no fixed symbol, 100,000 rows per chunk.
     fn default() -> Self {
-        ReadOptions { file: 0, symbol: None, chunk_rows: 100_000 }
+        ReadOptions { file: 0, symbol: None, chunk_rows: 100_000, adjust: false }
     }
 }
 
@@ -128,6 +137,13 @@ impl Iterator for FileChunks {
             Inner::Failed(chunk) => chunk.take(),
         }
     }
+}
+
+/// Whether a column name is one the readers take for an adjusted close
+/// (`adj_close`, `Adj Close`, `adjusted_close`, ..., any case): the column
+/// [`ReadOptions::adjust`] applies, and ignores otherwise.
+pub fn is_adjusted_close(name: &str) -> bool {
+    columns::canonical_column(name) == Some("adj_close")
 }
 
 /// Problems of one row: (column, message).
@@ -253,6 +269,34 @@ fn parse_float(text: &str) -> Result<f64, String> {
     text.parse::<f64>().map_err(|_| format!("{text:?} is not a number"))
 }
 
+/// Applies the vendor's adjustment to one row (see [`ReadOptions::adjust`]),
+/// or says which column stops it. High and low stay on their side of the new
+/// close when they were on it before: scaling rounds, and the close is the
+/// vendor's own number rather than close × factor.
+fn adjust_row(values: &mut [f64; 5], vwap: &mut Option<f64>, adj_close: f64) -> Result<(), (&'static str, String)> {
+    if !adj_close.is_finite() || adj_close <= 0.0 {
+        return Err(("adj_close", format!("adjusted close {adj_close} must be a finite number > 0 to adjust by it")));
+    }
+    let [open, high, low, close, volume] = *values;
+    if !close.is_finite() || close <= 0.0 {
+        return Err(("close", format!("close {close} must be a finite number > 0 to adjust by adj_close / close")));
+    }
+    let factor = adj_close / close;
+    let mut new_high = high * factor;
+    let mut new_low = low * factor;
+    if high >= close {
+        new_high = new_high.max(adj_close);
+    }
+    if low <= close {
+        new_low = new_low.min(adj_close);
+    }
+    *values = [open * factor, new_high, new_low, adj_close, volume / factor];
+    if let Some(vwap) = vwap {
+        *vwap *= factor;
+    }
+    Ok(())
+}
+
 /// A whole number of trades.
 fn parse_count(text: &str) -> Result<i64, String> {
     text.parse::<i64>().map_err(|_| format!("{text:?} is not a whole number"))
@@ -273,6 +317,49 @@ mod tests {
         assert_eq!(problem.location, Location { file: 3, number: 0 });
         assert!(problem.whole_file);
         assert!(problem.message.starts_with("cannot open: "), "{}", problem.message);
+    }
+
+    #[test]
+    fn adjusting_scales_prices_inverts_volume_and_keeps_the_order_of_prices() {
+        let mut values = [118.56, 132.06, 118.5, 130.31, 9_616_100.0];
+        let mut vwap = Some(125.0);
+        adjust_row(&mut values, &mut vwap, 4.186662803811).unwrap();
+        let factor = 4.186662803811 / 130.31;
+        assert_eq!(values[3], 4.186662803811);
+        assert!((values[0] - 118.56 * factor).abs() < 1e-12);
+        assert!((values[4] - 9_616_100.0 / factor).abs() < 1e-3);
+        assert!((vwap.unwrap() - 125.0 * factor).abs() < 1e-12);
+        assert!(values[1] >= values[3] && values[2] <= values[0]);
+        // A bar that closed at its high or low still does after rounding.
+        for close in [0.1, 0.3, 7.77, 130.31, 1234.5678] {
+            for adj in [0.07, 0.2999, 4.186662803811, 99.99] {
+                let mut at_high = [close / 2.0, close, close / 3.0, close, 10.0];
+                adjust_row(&mut at_high, &mut None, adj).unwrap();
+                assert!(at_high[1] >= at_high[3] && at_high[2] <= at_high[3], "{close} {adj}: {at_high:?}");
+                let mut at_low = [close * 2.0, close * 3.0, close, close, 10.0];
+                adjust_row(&mut at_low, &mut None, adj).unwrap();
+                assert!(at_low[2] <= at_low[3] && at_low[1] >= at_low[3], "{close} {adj}: {at_low:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn adjusting_refuses_a_bad_adjusted_close_or_close() {
+        for adj in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let (column, message) = adjust_row(&mut [1.0, 2.0, 0.5, 1.5, 10.0], &mut None, adj).unwrap_err();
+            assert_eq!(column, "adj_close");
+            assert!(message.contains("must be a finite number > 0"), "{message}");
+        }
+        let (column, _) = adjust_row(&mut [1.0, 2.0, 0.5, 0.0, 10.0], &mut None, 1.0).unwrap_err();
+        assert_eq!(column, "close");
+    }
+
+    #[test]
+    fn adjusted_close_names_are_recognised() {
+        assert!(
+            is_adjusted_close("Adj Close") && is_adjusted_close(" adjusted_close") && is_adjusted_close("ADJ_CLOSE")
+        );
+        assert!(!is_adjusted_close("close") && !is_adjusted_close("adj"));
     }
 
     #[test]

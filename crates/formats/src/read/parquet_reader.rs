@@ -15,7 +15,7 @@ use parquet::file::reader::ChunkReader;
 use strata_core::{BarBatch, Symbol, Timestamp, bar_schema};
 
 use super::columns::ColumnMap;
-use super::{Chunk, ChunkBuilder, ReadOptions, RowParts, RowProblems, parse_count, parse_float};
+use super::{Chunk, ChunkBuilder, ReadOptions, RowParts, RowProblems, adjust_row, parse_count, parse_float};
 
 /// Reads a Parquet file (a `std::fs::File`, or anything else parquet can
 /// read at offsets) in record batches of [`ReadOptions::chunk_rows`] rows.
@@ -115,7 +115,11 @@ fn open<T: ChunkReader + 'static>(
     let builder = ParquetRecordBatchReaderBuilder::try_new(input)
         .map_err(|error| format!("not a readable Parquet file: {error}"))?;
     let schema = builder.schema().clone();
-    let map = ColumnMap::from_names(schema.fields().iter().map(|f| f.name().as_str()), options.symbol.is_some())?;
+    let map = ColumnMap::from_names(
+        schema.fields().iter().map(|f| f.name().as_str()),
+        options.symbol.is_some(),
+        options.adjust,
+    )?;
     check_types(&schema, &map)?;
     let reader =
         builder.with_batch_size(options.chunk_rows.max(1)).build().map_err(|error| format!("cannot read: {error}"))?;
@@ -151,6 +155,7 @@ fn check_types(schema: &Schema, map: &ColumnMap) -> Result<(), String> {
         (Some(map.close), "close"),
         (Some(map.volume), "volume"),
         (map.vwap, "vwap"),
+        (map.adj_close, "adjusted close"),
     ] {
         check(index, field, |t| is_text(t) || is_number(t), "a number or a string")?;
     }
@@ -192,6 +197,8 @@ struct ParquetColumns {
     prices: [FloatColumn; 5],
     vwap: Option<FloatColumn>,
     trade_count: Option<CountColumn>,
+    /// The adjusted close, only when adjusting.
+    adj_close: Option<FloatColumn>,
 }
 
 fn cast_text(batch: &RecordBatch, index: usize) -> Result<StringArray, String> {
@@ -241,13 +248,18 @@ impl ParquetColumns {
             ],
             vwap: map.vwap.map(|index| float_column(batch, index)).transpose()?,
             trade_count,
+            adj_close: map.adj_close.map(|index| float_column(batch, index)).transpose()?,
         })
     }
 
     /// The rows as one batch, without a row loop, when no row can have a
-    /// problem: every column numeric (not text) and no required value
-    /// missing. The values are the ones [`ParquetColumns::row`] would give.
+    /// problem: every column numeric (not text), no required value missing
+    /// and nothing to adjust. The values are the ones [`ParquetColumns::row`]
+    /// would give.
     fn whole_batch(&self, rows: usize, fixed_symbol: Option<&Symbol>) -> Option<BarBatch> {
+        if self.adj_close.is_some() {
+            return None;
+        }
         let complete = |array: &dyn Array| array.null_count() == 0;
         let symbol: ArrayRef = match (&self.symbol, fixed_symbol) {
             (Some(column), _) if complete(column) => Arc::new(column.clone()),
@@ -333,8 +345,21 @@ impl ParquetColumns {
         .map_err(|message| problems.push((Some("trade_count"), message)))
         .ok()
         .flatten();
+        let adj_close = match self.adj_close.as_ref().map(|column| float(column).unwrap_or_else(|| Err(missing()))) {
+            None => None,
+            Some(Ok(value)) => Some(value),
+            Some(Err(message)) => {
+                problems.push((Some("adj_close"), message));
+                None
+            }
+        };
         match timestamp {
             Some(timestamp) if values_ok && problems.is_empty() => {
+                let mut vwap = vwap;
+                if let Some(adj_close) = adj_close {
+                    adjust_row(&mut values, &mut vwap, adj_close)
+                        .map_err(|(column, message)| vec![(Some(column), message)])?;
+                }
                 Ok(RowParts { symbol, timestamp, values, vwap, trade_count })
             }
             _ => Err(problems),
@@ -410,7 +435,7 @@ mod tests {
         let file = TempFile::with_batch("paths", BarBatch::from_bars(&bars).record_batch());
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&file.0).unwrap()).unwrap();
         let schema = builder.schema().clone();
-        let map = ColumnMap::from_names(schema.fields().iter().map(|f| f.name().as_str()), false).unwrap();
+        let map = ColumnMap::from_names(schema.fields().iter().map(|f| f.name().as_str()), false, false).unwrap();
         let batch = builder.build().unwrap().next().unwrap().unwrap();
         let columns = ParquetColumns::new(&batch, &map).unwrap();
         let whole = columns.whole_batch(4, None).unwrap();
@@ -474,6 +499,48 @@ mod tests {
             let expected = if name == "zoned" { instant / 1_000 * 1_000 } else { instant };
             assert_eq!(chunks[0].batch.to_bars()[0].timestamp, Timestamp(expected), "{name}");
         }
+    }
+
+    #[test]
+    fn adjust_scales_rows_and_reports_missing_adjusted_closes() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("Date", DataType::Utf8, false),
+            Field::new("open", DataType::Float64, false),
+            Field::new("high", DataType::Float64, false),
+            Field::new("low", DataType::Float64, false),
+            Field::new("close", DataType::Float64, false),
+            Field::new("volume", DataType::Float64, false),
+            Field::new("Adj Close", DataType::Float64, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["2020-01-01", "2020-01-02", "2020-01-03"])),
+            Arc::new(Float64Array::from(vec![2.0; 3])),
+            Arc::new(Float64Array::from(vec![4.0; 3])),
+            Arc::new(Float64Array::from(vec![1.0; 3])),
+            Arc::new(Float64Array::from(vec![2.0; 3])),
+            Arc::new(Float64Array::from(vec![100.0; 3])),
+            Arc::new(Float64Array::from(vec![Some(1.0), None, Some(0.0)])),
+        ];
+        let file = TempFile::with_batch("adjust", &RecordBatch::try_new(schema, columns).unwrap());
+        let symbol = Some(Symbol::new("A").unwrap());
+        let chunks = file.read(&ReadOptions { symbol: symbol.clone(), adjust: true, ..ReadOptions::default() });
+        let problems: Vec<(u64, Option<&str>)> =
+            chunks[0].problems.iter().map(|problem| (problem.location.number, problem.column)).collect();
+        assert_eq!(problems, vec![(2, Some("adj_close")), (3, Some("adj_close"))]);
+        let bars = chunks[0].batch.to_bars();
+        assert_eq!(
+            (bars[0].open, bars[0].high, bars[0].low, bars[0].close, bars[0].volume),
+            (1.0, 2.0, 0.5, 1.0, 200.0)
+        );
+        let plain = file.read(&ReadOptions { symbol, ..ReadOptions::default() });
+        assert!(plain[0].problems.is_empty(), "{:?}", plain[0].problems);
+        assert_eq!(plain[0].ignored_columns, vec!["Adj Close".to_string()]);
+        assert_eq!(plain[0].batch.to_bars()[0].close, 2.0);
+
+        let no_column = TempFile::with_batch("no-adjust", BarBatch::from_bars(&[bar("A", 0)]).record_batch());
+        let chunks = no_column.read(&ReadOptions { adjust: true, ..ReadOptions::default() });
+        assert!(chunks[0].problems[0].whole_file);
+        assert!(chunks[0].problems[0].message.starts_with("--adjust needs an adjusted close column"));
     }
 
     #[test]

@@ -431,7 +431,7 @@ async fn api_errors_keep_status_code_message_and_request_id() {
 #[tokio::test]
 async fn a_wrong_api_key_is_refused_with_401_and_not_retried() {
     let (fake, _client) = start().await;
-    let config = strata_neon_api::NeonConfig::new(strata_neon_api::Secret::new("napi_wrong"))
+    let config = strata_neon_api::NeonApiConfig::new(strata_neon_api::Secret::new("napi_wrong"))
         .with_base_url(fake.base_url())
         .fast_for_tests();
     let client = NeonClient::new(config).unwrap();
@@ -443,12 +443,12 @@ async fn a_wrong_api_key_is_refused_with_401_and_not_retried() {
 
 #[tokio::test]
 async fn a_bad_configuration_is_reported_without_the_key() {
-    let config = strata_neon_api::NeonConfig::new(strata_neon_api::Secret::new("napi_abc\nxyz"))
+    let config = strata_neon_api::NeonApiConfig::new(strata_neon_api::Secret::new("napi_abc\nxyz"))
         .with_base_url("http://x/api/v2");
     let error = NeonClient::new(config).unwrap_err();
     assert!(matches!(error, NeonError::Config(_)));
     assert!(!error.to_string().contains("napi_abc"));
-    let config = strata_neon_api::NeonConfig::new(strata_neon_api::Secret::new("k")).with_base_url("not a url");
+    let config = strata_neon_api::NeonApiConfig::new(strata_neon_api::Secret::new("k")).with_base_url("not a url");
     assert!(matches!(NeonClient::new(config).unwrap_err(), NeonError::Config(_)));
 }
 

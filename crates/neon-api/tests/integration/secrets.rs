@@ -4,7 +4,7 @@
 use strata_neon_api::fake::Fault;
 use strata_neon_api::models::{BranchCreateRequest, NewBranch, NewBranchEndpoint};
 use strata_neon_api::provision::{EphemeralBranchRequest, NeonProvisioner};
-use strata_neon_api::{ConnectionUriRequest, NeonClient, NeonConfig, ProjectId, Secret};
+use strata_neon_api::{ConnectionUriRequest, NeonApiConfig, NeonClient, ProjectId, Secret};
 
 use crate::support::{API_KEY, LogCapture, start};
 
@@ -64,7 +64,7 @@ async fn secrets_never_reach_logs_errors_or_debug_output() {
     rendered.push(format!("{transport} {transport:?}"));
     let missing = client.get_role(&project_id, &branch.id, "nobody").await.unwrap_err();
     rendered.push(format!("{missing} {missing:?}"));
-    let unauthorized = NeonClient::new(NeonConfig::new(Secret::new("napi_other")).with_base_url(fake.base_url()))
+    let unauthorized = NeonClient::new(NeonApiConfig::new(Secret::new("napi_other")).with_base_url(fake.base_url()))
         .unwrap()
         .current_user()
         .await

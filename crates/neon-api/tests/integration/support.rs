@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use strata_neon_api::fake::{FakeNeon, FakeNeonConfig};
-use strata_neon_api::{NeonClient, NeonConfig, Secret};
+use strata_neon_api::{NeonApiConfig, NeonClient, Secret};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// The API key the fake accepts in these tests.
@@ -18,12 +18,13 @@ pub(crate) async fn start() -> (FakeNeon, NeonClient) {
 /// The same with a changed fake config and client config.
 pub(crate) async fn start_with(
     mut fake_config: FakeNeonConfig,
-    client_config: impl FnOnce(NeonConfig) -> NeonConfig,
+    client_config: impl FnOnce(NeonApiConfig) -> NeonApiConfig,
 ) -> (FakeNeon, NeonClient) {
     let _ = LogCapture::global();
     fake_config.api_key = Some(API_KEY.to_owned());
     let fake = FakeNeon::start(fake_config).await.expect("fake server starts");
-    let config = client_config(NeonConfig::new(Secret::new(API_KEY)).with_base_url(fake.base_url()).fast_for_tests());
+    let config =
+        client_config(NeonApiConfig::new(Secret::new(API_KEY)).with_base_url(fake.base_url()).fast_for_tests());
     let client = NeonClient::new(config).expect("client builds");
     (fake, client)
 }
