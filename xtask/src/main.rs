@@ -105,7 +105,7 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         tidy::check(root)?;
         println!("xtask: tidy ok ({:.1} s)", tidy_started.elapsed().as_secs_f64());
     }
-    let mut test_args = vec!["test", "--workspace", "--all-targets"];
+    let mut test_args = vec!["test", "--workspace", "--all-targets", "--no-fail-fast"];
     if !passthrough.is_empty() {
         test_args.push("--");
         test_args.extend(passthrough.iter().map(String::as_str));

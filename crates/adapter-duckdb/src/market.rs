@@ -426,7 +426,7 @@ mod tests {
         );
         assert_eq!(store.delete_bars(&a, TimeRange::all()).await.unwrap(), 7);
         let health = store.health().await.unwrap();
-        assert!(health.ok);
+        assert!(health.ok());
         let detail = |key: &str| health.details.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         assert_eq!(detail("bars").as_deref(), Some("1"));
         assert!(detail("duckdb_version").is_some());

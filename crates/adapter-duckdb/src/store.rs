@@ -178,7 +178,9 @@ impl Database {
                 Ok(connection) => break connection,
                 Err(failure) if error::is_lock_conflict(&failure) => {
                     let Some(delay) = backoff.delay_until_budget(attempt, started.elapsed()) else {
-                        return Err(error::open_error(&path, started.elapsed(), failure));
+                        // "after waiting" only when the caller asked to wait.
+                        let waited = if config.lock_wait.is_zero() { Duration::ZERO } else { started.elapsed() };
+                        return Err(error::open_error(&path, waited, failure));
                     };
                     if attempt == 1 {
                         tracing::info!(path = %path.display(), wait = ?config.lock_wait, "DuckDB file is locked by another process; waiting");
@@ -500,7 +502,7 @@ mod tests {
         let mut child = hold_in_another_process(&path, Duration::from_millis(500));
         let config = DuckDbConfig::new(&path).with_lock_wait(Duration::from_secs(30));
         let store = DuckDbStore::open(config).await.unwrap();
-        assert!(store.health_report().await.unwrap().ok);
+        assert!(store.health_report().await.unwrap().ok());
         child.wait().unwrap();
     }
 
@@ -539,7 +541,7 @@ mod tests {
     #[tokio::test]
     async fn in_memory_databases_work() {
         let store = DuckDbStore::open(DuckDbConfig::new(crate::IN_MEMORY)).await.unwrap();
-        assert!(store.health_report().await.unwrap().ok);
+        assert!(store.health_report().await.unwrap().ok());
     }
 
     const MODES: [OpenMode; 3] = [OpenMode::Create, OpenMode::Existing, OpenMode::Read];
@@ -691,7 +693,7 @@ mod tests {
         let bars = store.collect_bars(BarQuery::symbol(Symbol::new("AAPL").unwrap())).await.unwrap();
         assert_eq!(bars, vec![a_bar()]);
         assert_eq!(store.summary().await.unwrap().total_rows(), 1);
-        assert!(store.health().await.unwrap().ok);
+        assert!(store.health().await.unwrap().ok());
         let write = store.write_bars(BarBatch::from_bars(&[a_bar()])).await.unwrap_err();
         assert!(matches!(write, StoreError::InvalidInput(_)), "{write:?}");
         assert!(write.to_string().contains("open read-only"), "{write}");

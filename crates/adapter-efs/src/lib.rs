@@ -44,26 +44,51 @@
 //!   core validation refuses today, would be `BTC%2FUSD`). pyarrow
 //!   (`HivePartitioning(segment_encoding="uri")`, the default), DuckDB
 //!   (URL-decoding since PR duckdb#12974) and polars decode the value back.
-//! - **The symbol is also a column of every file.** An all-digit ticker
-//!   (`symbol=7203`) is typed as an integer by the readers' partition-type
-//!   inference when every symbol of the dataset is numeric (DuckDB
-//!   `hive_types_autocast`, pyarrow's and polars' inference); a dataset with
-//!   any non-numeric symbol infers a string. What readers do with the
-//!   duplicate: DuckDB replaces the file's column by the partition value
-//!   ("hive partitioning column also exists in file - override"); pyarrow
-//!   unifies the file schema with the partition schema (a string file column
-//!   and an inferred int32 partition conflict); polars historically produced
-//!   a duplicate column (pola-rs/polars#12036, since addressed). To get
-//!   strings from every reader whatever the symbols, pass the partition type:
-//!   DuckDB `hive_types = {'symbol': 'VARCHAR'}` (or `hive_partitioning =
-//!   false`, reading the column), pyarrow `partitioning =
-//!   ds.partitioning(pa.schema([("symbol", pa.string()), ("year", pa.int32())]),
-//!   flavor="hive")`, polars `hive_schema = {"symbol": pl.String}`. Verifying
-//!   each reader's behaviour is the job of the Python reader tests (issue 10,
-//!   item 6); Strata's own reader uses the file column.
+//! - **The symbol is also a column of every file** (a string, whatever the
+//!   symbol looks like); Strata's own reader uses it. An all-digit ticker
+//!   (`symbol=7203`, `symbol=0050`) in the path is typed as an integer by
+//!   readers that infer partition types: see "Reading the dataset from
+//!   Python" for the options that keep every symbol a string.
 //! - Staging names start with `.` and end in `.tmp` and `_strata/` starts
-//!   with `_`: pyarrow (`selector_ignore_prefixes` `.` and `_`), polars
-//!   (hidden-file prefixes) and DuckDB globs (`*.parquet`) all skip them.
+//!   with `_`: pyarrow (`selector_ignore_prefixes` `.` and `_`) skips them,
+//!   and so does any `**/*.parquet` glob (DuckDB, polars).
+//!
+//! # Reading the dataset from Python
+//!
+//! What a user passes, checked by `tests/readers.rs` with the versions
+//! `.ci/requirements-readers.txt` pins (pyarrow 26.0.1, pandas 3.1.1, polars
+//! 2.1.0, duckdb 2.0.1): each gives back Strata's rows with the symbols
+//! unchanged (`BRK.B`, `^GSPC`, `EURUSD=X`, `7203`, `0050`), `timestamp` as
+//! microseconds in UTC and every float bit for bit.
+//!
+//! ```python
+//! import duckdb, pandas as pd, polars as pl, pyarrow as pa, pyarrow.dataset as ds
+//! hive = ds.partitioning(pa.schema([("symbol", pa.string()), ("year", pa.int32())]), flavor="hive")
+//! table = ds.dataset(root, format="parquet", partitioning=hive).to_table()
+//! frame = pd.read_parquet(root, partitioning=hive)
+//! frame = pl.scan_parquet(root + "/**/*.parquet", hive_partitioning=True).collect()
+//! rel = duckdb.sql(f"select * from read_parquet('{root}/**/*.parquet', hive_partitioning = true)")
+//! ```
+//!
+//! - **pyarrow** needs the `partitioning` schema when every symbol of the
+//!   dataset is all digits: `partitioning="hive"` then infers `symbol` as
+//!   int32 and fails ("Unable to merge: Field symbol has incompatible types:
+//!   string vs int32"). Pass it always.
+//! - **pandas** always needs it: plain `pd.read_parquet(root)` infers
+//!   dictionary-typed partition columns and fails ("string vs
+//!   dictionary<values=string, ...>"). (`partitioning=None` also works: the
+//!   file columns only, no `year`.) `trade_count` with nulls comes back as
+//!   float64 with NaN; `dtype_backend="numpy_nullable"` keeps `Int64`.
+//! - **polars** needs the glob: `pl.scan_parquet(root)` fails on the batch
+//!   markers under `_strata/` ("directory contained paths with different
+//!   file extensions"; `hidden_file_prefix` only matches file names). It
+//!   takes `symbol`'s type from the files; `hive_schema={"symbol":
+//!   pl.String, "year": pl.Int32}` makes that explicit.
+//! - **DuckDB** needs nothing: `symbol` is VARCHAR even when every symbol
+//!   is all digits; `hive_types = {'symbol': 'VARCHAR'}` makes it explicit.
+//! - All four see a key once per file holding it until its partition is
+//!   compacted (`EfsStore::compact_all`), so an upsert not yet compacted
+//!   shows twice; append-only writes never do.
 //!
 //! # Write protocol (no lock server; every step is one atomic NFS operation)
 //!

@@ -334,7 +334,7 @@ Examples:
   strata ingest aapl.csv --symbol AAPL     a file with date,open,high,low,close,volume
   strata ingest bars.parquet
   strata ingest export.txt --format csv
-  strata ingest --adjust data/quandl_wiki_stocks_daily_adj.csv     prices adjusted by its adj_close
+  strata ingest --adjust stocks_adj.csv    scale prices to the file's adjusted close
   strata ingest --duckdb-path /data/bars.duckdb a.csv
   STRATA_DUCKDB_PATH=/data/bars.duckdb strata ingest a.csv b.csv
 

@@ -4,6 +4,8 @@
 //! the `--lock-wait` hint appears only for a file another process holds, and
 //! `--lock-wait N` waits N seconds.
 
+#![cfg(feature = "duckdb")]
+
 mod common;
 
 use std::process::Command;
@@ -52,9 +54,10 @@ fn lock_wait_waits_the_seconds_given_and_the_hint_is_shown_for_a_lock_only() {
         &["--duckdb-path", path_arg, "generate", "--ingest", "--symbols", "1", "--bars", "100"],
     )
     .success();
-    // A running `strata worker` holds the file until it is killed.
+    // A running `strata worker` holds the file until it is killed (it waits
+    // out the probes below, which hold the file for a moment each).
     let mut holder = command(&[])
-        .args(["--duckdb-path", path_arg, "worker", "--exit-when-idle", "60"])
+        .args(["--duckdb-path", path_arg, "--lock-wait", "30", "worker", "--exit-when-idle", "60"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -65,6 +68,9 @@ fn lock_wait_waits_the_seconds_given_and_the_hint_is_shown_for_a_lock_only() {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while !held_by_holder() {
+        if let Some(status) = holder.try_wait().unwrap() {
+            panic!("the worker ended before holding the file: {status}");
+        }
         assert!(Instant::now() < deadline, "the worker never held the file");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -75,7 +75,10 @@ pub async fn evolve_local(
         config.run = Some(spec.id.clone());
         config.max_batch = options.max_batch;
         config.hostname = options.hostname.clone();
-        config.stop_when_run_ends = true;
+        // Stopped below when the coordinator ends, not by the run's status: a
+        // resumed run is still `interrupted` or `failed` until the coordinator
+        // marks it running, and workers that looked first would leave at once.
+        config.stop_when_run_ends = false;
         config.idle_wait = (options.coordinator.poll / 2).max(Duration::from_millis(5));
         let worker = Worker::new(evolution.clone(), evaluator.clone(), config);
         let stopped = stopped.clone();
