@@ -301,6 +301,9 @@ async fn drive(
         );
     }
     let mut interrupts = crate::interrupt::Interrupts::listen().context("cannot listen for Ctrl-C and SIGTERM")?;
+    // Created (idempotently) before the first line is printed, so a signal
+    // from then on always finds a run to mark interrupted.
+    stores.evolution.create_run(spec.clone()).await.with_context(|| format!("cannot create run {run}"))?;
     let show_progress = !as_json && std::io::stderr().is_terminal();
     if !as_json {
         eprintln!(
