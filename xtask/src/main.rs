@@ -31,7 +31,8 @@ Commands:
         builds the workspace and runs `strata-bench` (crates/bench, not
         shipped): ingest and query throughput (rows/s) of every backend on
         generated data, each next to a baseline measured in the same run, the
-        PostgreSQL section against psql, and the GA section.
+        efs section against pyarrow, the PostgreSQL section against psql, and
+        the GA section.
         Defaults: 1,000,000 rows, 10 symbols; `-- --help` lists every option.
   pg start|stop|url
         a PostgreSQL cluster for manual use (initdb + pg_ctl on a free
@@ -46,6 +47,9 @@ Environment:
                      system's initdb/pg_ctl and remove it afterwards.
   STRATA_PGBOUNCER_URL  PgBouncer (transaction mode) for the pooler suite;
                      when unset, one is started in front of a local server.
+  STRATA_PYTHON      a Python with pyarrow for the efs benchmark's baseline
+                     (`pq.write_to_dataset`, dataset scan); when unset, the
+                     efs section prints Strata's figures alone.
   CARGO_TARGET_DIR   where builds go; .ci/run keeps it outside the clone so
                      the bundled DuckDB build is reused between runs.
 ";

@@ -10,11 +10,13 @@ use std::time::SystemTime;
 use arrow::array::{AsArray, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::{filter_record_batch, interleave_record_batch, sort_to_indices, take_record_batch};
 use arrow::datatypes::TimestampMicrosecondType;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::EnabledStatistics;
 use parquet::file::statistics::Statistics;
 use strata_core::{BarBatch, Result, StoreError, bar_schema};
+use strata_formats::read::hive;
 
 use crate::BACKEND;
 use crate::config::EfsConfig;
@@ -42,6 +44,9 @@ pub(crate) struct DataFile {
     pub(crate) covers_through: Option<u64>,
     pub(crate) absorbed: Vec<String>,
     pub(crate) metadata: ArrowReaderMetadata,
+    /// The leaf column index of `timestamp` (0 in files of this layout, 1
+    /// in files of the previous one, which also hold a symbol column).
+    timestamp_column: Option<usize>,
     pub(crate) file: File,
     pub(crate) modified: SystemTime,
 }
@@ -60,7 +65,7 @@ impl DataFile {
     /// `(min, max)` timestamp of each row group (from the statistics).
     fn row_group_ranges(&self) -> Vec<Option<(i64, i64)>> {
         let timestamp = self.metadata.metadata().row_groups().iter().map(|group| {
-            let column = group.columns().get(1)?;
+            let column = group.columns().get(self.timestamp_column?)?;
             match column.statistics()? {
                 Statistics::Int64(values) => Some((*values.min_opt()?, *values.max_opt()?)),
                 _ => None,
@@ -72,15 +77,19 @@ impl DataFile {
 
 /// A listing of one partition directory.
 pub(crate) struct Snapshot {
+    /// The partition's symbol (from its path: files hold no symbol column).
+    pub(crate) symbol: String,
     /// Data files by ascending position.
     pub(crate) files: Vec<DataFile>,
-    /// Staging names with their modification time.
+    /// Staging names with their modification time: only in a partition
+    /// directory moved over from the previous layout, which staged in place.
     pub(crate) staging: Vec<(PathBuf, SystemTime)>,
 }
 
 /// Lists and opens a partition; `Ok(None)` when a listed file vanished
 /// before it could be opened (take a new snapshot).
 pub(crate) fn snapshot(dir: &Path) -> Result<Option<Snapshot>> {
+    let symbol = partition_symbol(dir)?;
     // `readdir` racing a link and an unlink may return neither name (POSIX
     // leaves names added or removed during the listing unspecified): a
     // compaction's new file and the old files it replaced could both be
@@ -96,7 +105,7 @@ pub(crate) fn snapshot(dir: &Path) -> Result<Option<Snapshot>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            return Ok(Some(Snapshot { files: Vec::new(), staging: Vec::new() }));
+            return Ok(Some(Snapshot { symbol, files: Vec::new(), staging: Vec::new() }));
         }
         Err(error) => return Err(io_error("listing", dir, error)),
     };
@@ -122,7 +131,17 @@ pub(crate) fn snapshot(dir: &Path) -> Result<Option<Snapshot>> {
             None => return Ok(None),
         }
     }
-    Ok(Some(Snapshot { files, staging }))
+    Ok(Some(Snapshot { symbol, files, staging }))
+}
+
+/// The symbol of a partition directory, from its `symbol=` component
+/// (`strata_formats::read::hive`, the mechanism every Hive reader of Strata uses).
+fn partition_symbol(dir: &Path) -> Result<String> {
+    match hive::symbol_from_path(dir) {
+        Some(Ok(symbol)) => Ok(symbol.to_string()),
+        Some(Err(message)) => Err(corrupt(dir, message)),
+        None => Err(corrupt(dir, "not inside a symbol=... directory")),
+    }
 }
 
 /// The sorted names in `dir` (empty when it does not exist).
@@ -165,6 +184,8 @@ fn open_data_file(path: &Path, position: u64) -> Result<Option<DataFile>> {
         values.get(KEY_BATCH).map(|b| b.to_string()).ok_or_else(|| corrupt(path, "no strata.batch in the footer"))?;
     let batch_files = values.get(KEY_BATCH_FILES).and_then(|n| n.parse().ok()).unwrap_or(1);
     let covers_through = values.get(KEY_COVERS).and_then(|n| n.parse().ok());
+    let timestamp_column =
+        metadata.metadata().file_metadata().schema_descr().columns().iter().position(|c| c.name() == "timestamp");
     let absorbed = values
         .get(KEY_ABSORBED)
         .map(|list| list.split(',').filter(|b| !b.is_empty()).map(str::to_string).collect())
@@ -177,6 +198,7 @@ fn open_data_file(path: &Path, position: u64) -> Result<Option<DataFile>> {
         covers_through,
         absorbed,
         metadata,
+        timestamp_column,
         file,
         modified: stat.modified().unwrap_or(SystemTime::UNIX_EPOCH),
     }))
@@ -241,8 +263,15 @@ impl Resolver {
 }
 
 /// The rows of `files` (oldest effective order first) with timestamps in
-/// `[start, end)`, one row per timestamp (the newest file's), ascending.
-pub(crate) fn merge(files: &[&DataFile], start: Option<i64>, end: Option<i64>) -> Result<Option<RecordBatch>> {
+/// `[start, end)`, one row per timestamp (the newest file's), ascending, in
+/// the canonical schema with `symbol` (the partition's) on every row. A
+/// symbol column in a file (the previous layout's) is not read.
+pub(crate) fn merge(
+    files: &[&DataFile],
+    symbol: &str,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> Result<Option<RecordBatch>> {
     let mut batches: Vec<(usize, RecordBatch)> = Vec::new();
     for (rank, file) in files.iter().enumerate() {
         let groups: Vec<usize> = file
@@ -258,13 +287,20 @@ pub(crate) fn merge(files: &[&DataFile], start: Option<i64>, end: Option<i64>) -
             continue;
         }
         let handle = file.file.try_clone().map_err(|error| io_error("opening", &file.path, error))?;
+        let roots: Vec<usize> = (file.metadata.schema().fields().iter().enumerate())
+            .filter(|(_, field)| field.name() != hive::SYMBOL_KEY)
+            .map(|(index, _)| index)
+            .collect();
+        let projection = ProjectionMask::roots(file.metadata.parquet_schema(), roots);
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, file.metadata.clone())
+            .with_projection(projection)
             .with_row_groups(groups)
             .with_batch_size(1 << 16)
             .build()
             .map_err(|error| parquet_error("reading", &file.path, error))?;
         for batch in reader {
             let batch = batch.map_err(|error| corrupt(&file.path, format!("reading: {error}")))?;
+            let batch = hive::with_path_symbol(&batch, symbol).map_err(|error| corrupt(&file.path, error))?;
             let batch = restrict(batch, start, end)?;
             if batch.num_rows() > 0 {
                 batches.push((rank, batch));
@@ -328,7 +364,7 @@ pub(crate) fn read_partition(
             Ok(live) => live,
             Err(restart) => return Ok(Err(restart)),
         };
-        return merge(&live, start, end).map(Ok);
+        return merge(&live, &snapshot.symbol, start, end).map(Ok);
     }
     Err(StoreError::unavailable(BACKEND, format!("{}: files kept vanishing while reading; retry", dir.display()), None))
 }
@@ -336,9 +372,14 @@ pub(crate) fn read_partition(
 /// The partitions of the dataset: symbol -> years (ascending), symbols in byte order.
 pub(crate) fn partitions(root: &Path) -> Result<BTreeMap<String, Vec<(i32, PathBuf)>>> {
     let mut out = BTreeMap::new();
-    let entries = fs::read_dir(root).map_err(|error| io_error("listing the dataset root", root, error))?;
+    let data = layout::data_root(root);
+    let entries = match fs::read_dir(&data) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(error) => return Err(io_error("listing the dataset", &data, error)),
+    };
     for entry in entries {
-        let entry = entry.map_err(|error| io_error("listing", root, error))?;
+        let entry = entry.map_err(|error| io_error("listing", &data, error))?;
         let name = entry.file_name();
         let Some(symbol) = name.to_str().and_then(|n| n.strip_prefix("symbol=")).and_then(layout::decode_symbol) else {
             continue;
@@ -387,6 +428,8 @@ pub(crate) fn publish_data_file(
     facts: &FileFacts<'_>,
 ) -> Result<u64> {
     publish::ensure_dir(&config.root, dir)?;
+    let staging = layout::staging_dir(&config.root);
+    publish::ensure_dir(&config.root, &staging)?;
     let mut metadata = vec![
         KeyValue::new(KEY_BATCH.to_string(), facts.batch.to_string()),
         KeyValue::new(KEY_BATCH_FILES.to_string(), facts.batch_files.to_string()),
@@ -401,8 +444,8 @@ pub(crate) fn publish_data_file(
         .set_key_value_metadata(Some(metadata))
         .build();
     let bars = BarBatch::try_new(rows.clone())?;
-    let staged = publish::write_staged(dir, "data", |out, path| {
-        let mut writer = strata_formats::write::ParquetWriter::with_properties(out, properties)
+    let staged = publish::write_staged(&staging, "data", |out, path| {
+        let mut writer = strata_formats::write::ParquetWriter::without_symbol(out, properties)
             .map_err(|e| format_error(path, e))?;
         writer.write(&bars).map_err(|e| format_error(path, e))?;
         writer.finish().map_err(|e| format_error(path, e))
@@ -558,13 +601,13 @@ pub(crate) fn rewrite(config: &EfsConfig, dir: &Path, action: Rewrite) -> Result
         let (extras, _rest): (Vec<DataFile>, Vec<DataFile>) =
             beyond.into_iter().partition(|file| file.covers_through.is_some_and(|through| through <= covers));
         files.extend(extras);
-        let prefix = Snapshot { files, staging: Vec::new() };
+        let prefix = Snapshot { symbol: snapshot.symbol, files, staging: Vec::new() };
         let live = match resolver.live(&prefix)? {
             Ok(live) => live,
             Err(Restart) => continue,
         };
         let garbage = prefix.files.len() > live.len();
-        let merged = merge(&live, None, None)?;
+        let merged = merge(&live, &prefix.symbol, None, None)?;
         let (kept, removed) = match (action, merged) {
             (Rewrite::Delete { start, end }, Some(rows)) => {
                 let before = rows.num_rows();
@@ -669,7 +712,7 @@ pub(crate) fn partition_summary(
                 return Ok(Ok(min.zip(max).map(|(min, max)| (only.rows(), min, max))));
             }
         }
-        let merged = merge(&live, None, None)?;
+        let merged = merge(&live, &snapshot.symbol, None, None)?;
         return Ok(Ok(merged.filter(|rows| rows.num_rows() > 0).map(|rows| {
             let values = timestamps(&rows).values();
             (rows.num_rows() as u64, values[0], values[values.len() - 1])

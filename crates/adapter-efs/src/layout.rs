@@ -1,6 +1,7 @@
-//! The dataset's names: Hive partition directories (`symbol=<encoded>/year=<YYYY>`),
-//! data files (`part-<position>.parquet`), staging names readers skip, and the
-//! `_strata/` directory of batch markers.
+//! The dataset's names: the Hive dataset under `bars/` (partition
+//! directories `symbol=<encoded>/year=<YYYY>`, data files
+//! `part-<position>.parquet`) and Strata's own `_strata/` directory (staging
+//! files, batch markers).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -9,65 +10,55 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{Datelike, NaiveDate};
 use strata_core::Timestamp;
+use strata_formats::read::hive;
 
-/// The directory of Strata's own bookkeeping (skipped by every Hive reader: leading `_`).
+/// Under the root: the Hive dataset, nothing but partition directories and
+/// published data files (what pyarrow, pandas, polars and DuckDB read).
+pub(crate) const DATA_DIR: &str = "bars";
+/// Under the root: Strata's own bookkeeping, outside the dataset.
 pub(crate) const META_DIR: &str = "_strata";
 /// Under [`META_DIR`]: one marker per multi-partition batch (`committed` or `aborted`).
 pub(crate) const BATCHES_DIR: &str = "batches";
-/// Prefix of every staging name: a leading `.` (pyarrow, polars and Spark skip
-/// it) and no `.parquet` suffix (a DuckDB `**/*.parquet` glob never matches it).
+/// Under [`META_DIR`]: files being written (or left by a crashed writer),
+/// published into the dataset by `link` (same filesystem, so atomic).
+pub(crate) const STAGING_DIR: &str = "staging";
+/// Prefix of every staging name. Staging files live in [`STAGING_DIR`];
+/// data directories of the previous layout may still hold some, which
+/// readers skip and compaction removes once stale.
 pub(crate) const STAGING_PREFIX: &str = ".strata-stage-";
 /// Suffix of staging names.
 pub(crate) const STAGING_SUFFIX: &str = ".tmp";
 
-/// Bytes a partition value keeps as is: RFC 3986 "unreserved" characters, the
-/// set pyarrow (`uriparser`) and DuckDB (`HivePartitioning::Escape`) leave
-/// alone when they write Hive paths; every other byte becomes `%XX`.
-fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
-}
-
 /// The Hive path value of a symbol: percent-encoded exactly as pyarrow and
-/// DuckDB encode partition values (`^GSPC` -> `%5EGSPC`, `EURUSD=X` ->
-/// `EURUSD%3DX`, `BTC/USD` -> `BTC%2FUSD`), so URI-decoding readers give the
-/// symbol back and no value contains `/` or a second `=`.
+/// DuckDB encode partition values (`strata_formats::read::hive`).
 pub(crate) fn encode_symbol(symbol: &str) -> String {
-    let mut out = String::with_capacity(symbol.len() + 4);
-    for byte in symbol.bytes() {
-        if is_unreserved(byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    hive::encode_value(symbol)
 }
 
 /// The symbol of a Hive path value (percent-decoding); `None` when it is not
 /// well-formed UTF-8 after decoding.
 pub(crate) fn decode_symbol(value: &str) -> Option<String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let escaped = (bytes[index] == b'%' && index + 3 <= bytes.len())
-            .then(|| std::str::from_utf8(&bytes[index + 1..index + 3]).ok())
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        if let Some(byte) = escaped {
-            out.push(byte);
-            index += 3;
-        } else {
-            out.push(bytes[index]);
-            index += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    hive::decode_value(value)
 }
 
-/// The partition directory of `symbol`'s bars of `year`, relative to the root.
+/// The Hive dataset's directory under the root.
+pub(crate) fn data_root(root: &Path) -> PathBuf {
+    root.join(DATA_DIR)
+}
+
+/// The staging directory under the root.
+pub(crate) fn staging_dir(root: &Path) -> PathBuf {
+    root.join(META_DIR).join(STAGING_DIR)
+}
+
+/// The directory of `symbol`'s partitions.
+pub(crate) fn symbol_dir(root: &Path, symbol: &str) -> PathBuf {
+    data_root(root).join(hive::symbol_dir_name(symbol))
+}
+
+/// The partition directory of `symbol`'s bars of `year`.
 pub(crate) fn partition_dir(root: &Path, symbol: &str, year: i32) -> PathBuf {
-    root.join(format!("symbol={}", encode_symbol(symbol))).join(format!("year={year:04}"))
+    symbol_dir(root, symbol).join(format!("year={year:04}"))
 }
 
 /// The UTC calendar year of a timestamp (its partition).
@@ -130,23 +121,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn symbols_encode_like_pyarrow_and_duckdb_and_decode_back() {
-        let cases = [
-            ("AAPL", "AAPL"),
-            ("BRK.B", "BRK.B"),
-            ("^GSPC", "%5EGSPC"),
-            ("EURUSD=X", "EURUSD%3DX"),
-            ("BTC/USD", "BTC%2FUSD"),
-            ("BTC-USD", "BTC-USD"),
-            ("7203", "7203"),
-            ("_", "_"),
-            ("a%b", "a%25b"),
-        ];
-        for (symbol, encoded) in cases {
-            assert_eq!(encode_symbol(symbol), encoded, "{symbol}");
-            assert_eq!(decode_symbol(encoded).as_deref(), Some(symbol), "{encoded}");
-        }
-        assert_eq!(decode_symbol("%5"), Some("%5".into()), "a stray percent stays");
+    fn partitions_live_under_bars_with_encoded_symbols() {
+        let root = Path::new("/mnt/efs/strata");
+        assert_eq!(partition_dir(root, "^GSPC", 2024), Path::new("/mnt/efs/strata/bars/symbol=%5EGSPC/year=2024"));
+        assert_eq!(staging_dir(root), Path::new("/mnt/efs/strata/_strata/staging"));
+        assert_eq!(decode_symbol(&encode_symbol("EURUSD=X")).as_deref(), Some("EURUSD=X"));
     }
 
     #[test]

@@ -16,11 +16,17 @@
 //! # Layout
 //!
 //! ```text
-//! ROOT/symbol=<percent-encoded symbol>/year=<YYYY>/part-<20-digit position>.parquet
-//! ROOT/symbol=.../year=.../.strata-stage-<id>.tmp       a write in progress (or a crashed one)
-//! ROOT/_strata/batches/<batch id>                      "committed" / "aborted" (multi-partition batches)
+//! ROOT/bars/symbol=<percent-encoded symbol>/year=<YYYY>/part-<20-digit position>.parquet
+//! ROOT/_strata/staging/.strata-stage-<id>.tmp    a write in progress (or a crashed one)
+//! ROOT/_strata/batches/<batch id>                "committed" / "aborted" (multi-partition batches)
 //! ```
 //!
+//! - **`ROOT/bars` is a plain Hive dataset**: nothing but `symbol=` and
+//!   `year=` directories and complete, published `.parquet` files. Files are
+//!   written in `_strata/staging/` and published into their partition by a
+//!   hard link (`link` within one filesystem is atomic, on NFS too), and
+//!   Strata's bookkeeping stays in `_strata/`, so readers pointed at
+//!   `ROOT/bars` never meet a foreign file.
 //! - **Time partition: the UTC year.** Daily bars give ~252 rows per
 //!   symbol-year (a month would give ~21-row files, a day one row); minute
 //!   bars give ~98k (equities, 390 a day) to ~525k (crypto, 24/7) rows per
@@ -29,14 +35,18 @@
 //!   publish), so a coarse partition plus compaction wins. Queries prune
 //!   years by path and row groups (131,072 rows each) by their timestamp
 //!   statistics.
-//! - **Files**: the canonical schema of [`strata_core::bar_schema`]
-//!   (timestamps `timestamp[us, tz=UTC]`), written by
-//!   [`strata_formats::write::ParquetWriter`]: zstd, page-level statistics
-//!   (so the column and offset indexes are written), the Arrow schema in the
-//!   footer. Each file holds one partition's rows sorted by timestamp, unique
-//!   per timestamp. The footer's key-value metadata carries `strata.batch`,
-//!   `strata.batch_files` and, for a compaction, `strata.covers_through` and
-//!   `strata.absorbed`.
+//! - **Files**: the canonical schema of [`strata_core::bar_schema`] *without
+//!   the `symbol` column* (timestamps `timestamp[us, tz=UTC]`), written by
+//!   [`strata_formats::write::ParquetWriter::without_symbol`]: zstd,
+//!   page-level statistics (so the column and offset indexes are written),
+//!   the Arrow schema in the footer. The symbol is only in the path, as
+//!   pyarrow's `write_to_dataset` and pandas' `to_parquet(partition_cols=...)`
+//!   write it; Strata's reader adds the column back from the path
+//!   ([`strata_formats::read::hive`], the same code `strata ingest` uses for
+//!   datasets written by pandas, pyarrow or polars). Each file holds one
+//!   partition's rows sorted by timestamp, unique per timestamp. The footer's
+//!   key-value metadata carries `strata.batch`, `strata.batch_files` and, for
+//!   a compaction, `strata.covers_through` and `strata.absorbed`.
 //! - **Symbols** are percent-encoded exactly as pyarrow (`uriparser`) and
 //!   DuckDB (`HivePartitioning::Escape`, DuckDB >= 1.1) encode partition
 //!   values: every byte outside `A-Z a-z 0-9 - . _ ~` becomes `%XX`
@@ -44,14 +54,12 @@
 //!   core validation refuses today, would be `BTC%2FUSD`). pyarrow
 //!   (`HivePartitioning(segment_encoding="uri")`, the default), DuckDB
 //!   (URL-decoding since PR duckdb#12974) and polars decode the value back.
-//! - **The symbol is also a column of every file** (a string, whatever the
-//!   symbol looks like); Strata's own reader uses it. An all-digit ticker
-//!   (`symbol=7203`, `symbol=0050`) in the path is typed as an integer by
-//!   readers that infer partition types: see "Reading the dataset from
-//!   Python" for the options that keep every symbol a string.
-//! - Staging names start with `.` and end in `.tmp` and `_strata/` starts
-//!   with `_`: pyarrow (`selector_ignore_prefixes` `.` and `_`) skips them,
-//!   and so does any `**/*.parquet` glob (DuckDB, polars).
+//! - **The previous layout** (partitions right under `ROOT`, files with a
+//!   `symbol` column, staging files inside partitions) is refused at open
+//!   with the commands that move it: `mkdir ROOT/bars && mv ROOT/symbol=*
+//!   ROOT/bars/`. Moved files are read as they are (their symbol column is
+//!   not read: the path decides), and compaction rewrites them in this
+//!   layout and removes their stale staging files.
 //!
 //! # Reading the dataset from Python
 //!
@@ -59,33 +67,36 @@
 //! `.ci/requirements-readers.txt` pins (pyarrow 26.0.1, pandas 3.1.1, polars
 //! 2.1.0, duckdb 2.0.1): each gives back Strata's rows with the symbols
 //! unchanged (`BRK.B`, `^GSPC`, `EURUSD=X`, `7203`, `0050`), `timestamp` as
-//! microseconds in UTC and every float bit for bit.
+//! microseconds in UTC and every float bit for bit. Point them at `ROOT/bars`:
 //!
 //! ```python
-//! import duckdb, pandas as pd, polars as pl, pyarrow as pa, pyarrow.dataset as ds
-//! hive = ds.partitioning(pa.schema([("symbol", pa.string()), ("year", pa.int32())]), flavor="hive")
-//! table = ds.dataset(root, format="parquet", partitioning=hive).to_table()
-//! frame = pd.read_parquet(root, partitioning=hive)
-//! frame = pl.scan_parquet(root + "/**/*.parquet", hive_partitioning=True).collect()
-//! rel = duckdb.sql(f"select * from read_parquet('{root}/**/*.parquet', hive_partitioning = true)")
+//! import duckdb, pandas as pd, polars as pl, pyarrow.dataset as ds
+//! bars = root + "/bars"
+//! table = ds.dataset(bars, format="parquet", partitioning="hive").to_table()
+//! frame = pd.read_parquet(bars)
+//! frame = pl.scan_parquet(bars).collect()
+//! rel = duckdb.sql(f"select * from read_parquet('{bars}/**/*.parquet', hive_partitioning = true)")
 //! ```
 //!
-//! - **pyarrow** needs the `partitioning` schema when every symbol of the
-//!   dataset is all digits: `partitioning="hive"` then infers `symbol` as
-//!   int32 and fails ("Unable to merge: Field symbol has incompatible types:
-//!   string vs int32"). Pass it always.
-//! - **pandas** always needs it: plain `pd.read_parquet(root)` infers
-//!   dictionary-typed partition columns and fails ("string vs
-//!   dictionary<values=string, ...>"). (`partitioning=None` also works: the
-//!   file columns only, no `year`.) `trade_count` with nulls comes back as
-//!   float64 with NaN; `dtype_backend="numpy_nullable"` keeps `Int64`.
-//! - **polars** needs the glob: `pl.scan_parquet(root)` fails on the batch
-//!   markers under `_strata/` ("directory contained paths with different
-//!   file extensions"; `hidden_file_prefix` only matches file names). It
-//!   takes `symbol`'s type from the files; `hive_schema={"symbol":
-//!   pl.String, "year": pl.Int32}` makes that explicit.
-//! - **DuckDB** needs nothing: `symbol` is VARCHAR even when every symbol
-//!   is all digits; `hive_types = {'symbol': 'VARCHAR'}` makes it explicit.
+//! - **All-digit symbols.** Readers that infer partition types from the
+//!   paths type `symbol` as an integer when *every* symbol of the dataset is
+//!   all digits (`symbol=7203`, `symbol=0050`: `0050` would come back as
+//!   `50`); one symbol with a letter keeps the column a string. Pass the
+//!   partition types to be safe whatever the symbols:
+//!
+//! ```python
+//! import pyarrow as pa
+//! hive = ds.partitioning(pa.schema([("symbol", pa.string()), ("year", pa.int32())]), flavor="hive")
+//! table = ds.dataset(bars, format="parquet", partitioning=hive).to_table()
+//! frame = pd.read_parquet(bars, partitioning=hive)
+//! frame = pl.scan_parquet(bars, hive_schema={"symbol": pl.String, "year": pl.Int32}).collect()
+//! rel = duckdb.sql(f"select * from read_parquet('{bars}/**/*.parquet', hive_partitioning = true, "
+//!                  "hive_types = {'symbol': 'VARCHAR', 'year': 'INTEGER'})")
+//! ```
+//!
+//! - **pandas** gives `symbol` as a categorical (pyarrow reads partition
+//!   values as a dictionary); `trade_count` with nulls comes back as float64
+//!   with NaN, and `dtype_backend="numpy_nullable"` keeps `Int64`.
 //! - All four see a key once per file holding it until its partition is
 //!   compacted (`EfsStore::compact_all`), so an upsert not yet compacted
 //!   shows twice; append-only writes never do.
@@ -94,9 +105,9 @@
 //!
 //! 1. Validate the batch (`BarBatch::validate`); an invalid batch writes
 //!    nothing. Split it by (symbol, year), sort each part by timestamp.
-//! 2. For each part: write `.strata-stage-<random>.tmp` in the partition
-//!    directory (created with `O_EXCL`), `fsync` it, close it.
-//! 3. Claim a position: `link(staged, part-<max listed + 1>.parquet)`. `link`
+//! 2. For each part: write `_strata/staging/.strata-stage-<random>.tmp`
+//!    (created with `O_EXCL`), `fsync` it, close it.
+//! 3. Claim a position: `link(staged, <partition>/part-<max listed + 1>.parquet)`. `link`
 //!    never replaces a name, so exactly one writer gets each position; on
 //!    `EEXIST` the writer tries the next one (an `EEXIST` whose target is
 //!    our own inode is a retransmitted LINK that succeeded: success). Then
@@ -104,7 +115,8 @@
 //!    written, appended or renamed over once it has a `part-` name.
 //! 4. A batch of one part is committed by step 3. A batch of several parts
 //!    is committed by publishing `_strata/batches/<batch>` containing
-//!    `committed` the same way (staged, fsynced, `link`ed, directory fsynced);
+//!    `committed` the same way (staged in `_strata/staging/`, fsynced,
+//!    `link`ed, directory fsynced);
 //!    until then no Strata reader uses its files. A compactor or a delete may
 //!    instead publish `aborted` under the same name: whichever `link` lands
 //!    first decides, atomically; a writer that finds `aborted` writes its
@@ -147,9 +159,9 @@
 //! partition that also drops the range; it aborts every pending batch first
 //! (their writers retry), so it covers every committed row.
 //!
-//! **Crashes.** A crash before step 3 leaves a staging file (ignored by every
-//! reader; health reports it once older than `stale_after`; compaction
-//! removes it). A crash between the parts of a multi-partition batch leaves
+//! **Crashes.** A crash before step 3 leaves a staging file in
+//! `_strata/staging/`, outside the dataset (no reader lists it; health
+//! reports it once older than `stale_after`; compaction removes it). A crash between the parts of a multi-partition batch leaves
 //! published files without a commit: Strata ignores them, compaction aborts
 //! and removes them after `stale_after`. External readers (pyarrow, DuckDB)
 //! do see such files until then, and see a key twice when it was upserted

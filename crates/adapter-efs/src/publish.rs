@@ -47,9 +47,9 @@ pub(crate) fn ensure_dir(root: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes a new staging file in `dir` with `write`, flushes and fsyncs it,
-/// and returns its path. The name starts with `.` and does not end in
-/// `.parquet`, so no Hive reader lists it.
+/// Writes a new staging file in `dir` (the staging directory,
+/// `_strata/staging/`, outside the dataset) with `write`, flushes and fsyncs
+/// it, and returns its path.
 pub(crate) fn write_staged(
     dir: &Path,
     tag: &str,
@@ -158,12 +158,14 @@ pub(crate) fn read_marker(root: &Path, batch: &str) -> Result<BatchState> {
 /// same name with no-replace `link`.
 pub(crate) fn decide_batch(root: &Path, batch: &str, wanted: BatchState) -> Result<BatchState> {
     let dir = batches_dir(root);
+    let staging = layout::staging_dir(root);
     let text = match wanted {
         BatchState::Committed => COMMITTED,
         BatchState::Aborted => ABORTED,
         BatchState::Pending => return read_marker(root, batch),
     };
-    let staged = write_staged(&dir, "marker", |mut out, path| {
+    ensure_dir(root, &staging)?;
+    let staged = write_staged(&staging, "marker", |mut out, path| {
         out.write_all(text.as_bytes()).map_err(|error| io_error("writing", path, error))?;
         Ok(out)
     })?;

@@ -19,7 +19,7 @@ use crate::BACKEND;
 use crate::config::EfsConfig;
 use crate::dataset::{self, Resolver, Restart, Rewrite};
 use crate::error::{arrow_error, io_error};
-use crate::layout::{self, META_DIR};
+use crate::layout;
 use crate::publish;
 
 /// What this backend can promise (see the crate docs for the reasoning).
@@ -50,9 +50,12 @@ impl fmt::Display for EfsStore {
 }
 
 impl EfsStore {
-    /// Opens the dataset under `config.root`, creating its `_strata/`
-    /// bookkeeping directory. The root itself must exist (an unmounted share
-    /// must not turn into a local directory): a missing root is `Unavailable`.
+    /// Opens the dataset under `config.root`, creating `bars/` (the Hive
+    /// dataset) and `_strata/` (staging files, batch markers) when missing.
+    /// The root itself must exist (an unmounted share must not turn into a
+    /// local directory): a missing root is `Unavailable`. So is a root in the
+    /// previous layout (`symbol=*` directories right under it), with the
+    /// commands that move it into `bars/`.
     pub async fn open(config: EfsConfig) -> Result<Self> {
         let root = config.root.clone();
         blocking(move || {
@@ -64,7 +67,10 @@ impl EfsStore {
                     None,
                 ));
             }
-            publish::ensure_dir(&root, &publish::batches_dir(&root))
+            refuse_previous_layout(&root)?;
+            publish::ensure_dir(&root, &publish::batches_dir(&root))?;
+            publish::ensure_dir(&root, &layout::staging_dir(&root))?;
+            publish::ensure_dir(&root, &layout::data_root(&root))
         })
         .await?;
         Ok(EfsStore { config })
@@ -82,12 +88,17 @@ impl EfsStore {
     pub async fn compact(&self, symbol: &Symbol, year: i32) -> Result<()> {
         let config = self.config.clone();
         let dir = layout::partition_dir(&config.root, symbol.as_str(), year);
-        blocking(move || dataset::rewrite(&config, &dir, Rewrite::Compact).map(|_| ())).await
+        blocking(move || {
+            dataset::rewrite(&config, &dir, Rewrite::Compact)?;
+            dataset::remove_stale_staging_in(&config, &layout::staging_dir(&config.root))
+        })
+        .await
     }
 
     /// Compacts every partition (those with one file and nothing stale are
-    /// left as they are) and removes stale staging files, also those of batch
-    /// markers. Returns the number of partitions visited.
+    /// left as they are) and removes stale staging files (`_strata/staging/`,
+    /// and those a previous layout left in partition or marker directories).
+    /// Returns the number of partitions visited.
     pub async fn compact_all(&self) -> Result<usize> {
         let config = self.config.clone();
         blocking(move || {
@@ -98,11 +109,37 @@ impl EfsStore {
                     visited += 1;
                 }
             }
+            dataset::remove_stale_staging_in(&config, &layout::staging_dir(&config.root))?;
             dataset::remove_stale_staging_in(&config, &publish::batches_dir(&config.root))?;
             Ok(visited)
         })
         .await
     }
+}
+
+/// Refuses a root in the previous layout, whose partition directories sat
+/// right under it: this layout would silently ignore them.
+fn refuse_previous_layout(root: &Path) -> Result<()> {
+    let entries = fs::read_dir(root).map_err(|error| io_error("listing the dataset root", root, error))?;
+    let mut found = 0usize;
+    for entry in entries {
+        let entry = entry.map_err(|error| io_error("listing", root, error))?;
+        if entry.file_name().to_str().is_some_and(|name| name.starts_with("symbol=")) {
+            found += 1;
+        }
+    }
+    if found == 0 {
+        return Ok(());
+    }
+    let shown = root.display();
+    Err(StoreError::unavailable(
+        BACKEND,
+        format!(
+            "{shown} holds {found} symbol=... partition director{} in the previous layout, where the dataset sat              right under the root; the dataset now lives in {shown}/bars (so that the root's other files do not              stop Python readers). With no Strata writer running, move it:              mkdir -p '{shown}/bars' && mv '{shown}'/symbol=* '{shown}/bars/' (batch markers in _strata/ stay valid)",
+            if found == 1 { "y" } else { "ies" }
+        ),
+        None,
+    ))
 }
 
 /// Runs blocking filesystem work off the async runtime.
@@ -128,8 +165,7 @@ fn planned_partitions(
         wanted.dedup();
         let mut out = Vec::new();
         for symbol in wanted {
-            let dir = root.join(format!("symbol={}", layout::encode_symbol(symbol)));
-            out.push((symbol.to_string(), dataset::list_years(&dir)?));
+            out.push((symbol.to_string(), dataset::list_years(&layout::symbol_dir(root, symbol))?));
         }
         out
     };
@@ -342,7 +378,7 @@ impl MarketDataStore for EfsStore {
         let symbol = symbol.clone();
         blocking(move || {
             let (start, end) = (range.start.micros(), range.end.micros());
-            let dir = config.root.join(format!("symbol={}", layout::encode_symbol(symbol.as_str())));
+            let dir = layout::symbol_dir(&config.root, symbol.as_str());
             let mut removed = 0;
             for (year, partition) in dataset::list_years(&dir)? {
                 let (first, next) = layout::year_bounds(year);
@@ -361,17 +397,17 @@ impl MarketDataStore for EfsStore {
     }
 }
 
-/// A real round trip (create, write, fsync, remove a probe in `_strata/`,
-/// then list every partition) and the dataset's shape.
+/// A real round trip (create, write, fsync, remove a probe in
+/// `_strata/staging/`, then list every partition) and the dataset's shape.
 fn health(config: &EfsConfig) -> Result<HealthReport> {
     let root = &config.root;
-    let meta = root.join(META_DIR);
-    let probe = publish::write_staged(&meta, "probe", |mut out, path| {
+    let staging = layout::staging_dir(root);
+    let probe = publish::write_staged(&staging, "probe", |mut out, path| {
         out.write_all(b"probe\n").map_err(|error| io_error("writing", path, error))?;
         Ok(out)
     })?;
     publish::remove_if_present(&probe)?;
-    publish::fsync_dir(&meta)?;
+    publish::fsync_dir(&staging)?;
     let (mut partitions, mut files, mut bytes, mut widest, mut stale, mut needing) =
         (0usize, 0usize, 0u64, 0usize, 0usize, 0usize);
     let mut symbols = 0usize;
@@ -389,6 +425,7 @@ fn health(config: &EfsConfig) -> Result<HealthReport> {
             }
         }
     }
+    stale += dataset::partition_facts(config, &staging)?.2;
     stale += dataset::partition_facts(config, &publish::batches_dir(root))?.2;
     let mut reasons = Vec::new();
     if needing > 0 {
@@ -412,7 +449,7 @@ fn health(config: &EfsConfig) -> Result<HealthReport> {
         .with_detail("bytes", bytes.to_string())
         .with_detail("max_files_per_partition", widest.to_string())
         .with_detail("stale_staging_files", stale.to_string())
-        .with_detail("layout", "symbol=<percent-encoded>/year=<YYYY>/part-<position>.parquet");
+        .with_detail("layout", "bars/symbol=<percent-encoded>/year=<YYYY>/part-<position>.parquet");
     for reason in reasons {
         report = report.with_detail("degraded", reason);
     }
@@ -502,6 +539,89 @@ mod tests {
         assert!(summary.symbols.is_empty(), "{summary:?}");
     }
 
+    /// A data file of the previous layout: the canonical schema (with the
+    /// symbol column) straight under `root/symbol=.../year=...`.
+    fn write_previous_layout_file(root: &Path, bars: &[Bar], position: u64) -> PathBuf {
+        let dir = root.join(format!("symbol={}", layout::encode_symbol(&bars[0].symbol))).join("year=2024");
+        fs::create_dir_all(&dir).unwrap();
+        let metadata = vec![
+            parquet::file::metadata::KeyValue::new("strata.batch".to_string(), format!("old{position}")),
+            parquet::file::metadata::KeyValue::new("strata.batch_files".to_string(), "1".to_string()),
+        ];
+        let properties = strata_formats::write::parquet_properties().set_key_value_metadata(Some(metadata)).build();
+        let path = dir.join(layout::data_file_name(position));
+        let file = fs::File::create(&path).unwrap();
+        let mut writer = strata_formats::write::ParquetWriter::with_properties(file, properties).unwrap();
+        writer.write(&BarBatch::from_bars(bars)).unwrap();
+        writer.finish().unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn a_root_in_the_previous_layout_is_refused_and_reads_once_moved() {
+        let directory = tempfile::tempdir().unwrap();
+        let root = directory.path();
+        let old = [bar("^GSPC", "2024-01-02", 11.0), bar("^GSPC", "2024-01-03", 12.0)];
+        let path = write_previous_layout_file(root, &old, 1);
+        fs::write(path.with_file_name(".strata-stage-data-dead.tmp"), b"torn").unwrap();
+        fs::create_dir_all(root.join("_strata/batches")).unwrap();
+        let error = EfsStore::open(EfsConfig::new(root)).await.unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+        let text = error.to_string();
+        assert!(text.contains("previous layout") && text.contains("/bars"), "{text}");
+        assert!(text.contains(&format!("mv '{}'/symbol=* '{}/bars/'", root.display(), root.display())), "{text}");
+        assert!(!root.join("bars").exists(), "a refused open creates nothing");
+
+        // The move the message gives.
+        fs::create_dir(root.join("bars")).unwrap();
+        fs::rename(root.join("symbol=%5EGSPC"), root.join("bars/symbol=%5EGSPC")).unwrap();
+        let store = EfsStore::open(EfsConfig::new(root).with_stale_after(std::time::Duration::ZERO)).await.unwrap();
+        assert_eq!(store.collect_bars(BarQuery::default()).await.unwrap(), old.to_vec(), "old files read as they are");
+        // An upsert lands in a file without the symbol column; both merge.
+        store.write_bars(BarBatch::from_bars(&[bar("^GSPC", "2024-01-03", 13.0)])).await.unwrap();
+        let expected = vec![old[0].clone(), bar("^GSPC", "2024-01-03", 13.0)];
+        assert_eq!(store.collect_bars(BarQuery::default()).await.unwrap(), expected);
+        let summary = store.summary().await.unwrap();
+        assert_eq!((summary.symbols[0].symbol.as_str(), summary.symbols[0].rows), ("^GSPC", 2));
+        store.compact_all().await.unwrap();
+        let partition = layout::partition_dir(root, "^GSPC", 2024);
+        let names: Vec<String> =
+            fs::read_dir(&partition).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names.len(), 1, "one compacted file, the old staging file removed: {names:?}");
+        assert_eq!(store.collect_bars(BarQuery::default()).await.unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn crash_leftovers_in_the_staging_directory_break_nothing() {
+        let directory = tempfile::tempdir().unwrap();
+        let store =
+            EfsStore::open(EfsConfig::new(directory.path()).with_stale_after(std::time::Duration::ZERO)).await.unwrap();
+        let staging = layout::staging_dir(directory.path());
+        fs::write(staging.join(layout::staging_name("data")), b"PAR1 torn").unwrap();
+        fs::write(staging.join(layout::staging_name("marker")), b"commi").unwrap();
+        let bars = [bar("A", "2024-01-02", 11.0), bar("B", "2023-01-02", 12.0)];
+        store.write_bars(BarBatch::from_bars(&bars)).await.unwrap();
+        assert_eq!(store.collect_bars(BarQuery::default()).await.unwrap(), bars.to_vec());
+        let health = store.health().await.unwrap();
+        assert_eq!(health.status, HealthStatus::Degraded, "stale leftovers are reported: {health:?}");
+        store.compact_all().await.unwrap();
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0, "compaction removes them");
+        assert!(store.health().await.unwrap().ok());
+        // Nothing but partition directories and data files under bars/.
+        let mut pending = vec![layout::data_root(directory.path())];
+        while let Some(dir) = pending.pop() {
+            for entry in fs::read_dir(dir).unwrap().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if entry.path().is_dir() {
+                    assert!(name.contains('='), "{name}");
+                    pending.push(entry.path());
+                } else {
+                    assert!(layout::parse_data_file_name(&name).is_some(), "{name}");
+                }
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_batch_spanning_years_commits_with_a_marker_and_reads_in_order() {
         let directory = tempfile::tempdir().unwrap();
@@ -514,6 +634,8 @@ mod tests {
         assert_eq!(read, vec![bars[2].clone(), bars[0].clone(), bars[1].clone()], "symbols in byte order, then time");
         let latest = store.collect_bars(BarQuery::latest(Symbol::new("B").unwrap(), 1)).await.unwrap();
         assert_eq!(latest, vec![bars[1].clone()], "descending across year partitions");
-        assert!(directory.path().join("symbol=7203").join("year=2024").is_dir());
+        assert!(directory.path().join("bars/symbol=7203/year=2024").is_dir());
+        let files = dataset::partitions(directory.path()).unwrap();
+        assert_eq!(files.keys().collect::<Vec<_>>(), ["7203", "B"]);
     }
 }

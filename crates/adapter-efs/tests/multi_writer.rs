@@ -110,18 +110,15 @@ impl Random {
     }
 }
 
-/// Every file a Hive reader (pyarrow's rules: skip names starting with `.`
-/// or `_`) would list under `root`.
+/// Every file under `root/bars`, the Hive dataset, hidden names included:
+/// readers pointed at it (polars' directory scan refuses any file that is
+/// not `.parquet`) must find nothing but published data files.
 fn hive_listing(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
+    let mut pending = vec![root.join("bars")];
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name.starts_with('_') {
-                continue;
-            }
             let path = entry.path();
             if path.is_dir() {
                 pending.push(path);
@@ -310,8 +307,12 @@ fn eight_writers_some_killed_leave_every_acknowledged_batch_and_no_duplicate() {
             let file = std::fs::File::open(path).unwrap();
             let reader =
                 parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+            let symbol = strata_formats::read::hive::symbol_from_path(path).unwrap().unwrap();
             for batch in reader {
-                let bars = BarBatch::try_new(batch.unwrap()).unwrap().to_bars();
+                let batch = batch.unwrap();
+                assert!(batch.schema().column_with_name("symbol").is_none(), "the symbol is only in the path");
+                let batch = strata_formats::read::hive::with_path_symbol(&batch, symbol.as_str()).unwrap();
+                let bars = BarBatch::try_new(batch).unwrap().to_bars();
                 external.extend(bars.into_iter().map(|bar| (bar.symbol, bar.timestamp.micros())));
             }
         }
@@ -338,7 +339,7 @@ fn eight_writers_some_killed_leave_every_acknowledged_batch_and_no_duplicate() {
             ("^GSPC", "symbol=%5EGSPC"),
             ("BTC-USD", "symbol=BTC-USD"),
         ] {
-            assert!(root.join(dir).is_dir(), "{symbol} lives in {dir}");
+            assert!(root.join("bars").join(dir).is_dir(), "{symbol} lives in bars/{dir}");
             let mut stream = store.query_bars(BarQuery::symbol(Symbol::new(symbol).unwrap()));
             let first = stream.next().await.unwrap().unwrap();
             assert!(first.to_bars().iter().all(|bar| bar.symbol == symbol), "{symbol} reads back unchanged");

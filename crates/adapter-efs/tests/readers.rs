@@ -1,7 +1,9 @@
 //! pyarrow, pandas, polars and DuckDB (the Python packages `.ci/run` installs
 //! into a virtual environment and names in `STRATA_PYTHON`) read a dataset
 //! Strata wrote, the way the crate docs tell a user to ("Reading the dataset
-//! from Python"), and give back exactly the rows `EfsStore` returns: same
+//! from Python": `ROOT/bars` read the plain way, and with the partition
+//! types for datasets whose every symbol is all digits, where the plain
+//! readers would type `symbol` as an integer), and give back exactly the rows `EfsStore` returns: same
 //! symbols (also `BRK.B`, `^GSPC`, `EURUSD=X`, all-digit tickers), same
 //! timestamps to the microsecond, same float bits. External readers see an
 //! upserted key twice until its partition is compacted (documented), so full
@@ -29,7 +31,7 @@ const PYTHON_ENV: &str = "STRATA_PYTHON";
 /// and `None` print as null.
 const PRELUDE: &str = r#"
 import json, math, sys
-root = sys.argv[1]
+bars = sys.argv[1]
 
 def num(value):
     if value is None:
@@ -55,16 +57,17 @@ def emit(rows):
 COLUMNS = ["symbol", "micros", "open", "high", "low", "close", "volume", "vwap", "trade_count"]
 "#;
 
-/// The readers, each as a user would call it on the dataset root: with the
-/// partition types the crate docs recommend (`symbol` a string, `year` an
-/// int), and polars and DuckDB also without them (the docs say they need none).
-const READERS: [(&str, &str); 6] = [
+/// The readers, each as a user would call it on `ROOT/bars`: the plain way
+/// the crate docs show (`plain`: right whenever one symbol is not all
+/// digits), and with the partition types the docs give for datasets whose
+/// symbols may all be digits.
+const READERS: [(&str, bool, &str); 8] = [
     (
         "pyarrow",
+        true,
         r#"
-import pyarrow as pa, pyarrow.compute as pc, pyarrow.dataset as ds
-partitioning = ds.partitioning(pa.schema([("symbol", pa.string()), ("year", pa.int32())]), flavor="hive")
-table = ds.dataset(root, format="parquet", partitioning=partitioning).to_table()
+import pyarrow as pa, pyarrow.dataset as ds
+table = ds.dataset(bars, format="parquet", partitioning="hive").to_table()
 print(table.schema, file=sys.stderr)
 assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC"), table.schema.field("timestamp").type
 table = table.append_column("micros", table.column("timestamp").cast(pa.int64()))
@@ -73,10 +76,10 @@ emit(zip(*(table.column(name).to_pylist() for name in COLUMNS)))
     ),
     (
         "pandas",
+        true,
         r#"
-import pandas as pd, pyarrow as pa, pyarrow.dataset as ds
-partitioning = ds.partitioning(pa.schema([("symbol", pa.string()), ("year", pa.int32())]), flavor="hive")
-frame = pd.read_parquet(root, partitioning=partitioning)
+import pandas as pd
+frame = pd.read_parquet(bars)
 print(frame.dtypes, file=sys.stderr)
 assert str(frame["timestamp"].dt.tz) == "UTC", frame["timestamp"].dtype
 frame["micros"] = (frame["timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
@@ -85,11 +88,10 @@ emit(zip(*(frame[name].tolist() for name in COLUMNS)))
     ),
     (
         "polars",
+        true,
         r#"
 import polars as pl
-frame = pl.scan_parquet(
-    root + "/**/*.parquet", hive_partitioning=True, hive_schema={"symbol": pl.String, "year": pl.Int32}
-).with_columns(pl.col("timestamp").dt.epoch("us").alias("micros")).collect()
+frame = pl.scan_parquet(bars).with_columns(pl.col("timestamp").dt.epoch("us").alias("micros")).collect()
 print(frame.schema, file=sys.stderr)
 assert frame.schema["timestamp"] == pl.Datetime("us", "UTC"), frame.schema["timestamp"]
 emit(zip(*(frame[name].to_list() for name in COLUMNS)))
@@ -97,13 +99,11 @@ emit(zip(*(frame[name].to_list() for name in COLUMNS)))
     ),
     (
         "duckdb",
+        true,
         r#"
 import duckdb
-glob = (root + "/**/*.parquet").replace("'", "''")
-relation = duckdb.sql(
-    "select *, epoch_us(timestamp) as micros from read_parquet('" + glob + "', "
-    "hive_partitioning = true, hive_types = {'symbol': 'VARCHAR', 'year': 'INTEGER'})"
-)
+glob = (bars + "/**/*.parquet").replace("'", "''")
+relation = duckdb.sql("select *, epoch_us(timestamp) as micros from read_parquet('" + glob + "', hive_partitioning = true)")
 types = dict(zip(relation.columns, map(str, relation.types)))
 print(types, file=sys.stderr)
 assert types["timestamp"] == "TIMESTAMP WITH TIME ZONE", types["timestamp"]
@@ -111,21 +111,50 @@ emit(relation.select(*COLUMNS).fetchall())
 "#,
     ),
     (
-        "polars (no hive_schema)",
+        "pyarrow (partition types)",
+        false,
+        r#"
+import pyarrow as pa, pyarrow.dataset as ds
+hive = ds.partitioning(pa.schema([("symbol", pa.string()), ("year", pa.int32())]), flavor="hive")
+table = ds.dataset(bars, format="parquet", partitioning=hive).to_table()
+print(table.schema, file=sys.stderr)
+table = table.append_column("micros", table.column("timestamp").cast(pa.int64()))
+emit(zip(*(table.column(name).to_pylist() for name in COLUMNS)))
+"#,
+    ),
+    (
+        "pandas (partition types)",
+        false,
+        r#"
+import pandas as pd, pyarrow as pa, pyarrow.dataset as ds
+hive = ds.partitioning(pa.schema([("symbol", pa.string()), ("year", pa.int32())]), flavor="hive")
+frame = pd.read_parquet(bars, partitioning=hive)
+print(frame.dtypes, file=sys.stderr)
+frame["micros"] = (frame["timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
+emit(zip(*(frame[name].tolist() for name in COLUMNS)))
+"#,
+    ),
+    (
+        "polars (hive_schema)",
+        false,
         r#"
 import polars as pl
-frame = pl.scan_parquet(root + "/**/*.parquet", hive_partitioning=True).collect()
+frame = pl.scan_parquet(bars, hive_schema={"symbol": pl.String, "year": pl.Int32}).collect()
 print(frame.schema, file=sys.stderr)
 frame = frame.with_columns(pl.col("timestamp").dt.epoch("us").alias("micros"))
 emit(zip(*(frame[name].to_list() for name in COLUMNS)))
 "#,
     ),
     (
-        "duckdb (no hive_types)",
+        "duckdb (hive_types)",
+        false,
         r#"
 import duckdb
-glob = (root + "/**/*.parquet").replace("'", "''")
-relation = duckdb.sql("select *, epoch_us(timestamp) as micros from read_parquet('" + glob + "', hive_partitioning = true)")
+glob = (bars + "/**/*.parquet").replace("'", "''")
+relation = duckdb.sql(
+    "select *, epoch_us(timestamp) as micros from read_parquet('" + glob + "', "
+    "hive_partitioning = true, hive_types = {'symbol': 'VARCHAR', 'year': 'INTEGER'})"
+)
 print(dict(zip(relation.columns, map(str, relation.types))), file=sys.stderr)
 emit(relation.select(*COLUMNS).fetchall())
 "#,
@@ -161,13 +190,13 @@ fn row_of(bar: &Bar) -> Row {
     )
 }
 
-/// Runs one reader over `root` and parses its rows (sorted); panics with the
+/// Runs one reader over `bars` (the dataset, `ROOT/bars`) and parses its rows (sorted); panics with the
 /// script's stderr when it fails or a row is not the expected shape.
-fn read_with(python: &Path, reader: &str, script: &str, root: &Path) -> Vec<Row> {
+fn read_with(python: &Path, reader: &str, script: &str, bars: &Path) -> Vec<Row> {
     let output = Command::new(python)
         .arg("-c")
         .arg(format!("{PRELUDE}\n{script}"))
-        .arg(root)
+        .arg(bars)
         .output()
         .unwrap_or_else(|error| panic!("starting {python:?}: {error}"));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -259,9 +288,10 @@ fn initial(symbols: &[&str]) -> Vec<Bar> {
 }
 
 /// Writes `batches` in order, checks Strata against last-write-wins, then
-/// runs every reader before and after `compact_all`. `upserted` names the
+/// runs the readers (all, or only those given the partition types when
+/// `plain` is false) before and after `compact_all`. `upserted` names the
 /// (symbol, year) partitions whose keys a later batch rewrote.
-fn check_readers(test: &str, symbols: &[&str], batches: &[Vec<Bar>], upserted: &[(&str, i32)]) {
+fn check_readers(test: &str, symbols: &[&str], batches: &[Vec<Bar>], upserted: &[(&str, i32)], plain: bool) {
     let Some(python) = python(test) else { return };
     let directory = tempfile::tempdir().unwrap();
     let root = directory.path();
@@ -283,9 +313,10 @@ fn check_readers(test: &str, symbols: &[&str], batches: &[Vec<Bar>], upserted: &
 
     let year = |micros: i64| Timestamp::from_micros(micros).day().year();
     let is_upserted = |row: &Row| upserted.contains(&(row.0.as_str(), year(row.1)));
+    let bars = root.join("bars");
     for (symbol, year) in upserted {
         let dir =
-            root.join(format!("symbol={}", strata_adapter_efs::encode_symbol(symbol))).join(format!("year={year}"));
+            bars.join(format!("symbol={}", strata_adapter_efs::encode_symbol(symbol))).join(format!("year={year}"));
         let files = std::fs::read_dir(&dir)
             .unwrap()
             .flatten()
@@ -295,8 +326,10 @@ fn check_readers(test: &str, symbols: &[&str], batches: &[Vec<Bar>], upserted: &
     }
     let (append_only, rewritten): (Vec<Row>, Vec<Row>) = strata.iter().cloned().partition(|row| !is_upserted(row));
     let rewritten_keys: BTreeSet<(String, i64)> = rewritten.iter().map(|row| (row.0.clone(), row.1)).collect();
-    for (reader, script) in READERS {
-        let rows = read_with(&python, reader, script, root);
+    let readers: Vec<(&str, &str)> =
+        READERS.iter().filter(|reader| plain || !reader.1).map(|(name, _, script)| (*name, *script)).collect();
+    for &(reader, script) in &readers {
+        let rows = read_with(&python, reader, script, &bars);
         let (got_append_only, got_rewritten): (Vec<Row>, Vec<Row>) =
             rows.into_iter().partition(|row| !is_upserted(row));
         assert_same_rows(reader, "append-only partitions before compaction", &got_append_only, &append_only);
@@ -314,8 +347,8 @@ fn check_readers(test: &str, symbols: &[&str], batches: &[Vec<Bar>], upserted: &
     let compacted: Vec<Row> =
         runtime.block_on(store.collect_bars(BarQuery::default())).unwrap().iter().map(row_of).collect();
     assert_same_rows("strata", "after compaction", &compacted, &expected);
-    for (reader, script) in READERS {
-        let rows = read_with(&python, reader, script, root);
+    for &(reader, script) in &readers {
+        let rows = read_with(&python, reader, script, &bars);
         assert_same_rows(reader, "after compaction", &rows, &compacted);
         eprintln!("{test}: {reader} after compaction: {} rows, equal to Strata's", rows.len());
     }
@@ -349,6 +382,7 @@ fn python_readers_give_back_odd_symbols_and_exact_values() {
         &symbols,
         &[first, second, third],
         &[("^GSPC", 2024), ("7203", 2023)],
+        true,
     );
 }
 
@@ -359,5 +393,11 @@ fn python_readers_keep_all_digit_symbols_as_strings() {
     let symbols = ["7203", "0050", "6758"];
     let first = initial(&symbols);
     let second = vec![Bar { close: first[3].close + 1.0, high: first[3].high + 1.0, ..first[3].clone() }];
-    check_readers("python_readers_keep_all_digit_symbols_as_strings", &symbols, &[first, second], &[("7203", 2024)]);
+    check_readers(
+        "python_readers_keep_all_digit_symbols_as_strings",
+        &symbols,
+        &[first, second],
+        &[("7203", 2024)],
+        false,
+    );
 }

@@ -1,7 +1,7 @@
 //! `strata-bench` (run by `cargo xtask bench`): ingest and query throughput
 //! of every backend on generated data, each figure next to a baseline
-//! measured in the same run, then the PostgreSQL section (when
-//! `DATABASE_URL` is set) and the GA section. Not shipped: this crate may
+//! measured in the same run, then the efs (Parquet dataset) section, the
+//! PostgreSQL section (when `DATABASE_URL` is set) and the GA section. Not shipped: this crate may
 //! name adapters and drivers and hold SQL; the `strata` binary does neither.
 //!
 //! Baselines:
@@ -11,12 +11,15 @@
 //!   conversion to the canonical schema, through the same duckdb-rs build
 //!   ([`baseline`]);
 //! - PostgreSQL: `psql \copy` and `psql -c "COPY (SELECT ...) TO STDOUT"` of
-//!   the same rows ([`postgres`]).
+//!   the same rows ([`postgres`]);
+//! - efs: pyarrow's `pq.write_to_dataset` and dataset scan of the same rows,
+//!   run by the Python in `STRATA_PYTHON` ([`efs`]; medians of `--repeat` runs).
 //!
 //! Ratios are "this operation's rows/s divided by its baseline's rows/s", so
 //! they survive a slower or busier machine better than absolute numbers.
 
 mod baseline;
+mod efs;
 mod ga;
 mod noop;
 mod postgres;
@@ -71,6 +74,13 @@ struct BenchArgs {
     /// Row counts of the PostgreSQL ingest benchmark (runs when DATABASE_URL is set).
     #[arg(long, value_delimiter = ',', default_value = "1000000,5000000")]
     pg_rows: Vec<usize>,
+    /// Row counts of the efs section (write a fresh dataset, read one symbol, each
+    /// against pyarrow with STRATA_PYTHON) [default: --rows and 5 x --rows].
+    #[arg(long, value_delimiter = ',')]
+    efs_rows: Vec<usize>,
+    /// Skip the efs section.
+    #[arg(long)]
+    skip_efs: bool,
     /// Skip the PostgreSQL section even when DATABASE_URL is set.
     #[arg(long)]
     skip_pg: bool,
@@ -177,6 +187,13 @@ async fn run(args: &BenchArgs) -> Result<()> {
             .await?;
     }
 
+    if args.skip_efs {
+        eprintln!("strata-bench: efs section skipped (--skip-efs)");
+    } else {
+        let efs_rows = if args.efs_rows.is_empty() { vec![args.rows, 5 * args.rows] } else { args.efs_rows.clone() };
+        efs::run(&efs_rows, symbols, args.batch_rows, args.repeat, &mut table).await?;
+    }
+
     print_table(&table, args.json);
 
     match std::env::var("DATABASE_URL") {
@@ -279,6 +296,17 @@ async fn measure_queries(
         baseline: None,
     });
     Ok(())
+}
+
+/// `5M`, `100k` or `1,234`: a row count short enough for an operation's name.
+fn short(rows: usize) -> String {
+    if rows >= 1_000_000 && rows.is_multiple_of(1_000_000) {
+        format!("{}M", rows / 1_000_000)
+    } else if rows >= 1000 && rows.is_multiple_of(1000) {
+        format!("{}k", rows / 1000)
+    } else {
+        group_thousands(rows as u64)
+    }
 }
 
 fn print_table(table: &[Measurement], json: bool) {

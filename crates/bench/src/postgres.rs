@@ -145,7 +145,7 @@ async fn bench_bars(
         store.write_bars(batch.clone()).await?;
     }
     lines.push(Line {
-        operation: format!("ingest {} (empty table)", short(total)),
+        operation: format!("ingest {} (empty table)", crate::short(total)),
         rows: total,
         strata: started.elapsed(),
         baseline: Some((label.clone(), copy_time)),
@@ -155,7 +155,7 @@ async fn bench_bars(
         store.write_bars(batch.clone()).await?;
     }
     lines.push(Line {
-        operation: format!("upsert {} (table holds them)", short(total)),
+        operation: format!("upsert {} (table holds them)", crate::short(total)),
         rows: total,
         strata: started.elapsed(),
         baseline: Some((label, copy_time)),
@@ -191,7 +191,7 @@ async fn bench_bars(
             best_psql = best_psql.min(psql_timed(psql, url, &sql)?);
         }
         lines.push(Line {
-            operation: format!("range read {} rows, 1 symbol", short(wanted)),
+            operation: format!("range read {} rows, 1 symbol", crate::short(wanted)),
             rows: wanted,
             strata: best_strata,
             baseline: Some(("psql COPY (SELECT) TO STDOUT".to_string(), best_psql)),
@@ -204,16 +204,6 @@ async fn bench_bars(
 
 fn iso(timestamp: Timestamp) -> Result<String> {
     Ok(timestamp.to_datetime().context("timestamp out of range")?.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string())
-}
-
-fn short(rows: usize) -> String {
-    if rows >= 1_000_000 && rows.is_multiple_of(1_000_000) {
-        format!("{}M", rows / 1_000_000)
-    } else if rows >= 1000 && rows.is_multiple_of(1000) {
-        format!("{}k", rows / 1000)
-    } else {
-        group_thousands(rows as u64)
-    }
 }
 
 /// Lease-and-complete cycles of no-op tasks, 32 per lease, with 1, 2 and 8 workers.

@@ -10,7 +10,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use strata_core::{EvolutionStore, MarketDataStore};
 
@@ -109,8 +108,6 @@ pub(crate) enum ConfigError {
     },
     /// The backend exists but its adapter was compiled out.
     NotCompiledIn(StorageBackend),
-    /// `--lock-wait` / `STRATA_DUCKDB_LOCK_WAIT` is negative or not finite.
-    LockWait(f64),
     /// A PostgreSQL setting is wrong: (variable, value, what is accepted).
     Postgres(&'static str, String, String),
 }
@@ -142,9 +139,6 @@ impl fmt::Display for ConfigError {
                     }
                 )
             }
-            ConfigError::LockWait(value) => {
-                write!(f, "--lock-wait (STRATA_DUCKDB_LOCK_WAIT) is {value}; expected a number of seconds >= 0")
-            }
             ConfigError::Postgres(variable, value, accepted) => {
                 write!(f, "{variable} is {value:?}; {accepted}")
             }
@@ -172,132 +166,39 @@ fn accepted_values() -> String {
         .join(", ")
 }
 
-/// Settings of the duckdb backend.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct DuckDbSettings {
-    /// The database file.
-    pub(crate) path: PathBuf,
-    /// How long to wait for a file another process holds; `None` = the adapter's default.
-    pub(crate) lock_wait: Option<Duration>,
-    /// DuckDB threads; `None` = DuckDB's default.
-    pub(crate) threads: Option<usize>,
-}
-
-/// Settings of the neon backend (PostgreSQL at `DATABASE_URL`); the URL itself is read when the store opens.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct NeonSettings {
-    /// Schema for every table (`STRATA_PG_SCHEMA`, default `public`).
-    pub(crate) schema: Option<String>,
-    /// Pool size (`STRATA_PG_MAX_CONNECTIONS`, default 10).
-    pub(crate) max_connections: Option<u32>,
-    /// Statement timeout (`STRATA_PG_STATEMENT_TIMEOUT`, seconds, default 300).
-    pub(crate) statement_timeout: Option<Duration>,
-    /// Retry budget of transient failures (`STRATA_PG_RETRY_BUDGET`, seconds, default 30).
-    pub(crate) retry_budget: Option<Duration>,
-    /// Apply migrations when opening (`STRATA_PG_MIGRATE`, default true).
-    pub(crate) migrate_on_start: bool,
-    /// Partition interval without TimescaleDB (`STRATA_PG_PARTITION`, default month).
-    pub(crate) partition: Option<String>,
-    /// TimescaleDB chunk interval (`STRATA_PG_CHUNK_INTERVAL`, default 90 days for a new hypertable).
-    pub(crate) chunk_interval: Option<String>,
-    /// Use TimescaleDB when the server can load it (`STRATA_PG_TIMESCALEDB`, default true).
-    pub(crate) timescaledb: bool,
-}
-
-/// Settings of the efs backend.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct EfsSettings {
-    /// The dataset's root directory (`STRATA_EFS_ROOT`); it must exist (a
-    /// share that is not mounted must not become a local folder).
-    pub(crate) root: Option<PathBuf>,
-}
-
-/// Which stores to build and how.
-#[derive(Debug, Clone, PartialEq)]
+/// Which stores to build and how: the backends, and the storage options as
+/// clap read and checked them (flags merged with the environment).
+#[derive(Debug, Clone)]
 pub(crate) struct StorageConfig {
     /// The market-data backend (`STORAGE_BACKEND`).
     pub(crate) backend: StorageBackend,
-    /// The evolution-state backend. Every backend today holds both ports, so
-    /// it is `backend`; a backend without evolution state (Parquet on EFS)
-    /// will pair with the DuckDB file on one machine or PostgreSQL for many.
+    /// The evolution-state backend: `backend`, except for efs (market data
+    /// only), which pairs with PostgreSQL when `DATABASE_URL` is set (many
+    /// machines), else with the DuckDB file (one machine).
     pub(crate) evolution: StorageBackend,
-    /// Used when `backend` is `DuckDb`.
-    pub(crate) duckdb: DuckDbSettings,
-    /// Used when `backend` or `evolution` is `Neon`.
-    pub(crate) neon: NeonSettings,
-    /// Used when `backend` is `Efs`.
-    pub(crate) efs: EfsSettings,
+    /// Every backend's options.
+    pub(crate) args: StorageArgs,
 }
 
 impl StorageConfig {
-    /// Reads the settings. Clap has already merged the environment
-    /// (`STORAGE_BACKEND`, `STRATA_DUCKDB_PATH`, `STRATA_DUCKDB_LOCK_WAIT`,
-    /// `STRATA_DUCKDB_THREADS`) with the flags, flags winning; this applies
-    /// the defaults and checks the values.
+    /// Chooses the backends; clap has already merged the environment with the
+    /// flags (flags winning) and checked each value.
     pub(crate) fn from_env_and_flags(args: &StorageArgs) -> Result<Self, ConfigError> {
         let backend = match args.backend.as_deref() {
             None => StorageBackend::default(),
             Some(text) => text.parse()?,
         };
-        let lock_wait = match args.duckdb.lock_wait {
-            None => None,
-            Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Some(Duration::from_secs_f64(seconds)),
-            Some(seconds) => return Err(ConfigError::LockWait(seconds)),
-        };
-        let path = args.duckdb.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DUCKDB_PATH));
-        let statement_timeout = match args.pg.statement_timeout {
-            None => None,
-            Some(seconds) if seconds.is_finite() && seconds > 0.0 => Some(Duration::from_secs_f64(seconds)),
-            Some(seconds) => {
-                return Err(ConfigError::Postgres(
-                    "STRATA_PG_STATEMENT_TIMEOUT (--pg-statement-timeout)",
-                    seconds.to_string(),
-                    "expected a number of seconds > 0".to_string(),
-                ));
-            }
-        };
-        let retry_budget = match args.pg.retry_budget {
-            None => None,
-            Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Some(Duration::from_secs_f64(seconds)),
-            Some(seconds) => {
-                return Err(ConfigError::Postgres(
-                    "STRATA_PG_RETRY_BUDGET (--pg-retry-budget)",
-                    seconds.to_string(),
-                    "expected a number of seconds >= 0".to_string(),
-                ));
-            }
-        };
-        let migrate_on_start = match args.pg.migrate.as_deref().map(str::trim) {
-            None | Some("1" | "true" | "yes" | "on") => true,
-            Some("0" | "false" | "no" | "off") => false,
-            Some(other) => {
-                return Err(ConfigError::Postgres(
-                    "STRATA_PG_MIGRATE (--pg-migrate)",
-                    other.to_string(),
-                    "expected true or false".to_string(),
-                ));
-            }
-        };
-        let neon = NeonSettings {
-            schema: args.pg.schema.clone(),
-            max_connections: args.pg.max_connections,
-            statement_timeout,
-            retry_budget,
-            migrate_on_start,
-            partition: args.pg.partition.clone(),
-            chunk_interval: args.pg.chunk_interval.clone(),
-            timescaledb: parse_switch("STRATA_PG_TIMESCALEDB (--pg-timescaledb)", args.pg.timescaledb.as_deref())?,
-        };
-        let duckdb = DuckDbSettings { path, lock_wait, threads: args.duckdb.threads };
-        let efs = EfsSettings { root: args.efs.root.clone() };
-        // The efs backend holds market data only: its evolution state is in
-        // PostgreSQL for many machines (DATABASE_URL set), else in the DuckDB file.
         let evolution = match backend {
             StorageBackend::Efs if database_url().is_some() => StorageBackend::Neon,
             StorageBackend::Efs => StorageBackend::DuckDb,
             other => other,
         };
-        Ok(StorageConfig { backend, evolution, duckdb, neon, efs })
+        Ok(StorageConfig { backend, evolution, args: args.clone() })
+    }
+
+    /// The DuckDB file (`--duckdb-path`, default `./strata.duckdb`).
+    pub(crate) fn duckdb_path(&self) -> PathBuf {
+        self.args.duckdb.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DUCKDB_PATH))
     }
 
     /// Fails early when a chosen backend is not in this build.
@@ -314,30 +215,14 @@ impl StorageConfig {
     #[cfg_attr(not(any(feature = "duckdb", feature = "memory")), allow(dead_code))]
     pub(crate) fn describe(&self) -> String {
         match self.backend {
-            StorageBackend::DuckDb => format!("duckdb {}", self.duckdb.path.display()),
+            StorageBackend::DuckDb => format!("duckdb {}", self.duckdb_path().display()),
             StorageBackend::Memory => "memory".to_string(),
-            StorageBackend::Neon => {
-                format!("neon (schema {})", self.neon.schema.as_deref().unwrap_or("public"))
-            }
-            StorageBackend::Efs => {
-                format!(
-                    "efs {}",
-                    self.efs.root.as_deref().map_or("(no root)".into(), |root| root.display().to_string())
-                )
-            }
+            StorageBackend::Neon => format!("neon (schema {})", self.args.pg.schema.as_deref().unwrap_or("public")),
+            StorageBackend::Efs => match &self.args.efs.root {
+                Some(root) => format!("efs {}", root.display()),
+                None => "efs (no root)".to_string(),
+            },
         }
-    }
-}
-
-/// Reads an on/off setting (unset means on): true/false, 1/0, yes/no, on/off.
-fn parse_switch(name: &'static str, value: Option<&str>) -> Result<bool, ConfigError> {
-    match value.map(str::trim) {
-        None => Ok(true),
-        Some(text) => match text.to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(true),
-            "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(ConfigError::Postgres(name, text.to_string(), "expected true or false".to_string())),
-        },
     }
 }
 
@@ -354,6 +239,10 @@ pub(crate) struct Stores {
     /// data (efs with DuckDB or PostgreSQL), that backend as a market-data
     /// store, so `strata health` reports both parts.
     pub(crate) evolution_part: Option<Arc<dyn MarketDataStore>>,
+    /// Serves the stores to other processes while the command runs.
+    _serving: Vec<Arc<dyn std::fmt::Debug + Send + Sync>>,
+    /// Other processes on this machine reach the evolution state.
+    local_reach: bool,
 }
 
 impl Stores {
@@ -378,10 +267,11 @@ impl Stores {
             .with_component(evolution))
     }
 
-    /// Whether `strata worker` processes elsewhere can reach the evolution
-    /// state (PostgreSQL), or only this process can (a DuckDB file, memory).
+    /// Whether `strata worker` processes can reach the evolution state: from
+    /// any host (PostgreSQL), or from this one through the socket this
+    /// process serves a DuckDB file on; not an in-memory store.
     pub(crate) fn shared(&self) -> bool {
-        self.evolution.capabilities().shared_across_hosts
+        self.evolution.capabilities().shared_across_hosts || self.local_reach
     }
 }
 
@@ -408,6 +298,12 @@ struct Opened {
     market: Option<Arc<dyn MarketDataStore>>,
     evolution: Option<Arc<dyn EvolutionStore>>,
     description: String,
+    /// Kept alive while the command runs: what serves this process's stores
+    /// to other `strata` processes (a DuckDB file's socket).
+    serving: Option<Arc<dyn std::fmt::Debug + Send + Sync>>,
+    /// Whether other processes on this machine reach the same stores (this
+    /// one serves them, or goes through the process that does).
+    local_reach: bool,
 }
 
 /// The backends opened so far, so that the two ports built from one backend
@@ -427,10 +323,16 @@ impl OpenBackends {
             return Ok(opened.clone());
         }
         let opened = match backend {
+            #[cfg(feature = "duckdb")]
             StorageBackend::DuckDb => duckdb_stores(config, access).await?,
-            StorageBackend::Memory => memory_stores(config)?,
+            #[cfg(feature = "memory")]
+            StorageBackend::Memory => memory_stores(config),
+            #[cfg(feature = "neon")]
             StorageBackend::Neon => neon_stores(config).await?,
+            #[cfg(feature = "efs")]
             StorageBackend::Efs => efs_stores(config).await?,
+            #[allow(unreachable_patterns)]
+            _ => return Err(ConfigError::NotCompiledIn(backend).into()),
         };
         self.0.push((backend, opened.clone()));
         Ok(opened)
@@ -470,6 +372,8 @@ pub(crate) struct MarketStores {
     pub(crate) market: Arc<dyn MarketDataStore>,
     /// What was built, e.g. `duckdb ./strata.duckdb`.
     pub(crate) description: String,
+    /// Serves the store to other processes while the command runs.
+    _serving: Option<Arc<dyn std::fmt::Debug + Send + Sync>>,
 }
 
 /// Builds the market-data store of `config`, opened for `access`.
@@ -477,9 +381,11 @@ pub(crate) async fn build_market(config: &StorageConfig, access: Access) -> anyh
     if !config.backend.is_compiled_in() {
         return Err(ConfigError::NotCompiledIn(config.backend).into());
     }
-    let (market, description) = build_market_store(config, access, &mut OpenBackends::default()).await?;
+    let mut open = OpenBackends::default();
+    let (market, description) = build_market_store(config, access, &mut open).await?;
     tracing::info!(market = %market, "storage: {description}");
-    Ok(MarketStores { market, description })
+    let serving = open.0.into_iter().find_map(|(_, opened)| opened.serving);
+    Ok(MarketStores { market, description, _serving: serving })
 }
 
 /// Builds the stores for `config`, opened for `access`: the market-data
@@ -497,7 +403,9 @@ pub(crate) async fn build_stores(config: &StorageConfig, access: Access) -> anyh
         let part = open.open(config.evolution, config, access).await?.market;
         (format!("{market_description} (evolution state: {evolution_description})"), part)
     };
-    let stores = Stores { market, evolution, description, evolution_part };
+    let local_reach = open.0.iter().any(|(backend, opened)| *backend == config.evolution && opened.local_reach);
+    let serving = open.0.into_iter().filter_map(|(_, opened)| opened.serving).collect();
+    let stores = Stores { market, evolution, description, evolution_part, _serving: serving, local_reach };
     tracing::info!(market = %stores.market, evolution = %stores.evolution, "storage: {}", stores.description);
     Ok(stores)
 }
@@ -510,13 +418,22 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
 
     use crate::exit::UsageError;
 
-    let settings = &config.duckdb;
+    let settings = &config.args.duckdb;
+    let path = config.duckdb_path();
+    // DuckDB lets one process hold a file; while a strata process does, it
+    // serves the file's stores on a socket beside it, and this one goes through it.
+    let socket = strata_store_socket::socket_path_for(&path);
+    if socket.exists()
+        && let Some(opened) = through_socket(config, &socket, 1).await
+    {
+        return Ok(opened);
+    }
     let mode = match access {
         Access::Read => OpenMode::Read,
         Access::WriteExisting => OpenMode::Existing,
         Access::Write => OpenMode::Create,
     };
-    let mut duckdb_config = DuckDbConfig::new(settings.path.clone()).with_mode(mode);
+    let mut duckdb_config = DuckDbConfig::new(path.clone()).with_mode(mode);
     if let Some(lock_wait) = settings.lock_wait {
         duckdb_config.lock_wait = lock_wait;
     }
@@ -526,7 +443,7 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
     let store = match DuckDbStore::open(duckdb_config).await {
         Ok(store) => store,
         Err(error @ StoreError::NotFound { .. }) => {
-            let given = settings.path.display();
+            let given = path.display();
             return Err(UsageError(format!(
                 "cannot open the DuckDB store {given}: {error}. Only commands that write create a store: check \
                  the path (--duckdb-path or STRATA_DUCKDB_PATH), or create the store, e.g. \
@@ -535,8 +452,8 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
             .into());
         }
         Err(error @ StoreError::InvalidInput(_)) => {
-            let given = settings.path.display();
-            let extension = settings.path.extension().map(|extension| extension.to_string_lossy().to_ascii_lowercase());
+            let given = path.display();
+            let extension = path.extension().map(|extension| extension.to_string_lossy().to_ascii_lowercase());
             let data_file = extension.is_some_and(|extension| {
                 ["csv", "tsv", "txt", "parquet", "pq", "json", "jsonl"].contains(&extension.as_str())
             });
@@ -551,13 +468,19 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
             return Err(UsageError(format!("cannot open the DuckDB store {given}: {error}{hint}")).into());
         }
         Err(error) => {
+            // The holder may have opened the file a moment ago and not be serving yet.
+            if strata_adapter_duckdb::is_locked(&error)
+                && let Some(opened) = through_socket(config, &socket, 20).await
+            {
+                return Ok(opened);
+            }
             let hint = if strata_adapter_duckdb::is_locked(&error) && settings.lock_wait.is_none() {
                 " (--lock-wait SECONDS or STRATA_DUCKDB_LOCK_WAIT waits for another process to let go)"
             } else {
                 ""
             };
             return Err(anyhow::Error::new(error))
-                .with_context(|| format!("cannot open the DuckDB store {}{hint}", settings.path.display()));
+                .with_context(|| format!("cannot open the DuckDB store {}{hint}", path.display()));
         }
     };
     if store.created_file() {
@@ -567,23 +490,46 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
         eprintln!("note: {} is read-only for this user, so it was opened read-only", store.path().display());
     }
     let store = Arc::new(store);
-    Ok(Opened { market: Some(store.clone()), evolution: Some(store), description: config.describe() })
+    // A command that writes may hold the file for long (evolve, worker, a big
+    // ingest): other strata processes reach the store through it meanwhile.
+    let serving = if access == Access::Read || store.is_read_only() {
+        None
+    } else {
+        match strata_store_socket::SocketServer::bind(&socket, store.clone(), store.clone()).await {
+            Ok(server) => Some(Arc::new(server) as Arc<dyn std::fmt::Debug + Send + Sync>),
+            Err(error) => {
+                tracing::warn!("other strata processes cannot reach {} while this one runs: {error}", path.display());
+                None
+            }
+        }
+    };
+    let local_reach = serving.is_some();
+    Ok(Opened { market: Some(store.clone()), evolution: Some(store), description: config.describe(), serving, local_reach })
 }
 
-#[cfg(not(feature = "duckdb"))]
-async fn duckdb_stores(_config: &StorageConfig, _access: Access) -> anyhow::Result<Opened> {
-    Err(ConfigError::NotCompiledIn(StorageBackend::DuckDb).into())
+/// The stores of a DuckDB file that another strata process holds, through
+/// the socket it serves them on; `None` when no process answers there after
+/// `attempts` tries 100 ms apart (a socket left by a killed process is stale).
+#[cfg(feature = "duckdb")]
+async fn through_socket(config: &StorageConfig, socket: &std::path::Path, attempts: u32) -> Option<Opened> {
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        if let Ok(client) = strata_store_socket::SocketStore::connect(socket).await {
+            let client = Arc::new(client);
+            let description = format!("{} (through the strata process that holds it)", config.describe());
+            let (market, evolution) = (Some(client.clone() as Arc<dyn MarketDataStore>), Some(client as _));
+            return Some(Opened { market, evolution, description, serving: None, local_reach: true });
+        }
+    }
+    None
 }
 
 #[cfg(feature = "memory")]
-fn memory_stores(config: &StorageConfig) -> anyhow::Result<Opened> {
+fn memory_stores(config: &StorageConfig) -> Opened {
     let store = Arc::new(strata_adapter_mock::MemoryStore::new());
-    Ok(Opened { market: Some(store.clone()), evolution: Some(store), description: config.describe() })
-}
-
-#[cfg(not(feature = "memory"))]
-fn memory_stores(_config: &StorageConfig) -> anyhow::Result<Opened> {
-    Err(ConfigError::NotCompiledIn(StorageBackend::Memory).into())
+    Opened { market: Some(store.clone()), evolution: Some(store), description: config.describe(), serving: None, local_reach: false }
 }
 
 /// The neon backend's configuration from `DATABASE_URL` (or `NEON_DATABASE_URL`) and the settings.
@@ -591,7 +537,7 @@ fn memory_stores(_config: &StorageConfig) -> anyhow::Result<Opened> {
 pub(crate) fn neon_config(config: &StorageConfig) -> anyhow::Result<strata_adapter_neon::NeonConfig> {
     use strata_adapter_neon::NeonConfig;
 
-    let settings = &config.neon;
+    let settings = &config.args.pg;
     // The composition root reads the environment; the adapter only takes settings.
     let url = database_url().ok_or_else(|| {
         strata_core::StoreError::invalid("STORAGE_BACKEND=neon needs DATABASE_URL (or NEON_DATABASE_URL)")
@@ -635,8 +581,8 @@ pub(crate) fn neon_config(config: &StorageConfig) -> anyhow::Result<strata_adapt
         })?;
         neon.chunk_interval = Some(parsed);
     }
-    neon.use_timescaledb = settings.timescaledb;
-    neon.migrate_on_start = settings.migrate_on_start;
+    neon.use_timescaledb = settings.timescaledb.unwrap_or(true);
+    neon.migrate_on_start = settings.migrate.unwrap_or(true);
     Ok(neon)
 }
 
@@ -653,6 +599,8 @@ async fn neon_stores(config: &StorageConfig) -> anyhow::Result<Opened> {
         market: Some(store.clone()),
         evolution: Some(store),
         description: format!("{} {target}", config.describe()),
+        serving: None,
+        local_reach: true,
     })
 }
 
@@ -703,7 +651,7 @@ async fn efs_stores(config: &StorageConfig) -> anyhow::Result<Opened> {
     use anyhow::Context as _;
     use strata_adapter_efs::{EfsConfig, EfsStore};
 
-    let root = config.efs.root.clone().ok_or_else(|| {
+    let root = config.args.efs.root.clone().ok_or_else(|| {
         crate::exit::UsageError(
             "STORAGE_BACKEND=efs needs the dataset's root directory: --efs-root DIR or STRATA_EFS_ROOT".to_string(),
         )
@@ -711,12 +659,7 @@ async fn efs_stores(config: &StorageConfig) -> anyhow::Result<Opened> {
     let store = EfsStore::open(EfsConfig::new(root.clone()))
         .await
         .with_context(|| format!("cannot open the efs store {}", root.display()))?;
-    Ok(Opened { market: Some(Arc::new(store)), evolution: None, description: config.describe() })
-}
-
-#[cfg(not(feature = "efs"))]
-async fn efs_stores(_config: &StorageConfig) -> anyhow::Result<Opened> {
-    Err(ConfigError::NotCompiledIn(StorageBackend::Efs).into())
+    Ok(Opened { market: Some(Arc::new(store)), evolution: None, description: config.describe(), serving: None, local_reach: false })
 }
 
 /// Merges the files of every partition of the efs dataset that has more
@@ -732,7 +675,7 @@ pub(crate) async fn compact(config: &StorageConfig) -> anyhow::Result<usize> {
         ))
         .into());
     }
-    let root = config.efs.root.clone().unwrap_or_default();
+    let root = config.args.efs.root.clone().unwrap_or_default();
     let store = strata_adapter_efs::EfsStore::open(strata_adapter_efs::EfsConfig::new(root.clone()))
         .await
         .with_context(|| format!("cannot open the efs store {}", root.display()))?;
@@ -746,11 +689,6 @@ pub(crate) async fn compact(_config: &StorageConfig) -> anyhow::Result<usize> {
 
 #[cfg(not(feature = "neon"))]
 async fn migrate_neon(_config: &StorageConfig) -> anyhow::Result<Vec<(String, String)>> {
-    Err(ConfigError::NotCompiledIn(StorageBackend::Neon).into())
-}
-
-#[cfg(not(feature = "neon"))]
-async fn neon_stores(_config: &StorageConfig) -> anyhow::Result<Opened> {
     Err(ConfigError::NotCompiledIn(StorageBackend::Neon).into())
 }
 

@@ -2,7 +2,9 @@
 //! subcommands, and the long help that teaches them by example.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use strata_core::{Symbol, Timestamp};
 use strata_formats::BarFileFormat;
@@ -10,42 +12,7 @@ use strata_formats::BarFileFormat;
 use crate::output::OutputFormat;
 
 /// Shown after the top-level `--help`: environment, exit codes and a quick tour.
-const TOP_LEVEL_AFTER_HELP: &str = "\
-Environment:
-  STORAGE_BACKEND          backend to use: duckdb (default), memory, or neon (PostgreSQL/Neon;
-                           postgres, postgresql and pg are other names for it)
-                           (efs and hybrid are planned but not in this build)
-  DATABASE_URL             PostgreSQL/Neon URL of the neon backend (also NEON_DATABASE_URL);
-                           a -pooler host is treated as PgBouncer in transaction mode,
-                           Neon hosts get sslmode=verify-full; the password is never printed
-  STRATA_PG_SCHEMA, STRATA_PG_MAX_CONNECTIONS, STRATA_PG_STATEMENT_TIMEOUT,
-  STRATA_PG_RETRY_BUDGET, STRATA_PG_MIGRATE, STRATA_PG_PARTITION, STRATA_PG_CHUNK_INTERVAL,
-  STRATA_PG_TIMESCALEDB    neon backend settings (see the PostgreSQL/Neon options)
-  STRATA_DUCKDB_PATH       DuckDB file of the duckdb backend (default ./strata.duckdb); it must be
-                           a DuckDB database, and only commands that write create it
-  STRATA_DUCKDB_LOCK_WAIT  seconds to wait for a DuckDB file held by another process
-  RUST_LOG                 log filter for messages on stderr (default warn), e.g. RUST_LOG=info
-  Flags win over the environment.
-
-Exit codes:
-  0  success
-  1  failure (the store could not be opened or failed, a health check is not ok, I/O errors)
-  2  invalid input: bad rows in an ingested file (nothing is written), bad arguments,
-     an unknown STORAGE_BACKEND or a backend compiled out of this build, a DuckDB path
-     that is not a DuckDB database or (for a command that only reads) does not exist
-
-Examples:
-  strata ingest data/*.csv --summary             load into ./strata.duckdb, then list it
-  strata query ^GSPC --start 2008-10-01 --end 2008-11-01
-  strata query AAPL --desc --limit 5             the latest five bars of AAPL
-  strata query AAPL MSFT --format csv > bars.csv
-  strata summary
-  strata digest ^GSPC --start 2018-12-01         per-day digests to compare stores
-  strata generate --symbols 3 --bars 1000 --seed 7 --output synthetic.parquet
-  STORAGE_BACKEND=memory strata generate --symbols 2 --bars 10 --seed 1 --ingest --summary
-  strata --duckdb-path /data/bars.duckdb health
-  STORAGE_BACKEND=neon DATABASE_URL=postgres://app@db/prod strata migrate
-  STORAGE_BACKEND=neon strata health --json";
+const TOP_LEVEL_AFTER_HELP: &str = include_str!("../help/top-level.txt");
 
 /// `strata`: storage for genetic-algorithm trading research.
 #[derive(Debug, Parser)]
@@ -160,8 +127,8 @@ pub(crate) struct DuckDbArgs {
     #[arg(id = "duckdb_path", long = "duckdb-path", global = true, env = "STRATA_DUCKDB_PATH", value_name = "FILE")]
     pub(crate) path: Option<PathBuf>,
     /// Seconds to wait for a DuckDB file that another process holds before giving up.
-    #[arg(long, global = true, env = "STRATA_DUCKDB_LOCK_WAIT", value_name = "SECONDS")]
-    pub(crate) lock_wait: Option<f64>,
+    #[arg(long, global = true, env = "STRATA_DUCKDB_LOCK_WAIT", value_name = "SECONDS", value_parser = seconds)]
+    pub(crate) lock_wait: Option<Duration>,
     /// DuckDB worker threads (default: DuckDB's choice).
     #[arg(
         id = "duckdb_threads",
@@ -195,9 +162,10 @@ pub(crate) struct PgArgs {
         long = "pg-statement-timeout",
         global = true,
         env = "STRATA_PG_STATEMENT_TIMEOUT",
-        value_name = "SECONDS"
+        value_name = "SECONDS",
+        value_parser = positive_seconds
     )]
-    pub(crate) statement_timeout: Option<f64>,
+    pub(crate) statement_timeout: Option<Duration>,
     /// Seconds to keep retrying transient failures (a Neon compute waking up, a dropped
     /// connection) of one operation, opening the store included (neon backend; default 30).
     #[arg(
@@ -205,12 +173,20 @@ pub(crate) struct PgArgs {
         long = "pg-retry-budget",
         global = true,
         env = "STRATA_PG_RETRY_BUDGET",
-        value_name = "SECONDS"
+        value_name = "SECONDS",
+        value_parser = seconds
     )]
-    pub(crate) retry_budget: Option<f64>,
+    pub(crate) retry_budget: Option<Duration>,
     /// Apply pending migrations when the store opens: true (default) or false.
-    #[arg(id = "pg_migrate", long = "pg-migrate", global = true, env = "STRATA_PG_MIGRATE", value_name = "BOOL")]
-    pub(crate) migrate: Option<String>,
+    #[arg(
+        id = "pg_migrate",
+        long = "pg-migrate",
+        global = true,
+        env = "STRATA_PG_MIGRATE",
+        value_name = "BOOL",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub(crate) migrate: Option<bool>,
     /// Partition interval of ohlcv_bars without TimescaleDB: day, week, month (default) or year.
     #[arg(
         id = "pg_partition",
@@ -236,9 +212,10 @@ pub(crate) struct PgArgs {
         long = "pg-timescaledb",
         global = true,
         env = "STRATA_PG_TIMESCALEDB",
-        value_name = "BOOL"
+        value_name = "BOOL",
+        value_parser = BoolishValueParser::new()
     )]
-    pub(crate) timescaledb: Option<String>,
+    pub(crate) timescaledb: Option<bool>,
 }
 
 /// The subcommands.
@@ -286,101 +263,23 @@ pub(crate) enum Command {
     Neon(crate::neon::NeonArgs),
 }
 
-const MIGRATE_LONG_ABOUT: &str = "\
-Apply pending schema migrations of the configured store, then print the schema version and the \
-layout of the bar table.
+const MIGRATE_LONG_ABOUT: &str = include_str!("../help/migrate.txt");
 
-neon: migrations are versioned and embedded in the binary. They run in one transaction under a \
-transaction-scoped advisory lock, so several processes starting at once apply each migration \
-exactly once (this also works through Neon's -pooler endpoints). A migration recorded with a \
-different checksum, or a database newer than this binary, is refused. The bar table is a \
-TimescaleDB hypertable (chunks of STRATA_PG_CHUNK_INTERVAL, default 90 days) when the server can \
-load TimescaleDB (it is in shared_preload_libraries, or already installed) and \
-STRATA_PG_TIMESCALEDB is not false; otherwise it is range-partitioned by time \
-(STRATA_PG_PARTITION, default month). The output says which layout and why. Every command also \
-migrates when it opens the store unless STRATA_PG_MIGRATE=false.
+const INGEST_LONG_ABOUT: &str = include_str!("../help/ingest.txt");
 
-duckdb and memory migrate when they open; this command just opens them.";
+const INGEST_AFTER_HELP: &str = include_str!("../help/ingest-examples.txt");
 
-const INGEST_LONG_ABOUT: &str = "\
-Load bars from CSV or Parquet files into the store.
+const QUERY_LONG_ABOUT: &str = include_str!("../help/query.txt");
 
-Ingest is all-or-nothing across every file given: a first pass reads and validates everything \
-(numbers, prices > 0, low <= open/close <= high, volume >= 0, symbols, timestamps, and keys that \
-appear twice anywhere in the input). If anything is wrong, every problem is listed as FILE:LINE \
-(the CSV line, header = line 1; for Parquet FILE:row N, counting from 1), nothing is written, and \
-the exit code is 2. Only then does a second pass write the data batch by batch. A write is an \
-upsert: loading the same file twice leaves the store as after one load.
+const QUERY_AFTER_HELP: &str = include_str!("../help/query-examples.txt");
 
-CSV headers are matched case-insensitively: symbol (or ticker); timestamp (or date, datetime, \
-time); open, high, low, close, volume; optional vwap and trade_count. Other columns are ignored \
-with a note, and so is an adjusted close (adj_close, \"Adj Close\", adjusted_close) unless \
---adjust is given. A file without a symbol column needs --symbol. Numbers are read exactly as \
-Rust's f64 parser reads them (877000000 and 0.08388999999999999 are kept to the bit). \
-Timestamps are RFC 3339 (2020-01-02T15:04:05Z, with an offset or fraction), \
-'YYYY-MM-DD HH:MM:SS' taken as UTC, or a date meaning midnight UTC.
+const GENERATE_LONG_ABOUT: &str = include_str!("../help/generate.txt");
 
---adjust applies the vendor's split and dividend adjustment from the adjusted close column: each \
-row's open, high, low (and vwap) are multiplied by adj_close / close, close becomes adj_close and \
-volume is divided by the same factor. Every file given needs the column, and every row a value \
-> 0. Without it, raw prices keep every split as an overnight fall (a 2:1 split halves the \
-price), which a backtest takes for a crash; ingest notes each overnight move that looks like one \
-(the open within 5% of 1/2, 1/3, 2/3, 2, ... times the previous close), with or without --adjust.";
+const GENERATE_AFTER_HELP: &str = include_str!("../help/generate-examples.txt");
 
-const INGEST_AFTER_HELP: &str = "\
-Examples:
-  strata ingest data/*.csv --summary
-  strata ingest prices.csv --dry-run       validate only; writes nothing
-  strata ingest aapl.csv --symbol AAPL     a file with date,open,high,low,close,volume
-  strata ingest bars.parquet
-  strata ingest export.txt --format csv
-  strata ingest --adjust stocks_adj.csv    scale prices to the file's adjusted close
-  strata ingest --duckdb-path /data/bars.duckdb a.csv
-  STRATA_DUCKDB_PATH=/data/bars.duckdb strata ingest a.csv b.csv
+const DIGEST_LONG_ABOUT: &str = include_str!("../help/digest.txt");
 
-Exit codes: 0 written, 1 the store failed, 2 invalid input (nothing written).";
-
-const QUERY_LONG_ABOUT: &str = "\
-Print the bars of one or more symbols.
-
-The range is half-open, [--start, --end); --limit applies per symbol, taken in the requested \
-order, so --desc --limit 5 gives the latest five bars. CSV and JSON print every float in Rust's \
-shortest round-trip form and timestamps as RFC 3339 UTC, so `query --format csv` output ingests \
-back bit for bit. JSON is one object per line (JSON Lines). Parquet needs --output or a stdout \
-that is not a terminal. The format defaults to the --output file's extension (.csv, .json, \
-.jsonl, .parquet), else table.";
-
-const QUERY_AFTER_HELP: &str = "\
-Examples:
-  strata query ^GSPC --start 2008-10-01 --end 2008-11-01
-  strata query AAPL --desc --limit 5
-  strata query AAPL MSFT --format csv > bars.csv
-  strata query AAPL --format json | jq .close
-  strata query ^GSPC --output gspc.parquet";
-
-const GENERATE_LONG_ABOUT: &str = "\
-Generate deterministic synthetic bars: the same --symbols, --bars, --seed, --interval and --start \
-always give the same bars, bit for bit. Symbols are named SYN000, SYN001, ...; prices follow a \
-random walk and every bar passes validation. Write them to a .csv or .parquet file with \
---output, or into the configured store with --ingest.";
-
-const GENERATE_AFTER_HELP: &str = "\
-Examples:
-  strata generate --symbols 3 --bars 1000 --seed 7 --output synthetic.csv
-  strata generate --symbols 50 --bars 100000 --seed 1 --interval 1m --output big.parquet
-  strata generate --symbols 5 --bars 2520 --interval 1d --start 2010-01-04 --ingest
-  STORAGE_BACKEND=memory strata generate --symbols 2 --bars 10 --seed 1 --ingest --summary";
-
-const DIGEST_LONG_ABOUT: &str = "\
-Print one digest per (symbol, UTC day): the row count and an order-independent hash of the \
-canonical row encoding. Equal data gives equal digests in every backend, so comparing the output \
-of two stores (diff) shows exactly which days differ. The range is half-open, [--start, --end).";
-
-const DIGEST_AFTER_HELP: &str = "\
-Examples:
-  strata digest ^GSPC --start 2018-12-01 --end 2019-01-01
-  diff <(strata --duckdb-path a.duckdb digest) <(strata --duckdb-path b.duckdb digest)
-  strata digest --json";
+const DIGEST_AFTER_HELP: &str = include_str!("../help/digest-examples.txt");
 
 /// Input file formats: the readable [`BarFileFormat`]s as `--format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -477,8 +376,8 @@ pub(crate) struct HealthArgs {
     #[arg(long)]
     pub(crate) json: bool,
     /// Give up after this many seconds, opening the store included, and report unhealthy (exit 1).
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) timeout: Option<f64>,
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// `strata migrate`.
@@ -534,6 +433,20 @@ pub(crate) struct DigestArgs {
     /// JSON Lines (one object per symbol and day) instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// A number of seconds >= 0 (fractions allowed), e.g. `--lock-wait 2.5`.
+pub(crate) fn seconds(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .ok_or_else(|| "expected a number of seconds >= 0".to_string())
+}
+
+/// A number of seconds > 0.
+pub(crate) fn positive_seconds(text: &str) -> Result<Duration, String> {
+    seconds(text).ok().filter(|duration| !duration.is_zero()).ok_or_else(|| "expected a number of seconds > 0".to_string())
 }
 
 /// A bar spacing in microseconds (> 0).

@@ -10,31 +10,20 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::{Value, json};
 use strata_core::evolution::{GenerationStats, RunId, RunStatus, WorkerId};
 use strata_core::{MarketDataStore, Symbol, Timestamp};
 use strata_ga_coord::{
     CoordinatorConfig, CoordinatorEvent, DataWindow, GaError, LocalOptions, Objective, Observer, RunConfig, RunSummary,
-    StrategyRegistry, Worker, WorkerConfig, evolve_local, summarize,
+    StrategyRegistry, Worker, WorkerConfig, estimate_run, evolve_local, interrupt_run, run_json, summarize, RunEstimate,
 };
 use tokio::sync::watch;
 
 use crate::backend::{Access, StorageConfig, build_stores};
 use crate::exit::UsageError;
+use crate::output::group_thousands;
 
 /// Shown after `strata evolve --help`.
-pub(crate) const EVOLVE_AFTER_HELP: &str = "\
-Examples:
-  strata ingest data/*.csv
-  strata evolve --strategy ma-crossover --symbols AAPL MSFT IBM --population 40 --generations 8
-  strata evolve --symbols ^GSPC --start 2003-01-01 --end 2010-01-01 --test-end 2013-01-01
-  strata evolve --strategy donchian --symbols ^GSPC --population 60 --seed 7 --json
-  strata evolve --resume ma-crossover-1f2e3d4c5b6a7980     continue a run after a crash
-  strata runs show ma-crossover-1f2e3d4c5b6a7980
-
-The run id is derived from the arguments, so running the same command again resumes (or
-simply reprints) the same run. The same seed gives the same populations whatever the number
-of workers and whatever crashes happen on the way.";
+pub(crate) const EVOLVE_AFTER_HELP: &str = include_str!("../help/evolve-examples.txt");
 
 /// `strata evolve`.
 #[derive(Debug, Args)]
@@ -54,11 +43,12 @@ pub(crate) struct EvolveArgs {
     /// Walk-forward: also report the best genomes on [--end, --test-end), never trained on.
     #[arg(long, value_name = "TIME", requires = "end")]
     pub(crate) test_end: Option<Timestamp>,
-    /// Individuals per generation.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(2..))]
+    /// Individuals per generation (2 to 100,000). A run estimated to take
+    /// over a minute says how long, and how much memory its bars take, first.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(2..=100_000))]
     pub(crate) population: u32,
-    /// Generations to evolve.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Generations to evolve (1 to 100,000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub(crate) generations: u32,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 42)]
@@ -132,14 +122,14 @@ pub(crate) struct WorkerArgs {
     #[arg(long, value_name = "ID")]
     pub(crate) id: Option<WorkerId>,
     /// Lease TTL in seconds; a killed worker's tasks return to the queue after it.
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    pub(crate) ttl: f64,
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = crate::cli::positive_seconds)]
+    pub(crate) ttl: Duration,
     /// Most evaluations per lease.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub(crate) batch: u32,
     /// Exit after this many seconds without work (default: run until killed).
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) exit_when_idle: Option<f64>,
+    #[arg(long, value_name = "SECONDS", value_parser = crate::cli::positive_seconds)]
+    pub(crate) exit_when_idle: Option<Duration>,
 }
 
 /// `strata runs`.
@@ -230,6 +220,7 @@ pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result
     // A new run may start a new store; a resumed run must be in an existing one.
     let access = if args.resume.is_some() { Access::WriteExisting } else { Access::Write };
     let stores = build_stores(storage, access).await?;
+    refuse_unreachable_workers(args.workers.unwrap_or_else(default_workers), &stores)?;
     let registry = Arc::new(StrategyRegistry::default());
     let spec = match &args.resume {
         Some(run) => stores.evolution.get_run(run).await.with_context(|| format!("cannot resume run {run}"))?.spec,
@@ -256,14 +247,64 @@ pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result
                 ObjectiveArg::Calmar => Objective::Calmar,
             };
             // Fail early, with a hint, when the training window holds no bars.
-            if let Err(error) = strata_ga_coord::eval::load_window(stores.market.as_ref(), &config.window).await {
-                return Err(UsageError(error.to_string()).into());
+            let series = strata_ga_coord::eval::load_window(stores.market.as_ref(), &config.window)
+                .await
+                .map_err(|error| UsageError(error.to_string()))?;
+            if !args.json {
+                let strategy = registry.get(&args.strategy).map_err(|e| UsageError(e.to_string()))?;
+                let estimate =
+                    estimate_run(strategy.as_ref(), &series, &config.backtest, args.population, args.generations, args.seed)?;
+                if let Some(note) = estimate_note(estimate.with_workers(args.workers.unwrap_or_else(default_workers))) {
+                    eprintln!("{note}");
+                }
             }
             config.spec(args.run_id.clone(), &args.strategy, args.seed, args.population, args.generations)?
         }
     };
     drive(stores, registry, spec, args.workers, args.resume.is_some(), args.top, args.json).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs shorter than this start without a word about their cost.
+const ESTIMATE_ABOVE: Duration = Duration::from_secs(60);
+
+/// "this run asks for ... evaluations ..." for a run estimated to take over [`ESTIMATE_ABOVE`].
+fn estimate_note(estimate: RunEstimate) -> Option<String> {
+    (estimate.wall > ESTIMATE_ABOVE).then(|| {
+        format!(
+            "note: this run asks for {} evaluations of about {:.1} ms each here: about {} of evaluation on its \
+             workers, with {} MB of bars in each process (the fitness cache skips repeated genomes; Ctrl-C \
+             stops it, `strata evolve --resume` continues it)",
+            group_thousands(estimate.evaluations),
+            estimate.per_evaluation.as_secs_f64() * 1e3,
+            human_duration(estimate.wall),
+            estimate.bar_bytes.div_ceil(1 << 20)
+        )
+    })
+}
+
+/// `45 s`, `12 min`, `3.5 h`.
+fn human_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs_f64();
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7_200.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3_600.0)
+    }
+}
+
+/// `--workers 0` needs `strata worker` processes, which must reach the store.
+fn refuse_unreachable_workers(workers: u32, stores: &crate::backend::Stores) -> Result<(), UsageError> {
+    if workers == 0 && !stores.shared() {
+        return Err(UsageError(format!(
+            "--workers 0 leaves every evaluation to `strata worker` processes, but no other process can reach \
+             the {} store; use --workers 1 or more, or a store other processes reach (duckdb, neon)",
+            stores.description
+        )));
+    }
+    Ok(())
 }
 
 async fn drive(
@@ -277,14 +318,7 @@ async fn drive(
 ) -> Result<()> {
     let workers = workers.unwrap_or_else(default_workers);
     let run = spec.id.clone();
-    if workers == 0 && !stores.shared() {
-        return Err(UsageError(format!(
-            "--workers 0 leaves every evaluation to `strata worker` processes, but no other process can reach \
-             the {} store; use --workers 1 or more, or a shared store (STORAGE_BACKEND=neon)",
-            stores.description
-        ))
-        .into());
-    }
+    refuse_unreachable_workers(workers, &stores)?;
     let holder = holder_id("evolve")?;
     let mut options = LocalOptions::new(holder.clone(), workers);
     options.hostname = host_name();
@@ -356,10 +390,8 @@ async fn drive(
     print_summary(&summary, as_json, shown_live < summary.stats.len())
 }
 
-/// After Ctrl-C or SIGTERM stopped `evolve` (the coordinator and the local
-/// workers are dropped at an await point; every step they took is stored and
-/// their leases expire): marks the run interrupted, so no worker leases its
-/// tasks until it is resumed, and says what was kept and how to go on.
+/// After Ctrl-C or SIGTERM stopped `evolve`: the run is marked interrupted
+/// and its role given back ([`interrupt_run`]); says what was kept and how to go on.
 async fn interrupted(
     stores: &crate::backend::Stores,
     run: &RunId,
@@ -367,24 +399,15 @@ async fn interrupted(
     role_ttl: Duration,
     signal: &str,
 ) -> anyhow::Error {
-    // A run that ended (completed, failed, cancelled) as the signal came keeps its status.
-    let marked = match stores.evolution.get_run(run).await {
-        Ok(record) if !record.status.is_active() => Ok(record),
-        _ => stores.evolution.set_run_status(run, RunStatus::Interrupted).await,
-    };
-    // Give the coordinator role back at once, so `--resume` need not wait for
-    // it to expire: the same holder re-acquiring gets its own live lease.
-    if let Ok(Some(lease)) = stores.evolution.acquire_coordinator(run, holder, role_ttl).await {
-        let _ = stores.evolution.release_coordinator(&lease).await;
-    }
-    let kept = match stores.evolution.generation_stats(run).await {
-        Ok(stats) if !stats.is_empty() => format!("{} evaluated generation(s) are kept", stats.len()),
-        Ok(_) => "no generation was evaluated yet".to_string(),
+    let outcome = interrupt_run(stores.evolution.as_ref(), run, holder, role_ttl).await;
+    let kept = match outcome.generations_kept {
+        Ok(0) => "no generation was evaluated yet".to_string(),
+        Ok(count) => format!("{count} evaluated generation(s) are kept"),
         Err(error) => format!("the kept generations could not be read ({error})"),
     };
-    let status = match marked {
-        Ok(record) if record.status != RunStatus::Interrupted => format!("is {}", record.status),
-        Ok(_) => "marked interrupted".to_string(),
+    let status = match outcome.status {
+        Ok(RunStatus::Interrupted) => "marked interrupted".to_string(),
+        Ok(status) => format!("is {status}"),
         Err(error) => format!("not marked interrupted ({error})"),
     };
     crate::exit::Interrupted(format!(
@@ -460,57 +483,10 @@ fn format_stats_line(stats: &GenerationStats, generations: u32) -> String {
     )
 }
 
-fn number(value: f64) -> Value {
-    if value.is_finite() { json!(value) } else { Value::Null }
-}
-
-fn stats_json(stats: &GenerationStats) -> Value {
-    json!({
-        "generation": stats.generation,
-        "best": number(stats.best),
-        "mean": number(stats.mean),
-        "std": number(stats.std),
-        "diversity": number(stats.diversity),
-        "evaluated": stats.evaluated,
-    })
-}
-
-fn summary_json(summary: &RunSummary) -> Value {
-    let spec = &summary.record.spec;
-    let config: Value = serde_json::from_str(&spec.config).unwrap_or(Value::Null);
-    let best: Vec<Value> = summary
-        .best
-        .iter()
-        .map(|individual| {
-            json!({
-                "index": individual.index,
-                "genome": serde_json::from_str::<Value>(&individual.genome).unwrap_or(Value::Null),
-                "fitness": individual.fitness.map_or(Value::Null, number),
-                "metrics": individual.metrics,
-                "out_of_sample": individual.out_of_sample,
-            })
-        })
-        .collect();
-    json!({
-        "run": spec.id.as_str(),
-        "status": summary.record.status.as_str(),
-        "strategy": spec.strategy,
-        "seed": spec.seed,
-        "population": spec.population_size,
-        "generations": spec.generations,
-        "config": config,
-        "created_at": summary.record.created_at.to_string(),
-        "updated_at": summary.record.updated_at.to_string(),
-        "generation_stats": summary.stats.iter().map(stats_json).collect::<Vec<_>>(),
-        "population_hashes": summary.population_hashes.iter().map(|h| format!("{h:016x}")).collect::<Vec<_>>(),
-        "best": best,
-    })
-}
-
 fn print_summary(summary: &RunSummary, as_json: bool, with_stats: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if as_json {
-        writeln!(out, "{}", summary_json(summary))?;
+        writeln!(out, "{}", summary.to_json())?;
         return Ok(());
     }
     let spec = &summary.record.spec;
@@ -570,24 +546,17 @@ fn print_summary(summary: &RunSummary, as_json: bool, with_stats: bool) -> Resul
 
 /// Runs `strata worker` until killed (or idle for `--exit-when-idle`).
 pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result<ExitCode> {
-    let seconds = |value: f64, name: &str| {
-        if value.is_finite() && value > 0.0 {
-            Ok(Duration::from_secs_f64(value))
-        } else {
-            Err(UsageError(format!("--{name} is {value}; expected a positive number of seconds")))
-        }
-    };
     // A worker on a new, empty store would have nothing to lease.
     let stores = build_stores(storage, Access::WriteExisting).await?;
     let id = match &args.id {
         Some(id) => id.clone(),
         None => holder_id("worker")?,
     };
-    let mut config = WorkerConfig::new(id.clone()).with_ttl(seconds(args.ttl, "ttl")?);
+    let mut config = WorkerConfig::new(id.clone()).with_ttl(args.ttl);
     config.run = args.run.clone();
     config.stop_when_run_ends = args.run.is_some();
     config.max_batch = args.batch.max(1);
-    config.exit_when_idle = args.exit_when_idle.map(|s| seconds(s, "exit-when-idle")).transpose()?;
+    config.exit_when_idle = args.exit_when_idle;
     config.hostname = host_name();
     let market: Arc<dyn MarketDataStore> = stores.market.clone();
     let evaluator = strata_ga_coord::Evaluator::new(market, Arc::new(StrategyRegistry::default()));
@@ -620,7 +589,7 @@ pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result
         return Err(crate::exit::Interrupted(format!(
             "{signal}: worker {id} stopped; every recorded evaluation is kept, and tasks it held go back to the \
              queue within the lease TTL ({} s) for other workers",
-            args.ttl
+            args.ttl.as_secs_f64()
         ))
         .into());
     }
@@ -641,37 +610,29 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
             let mut out = std::io::stdout().lock();
             if *as_json {
                 for record in &runs {
-                    let line = json!({
-                        "run": record.spec.id.as_str(),
-                        "status": record.status.as_str(),
-                        "strategy": record.spec.strategy,
-                        "seed": record.spec.seed,
-                        "population": record.spec.population_size,
-                        "generations": record.spec.generations,
-                        "created_at": record.created_at.to_string(),
-                        "updated_at": record.updated_at.to_string(),
-                    });
-                    writeln!(out, "{line}")?;
+                    writeln!(out, "{}", run_json(record))?;
                 }
                 return Ok(ExitCode::SUCCESS);
             }
+            // Generations "done/total" are evaluated ones; "last progress" is
+            // when the run's record last changed (a generation, a status).
             writeln!(
                 out,
-                "{:<40} {:<10} {:<20} {:>6} {:>5} {:>10}  created",
-                "run", "status", "strategy", "pop", "gens", "evaluated"
+                "{:<40} {:<11} {:<18} {:>10} {:>11}  last progress",
+                "run", "status", "strategy", "population", "generations"
             )?;
             for record in &runs {
                 let done = stores.evolution.generation_stats(&record.spec.id).await?.len();
+                let generations = format!("{done}/{} done", record.spec.generations);
                 writeln!(
                     out,
-                    "{:<40} {:<10} {:<20} {:>6} {:>5} {:>10}  {}",
+                    "{:<40} {:<11} {:<18} {:>10} {:>11}  {}",
                     record.spec.id.as_str(),
                     record.status.as_str(),
                     record.spec.strategy,
                     record.spec.population_size,
-                    record.spec.generations,
-                    format!("{done}/{}", record.spec.generations),
-                    record.created_at
+                    generations,
+                    record.updated_at
                 )?;
             }
             if runs.is_empty() {

@@ -8,6 +8,13 @@
 //! port, a reader thread parsing the next chunk while the store writes the
 //! current one. Memory stays bounded by the chunk size, except for the
 //! duplicate-key index (about 16 bytes per row plus one string per symbol).
+//!
+//! A directory argument is a Hive dataset partitioned by symbol, as pandas
+//! (`to_parquet(dir, partition_cols=["symbol"])`), pyarrow
+//! (`write_to_dataset`) and polars (`write_parquet(dir, partition_by=...)`)
+//! write it: every `*.parquet` file under it, each with the symbol of its
+//! `symbol=` directory (`strata_formats::read::hive`), located by its own
+//! path. Timestamps in any unit; one without a time zone is taken as UTC.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -18,6 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use strata_core::{BarBatch, Durability, MarketDataStore};
+use strata_formats::read::hive::{self, DatasetFile};
 use strata_formats::read::{self, FileChunks, ReadOptions};
 use strata_formats::{BarFileFormat, Chunk, CrossFileKeys, Locator, SplitScan, SuspectedSplit};
 
@@ -39,7 +47,7 @@ pub(crate) async fn run(args: &IngestArgs, storage: &StorageConfig) -> Result<Ex
     storage.check_compiled_in()?;
     // From here on a signal stops the ingest between batches, never mid-batch.
     let mut interrupts = crate::interrupt::Interrupts::listen().context("cannot listen for Ctrl-C and SIGTERM")?;
-    let files = resolve_inputs(&args.files, args.format)?;
+    let files = resolve_inputs(&args.files, args.format, args.symbol.is_some())?;
     let options =
         ReadOptions { file: 0, symbol: args.symbol.clone(), chunk_rows: args.batch_rows as usize, adjust: args.adjust };
 
@@ -147,16 +155,27 @@ pub(crate) fn progress_bar(total_rows: Option<u64>, message: &'static str) -> Pr
 /// One input file and how to read it.
 #[derive(Debug, Clone)]
 struct InputFile {
-    /// Position in the argument list, used in locations.
+    /// Position in the list of files (arguments, datasets expanded), used in locations.
     index: u32,
     path: PathBuf,
     format: BarFileFormat,
+    /// A file of a Hive dataset: its symbol (from its path) and the dataset's directory.
+    dataset: Option<(DatasetFile, PathBuf)>,
 }
 
-/// Picks each file's format from `--format` or its extension.
-fn resolve_inputs(paths: &[PathBuf], format: Option<InputFormat>) -> Result<Vec<InputFile>> {
+/// The most files one ingest reads: a location keeps 16 bits for the file.
+const MAX_FILES: usize = 1 << 16;
+
+/// Picks each file's format from `--format` or its extension, and expands
+/// each directory (a Hive dataset partitioned by symbol) into its files.
+fn resolve_inputs(paths: &[PathBuf], format: Option<InputFormat>, fixed_symbol: bool) -> Result<Vec<InputFile>> {
     let mut files = Vec::with_capacity(paths.len());
-    for (index, path) in paths.iter().enumerate() {
+    for path in paths {
+        let index = u32::try_from(files.len()).context("too many files")?;
+        if path.is_dir() {
+            files.extend(dataset_inputs(path, format, fixed_symbol, index)?);
+            continue;
+        }
         let from_extension = || BarFileFormat::from_path(path).filter(|format| format.is_readable());
         let format = match format.map(BarFileFormat::from).or_else(from_extension) {
             Some(format) => format,
@@ -168,8 +187,53 @@ fn resolve_inputs(paths: &[PathBuf], format: Option<InputFormat>) -> Result<Vec<
                 .into());
             }
         };
-        let index = u32::try_from(index).context("too many files")?;
-        files.push(InputFile { index, path: path.clone(), format });
+        files.push(InputFile { index, path: path.clone(), format, dataset: None });
+    }
+    if files.len() > MAX_FILES {
+        return Err(UsageError(format!(
+            "{} files to read; one ingest reads at most {}: split the load",
+            group_thousands(files.len() as u64),
+            group_thousands(MAX_FILES as u64)
+        ))
+        .into());
+    }
+    Ok(files)
+}
+
+/// The files of the Hive dataset in `dir`, numbered from `first`.
+fn dataset_inputs(
+    dir: &Path,
+    format: Option<InputFormat>,
+    fixed_symbol: bool,
+    first: u32,
+) -> Result<Vec<InputFile>> {
+    if format.is_some_and(|format| BarFileFormat::from(format) != BarFileFormat::Parquet) {
+        return Err(UsageError(format!(
+            "{} is a directory, read as a Parquet dataset; drop --format or pass --format parquet",
+            dir.display()
+        ))
+        .into());
+    }
+    if fixed_symbol {
+        return Err(UsageError(format!(
+            "--symbol does not apply to the dataset {}: each file's symbol comes from its symbol=... directory;              drop --symbol",
+            dir.display()
+        ))
+        .into());
+    }
+    let listed = hive::dataset_files(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    if !listed.iter().any(|file| file.symbol.is_ok()) {
+        return Err(UsageError(format!(
+            "{} holds no *.parquet file inside a symbol=... directory; a directory is read as a Hive dataset              partitioned by symbol (DIR/symbol=AAPL/....parquet, as pandas' to_parquet(DIR,              partition_cols=[\"symbol\"]) writes it); pass CSV or Parquet files otherwise",
+            dir.display()
+        ))
+        .into());
+    }
+    let mut files = Vec::with_capacity(listed.len());
+    for (offset, file) in listed.into_iter().enumerate() {
+        let index = u32::try_from(offset).ok().and_then(|offset| first.checked_add(offset)).context("too many files")?;
+        let path = file.path.clone();
+        files.push(InputFile { index, path, format: BarFileFormat::Parquet, dataset: Some((file, dir.to_path_buf())) });
     }
     Ok(files)
 }
@@ -178,7 +242,10 @@ fn resolve_inputs(paths: &[PathBuf], format: Option<InputFormat>) -> Result<Vec<
 /// no usable header) arrive as chunk problems too.
 fn read_file(file: &InputFile, options: &ReadOptions) -> Result<FileChunks> {
     let options = ReadOptions { file: file.index, ..options.clone() };
-    Ok(read::file(&file.path, file.format, &options)?)
+    match &file.dataset {
+        Some((dataset_file, _)) => Ok(hive::file(dataset_file, &options)),
+        None => Ok(read::file(&file.path, file.format, &options)?),
+    }
 }
 
 /// Names the files in locations: `data/a.csv:17`, `data/b.parquet:row 17`.
@@ -222,7 +289,8 @@ fn ignored_note(path: &Path, columns: &[String]) -> String {
 struct Validator {
     keys: CrossFileKeys,
     locator: Locator,
-    /// Paths by file index, for notes.
+    /// Paths by file index, for notes: a dataset's directory for its files
+    /// (one note for all of them).
     paths: Vec<PathBuf>,
     /// Problems found; only the first [`SHOWN_PROBLEMS`] are kept as text.
     problems: usize,
@@ -238,7 +306,10 @@ impl Validator {
         Validator {
             keys: CrossFileKeys::new(locator.clone()),
             locator,
-            paths: files.iter().map(|file| file.path.clone()).collect(),
+            paths: files
+                .iter()
+                .map(|file| file.dataset.as_ref().map_or(&file.path, |(_, dir)| dir).clone())
+                .collect(),
             problems: 0,
             bad_rows: 0,
             bad_files: 0,
@@ -249,7 +320,10 @@ impl Validator {
 
     fn check(&mut self, chunk: &Chunk) {
         if !chunk.ignored_columns.is_empty() {
-            self.notes.push(ignored_note(&self.paths[chunk.file as usize], &chunk.ignored_columns));
+            let note = ignored_note(&self.paths[chunk.file as usize], &chunk.ignored_columns);
+            if !self.notes.contains(&note) {
+                self.notes.push(note);
+            }
         }
         let mut previous = None;
         for problem in self.keys.check(chunk) {
@@ -379,12 +453,48 @@ mod tests {
     #[test]
     fn formats_come_from_the_flag_or_a_readable_extension() {
         let paths = [PathBuf::from("a.CSV"), PathBuf::from("b.pq")];
-        let formats: Vec<BarFileFormat> = resolve_inputs(&paths, None).unwrap().iter().map(|f| f.format).collect();
+        let formats: Vec<BarFileFormat> =
+            resolve_inputs(&paths, None, false).unwrap().iter().map(|f| f.format).collect();
         assert_eq!(formats, vec![BarFileFormat::Csv, BarFileFormat::Parquet]);
-        let error = resolve_inputs(&[PathBuf::from("bars.json")], None).unwrap_err();
+        let error = resolve_inputs(&[PathBuf::from("bars.json")], None, false).unwrap_err();
         assert!(error.to_string().starts_with("cannot tell the format of bars.json"), "{error}");
-        let forced = resolve_inputs(&[PathBuf::from("bars.json")], Some(InputFormat::Csv)).unwrap();
+        let forced = resolve_inputs(&[PathBuf::from("bars.json")], Some(InputFormat::Csv), false).unwrap();
         assert_eq!(forced[0].format, BarFileFormat::Csv);
+    }
+
+    #[test]
+    fn a_directory_is_a_hive_dataset_of_its_parquet_files() {
+        let directory = tempfile::tempdir().unwrap();
+        let dataset = directory.path().join("bars");
+        for part in ["symbol=%5EGSPC/year=2020/a.parquet", "symbol=AAPL/b.parquet"] {
+            let path = dataset.join(part);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"").unwrap();
+        }
+        std::fs::write(dataset.join("_SUCCESS"), b"").unwrap();
+        let csv = directory.path().join("a.csv");
+        let files = resolve_inputs(&[csv.clone(), dataset.clone(), csv], None, false).unwrap();
+        let listed: Vec<(u32, Option<String>)> = files
+            .iter()
+            .map(|f| (f.index, f.dataset.as_ref().map(|(d, _)| d.symbol.as_ref().unwrap().to_string())))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![(0, None), (1, Some("^GSPC".to_string())), (2, Some("AAPL".to_string())), (3, None)]
+        );
+        assert_eq!(files[1].format, BarFileFormat::Parquet);
+        let validator = Validator::new(&files);
+        assert_eq!(validator.paths[2], dataset, "notes name the dataset");
+
+        let error = resolve_inputs(std::slice::from_ref(&dataset), None, true).unwrap_err();
+        assert!(error.to_string().starts_with("--symbol does not apply to the dataset"), "{error}");
+        let error = resolve_inputs(std::slice::from_ref(&dataset), Some(InputFormat::Csv), false).unwrap_err();
+        assert!(error.to_string().contains("is a directory, read as a Parquet dataset"), "{error}");
+        let empty = directory.path().join("empty");
+        std::fs::create_dir_all(empty.join("year=2020")).unwrap();
+        std::fs::write(empty.join("year=2020/a.parquet"), b"").unwrap();
+        let error = resolve_inputs(&[empty], None, false).unwrap_err();
+        assert!(error.to_string().contains("holds no *.parquet file inside a symbol=... directory"), "{error}");
     }
 
     #[test]
@@ -420,7 +530,7 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("many.csv");
         std::fs::write(&path, text).unwrap();
-        let files = [InputFile { index: 0, path, format: BarFileFormat::Csv }];
+        let files = [InputFile { index: 0, path, format: BarFileFormat::Csv, dataset: None }];
         let mut validator = Validator::new(&files);
         let options = ReadOptions { chunk_rows: 10, ..ReadOptions::default() };
         for chunk in read_file(&files[0], &options).unwrap() {

@@ -10,7 +10,7 @@ use strata_core::{DigestQuery, HealthReport, MarketSummary};
 
 use crate::backend::{self, Access, StorageConfig, build_stores};
 use crate::cli::{DigestArgs, HealthArgs, MigrateArgs, SummaryArgs};
-use crate::output::group_thousands;
+use strata_core::display::{aligned_table, group_thousands};
 
 /// Runs `strata migrate`: applies pending schema migrations and says where things stand.
 pub(crate) async fn migrate(args: &MigrateArgs, storage: &StorageConfig) -> Result<ExitCode> {
@@ -75,37 +75,13 @@ pub(crate) fn print_summary(summary: &MarketSummary, as_json: bool) -> Result<()
         String::new(),
         group_thousands(summary.total_rows()),
     ]);
-    write_aligned(&mut out, ["symbol", "first", "last", "rows"], &rows, 3)?;
+    write_aligned(&mut out, &["symbol", "first", "last", "rows"], &rows, 3)?;
     Ok(())
 }
 
-/// Writes a table whose columns from `first_right_aligned` on are right-aligned.
-fn write_aligned<const N: usize>(
-    out: &mut impl Write,
-    header: [&str; N],
-    rows: &[[String; N]],
-    first_right_aligned: usize,
-) -> io::Result<()> {
-    let widths: Vec<usize> = (0..N)
-        .map(|column| rows.iter().map(|row| row[column].len()).chain([header[column].len()]).max().unwrap_or(0))
-        .collect();
-    let header_row: [String; N] = header.map(str::to_string);
-    for row in std::iter::once(&header_row).chain(rows) {
-        let mut line = String::new();
-        for (column, cell) in row.iter().enumerate() {
-            if column > 0 {
-                line.push_str("  ");
-            }
-            let width = widths[column];
-            if column >= first_right_aligned {
-                line.push_str(&format!("{cell:>width$}"));
-            } else {
-                line.push_str(&format!("{cell:<width$}"));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
-    Ok(())
+/// Writes an aligned table (see [`aligned_table`]).
+fn write_aligned<R: AsRef<[String]>>(out: &mut impl Write, header: &[&str], rows: &[R], left: usize) -> io::Result<()> {
+    aligned_table(header, rows, left).iter().try_for_each(|line| writeln!(out, "{line}"))
 }
 
 /// Runs `strata health`: exit code 0 when the store answered and is ok, 2 when
@@ -113,25 +89,18 @@ fn write_aligned<const N: usize>(
 /// whole check (opening the store included) gives up after that long.
 pub(crate) async fn health(args: &HealthArgs, storage: &StorageConfig) -> Result<ExitCode> {
     storage.check_compiled_in()?;
-    let limit = match args.timeout {
-        None => None,
-        Some(seconds) if seconds.is_finite() && seconds > 0.0 => Some(std::time::Duration::from_secs_f64(seconds)),
-        Some(seconds) => {
-            return Err(crate::exit::UsageError(format!("--timeout {seconds} is not a number of seconds > 0")).into());
-        }
-    };
     let check = async {
         match build_stores(storage, Access::Read).await {
             Ok(stores) => stores.health().await.map_err(anyhow::Error::from),
             Err(error) => Err(error),
         }
     };
-    let outcome = match limit {
+    let outcome = match args.timeout {
         None => check.await,
         Some(limit) => tokio::time::timeout(limit, check).await.unwrap_or_else(|_| {
             Err(anyhow::anyhow!(
                 "health check timed out after {} s (--timeout): the store did not answer in time",
-                args.timeout.unwrap_or_default()
+                limit.as_secs_f64()
             ))
         }),
     };
@@ -185,7 +154,7 @@ fn write_health(out: &mut impl Write, report: &HealthReport, indent: &str) -> io
 
 fn health_json(report: &HealthReport) -> serde_json::Value {
     let details: serde_json::Map<String, serde_json::Value> =
-        report.details.iter().map(|(key, value)| (key.clone(), json!(value))).collect();
+        report.details.iter().map(|(key, value)| (key.clone(), detail_json(key, value))).collect();
     let components: Vec<serde_json::Value> = report.components.iter().map(health_json).collect();
     json!({
         "backend": report.backend,
@@ -194,6 +163,19 @@ fn health_json(report: &HealthReport) -> serde_json::Value {
         "details": details,
         "components": components,
     })
+}
+
+/// A health detail as JSON: counts as integers, durations (`*_ms`) as
+/// floats, `true`/`false` as booleans, anything else as a string (so a
+/// version such as `16.10` is never read as the number 16.1).
+fn detail_json(key: &str, value: &str) -> serde_json::Value {
+    if let Ok(integer) = value.parse::<i64>() {
+        return json!(integer);
+    }
+    match value.parse::<f64>() {
+        Ok(float) if float.is_finite() && key.ends_with("_ms") => json!(float),
+        _ => value.parse::<bool>().map_or_else(|_| json!(value), |flag| json!(flag)),
+    }
 }
 
 /// Runs `strata compact`.
@@ -230,7 +212,7 @@ pub(crate) async fn digest(args: &DigestArgs, storage: &StorageConfig) -> Result
             .iter()
             .map(|digest| [digest.symbol.clone(), digest.day.to_string(), digest.rows.to_string(), digest.hash_hex()])
             .collect();
-        write_aligned(&mut out, ["symbol", "day", "rows", "hash"], &rows, 2)?;
+        write_aligned(&mut out, &["symbol", "day", "rows", "hash"], &rows, 2)?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

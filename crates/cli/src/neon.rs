@@ -20,37 +20,29 @@ use strata_neon_api::{
 use crate::exit::UsageError;
 
 /// Long help of `strata neon`.
-const NEON_LONG_ABOUT: &str = "\
-Manage Neon projects and branches through the Neon management API v2.
-
-Credentials and targets come from the environment (flags win):
-  NEON_API_KEY        the API key (never printed)
-  NEON_PROJECT_ID     the project that branch, connection-uri and operations commands act on
-  NEON_API_BASE_URL   the API's base URL (default https://console.neon.tech/api/v2); point it at
-                      `strata neon fake-server` or a proxy
-
-Calls are retried when Neon says so (423 while operations run, 429 with Retry-After, 503) and
-stay under Neon's rate limits. Mutations wait until Neon's operations have finished.
-Every command accepts --json for machine-readable output.";
+const NEON_LONG_ABOUT: &str = include_str!("../help/neon.txt");
 
 /// Examples of `strata neon`.
-const NEON_AFTER_HELP: &str = "\
-Examples:
-  export NEON_API_KEY=napi_... NEON_PROJECT_ID=shiny-wind-028834
-  strata neon projects list
-  strata neon branch create ci-42 --parent main     idempotent: reuses an existing ci-42
-  strata neon branch create before-deploy --at 2026-11-27T09:00:00Z
-  strata neon branch list --json | jq '.[].name'
-  DATABASE_URL=$(strata neon connection-uri --branch ci-42 --database neondb --role neondb_owner)
-  strata neon branch delete ci-42                    succeeds when it is already gone
-  strata neon operations wait --timeout 300          waits for every unfinished operation
+const NEON_AFTER_HELP: &str = include_str!("../help/neon-examples.txt");
 
-Try it without a Neon account:
-  strata neon fake-server --port 4010 &
-  export NEON_API_BASE_URL=http://127.0.0.1:4010/api/v2 NEON_API_KEY=fake
-  export NEON_PROJECT_ID=<the id it printed>
-  strata neon branch create demo
-  strata neon connection-uri --branch demo --database neondb --role neondb_owner";
+/// Examples and notes of `strata neon fake-server`.
+const FAKE_SERVER_AFTER_HELP: &str = "\
+Examples:
+  strata neon fake-server --port 4010
+  strata neon fake-server --operation-ms 500 --seed-project demo
+  strata neon fake-server --port 4010 --postgres 'postgres://127.0.0.1:5432/?sslmode=disable'
+  strata neon fake-server --postgres postgres://localhost/ --seed-database demo --seed-role demo
+
+It prints the export lines to use it, accepts any API key, keeps everything in memory, and answers
+423 to mutations while operations run, like Neon.
+
+Its connection URIs lead nowhere (made-up *.fake.neon.local hosts) unless --postgres names a real
+PostgreSQL server: then every URI it returns, pooled or direct, points at that server's host, port
+and sslmode, with the database, role and password of the API call. The fake cannot create anything
+on that server: each database and role you ask a URI for must exist there (createuser ROLE;
+createdb --owner ROLE DATABASE), and a server that asks for passwords needs the role's password set
+to the one in the URI. The banner prints these commands for the seeded database and role
+(neondb and neondb_owner, or --seed-database and --seed-role).";
 
 /// `strata neon`.
 #[derive(Debug, Args)]
@@ -98,10 +90,7 @@ enum NeonCommand {
     )]
     Operations(OperationsCommand),
     /// Run a local fake of the Neon API (in memory) until interrupted.
-    #[command(after_help = "Examples:\n  strata neon fake-server --port 4010\n  \
-        strata neon fake-server --operation-ms 500 --seed-project demo\n\n\
-        It prints the export lines to use it, accepts any API key, keeps everything in memory, \
-        and answers 423 to mutations while operations run, like Neon.")]
+    #[command(after_help = FAKE_SERVER_AFTER_HELP)]
     FakeServer(FakeServerArgs),
 }
 
@@ -209,6 +198,17 @@ struct FakeServerArgs {
     /// Name of the project created at start.
     #[arg(long, default_value = "strata-dev", value_name = "NAME")]
     seed_project: String,
+    /// A real PostgreSQL server every connection URI points at (host, port and sslmode are
+    /// used), e.g. postgres://127.0.0.1:5432/?sslmode=disable; the databases and roles must
+    /// exist on it.
+    #[arg(long, env = "STRATA_FAKE_NEON_POSTGRES", value_name = "URL")]
+    postgres: Option<String>,
+    /// Database of the project created at start (with --postgres: one that exists on that server).
+    #[arg(long, default_value = "neondb", value_name = "NAME")]
+    seed_database: String,
+    /// Role owning that database (with --postgres: one that exists on that server).
+    #[arg(long, default_value = "neondb_owner", value_name = "NAME")]
+    seed_role: String,
 }
 
 /// Runs `strata neon ...`.
@@ -402,13 +402,45 @@ async fn operations_wait(args: &NeonArgs, ids: &[String], timeout: u64) -> Resul
 }
 
 async fn fake_server(args: &FakeServerArgs) -> Result<()> {
-    let config =
-        FakeNeonConfig { operation_duration: Duration::from_millis(args.operation_ms), ..FakeNeonConfig::default() };
+    let postgres = match args.postgres.as_deref().filter(|text| !text.trim().is_empty()) {
+        Some(text) => Some(
+            strata_neon_api::fake::parse_postgres_url(text)
+                .map_err(|error| UsageError(format!("--postgres / STRATA_FAKE_NEON_POSTGRES {text:?}: {error}")))?,
+        ),
+        None => None,
+    };
+    let config = FakeNeonConfig {
+        operation_duration: Duration::from_millis(args.operation_ms),
+        postgres: postgres.clone(),
+        ..FakeNeonConfig::default()
+    };
     let fake = FakeNeon::bind(SocketAddr::from(([127, 0, 0, 1], args.port)), config)
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
-    let project_id = fake.seed_project(&args.seed_project);
-    println!("Fake Neon API listening (any API key is accepted). Use it with:");
+    let project_id = fake.seed_project_with(&args.seed_project, &args.seed_database, &args.seed_role);
+    // The export lines come last: scripts read the banner up to them and may stop reading.
+    println!("Fake Neon API listening (any API key is accepted).");
+    match &postgres {
+        Some(server) => {
+            let (role, database) = (args.seed_role.as_str(), args.seed_database.as_str());
+            let password = fake.role_password(&project_id, role).unwrap_or_default();
+            let address = match (server.host_str(), server.port()) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                (host, _) => host.unwrap_or_default().to_owned(),
+            };
+            println!("# Connection URIs (pooled and direct) point at the PostgreSQL server {address} (--postgres).");
+            println!("# The fake creates no database or role there: each one you ask a URI for must exist.");
+            println!("# For the seeded database {database} and role {role}, run once:");
+            for command in strata_neon_api::fake::postgres_setup(server, role, database, &password) {
+                println!("#   {command}");
+            }
+            println!("# (the last one only if the server asks for passwords; other names likewise)");
+        }
+        None => {
+            println!("# Its connection URIs name made-up hosts; --postgres URL points them at a real server.");
+        }
+    }
+    println!("Use it with:");
     println!("export NEON_API_BASE_URL={}", fake.base_url());
     println!("export NEON_API_KEY=fake");
     println!("export NEON_PROJECT_ID={project_id}");

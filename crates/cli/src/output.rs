@@ -6,18 +6,17 @@
 //! (`877000000`, `0.08388999999999999`) and timestamps as RFC 3339 UTC, so
 //! what `query --format csv` prints ingests back bit for bit.
 
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use arrow::array::Array;
 use clap::ValueEnum;
 use strata_core::schema::{BarColumns, COLUMNS};
 use strata_core::{BarBatch, Timestamp};
 use strata_formats::write::BarFileWriter;
-use strata_formats::{BarFileFormat, FormatError};
+use strata_formats::{AtomicFile, BarFileFormat, FormatError};
 
 /// How bars are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,64 +77,46 @@ impl Destination {
     }
 }
 
-/// A byte destination: stdout, or a partial file renamed on `commit`.
-pub(crate) struct OutputTarget {
-    writer: BufWriter<Box<dyn Write + Send>>,
-    rename: Option<(PathBuf, PathBuf)>,
-}
-
-impl std::fmt::Debug for OutputTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutputTarget").field("rename", &self.rename).finish_non_exhaustive()
-    }
+/// A byte destination: stdout, or an [`AtomicFile`] that appears on `commit`.
+#[derive(Debug)]
+pub(crate) enum OutputTarget {
+    /// Standard output, buffered.
+    Stdout(BufWriter<io::Stdout>),
+    /// A file, renamed into place on `commit`.
+    File(AtomicFile),
 }
 
 impl OutputTarget {
     /// Opens `destination` for writing.
     pub(crate) fn open(destination: &Destination) -> Result<Self> {
-        match destination {
-            Destination::Stdout => {
-                Ok(OutputTarget { writer: BufWriter::with_capacity(1 << 16, Box::new(io::stdout())), rename: None })
-            }
-            Destination::File(path) => {
-                let mut partial = path.clone().into_os_string();
-                partial.push(".partial");
-                let partial = PathBuf::from(partial);
-                let file = File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
-                Ok(OutputTarget {
-                    writer: BufWriter::with_capacity(1 << 16, Box::new(file)),
-                    rename: Some((partial, path.clone())),
-                })
-            }
-        }
+        Ok(match destination {
+            Destination::Stdout => OutputTarget::Stdout(BufWriter::with_capacity(1 << 16, io::stdout())),
+            Destination::File(path) => OutputTarget::File(AtomicFile::create(path)?),
+        })
     }
 
     /// Flushes and, for a file, renames it into place.
-    pub(crate) fn commit(mut self) -> Result<()> {
-        self.writer.flush()?;
-        if let Some((partial, path)) = self.rename.take() {
-            std::fs::rename(&partial, &path)
-                .with_context(|| format!("cannot rename {} to {}", partial.display(), path.display()))?;
+    pub(crate) fn commit(self) -> Result<()> {
+        match self {
+            OutputTarget::Stdout(mut stdout) => stdout.flush()?,
+            OutputTarget::File(file) => file.commit()?,
         }
         Ok(())
     }
 }
 
-impl Drop for OutputTarget {
-    /// Removes a partial file that was never committed (the command failed).
-    fn drop(&mut self) {
-        if let Some((partial, _)) = self.rename.take() {
-            let _ = std::fs::remove_file(partial);
-        }
-    }
-}
-
 impl Write for OutputTarget {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.write(buf)
+        match self {
+            OutputTarget::Stdout(stdout) => stdout.write(buf),
+            OutputTarget::File(file) => file.write(buf),
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
+        match self {
+            OutputTarget::Stdout(stdout) => stdout.flush(),
+            OutputTarget::File(file) => file.flush(),
+        }
     }
 }
 
@@ -212,13 +193,13 @@ impl BarSink for TableSink {
             eprintln!("no bars matched");
             return target.commit();
         }
+        // Optional columns (vwap, trade_count) empty in every row are left out.
         let shown: Vec<usize> =
             (0..COLUMNS.len()).filter(|i| *i < 7 || rows.iter().any(|r| !r[*i].is_empty())).collect();
-        let widths: Vec<usize> =
-            shown.iter().map(|i| rows.iter().map(|r| r[*i].len()).max().unwrap_or(0).max(COLUMNS[*i].len())).collect();
-        write_table_line(&mut target, shown.iter().map(|i| COLUMNS[*i]), &widths)?;
-        for row in &rows {
-            write_table_line(&mut target, shown.iter().map(|i| row[*i].as_str()), &widths)?;
+        let header: Vec<&str> = shown.iter().map(|i| COLUMNS[*i]).collect();
+        let cells: Vec<Vec<String>> = rows.iter().map(|row| shown.iter().map(|i| row[*i].clone()).collect()).collect();
+        for line in aligned_table(&header, &cells, 2) {
+            writeln!(target, "{line}")?;
         }
         let count = rows.len() as u64;
         writeln!(target, "({} {})", group_thousands(count), if count == 1 { "row" } else { "rows" })?;
@@ -226,24 +207,7 @@ impl BarSink for TableSink {
     }
 }
 
-/// Writes one table line: the first two columns left-aligned, numbers right-aligned.
-fn write_table_line<'a>(out: &mut impl Write, cells: impl Iterator<Item = &'a str>, widths: &[usize]) -> Result<()> {
-    let mut line = String::new();
-    for (index, (cell, width)) in cells.zip(widths).enumerate() {
-        if index > 0 {
-            line.push_str("  ");
-        }
-        if index < 2 {
-            line.push_str(&format!("{cell:<width$}"));
-        } else {
-            line.push_str(&format!("{cell:>width$}"));
-        }
-    }
-    writeln!(out, "{}", line.trim_end())?;
-    Ok(())
-}
-
-pub(crate) use strata_core::display::group_thousands;
+pub(crate) use strata_core::display::{aligned_table, group_thousands};
 
 /// `in 0.41 s (41,912 rows/s)`.
 pub(crate) fn elapsed_and_rate(rows: u64, elapsed: Duration) -> String {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
-use strata_core::{BarQuery, Order};
+use strata_core::{BarQuery, MarketSummary, Order, suggest};
 use strata_formats::BarFileFormat;
 
 use crate::backend::{Access, StorageConfig, build_market};
@@ -37,10 +37,73 @@ pub(crate) async fn run(args: &QueryArgs, storage: &StorageConfig) -> Result<Exi
     let stores = build_market(storage, Access::Read).await?;
     let mut sink = open_sink(format, &Destination::from_option(args.output.as_deref()))?;
     let mut batches = stores.market.query_bars(query);
+    // The requested symbols no row has shown yet; once all have, batches are not scanned.
+    let mut unseen: Vec<&str> = Vec::new();
+    for symbol in &args.symbols {
+        if !unseen.contains(&symbol.as_str()) {
+            unseen.push(symbol.as_str());
+        }
+    }
     while let Some(batch) = batches.next().await {
         let batch = batch.with_context(|| format!("query on {} failed", stores.description))?;
+        if !unseen.is_empty() {
+            let columns = batch.columns();
+            unseen.retain(|wanted| !(0..batch.len()).any(|row| columns.symbol.value(row) == *wanted));
+        }
         sink.write_batch(&batch)?;
     }
     sink.finish()?;
+    if !unseen.is_empty() && args.limit != Some(0) {
+        // Only now, off the happy path: what the store holds, to say why nothing came back.
+        match stores.market.summary().await {
+            Ok(summary) => {
+                for line in symbol_hints(&unseen, &summary, &stores.description) {
+                    eprintln!("{line}");
+                }
+            }
+            Err(error) => tracing::debug!(%error, "no symbol hints: the summary failed"),
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many stored symbols a hint lists when no name is close.
+const LISTED_SYMBOLS: usize = 10;
+
+/// Why `missing` (requested symbols without a row) came back empty, given what
+/// the store holds: a symbol out of the range, a close name (`aapl`: did you
+/// mean `AAPL`?), the stored symbols, or an empty store.
+fn symbol_hints(missing: &[&str], summary: &MarketSummary, description: &str) -> Vec<String> {
+    if summary.symbols.is_empty() {
+        return vec![format!(
+            "the store ({description}) holds no bars; ingest some first, e.g. strata ingest data/sp500_daily.csv"
+        )];
+    }
+    let known: Vec<&str> = summary.symbols.iter().map(|entry| entry.symbol.as_str()).collect();
+    let mut lines = Vec::with_capacity(missing.len() + 1);
+    let mut unmatched = false;
+    for &wanted in missing {
+        let line = match summary.symbols.iter().find(|entry| entry.symbol == wanted) {
+            Some(entry) => format!(
+                "{wanted}: no bars in the requested range; the store has {} from {} to {}",
+                entry.rows, entry.first, entry.last
+            ),
+            None => match suggest::did_you_mean(wanted, known.iter().copied()) {
+                Some(hint) => format!("{wanted}: no such symbol in the store; {hint}"),
+                None => {
+                    unmatched = true;
+                    format!("{wanted}: no such symbol in the store")
+                }
+            },
+        };
+        lines.push(line);
+    }
+    if unmatched {
+        lines.push(format!(
+            "the store holds {} symbol(s): {} (strata summary lists them)",
+            known.len(),
+            suggest::listing(known.iter().copied(), LISTED_SYMBOLS)
+        ));
+    }
+    lines
 }

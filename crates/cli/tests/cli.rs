@@ -175,7 +175,11 @@ fn memory_backend_serves_a_single_process() {
         generated.stdout
     );
     let health = strata(directory.path(), &[("STORAGE_BACKEND", "memory")], &["health", "--json"]).success();
-    assert_eq!(json_line(&health.stdout)["ok"], true);
+    let health = json_line(&health.stdout);
+    assert_eq!(health["ok"], true);
+    // Counts are JSON numbers, not strings.
+    assert_eq!(health["details"]["rows"], 0, "{health}");
+    assert_eq!(health["details"]["symbols"], 0, "{health}");
     assert!(!directory.path().join("strata.duckdb").exists());
 }
 

@@ -54,26 +54,17 @@ fn lock_wait_waits_the_seconds_given_and_the_hint_is_shown_for_a_lock_only() {
         &["--duckdb-path", path_arg, "generate", "--ingest", "--symbols", "1", "--bars", "100"],
     )
     .success();
-    // A running `strata worker` holds the file until it is killed (it waits
-    // out the probes below, which hold the file for a moment each).
-    let mut holder = command(&[])
-        .args(["--duckdb-path", path_arg, "--lock-wait", "30", "worker", "--exit-when-idle", "60"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    // Another program holds the file (as the duckdb shell or a notebook
+    // would): an exclusive POSIX record lock, which is what DuckDB takes. A
+    // strata process holding it would serve it instead (tests/held_file.rs).
+    let mut holder = std::process::Command::new("python3")
+        .args(["-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'r+b')\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(120)", path_arg])
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let held_by_holder = || {
-        let probe = strata_in(directory.path(), &[], &["--duckdb-path", path_arg, "summary"]);
-        probe.code != Some(0) && probe.stderr.contains("locked")
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !held_by_holder() {
-        if let Some(status) = holder.try_wait().unwrap() {
-            panic!("the worker ended before holding the file: {status}");
-        }
-        assert!(Instant::now() < deadline, "the worker never held the file");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "held", "the holder took the lock");
 
     let refused = strata_in(directory.path(), &[], &["--duckdb-path", path_arg, "summary"]);
     assert_ne!(refused.code, Some(0));

@@ -81,6 +81,13 @@ fn evolve_prints_the_best_genomes_and_runs_show_lists_the_generations() {
     let shown_json = strata(dir.path(), &["runs", "show", &run, "--json"]).success().json();
     assert_eq!(shown_json["population_hashes"], first["population_hashes"]);
     assert_eq!(shown_json["generation_stats"], first["generation_stats"]);
+    // Text and JSON number generations the same way (from 1), with the same best fitness.
+    for stats in shown_json["generation_stats"].as_array().unwrap() {
+        let (number, best) = (stats["generation"].as_u64().unwrap(), stats["best"].as_f64().unwrap());
+        let line = format!("generation {number:>3}/3: best {best:>8.4}");
+        assert!(shown.stdout.contains(&line), "{line:?} missing from:\n{}", shown.stdout);
+    }
+    assert!(listed.stdout.contains("3/3 done"), "runs list says how many generations are done:\n{}", listed.stdout);
 
     // The same seed in a new run (other id, one worker) gives the same populations.
     let one_worker = [&EVOLVE[..EVOLVE.len() - 2], &["--workers", "1", "--run-id", "same-seed", "--json"]].concat();
@@ -95,10 +102,10 @@ fn evolve_prints_the_best_genomes_and_runs_show_lists_the_generations() {
     assert_ne!(missing.code, Some(0), "{missing:?}");
     assert!(missing.stderr.contains("strata ingest"), "{}", missing.stderr);
 
-    // Coordinator only (--workers 0) needs workers in other processes, which a DuckDB file cannot have.
+    // Coordinator only (--workers 0) needs workers in other processes, which an in-memory store cannot have.
     let alone = [&EVOLVE[..EVOLVE.len() - 2], &["--workers", "0", "--run-id", "alone"]].concat();
-    let alone = strata(dir.path(), &alone).exits(2);
-    assert!(alone.stderr.contains("--workers 0") && alone.stderr.contains("STORAGE_BACKEND=neon"), "{alone:?}");
+    let alone = common::strata_in(dir.path(), &[("STORAGE_BACKEND", "memory")], &alone).exits(2);
+    assert!(alone.stderr.contains("--workers 0") && alone.stderr.contains("neon"), "{alone:?}");
     let listed = strata(dir.path(), &["runs", "list"]).success();
     assert!(!listed.stdout.contains("alone"), "nothing was written: {}", listed.stdout);
 }

@@ -77,6 +77,9 @@ fn neon_backend_ingests_queries_and_reports_health_like_the_others() {
     assert_eq!(code, Some(0), "{out}{err}");
     let health: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(health["ok"], true, "{out}");
+    assert!(health["details"]["round_trip_ms"].is_f64(), "durations are numbers: {out}");
+    assert!(health["details"]["database_bytes"].is_u64(), "sizes are numbers: {out}");
+    assert!(health["details"]["server_version"].is_string(), "a version stays text: {out}");
     assert!(neon_digest.lines().count() > 17_000, "one digest line per (symbol, day)");
 
     // A bad value names the variable and what it accepts; nothing is opened.

@@ -40,49 +40,41 @@ fn unknown_backend_names_variable_value_and_accepted_values() {
     }
 }
 
+/// The storage options of `strata ARGS... summary`, as clap reads and checks them.
+fn parsed(flags: &[&str]) -> Result<StorageArgs, clap::Error> {
+    use clap::FromArgMatches as _;
+    let argv = ["strata"].iter().chain(flags).chain(&["summary"]).copied();
+    let matches = crate::cli::command().try_get_matches_from(argv)?;
+    crate::cli::Cli::from_arg_matches(&matches).map(|cli| cli.storage)
+}
+
 #[test]
 fn defaults_and_flags() {
     let config = StorageConfig::from_env_and_flags(&args(None)).unwrap();
     assert_eq!(config.backend, StorageBackend::DuckDb);
-    assert_eq!(config.duckdb.path, PathBuf::from(DEFAULT_DUCKDB_PATH));
+    assert_eq!(config.duckdb_path(), PathBuf::from(DEFAULT_DUCKDB_PATH));
     assert_eq!(config.describe(), "duckdb ./strata.duckdb");
     let memory = StorageConfig::from_env_and_flags(&args(Some("memory"))).unwrap();
     assert_eq!(memory.describe(), "memory");
-    let waiting = StorageArgs {
-        duckdb: crate::cli::DuckDbArgs { lock_wait: Some(2.5), ..Default::default() },
-        ..StorageArgs::default()
-    };
-    assert_eq!(
-        StorageConfig::from_env_and_flags(&waiting).unwrap().duckdb.lock_wait,
-        Some(Duration::from_millis(2500))
-    );
-    let negative = StorageArgs {
-        duckdb: crate::cli::DuckDbArgs { lock_wait: Some(-1.0), ..Default::default() },
-        ..StorageArgs::default()
-    };
-    assert_eq!(StorageConfig::from_env_and_flags(&negative), Err(ConfigError::LockWait(-1.0)));
+    let waiting = parsed(&["--lock-wait", "2.5"]).unwrap();
+    assert_eq!(waiting.duckdb.lock_wait, Some(std::time::Duration::from_millis(2500)));
+    for bad in ["-1", "NaN", "soon"] {
+        let message = parsed(&["--lock-wait", bad]).unwrap_err().to_string();
+        assert!(message.contains("--lock-wait") && message.contains("seconds >= 0"), "{message}");
+    }
+    let message = parsed(&["--pg-statement-timeout", "0"]).unwrap_err().to_string();
+    assert!(message.contains("seconds > 0"), "{message}");
 }
 
 #[test]
-fn timescaledb_is_on_unless_switched_off() {
-    let neon = |timescaledb: Option<&str>, chunks: Option<&str>| {
-        let args = StorageArgs {
-            pg: crate::cli::PgArgs {
-                timescaledb: timescaledb.map(str::to_string),
-                chunk_interval: chunks.map(str::to_string),
-                ..Default::default()
-            },
-            ..StorageArgs::default()
-        };
-        StorageConfig::from_env_and_flags(&args).map(|config| config.neon)
-    };
-    assert!(neon(None, None).unwrap().timescaledb);
-    assert!(neon(Some("ON"), None).unwrap().timescaledb);
-    assert!(!neon(Some(" false "), None).unwrap().timescaledb);
-    assert!(!neon(Some("0"), None).unwrap().timescaledb);
-    let message = neon(Some("maybe"), None).unwrap_err().to_string();
-    assert!(message.contains("STRATA_PG_TIMESCALEDB") && message.contains("true or false"), "{message}");
-    assert_eq!(neon(None, Some("30d")).unwrap().chunk_interval.as_deref(), Some("30d"));
+fn timescaledb_and_migrate_are_on_unless_switched_off() {
+    let switch = |flag: &str, value: &str| parsed(&[flag, value]).map(|args| (args.pg.timescaledb, args.pg.migrate));
+    assert_eq!(parsed(&[]).unwrap().pg.timescaledb, None, "unset means on (see neon_config)");
+    assert_eq!(switch("--pg-timescaledb", "ON").unwrap(), (Some(true), None));
+    assert_eq!(switch("--pg-timescaledb", "false").unwrap(), (Some(false), None));
+    assert_eq!(switch("--pg-migrate", "0").unwrap(), (None, Some(false)));
+    let message = switch("--pg-timescaledb", "maybe").unwrap_err().to_string();
+    assert!(message.contains("--pg-timescaledb") && message.contains("maybe"), "{message}");
 }
 
 #[cfg(feature = "memory")]

@@ -39,7 +39,18 @@ pub fn check_symbol(text: &str) -> Result<(), String> {
 
 /// A validated instrument symbol (1 to 32 characters of [`is_symbol_char`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
 pub struct Symbol(String);
+
+/// Deserializing validates, as [`Symbol::new`] does: a symbol read from the
+/// outside is as safe as one built in process.
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Symbol {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+        Symbol::new(text).map_err(serde::de::Error::custom)
+    }
+}
 
 impl Symbol {
     /// Validates and wraps `text`.
@@ -76,6 +87,7 @@ pub const MAX_TIMESTAMP: Timestamp = Timestamp(7_258_118_400_000_000);
 /// A UTC instant in microseconds since the Unix epoch (Arrow's
 /// `Timestamp(Microsecond, "UTC")`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -165,6 +177,7 @@ impl FromStr for Timestamp {
 /// are fractional; `vwap` and `trade_count` are optional because most vendor
 /// files do not have them.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Bar {
     /// Instrument symbol (validated when the batch is validated).
     pub symbol: String,

@@ -40,6 +40,7 @@ use crate::schema::BarBatch;
 
 /// The digest of one symbol's bars on one UTC day.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DayDigest {
     /// Symbol.
     pub symbol: String,
@@ -62,6 +63,7 @@ impl DayDigest {
 /// time range [start, end) applied to bar timestamps (use day boundaries to
 /// get whole days).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DigestQuery {
     /// Symbols to include; empty means every symbol.
     pub symbols: Vec<Symbol>,

@@ -25,7 +25,17 @@ macro_rules! id_type {
     ($name:ident, $kind:literal) => {
         #[doc = concat!("A validated ", $kind, " (1 to 64 characters of ASCII letters, digits and `- _ . :`).")]
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
         pub struct $name(String);
+
+        /// Deserializing validates, as `new` does.
+        #[cfg(feature = "serde")]
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                $name::new(text).map_err(serde::de::Error::custom)
+            }
+        }
 
         impl $name {
             #[doc = concat!("Validates and wraps a ", $kind, ".")]
@@ -61,6 +71,7 @@ id_type!(WorkerId, "worker id");
 
 /// Lifecycle of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RunStatus {
     /// Created, no generation evaluated yet.
     Pending,
@@ -125,6 +136,7 @@ impl FromStr for RunStatus {
 
 /// What defines a run. Creating the same spec twice is harmless.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RunSpec {
     /// Run id, chosen by the caller.
     pub id: RunId,
@@ -142,6 +154,7 @@ pub struct RunSpec {
 
 /// A stored run.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RunRecord {
     /// The spec it was created with.
     pub spec: RunSpec,
@@ -155,6 +168,7 @@ pub struct RunRecord {
 
 /// One member of a population.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Individual {
     /// Position in the population, 0-based.
     pub index: u32,
@@ -164,6 +178,7 @@ pub struct Individual {
 
 /// A whole population of one generation.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Generation {
     /// Run.
     pub run: RunId,
@@ -191,6 +206,7 @@ impl Generation {
 
 /// Identifies an evaluation task: one individual of one generation of one run.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TaskKey {
     /// Run.
     pub run: RunId,
@@ -208,6 +224,7 @@ impl fmt::Display for TaskKey {
 
 /// A task to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NewTask {
     /// Individual index.
     pub individual: u32,
@@ -218,6 +235,7 @@ pub struct NewTask {
 /// A fencing token: strictly increases every time any task is leased, so a
 /// newer lease always carries a larger token than an older one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FencingToken(pub u64);
 
 impl fmt::Display for FencingToken {
@@ -228,6 +246,7 @@ impl fmt::Display for FencingToken {
 
 /// A request for work.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LeaseRequest {
     /// Who asks.
     pub worker: WorkerId,
@@ -241,6 +260,7 @@ pub struct LeaseRequest {
 
 /// A granted lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Lease {
     /// Which task.
     pub key: TaskKey,
@@ -258,6 +278,7 @@ pub struct Lease {
 /// by its token (see the "Coordinator role" section of
 /// [`crate::ports::evolution::EvolutionStore`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RoleLease {
     /// The run this role coordinates.
     pub run: RunId,
@@ -272,6 +293,7 @@ pub struct RoleLease {
 
 /// What a worker reports for a task.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TaskOutcome {
     /// Evaluated.
     Succeeded {
@@ -289,6 +311,7 @@ pub enum TaskOutcome {
 
 /// One completion in a batch.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Completion {
     /// Which task.
     pub key: TaskKey,
@@ -300,6 +323,7 @@ pub struct Completion {
 
 /// What happened to one completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CompletionStatus {
     /// The result was recorded; the task is done.
     Recorded,
@@ -314,6 +338,7 @@ pub enum CompletionStatus {
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TaskState {
     /// Waiting for a worker.
     Pending,
@@ -349,6 +374,7 @@ impl FromStr for TaskState {
 
 /// A stored task.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TaskRecord {
     /// Which task.
     pub key: TaskKey,
@@ -376,6 +402,7 @@ pub struct TaskRecord {
 
 /// Task counts of one generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TaskCounts {
     /// Waiting.
     pub pending: u64,
@@ -401,6 +428,7 @@ impl TaskCounts {
 
 /// A worker announcing itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WorkerInfo {
     /// Worker id.
     pub id: WorkerId,
@@ -412,6 +440,7 @@ pub struct WorkerInfo {
 
 /// A registered worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WorkerRecord {
     /// What it announced.
     pub info: WorkerInfo,
@@ -423,6 +452,7 @@ pub struct WorkerRecord {
 
 /// Statistics of one evaluated generation.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GenerationStats {
     /// Run.
     pub run: RunId,

@@ -34,6 +34,7 @@ pub mod policy;
 pub mod ports;
 pub mod query;
 pub mod schema;
+pub mod suggest;
 pub mod synthetic;
 pub mod validate;
 

@@ -5,6 +5,7 @@ use crate::error::{Result, StoreError};
 
 /// Row order within each symbol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Order {
     /// Oldest first.
     #[default]
@@ -26,6 +27,7 @@ pub enum Order {
 ///   (`^GSPC` < `_` < `a`; SQL backends need a binary collation), and within a
 ///   symbol ordered by timestamp in `order`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct BarQuery {
     /// Symbols to read; empty = all.
     pub symbols: Vec<Symbol>,
@@ -70,6 +72,7 @@ impl BarQuery {
 
 /// One symbol's coverage.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SymbolSummary {
     /// Symbol.
     pub symbol: String,
@@ -83,6 +86,7 @@ pub struct SymbolSummary {
 
 /// What a store holds: one entry per symbol, ordered by symbol.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MarketSummary {
     /// Per-symbol coverage, ascending by symbol.
     pub symbols: Vec<SymbolSummary>,
@@ -97,6 +101,7 @@ impl MarketSummary {
 
 /// The outcome of a successful write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WriteReport {
     /// Rows in the batch (inserted or replaced).
     pub rows: u64,
@@ -118,6 +123,7 @@ impl WriteReport {
 
 /// Where acknowledged rows are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Durability {
     /// In the store itself: a query sees them now.
     #[default]
@@ -140,6 +146,7 @@ impl Durability {
 
 /// How a store, or one part of a composed store, is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum HealthStatus {
     /// Answers and is complete.
     #[default]
@@ -166,6 +173,7 @@ impl HealthStatus {
 /// one report per part (`components`), so an operator sees which part is down
 /// and how deep a write queue is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct HealthReport {
     /// The store's description (its `Display`: `duckdb`, `memory`, `retry(neon)`).
     pub backend: String,
@@ -210,6 +218,7 @@ impl HealthReport {
 
 /// A time range `[start, end)` used by deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TimeRange {
     /// Inclusive lower bound.
     pub start: Timestamp,

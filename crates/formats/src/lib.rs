@@ -42,6 +42,7 @@
 //! assert_eq!(written.lines().nth(1), Some("AAPL,2020-01-02T00:00:00Z,1,2,0.5,1.5,10,,"));
 //! ```
 
+pub mod atomic;
 pub mod error;
 pub mod format;
 pub mod location;
@@ -50,6 +51,7 @@ pub mod splits;
 pub mod validate;
 pub mod write;
 
+pub use atomic::AtomicFile;
 pub use error::FormatError;
 pub use format::BarFileFormat;
 pub use location::{Location, Locator};

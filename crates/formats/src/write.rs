@@ -183,6 +183,8 @@ pub fn parquet_properties() -> parquet::file::properties::WriterPropertiesBuilde
 pub struct ParquetWriter<W: Write + Send> {
     /// Boxed: the encoder state is a few hundred bytes, the other writers a pointer.
     writer: Box<ArrowWriter<W>>,
+    /// Whether the symbol column is left out (a file of a Hive partition).
+    without_symbol: bool,
 }
 
 impl<W: Write + Send> ParquetWriter<W> {
@@ -196,12 +198,27 @@ impl<W: Write + Send> ParquetWriter<W> {
     /// metadata (as `adapter-efs` does for its dataset files).
     pub fn with_properties(out: W, properties: WriterProperties) -> Result<Self, FormatError> {
         let writer = ArrowWriter::try_new(out, bar_schema(), Some(properties))?;
-        Ok(ParquetWriter { writer: Box::new(writer) })
+        Ok(ParquetWriter { writer: Box::new(writer), without_symbol: false })
+    }
+
+    /// Starts a Parquet file of one `symbol=` partition of a Hive dataset:
+    /// the canonical schema without its symbol column
+    /// ([`crate::read::hive::partition_schema`]), since the path holds the
+    /// symbol (as pyarrow's `write_to_dataset` and pandas' `partition_cols`
+    /// write). [`crate::read::hive::with_path_symbol`] restores the column.
+    pub fn without_symbol(out: W, properties: WriterProperties) -> Result<Self, FormatError> {
+        let writer = ArrowWriter::try_new(out, crate::read::hive::partition_schema(), Some(properties))?;
+        Ok(ParquetWriter { writer: Box::new(writer), without_symbol: true })
     }
 
     /// Writes every row of `batch` (buffered into row groups).
     pub fn write(&mut self, batch: &BarBatch) -> Result<(), FormatError> {
-        self.writer.write(batch.record_batch())?;
+        if self.without_symbol {
+            let columns: Vec<usize> = (1..COLUMNS.len()).collect();
+            self.writer.write(&batch.record_batch().project(&columns).map_err(parquet::errors::ParquetError::from)?)?;
+        } else {
+            self.writer.write(batch.record_batch())?;
+        }
         Ok(())
     }
 

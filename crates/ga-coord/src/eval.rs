@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
-use strata_core::{BarQuery, MarketDataStore, MarketDataStoreExt, Symbol, Timestamp};
+use strata_core::{BarQuery, MarketDataStore, MarketDataStoreExt, MarketSummary, Symbol, Timestamp, suggest};
 
 use crate::backtest::{BacktestConfig, Metrics, PriceSeries, backtest, combine, fitness};
 use crate::config::{DataWindow, EvalPayload};
@@ -177,11 +177,17 @@ impl Evaluator {
 }
 
 /// Reads a window's bars through the port, one series per symbol.
+///
+/// Fails with [`GaError::NoData`] when a symbol has fewer than two bars in the
+/// window; the message names every such symbol, suggests close names the
+/// store holds (`APPL`: did you mean `AAPL`?), and says to ingest data only
+/// when the store holds no bars at all.
 pub async fn load_window(market: &dyn MarketDataStore, window: &DataWindow) -> GaResult<Vec<PriceSeries>> {
     if window.symbols.is_empty() {
         return Err(GaError::Config("the data window names no symbol".into()));
     }
     let mut all = Vec::with_capacity(window.symbols.len());
+    let mut short = Vec::new();
     for name in &window.symbols {
         let symbol = Symbol::new(name.clone())?;
         let mut query = BarQuery::symbol(symbol);
@@ -197,15 +203,56 @@ pub async fn load_window(market: &dyn MarketDataStore, window: &DataWindow) -> G
             series.close.extend(columns.close.values().iter().copied());
         }
         if series.len() < 2 {
-            return Err(GaError::NoData(format!(
-                "{name} has {} bar(s) in {}; ingest data first (strata ingest data/*.csv)",
-                series.len(),
-                window.describe()
-            )));
+            short.push((name.as_str(), series.len()));
         }
         all.push(series);
     }
-    Ok(all)
+    if short.is_empty() {
+        return Ok(all);
+    }
+    // Only on failure: what the store holds, to say what is wrong.
+    let summary = market.summary().await?;
+    Err(GaError::NoData(missing_data_message(window, &short, &summary)))
+}
+
+/// How many stored symbols a "no data" message lists when no name is close.
+const LISTED_SYMBOLS: usize = 10;
+
+/// The message of a window whose `short` symbols (with their bar counts in
+/// the window) have fewer than two bars, given what the store holds.
+pub fn missing_data_message(window: &DataWindow, short: &[(&str, usize)], summary: &MarketSummary) -> String {
+    let known: Vec<&str> = summary.symbols.iter().map(|entry| entry.symbol.as_str()).collect();
+    let mut parts = Vec::with_capacity(short.len());
+    let mut unmatched = false;
+    for &(name, bars) in short {
+        let part = match summary.symbols.iter().find(|entry| entry.symbol == name) {
+            Some(entry) => format!(
+                "{name} has {bars} bar(s) in the window (the store has {} from {} to {})",
+                entry.rows, entry.first, entry.last
+            ),
+            None => match suggest::did_you_mean(name, known.iter().copied()) {
+                Some(hint) => format!("{name} is not in the store ({hint})"),
+                None => {
+                    unmatched = true;
+                    format!("{name} is not in the store")
+                }
+            },
+        };
+        parts.push(part);
+    }
+    let noun = if short.len() == 1 { "symbol" } else { "symbols" };
+    let mut message =
+        format!("{} {noun} of {} lack bars (2 needed): {}", short.len(), window.describe(), parts.join("; "));
+    if known.is_empty() {
+        message.push_str("; the store holds no bars at all: ingest data first (strata ingest data/*.csv)");
+    } else if unmatched {
+        message.push_str(&format!(
+            "; the store holds {} symbol(s): {} (see strata summary)",
+            known.len(),
+            suggest::listing(known.iter().copied(), LISTED_SYMBOLS)
+        ));
+    }
+    message
 }
 
 #[cfg(test)]
@@ -244,5 +291,33 @@ mod tests {
         abort.store(true, Ordering::Relaxed);
         let again = evaluator.evaluate_batch(&[payload], abort).await;
         assert_eq!(again[0].as_ref().unwrap().as_ref().unwrap(), first);
+    }
+
+    #[tokio::test]
+    async fn missing_symbols_are_all_named_with_close_names() {
+        let store = MemoryStore::new();
+        let window =
+            DataWindow { symbols: vec!["SYN000".into(), "SYN01".into(), "ZZZZ".into()], start: None, end: None };
+        let GaError::NoData(empty) = load_window(&store, &window).await.unwrap_err() else { panic!("NoData") };
+        assert!(empty.contains("SYN000 is not in the store"), "{empty}");
+        assert!(empty.contains("ZZZZ"), "{empty}");
+        assert!(empty.contains("ingest data first"), "an empty store asks for data: {empty}");
+
+        for batch in SyntheticSpec::minutes(2, 50, 3).batches(200) {
+            store.write_bars(batch).await.unwrap();
+        }
+        let GaError::NoData(message) = load_window(&store, &window).await.unwrap_err() else { panic!("NoData") };
+        assert!(message.starts_with("2 symbols of SYN000,SYN01,ZZZZ"), "{message}");
+        assert!(message.contains("SYN01 is not in the store (did you mean SYN001"), "{message}");
+        assert!(message.contains("ZZZZ is not in the store"), "{message}");
+        assert!(message.contains("the store holds 2 symbol(s): SYN000, SYN001"), "{message}");
+        assert!(!message.contains("SYN000 is"), "a symbol with bars is not named: {message}");
+        assert!(!message.contains("ingest data first"), "{message}");
+
+        // A stored symbol with too few bars in the window says what the store has.
+        let late = DataWindow { symbols: vec!["SYN000".into()], start: Some(1_893_456_000_000_000), end: None };
+        let GaError::NoData(message) = load_window(&store, &late).await.unwrap_err() else { panic!("NoData") };
+        assert!(message.contains("SYN000 has 0 bar(s) in the window (the store has 50 from"), "{message}");
+        assert!(!message.contains("ingest data first"), "{message}");
     }
 }

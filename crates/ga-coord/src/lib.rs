@@ -50,6 +50,7 @@ pub mod genome;
 pub mod lease;
 pub mod local;
 pub mod ops;
+pub mod report;
 pub mod strategy;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
@@ -67,6 +68,7 @@ pub use genome::{Gene, GeneKind, GeneSpec, Genome, GenomeSpec};
 pub use lease::CoordinatorRole;
 pub use local::{LocalOptions, LocalOutcome, evolve_local};
 pub use ops::{Crossover, OperatorConfig};
+pub use report::{Interruption, RunEstimate, estimate_run, interrupt_run, run_json, stats_json};
 pub use strategy::{Strategy, StrategyRegistry};
 pub use worker::{Worker, WorkerConfig, WorkerReport};
 

@@ -12,6 +12,7 @@ pub mod provision;
 /// An operation a store cannot do at all returns
 /// [`StoreError::Unsupported`](crate::StoreError::Unsupported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Capabilities {
     /// Acknowledged writes survive a crash of this process.
     pub durable: bool,

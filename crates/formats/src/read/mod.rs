@@ -9,11 +9,13 @@
 //! `adjusted_close`), the vendor's split- and dividend-adjusted close, used
 //! only with [`ReadOptions::adjust`]. Other columns are skipped and named in
 //! [`Chunk::ignored_columns`]. A file without a symbol column needs
-//! [`ReadOptions::symbol`]. Timestamps are read by `Timestamp::parse`, floats
+//! [`ReadOptions::symbol`], or a `symbol=` directory in its path when read
+//! as a file of a Hive dataset ([`hive`]). Timestamps are read by `Timestamp::parse`, floats
 //! exactly as `str::parse::<f64>` reads them.
 
 mod columns;
 mod csv_reader;
+pub mod hive;
 mod parquet_reader;
 
 use std::fs::File;

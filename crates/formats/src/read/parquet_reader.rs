@@ -25,8 +25,28 @@ use super::{Chunk, ChunkBuilder, ReadOptions, RowParts, RowProblems, adjust_row,
 /// that is not Parquet, lacks a column or has a column of the wrong type is
 /// a whole-file problem.
 pub fn parquet<T: ChunkReader + 'static>(input: T, options: &ReadOptions) -> ParquetChunks {
+    read(input, options, options.symbol.clone(), false)
+}
+
+/// [`parquet()`] for a file of a Hive dataset whose path gives `symbol`:
+/// a symbol column in the file is allowed, and each of its values must be
+/// `symbol` (a row whose value differs is a problem of its row).
+pub(super) fn parquet_with_path_symbol<T: ChunkReader + 'static>(
+    input: T,
+    symbol: Symbol,
+    options: &ReadOptions,
+) -> ParquetChunks {
+    read(input, options, Some(symbol), true)
+}
+
+fn read<T: ChunkReader + 'static>(
+    input: T,
+    options: &ReadOptions,
+    symbol: Option<Symbol>,
+    from_path: bool,
+) -> ParquetChunks {
     let mut chunk = ChunkBuilder::new(options);
-    let opened = open(input, options);
+    let opened = open(input, options, from_path);
     let (reader, map) = match opened {
         Ok((reader, map)) => {
             chunk.ignored_columns.clone_from(&map.ignored);
@@ -37,7 +57,7 @@ pub fn parquet<T: ChunkReader + 'static>(input: T, options: &ReadOptions) -> Par
             (None, None)
         }
     };
-    ParquetChunks { reader, map, symbol: options.symbol.clone(), row_number: 0, chunk, finished: false }
+    ParquetChunks { reader, map, symbol, row_number: 0, chunk, finished: false }
 }
 
 /// The chunks of a Parquet file, from [`parquet()`].
@@ -108,18 +128,23 @@ impl ParquetChunks {
 }
 
 /// Opens the file and maps its columns, or says why it cannot be used.
+/// With `from_path` the symbol comes from the file's path, and a symbol
+/// column is allowed too (its values are checked against the path's).
 fn open<T: ChunkReader + 'static>(
     input: T,
     options: &ReadOptions,
+    from_path: bool,
 ) -> Result<(ParquetRecordBatchReader, ColumnMap), String> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(input)
         .map_err(|error| format!("not a readable Parquet file: {error}"))?;
     let schema = builder.schema().clone();
-    let map = ColumnMap::from_names(
-        schema.fields().iter().map(|f| f.name().as_str()),
-        options.symbol.is_some(),
-        options.adjust,
-    )?;
+    let names = || schema.fields().iter().map(|f| f.name().as_str());
+    let fixed_symbol = if from_path {
+        !names().any(|name| super::columns::canonical_column(name) == Some("symbol"))
+    } else {
+        options.symbol.is_some()
+    };
+    let map = ColumnMap::from_names(names(), fixed_symbol, options.adjust)?;
     check_types(&schema, &map)?;
     let reader =
         builder.with_batch_size(options.chunk_rows.max(1)).build().map_err(|error| format!("cannot read: {error}"))?;
@@ -262,7 +287,11 @@ impl ParquetColumns {
         }
         let complete = |array: &dyn Array| array.null_count() == 0;
         let symbol: ArrayRef = match (&self.symbol, fixed_symbol) {
-            (Some(column), _) if complete(column) => Arc::new(column.clone()),
+            // A column and a path symbol (a Hive file): every value must agree.
+            (Some(column), Some(symbol)) if complete(column) && column.iter().all(|v| v == Some(symbol.as_str())) => {
+                Arc::new(column.clone())
+            }
+            (Some(column), None) if complete(column) => Arc::new(column.clone()),
             (None, Some(symbol)) => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(symbol.as_str(), rows))),
             _ => return None,
         };
@@ -296,7 +325,20 @@ impl ParquetColumns {
         let mut problems = RowProblems::new();
         let missing = || "value is missing".to_string();
         let symbol = match (&self.symbol, fixed_symbol) {
+            (Some(column), Some(symbol)) if column.is_valid(row) && column.value(row) != symbol.as_str() => {
+                problems.push((
+                    Some("symbol"),
+                    format!(
+                        "the symbol column says {:?} but the path says {}",
+                        column.value(row),
+                        super::hive::symbol_dir_name(symbol.as_str())
+                    ),
+                ));
+                ""
+            }
             (Some(column), _) if column.is_valid(row) => column.value(row),
+            // A Hive file's symbol column may leave the path's symbol implicit.
+            (Some(_), Some(symbol)) => symbol.as_str(),
             (Some(_), _) => {
                 problems.push((Some("symbol"), missing()));
                 ""

@@ -42,6 +42,72 @@ pub struct FakeNeonConfig {
     pub store_passwords: bool,
     /// The status an operation shows while it runs (`running`; tests may use an unknown value).
     pub running_status: String,
+    /// A real PostgreSQL server (`postgresql://host:port/?sslmode=disable`) that every
+    /// connection URI the fake hands out points at, pooled and direct alike, with the
+    /// database, role and password of the API call; only its scheme, host, port and
+    /// query parameters are used. `None` (the default) gives URIs of made-up
+    /// `*.fake.neon.local` hosts that lead nowhere. The fake creates nothing on that
+    /// server: each database and role must exist there already (see [`postgres_setup`]).
+    pub postgres: Option<url::Url>,
+}
+
+/// Parses a `--postgres` URL for [`FakeNeonConfig::postgres`]: a `postgres://` or
+/// `postgresql://` URL with a host.
+pub fn parse_postgres_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text.trim()).map_err(|error| format!("not a URL: {error}"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!("expected a postgres:// or postgresql:// URL, got scheme {:?}", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL names no host (e.g. postgres://127.0.0.1:5432/?sslmode=disable)".to_owned());
+    }
+    Ok(url)
+}
+
+/// The connection URI of `role` (with `password`) to `database` on the real
+/// server `server`: its scheme (as `postgresql`), host, port and query
+/// parameters (`sslmode=...`), nothing else of it.
+pub fn real_server_uri(server: &url::Url, role: &str, password: &str, database: &str) -> String {
+    let mut uri = server.clone();
+    // Both schemes are non-special, so these setters cannot fail on a URL with a host.
+    let _ = uri.set_scheme("postgresql");
+    let _ = uri.set_username(role);
+    let _ = uri.set_password(Some(password));
+    uri.set_path(&format!("/{database}"));
+    uri.set_fragment(None);
+    uri.to_string()
+}
+
+/// Shell commands that create `role` and `database` (owned by the role) on the real
+/// server `server`, as its `--postgres` URL's user (a superuser, or one allowed to
+/// create roles and databases): what a user runs before connecting through the
+/// fake's URIs. The last one sets the role's password, for servers that ask for it.
+pub fn postgres_setup(server: &url::Url, role: &str, database: &str, password: &str) -> Vec<String> {
+    let mut target = String::new();
+    if let Some(host) = server.host_str() {
+        target.push_str(&format!(" -h {}", host.trim_start_matches('[').trim_end_matches(']')));
+    }
+    if let Some(port) = server.port() {
+        target.push_str(&format!(" -p {port}"));
+    }
+    if !server.username().is_empty() {
+        target.push_str(&format!(" -U {}", shell_word(server.username())));
+    }
+    let sql = format!("ALTER ROLE \"{role}\" PASSWORD '{password}'");
+    vec![
+        format!("createuser{target} --login {}", shell_word(role)),
+        format!("createdb{target} --owner {} {}", shell_word(role), shell_word(database)),
+        format!("psql{target} -d postgres -c {}", shell_word(&sql)),
+    ]
+}
+
+/// `text` quoted for a POSIX shell when it needs it.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':' | '@' | '%' | '+'));
+    if plain { text.to_owned() } else { format!("'{}'", text.replace('\'', "'\\''")) }
 }
 
 impl Default for FakeNeonConfig {
@@ -52,6 +118,7 @@ impl Default for FakeNeonConfig {
             lock_while_running: true,
             store_passwords: true,
             running_status: "running".to_owned(),
+            postgres: None,
         }
     }
 }
@@ -311,6 +378,24 @@ impl FakeNeon {
         routes::insert_project(&mut state, &config, name, None, None).0
     }
 
+    /// Like [`FakeNeon::seed_project`] with the database `database` owned by the role
+    /// `role` instead of `neondb` and `neondb_owner`. Returns the project id.
+    pub fn seed_project_with(&self, name: &str, database: &str, role: &str) -> String {
+        let mut state = self.shared.state();
+        let config = self.shared.config();
+        let options = serde_json::json!({ "branch": { "database_name": database, "role_name": role } });
+        routes::insert_project(&mut state, &config, name, Some(&options), None).0
+    }
+
+    /// The password of `role` on the default branch of `project_id` (for the
+    /// banner of `strata neon fake-server --postgres`).
+    pub fn role_password(&self, project_id: &str, role: &str) -> Option<String> {
+        let state = self.shared.state();
+        let project = state.projects.get(project_id)?;
+        let branch = project.branches.values().find(|branch| branch.json["default"] == true)?;
+        branch.roles.get(role).map(|role| role.password.clone())
+    }
+
     /// The ids of every project, for assertions.
     pub fn project_ids(&self) -> Vec<String> {
         self.shared.state().projects.keys().cloned().collect()
@@ -351,5 +436,58 @@ impl Drop for FakeNeon {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> url::Url {
+        url::Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn real_server_uris_keep_host_port_and_query_and_take_the_rest_from_the_call() {
+        let server = url("postgres://admin:secret@127.0.0.1:5432/postgres?sslmode=disable#x");
+        assert_eq!(
+            real_server_uri(&server, "app", "npg_pw", "trading"),
+            "postgresql://app:npg_pw@127.0.0.1:5432/trading?sslmode=disable"
+        );
+        let plain = url("postgresql://db.internal");
+        assert_eq!(real_server_uri(&plain, "r", "p", "d"), "postgresql://r:p@db.internal/d");
+        let v6 = url("postgres://[::1]:6543/?sslmode=require&connect_timeout=5");
+        assert_eq!(
+            real_server_uri(&v6, "r", "p", "d"),
+            "postgresql://r:p@[::1]:6543/d?sslmode=require&connect_timeout=5"
+        );
+        // Names that need it are percent-encoded.
+        let odd = real_server_uri(&plain, "user@x", "p/w", "my db");
+        assert_eq!(odd, "postgresql://user%40x:p%2Fw@db.internal/my%20db");
+    }
+
+    #[test]
+    fn only_postgres_urls_with_a_host_are_accepted() {
+        assert!(parse_postgres_url("postgres://127.0.0.1:5432/?sslmode=disable").is_ok());
+        assert!(parse_postgres_url(" postgresql://localhost ").is_ok());
+        assert!(parse_postgres_url("http://127.0.0.1:5432/").unwrap_err().contains("postgres://"));
+        assert!(parse_postgres_url("postgres:///db").unwrap_err().contains("no host"));
+        assert!(parse_postgres_url("127.0.0.1:5432").is_err());
+    }
+
+    #[test]
+    fn setup_commands_target_the_server_and_quote_names() {
+        let server = url("postgres://postgres@127.0.0.1:5432/?sslmode=disable");
+        let commands = postgres_setup(&server, "neondb_owner", "neondb", "npg_x");
+        assert_eq!(
+            commands,
+            [
+                "createuser -h 127.0.0.1 -p 5432 -U postgres --login neondb_owner",
+                "createdb -h 127.0.0.1 -p 5432 -U postgres --owner neondb_owner neondb",
+                "psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -c 'ALTER ROLE \"neondb_owner\" PASSWORD '\\''npg_x'\\'''",
+            ]
+        );
+        let bare = postgres_setup(&url("postgres://localhost"), "my role", "db", "p");
+        assert_eq!(bare[0], "createuser -h localhost --login 'my role'");
     }
 }

@@ -497,8 +497,8 @@ pub(super) fn insert_project(
         "databases": [database],
         "operations": operations,
         "connection_uris": [{
-            "connection_uri": format!("postgresql://{role_name}:{password}@{host}/{database_name}?sslmode=require"),
-            "connection_parameters": {"database": database_name, "password": password, "role": role_name, "host": host, "pooler_host": pooler_host},
+            "connection_uri": uri_for(config, &role_name, &password, &host, &database_name),
+            "connection_parameters": {"database": database_name, "password": password, "role": role_name, "host": real_host(config).unwrap_or(host), "pooler_host": real_host(config).unwrap_or(pooler_host)},
         }],
     });
     (project_id, response)
@@ -708,7 +708,7 @@ fn project_route(
                 None => not_found(&format!("operation {operation_id}")),
             }
         }
-        ("GET", ["connection_uri"]) => connection_uri(state, project_id, query),
+        ("GET", ["connection_uri"]) => connection_uri(state, config, project_id, query),
         ("GET", ["branches"]) => {
             let project = &state.projects[project_id];
             let limit =
@@ -786,7 +786,7 @@ fn project_route(
     }
 }
 
-fn connection_uri(state: &State, project_id: &str, query: Option<&str>) -> Answer {
+fn connection_uri(state: &State, config: &FakeNeonConfig, project_id: &str, query: Option<&str>) -> Answer {
     let project = &state.projects[project_id];
     let (Some(database_name), Some(role_name)) = (query_value(query, "database_name"), query_value(query, "role_name"))
     else {
@@ -819,7 +819,22 @@ fn connection_uri(state: &State, project_id: &str, query: Option<&str>) -> Answe
     if query_value(query, "pooled").as_deref() == Some("true") {
         host = host.replacen(endpoint_id, &format!("{endpoint_id}-pooler"), 1);
     }
-    ok(json!({ "uri": format!("postgresql://{role_name}:{}@{host}/{database_name}?sslmode=require", role.password) }))
+    ok(json!({ "uri": uri_for(config, &role_name, &role.password, &host, &database_name) }))
+}
+
+/// A connection URI the fake hands out: to `host` (a made-up Neon host), or to the
+/// real server of [`FakeNeonConfig::postgres`] when there is one (pooled and direct
+/// URIs then both point at it: it has no PgBouncer in front).
+fn uri_for(config: &FakeNeonConfig, role: &str, password: &str, host: &str, database: &str) -> String {
+    match &config.postgres {
+        Some(server) => super::real_server_uri(server, role, password, database),
+        None => format!("postgresql://{role}:{password}@{host}/{database}?sslmode=require"),
+    }
+}
+
+/// The host of the real server of [`FakeNeonConfig::postgres`], if any.
+fn real_host(config: &FakeNeonConfig) -> Option<String> {
+    config.postgres.as_ref().and_then(|server| server.host_str()).map(str::to_owned)
 }
 
 fn create_branch(
@@ -885,6 +900,13 @@ fn create_branch(
     let role_list: Vec<Value> = roles.values().map(|role| role.json.clone()).collect();
     let database_list: Vec<Value> = databases.values().cloned().collect();
     let project_json = project.json.clone();
+    // Neon's answer has a connection URI only when the branch has one role and one database.
+    let only_pair = match (roles.iter().next(), databases.keys().next()) {
+        (Some((role_name, role)), Some(database_name)) if roles.len() == 1 && databases.len() == 1 => {
+            Some((role_name.clone(), role.password.clone(), database_name.clone()))
+        }
+        _ => None,
+    };
     let mut created_endpoints = Vec::new();
     for endpoint in &endpoints {
         let endpoint_id = format!("ep-fake-{}", next_id(state));
@@ -912,13 +934,30 @@ fn create_branch(
             now,
         ));
     }
-    created(json!({
+    let mut response = json!({
         "branch": branch,
         "endpoints": created_endpoints,
         "operations": operations,
         "roles": role_list,
         "databases": database_list,
-    }))
+    });
+    let read_write = created_endpoints.iter().find(|endpoint| endpoint["type"] == "read_write");
+    if let (Some(endpoint), Some((role_name, password, database_name))) = (read_write, only_pair) {
+        let endpoint_id = endpoint["id"].as_str().unwrap_or_default();
+        let host = endpoint["host"].as_str().unwrap_or_default().to_owned();
+        let pooler_host = host.replacen(endpoint_id, &format!("{endpoint_id}-pooler"), 1);
+        response["connection_uris"] = json!([{
+            "connection_uri": uri_for(config, &role_name, &password, &host, &database_name),
+            "connection_parameters": {
+                "database": database_name,
+                "password": password,
+                "role": role_name,
+                "host": real_host(config).unwrap_or(host),
+                "pooler_host": real_host(config).unwrap_or(pooler_host),
+            },
+        }]);
+    }
+    created(response)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -7,6 +7,7 @@
 mod client;
 mod contract;
 mod provisioner;
+mod real_server;
 mod resilience;
 mod schema;
 mod secrets;

@@ -1,0 +1,201 @@
+//! A run as machine-readable JSON (`strata evolve --json`, `strata runs show
+//! --json`, `strata runs list --json`, and the HTTP API to come), and what to
+//! do when an operator interrupts a run.
+//!
+//! Generation numbers in these documents count from 1, as every line a human
+//! reads does ("generation 3/10"); the store numbers them from 0.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use strata_core::evolution::{GenerationStats, RunId, RunRecord, RunStatus, WorkerId};
+use strata_core::{EvolutionStore, Result};
+
+use crate::coordinator::RunSummary;
+
+/// A float, or `null` when it is not finite (JSON has no NaN or infinity).
+fn number(value: f64) -> Value {
+    if value.is_finite() { json!(value) } else { Value::Null }
+}
+
+/// One generation's statistics; `generation` counts from 1.
+pub fn stats_json(stats: &GenerationStats) -> Value {
+    json!({
+        "generation": stats.generation + 1,
+        "best": number(stats.best),
+        "mean": number(stats.mean),
+        "std": number(stats.std),
+        "diversity": number(stats.diversity),
+        "evaluated": stats.evaluated,
+    })
+}
+
+/// A run's settings and status, without its results (one line of `runs list --json`).
+pub fn run_json(record: &RunRecord) -> Value {
+    let spec = &record.spec;
+    json!({
+        "run": spec.id.as_str(),
+        "status": record.status.as_str(),
+        "strategy": spec.strategy,
+        "seed": spec.seed,
+        "population": spec.population_size,
+        "generations": spec.generations,
+        "created_at": record.created_at.to_string(),
+        "updated_at": record.updated_at.to_string(),
+    })
+}
+
+impl RunSummary {
+    /// The whole summary: [`run_json`]'s fields, the run's configuration, the
+    /// statistics of every evaluated generation, the population fingerprints
+    /// and the best genomes of the last generation.
+    pub fn to_json(&self) -> Value {
+        let best: Vec<Value> = self
+            .best
+            .iter()
+            .map(|individual| {
+                json!({
+                    "index": individual.index,
+                    "genome": serde_json::from_str::<Value>(&individual.genome).unwrap_or(Value::Null),
+                    "fitness": individual.fitness.map_or(Value::Null, number),
+                    "metrics": individual.metrics,
+                    "out_of_sample": individual.out_of_sample,
+                })
+            })
+            .collect();
+        let mut document = run_json(&self.record);
+        if let Some(fields) = document.as_object_mut() {
+            fields.insert("config".into(), serde_json::from_str(&self.record.spec.config).unwrap_or(Value::Null));
+            fields.insert("generation_stats".into(), self.stats.iter().map(stats_json).collect());
+            fields.insert(
+                "population_hashes".into(),
+                self.population_hashes.iter().map(|hash| json!(format!("{hash:016x}"))).collect(),
+            );
+            fields.insert("best".into(), Value::Array(best));
+        }
+        document
+    }
+}
+
+/// What [`interrupt_run`] did.
+#[derive(Debug)]
+pub struct Interruption {
+    /// The run's status afterwards (`Interrupted`, or the status it had
+    /// already reached: completed, failed, cancelled), or why it could not be set.
+    pub status: Result<RunStatus>,
+    /// Generations whose evaluations are stored, or why they could not be counted.
+    pub generations_kept: Result<usize>,
+}
+
+/// After a coordinator was stopped by an operator (Ctrl-C, SIGTERM) at an
+/// await point: marks the run interrupted, so no worker leases its tasks
+/// until it is resumed (a run that already ended keeps its status), and gives
+/// the coordinator role back at once, so a resume need not wait for it to
+/// expire (the same holder re-acquiring gets its own live lease, which it
+/// releases). Every step the coordinator took is already stored.
+pub async fn interrupt_run(
+    evolution: &dyn EvolutionStore,
+    run: &RunId,
+    holder: &WorkerId,
+    role_ttl: Duration,
+) -> Interruption {
+    let status = match evolution.get_run(run).await {
+        Ok(record) if !record.status.is_active() => Ok(record.status),
+        _ => evolution.set_run_status(run, RunStatus::Interrupted).await.map(|record| record.status),
+    };
+    if let Ok(Some(lease)) = evolution.acquire_coordinator(run, holder, role_ttl).await {
+        let _ = evolution.release_coordinator(&lease).await;
+    }
+    let generations_kept = evolution.generation_stats(run).await.map(|stats| stats.len());
+    Interruption { status, generations_kept }
+}
+
+/// What a run will cost, measured on this machine before it starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunEstimate {
+    /// Evaluations the run asks for (population x generations; the fitness
+    /// cache makes the real number smaller when genomes repeat).
+    pub evaluations: u64,
+    /// Median time of one evaluation here, on the run's window.
+    pub per_evaluation: Duration,
+    /// Wall-clock time with the given number of evaluating workers.
+    pub wall: Duration,
+    /// Memory the window's bars take in every process that evaluates (each
+    /// bar: timestamp, high, low and close, 8 bytes each).
+    pub bar_bytes: u64,
+}
+
+/// Times a few evaluations of the run's first genomes on `series` and scales
+/// them to `population` x `generations` on `workers` workers (at least 1).
+pub fn estimate_run(
+    strategy: &dyn crate::strategy::Strategy,
+    series: &[crate::backtest::PriceSeries],
+    backtest: &crate::backtest::BacktestConfig,
+    population: u32,
+    generations: u32,
+    seed: u64,
+) -> crate::error::GaResult<RunEstimate> {
+    let genome_spec = strategy.genome_spec();
+    let mut timings = Vec::new();
+    for genome in crate::ops::initial_population(&genome_spec, seed, 3) {
+        let started = std::time::Instant::now();
+        crate::eval::evaluate(strategy, &genome_spec.to_text(&genome), series, backtest)?;
+        timings.push(started.elapsed());
+    }
+    timings.sort();
+    let per_evaluation = timings.get(timings.len() / 2).copied().unwrap_or_default();
+    let evaluations = u64::from(population) * u64::from(generations);
+    let bars: u64 = series.iter().map(|one| one.timestamps.len() as u64).sum();
+    Ok(RunEstimate { evaluations, per_evaluation, wall: Duration::ZERO, bar_bytes: bars * 32 }.with_workers(1))
+}
+
+impl RunEstimate {
+    /// The wall-clock time with `workers` evaluating at once (0 counts as 1:
+    /// the `strata worker` processes are at least one).
+    pub fn with_workers(self, workers: u32) -> Self {
+        let per_worker = self.evaluations.div_ceil(u64::from(workers.max(1)));
+        let wall = self.per_evaluation.saturating_mul(u32::try_from(per_worker).unwrap_or(u32::MAX));
+        RunEstimate { wall, ..self }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::backtest::{BacktestConfig, PriceSeries};
+    use crate::strategy::StrategyRegistry;
+
+    #[test]
+    fn estimates_scale_with_the_run_and_the_workers() {
+        let closes: Vec<f64> = (0..2_000).map(|day| 100.0 + (f64::from(day) * 0.1).sin() * 10.0).collect();
+        let series = [PriceSeries::from_closes("A", &closes), PriceSeries::from_closes("B", &closes)];
+        let registry = StrategyRegistry::default();
+        let strategy = registry.get("ma-crossover").unwrap();
+        let estimate = estimate_run(strategy.as_ref(), &series, &BacktestConfig::default(), 50, 10, 7).unwrap();
+        assert_eq!(estimate.evaluations, 500);
+        assert_eq!(estimate.bar_bytes, 4_000 * 32);
+        assert!(estimate.per_evaluation > Duration::ZERO);
+        assert_eq!(estimate.wall, estimate.per_evaluation * 500);
+        let four = estimate.with_workers(4);
+        assert_eq!(four.wall, estimate.per_evaluation * 125);
+        assert_eq!(estimate.with_workers(0).wall, estimate.wall, "0 workers (coordinator only) counts as one");
+    }
+
+    #[test]
+    fn generations_count_from_one_in_json() {
+        let stats = GenerationStats {
+            run: RunId::new("r").unwrap(),
+            generation: 0,
+            best: 1.5,
+            mean: f64::NAN,
+            std: 0.0,
+            diversity: 0.25,
+            evaluated: 8,
+        };
+        let json = stats_json(&stats);
+        assert_eq!(json["generation"], 1);
+        assert_eq!(json["mean"], Value::Null, "NaN is not JSON");
+        assert_eq!(json["best"], 1.5);
+    }
+}
