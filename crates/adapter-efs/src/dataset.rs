@@ -445,8 +445,8 @@ pub(crate) fn publish_data_file(
         .build();
     let bars = BarBatch::try_new(rows.clone())?;
     let staged = publish::write_staged(&staging, "data", |out, path| {
-        let mut writer = strata_formats::write::ParquetWriter::without_symbol(out, properties)
-            .map_err(|e| format_error(path, e))?;
+        let mut writer =
+            strata_formats::write::ParquetWriter::without_symbol(out, properties).map_err(|e| format_error(path, e))?;
         writer.write(&bars).map_err(|e| format_error(path, e))?;
         writer.finish().map_err(|e| format_error(path, e))
     })?;

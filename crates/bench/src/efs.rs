@@ -16,7 +16,8 @@
 //!   compacted first (`EfsStore::compact`) so that both sides read one file
 //!   per partition, as pyarrow's `write_to_dataset` leaves them.
 //!
-//! Each figure is the median of `--repeat` runs; Strata and pyarrow runs
+//! Each figure is the median of `--repeat` runs (writes: at most
+//! [`MAX_WRITE_RUNS`], so that a full run stays about a minute); Strata and pyarrow runs
 //! alternate (which goes first alternates too), so a noisy neighbour hits
 //! both sides alike. The rows reach Python through one Parquet file written
 //! before any timing; Python loads it once, then times only its own
@@ -41,6 +42,9 @@ use strata_core::{BarBatch, BarQuery, MarketDataStore, MarketDataStoreExt, Symbo
 use strata_formats::write::ParquetWriter;
 
 use crate::Measurement;
+
+/// The most write runs per row count: a 5M-row write takes seconds on each side.
+const MAX_WRITE_RUNS: usize = 5;
 
 /// The environment variable naming the Python that runs the pyarrow baseline.
 const PYTHON_VAR: &str = "STRATA_PYTHON";
@@ -82,7 +86,7 @@ pub(crate) async fn run(
     repeat: usize,
     table: &mut Vec<Measurement>,
 ) -> Result<()> {
-    let python = std::env::var(PYTHON_VAR).ok().filter(|python| !python.trim().is_empty());
+    let mut python = std::env::var(PYTHON_VAR).ok().filter(|python| !python.trim().is_empty());
     if python.is_none() {
         eprintln!(
             "strata-bench: efs: pyarrow baseline skipped: {PYTHON_VAR} is unset (set it to a Python with pyarrow, \
@@ -90,13 +94,14 @@ pub(crate) async fn run(
         );
     }
     for &rows in row_counts {
-        bench_rows(python.as_deref(), rows, symbols, batch_rows, repeat.max(1), table).await?;
+        bench_rows(&mut python, rows, symbols, batch_rows, repeat.max(1), table).await?;
     }
     Ok(())
 }
 
+/// One row count; a Python that cannot run the baseline is forgotten (`python` set to `None`).
 async fn bench_rows(
-    python: Option<&str>,
+    python: &mut Option<String>,
     rows: usize,
     symbols: usize,
     batch_rows: usize,
@@ -108,19 +113,22 @@ async fn bench_rows(
     let batches: Vec<BarBatch> = spec.batches(batch_rows).collect();
     let total: usize = batches.iter().map(BarBatch::len).sum();
     let size = crate::short(total);
+    let write_runs = runs.min(MAX_WRITE_RUNS);
     eprintln!(
-        "strata-bench: efs, {} rows ({symbols} symbols), batches of {batch_rows}, median of {runs} runs",
+        "strata-bench: efs, {} rows ({symbols} symbols), batches of {batch_rows}, medians of {write_runs} writes \
+         and {runs} reads",
         group_thousands(total as u64)
     );
     let work = tempfile::tempdir().context("creating a temporary directory for the efs benchmark")?;
-    let mut pyarrow = match python {
-        Some(python) => {
+    let mut pyarrow = match python.as_deref() {
+        Some(program) => {
             let input = work.path().join("input.parquet");
             write_parquet(&input, &batches)?;
-            match Pyarrow::start(python, &input, total) {
+            match Pyarrow::start(program, &input, total) {
                 Ok(pyarrow) => Some(pyarrow),
                 Err(error) => {
                     eprintln!("strata-bench: efs: pyarrow baseline skipped: {error:#}");
+                    *python = None;
                     None
                 }
             }
@@ -129,11 +137,11 @@ async fn bench_rows(
     };
 
     // Writes: a fresh directory for every run, the previous run's removed (untimed).
-    let mut strata_times = Vec::with_capacity(runs);
-    let mut pyarrow_times = Vec::with_capacity(runs);
+    let mut strata_times = Vec::with_capacity(write_runs);
+    let mut pyarrow_times = Vec::with_capacity(write_runs);
     let mut strata_dir: Option<tempfile::TempDir> = None;
     let mut pyarrow_dir: Option<PathBuf> = None;
-    for run in 0..runs {
+    for run in 0..write_runs {
         for side in order(run) {
             match side {
                 Side::Strata => {

@@ -504,7 +504,13 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
         }
     };
     let local_reach = serving.is_some();
-    Ok(Opened { market: Some(store.clone()), evolution: Some(store), description: config.describe(), serving, local_reach })
+    Ok(Opened {
+        market: Some(store.clone()),
+        evolution: Some(store),
+        description: config.describe(),
+        serving,
+        local_reach,
+    })
 }
 
 /// The stores of a DuckDB file that another strata process holds, through
@@ -529,7 +535,13 @@ async fn through_socket(config: &StorageConfig, socket: &std::path::Path, attemp
 #[cfg(feature = "memory")]
 fn memory_stores(config: &StorageConfig) -> Opened {
     let store = Arc::new(strata_adapter_mock::MemoryStore::new());
-    Opened { market: Some(store.clone()), evolution: Some(store), description: config.describe(), serving: None, local_reach: false }
+    Opened {
+        market: Some(store.clone()),
+        evolution: Some(store),
+        description: config.describe(),
+        serving: None,
+        local_reach: false,
+    }
 }
 
 /// The neon backend's configuration from `DATABASE_URL` (or `NEON_DATABASE_URL`) and the settings.
@@ -659,7 +671,13 @@ async fn efs_stores(config: &StorageConfig) -> anyhow::Result<Opened> {
     let store = EfsStore::open(EfsConfig::new(root.clone()))
         .await
         .with_context(|| format!("cannot open the efs store {}", root.display()))?;
-    Ok(Opened { market: Some(Arc::new(store)), evolution: None, description: config.describe(), serving: None, local_reach: false })
+    Ok(Opened {
+        market: Some(Arc::new(store)),
+        evolution: None,
+        description: config.describe(),
+        serving: None,
+        local_reach: false,
+    })
 }
 
 /// Merges the files of every partition of the efs dataset that has more

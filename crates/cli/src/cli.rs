@@ -127,7 +127,7 @@ pub(crate) struct DuckDbArgs {
     #[arg(id = "duckdb_path", long = "duckdb-path", global = true, env = "STRATA_DUCKDB_PATH", value_name = "FILE")]
     pub(crate) path: Option<PathBuf>,
     /// Seconds to wait for a DuckDB file that another process holds before giving up.
-    #[arg(long, global = true, env = "STRATA_DUCKDB_LOCK_WAIT", value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, global = true, env = "STRATA_DUCKDB_LOCK_WAIT", value_name = "SECONDS", value_parser = seconds("STRATA_DUCKDB_LOCK_WAIT", false))]
     pub(crate) lock_wait: Option<Duration>,
     /// DuckDB worker threads (default: DuckDB's choice).
     #[arg(
@@ -163,7 +163,7 @@ pub(crate) struct PgArgs {
         global = true,
         env = "STRATA_PG_STATEMENT_TIMEOUT",
         value_name = "SECONDS",
-        value_parser = positive_seconds
+        value_parser = seconds("STRATA_PG_STATEMENT_TIMEOUT", true)
     )]
     pub(crate) statement_timeout: Option<Duration>,
     /// Seconds to keep retrying transient failures (a Neon compute waking up, a dropped
@@ -174,7 +174,7 @@ pub(crate) struct PgArgs {
         global = true,
         env = "STRATA_PG_RETRY_BUDGET",
         value_name = "SECONDS",
-        value_parser = seconds
+        value_parser = seconds("STRATA_PG_RETRY_BUDGET", false)
     )]
     pub(crate) retry_budget: Option<Duration>,
     /// Apply pending migrations when the store opens: true (default) or false.
@@ -435,18 +435,24 @@ pub(crate) struct DigestArgs {
     pub(crate) json: bool,
 }
 
-/// A number of seconds >= 0 (fractions allowed), e.g. `--lock-wait 2.5`.
-pub(crate) fn seconds(text: &str) -> Result<Duration, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
-        .ok_or_else(|| "expected a number of seconds >= 0".to_string())
+/// A number of seconds (fractions allowed), at least zero or, with
+/// `positive`, more than zero.
+fn parse_seconds(text: &str, positive: bool) -> Result<Duration, String> {
+    let duration = text.trim().parse::<f64>().ok().and_then(|seconds| Duration::try_from_secs_f64(seconds).ok());
+    duration
+        .filter(|duration| !(positive && duration.is_zero()))
+        .ok_or_else(|| format!("expected a number of seconds {}", if positive { "> 0" } else { ">= 0" }))
 }
 
-/// A number of seconds > 0.
+/// The value parser of a setting in seconds whose error also names
+/// `variable`, the environment variable that may have given the value.
+fn seconds(variable: &'static str, positive: bool) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |text| parse_seconds(text, positive).map_err(|error| format!("{error} (the flag, or {variable})"))
+}
+
+/// Seconds > 0, for a flag without an environment variable.
 pub(crate) fn positive_seconds(text: &str) -> Result<Duration, String> {
-    seconds(text).ok().filter(|duration| !duration.is_zero()).ok_or_else(|| "expected a number of seconds > 0".to_string())
+    parse_seconds(text, true)
 }
 
 /// A bar spacing in microseconds (> 0).

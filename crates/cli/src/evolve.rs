@@ -13,8 +13,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use strata_core::evolution::{GenerationStats, RunId, RunStatus, WorkerId};
 use strata_core::{MarketDataStore, Symbol, Timestamp};
 use strata_ga_coord::{
-    CoordinatorConfig, CoordinatorEvent, DataWindow, GaError, LocalOptions, Objective, Observer, RunConfig, RunSummary,
-    StrategyRegistry, Worker, WorkerConfig, estimate_run, evolve_local, interrupt_run, run_json, summarize, RunEstimate,
+    CoordinatorConfig, CoordinatorEvent, DataWindow, GaError, LocalOptions, Objective, Observer, RunConfig,
+    RunEstimate, RunSummary, StrategyRegistry, Worker, WorkerConfig, estimate_run, evolve_local, interrupt_run,
+    run_json, summarize,
 };
 use tokio::sync::watch;
 
@@ -252,8 +253,14 @@ pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result
                 .map_err(|error| UsageError(error.to_string()))?;
             if !args.json {
                 let strategy = registry.get(&args.strategy).map_err(|e| UsageError(e.to_string()))?;
-                let estimate =
-                    estimate_run(strategy.as_ref(), &series, &config.backtest, args.population, args.generations, args.seed)?;
+                let estimate = estimate_run(
+                    strategy.as_ref(),
+                    &series,
+                    &config.backtest,
+                    args.population,
+                    args.generations,
+                    args.seed,
+                )?;
                 if let Some(note) = estimate_note(estimate.with_workers(args.workers.unwrap_or_else(default_workers))) {
                     eprintln!("{note}");
                 }

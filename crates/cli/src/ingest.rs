@@ -201,12 +201,7 @@ fn resolve_inputs(paths: &[PathBuf], format: Option<InputFormat>, fixed_symbol: 
 }
 
 /// The files of the Hive dataset in `dir`, numbered from `first`.
-fn dataset_inputs(
-    dir: &Path,
-    format: Option<InputFormat>,
-    fixed_symbol: bool,
-    first: u32,
-) -> Result<Vec<InputFile>> {
+fn dataset_inputs(dir: &Path, format: Option<InputFormat>, fixed_symbol: bool, first: u32) -> Result<Vec<InputFile>> {
     if format.is_some_and(|format| BarFileFormat::from(format) != BarFileFormat::Parquet) {
         return Err(UsageError(format!(
             "{} is a directory, read as a Parquet dataset; drop --format or pass --format parquet",
@@ -231,7 +226,8 @@ fn dataset_inputs(
     }
     let mut files = Vec::with_capacity(listed.len());
     for (offset, file) in listed.into_iter().enumerate() {
-        let index = u32::try_from(offset).ok().and_then(|offset| first.checked_add(offset)).context("too many files")?;
+        let index =
+            u32::try_from(offset).ok().and_then(|offset| first.checked_add(offset)).context("too many files")?;
         let path = file.path.clone();
         files.push(InputFile { index, path, format: BarFileFormat::Parquet, dataset: Some((file, dir.to_path_buf())) });
     }
@@ -306,10 +302,7 @@ impl Validator {
         Validator {
             keys: CrossFileKeys::new(locator.clone()),
             locator,
-            paths: files
-                .iter()
-                .map(|file| file.dataset.as_ref().map_or(&file.path, |(_, dir)| dir).clone())
-                .collect(),
+            paths: files.iter().map(|file| file.dataset.as_ref().map_or(&file.path, |(_, dir)| dir).clone()).collect(),
             problems: 0,
             bad_rows: 0,
             bad_files: 0,
@@ -478,10 +471,7 @@ mod tests {
             .iter()
             .map(|f| (f.index, f.dataset.as_ref().map(|(d, _)| d.symbol.as_ref().unwrap().to_string())))
             .collect();
-        assert_eq!(
-            listed,
-            vec![(0, None), (1, Some("^GSPC".to_string())), (2, Some("AAPL".to_string())), (3, None)]
-        );
+        assert_eq!(listed, vec![(0, None), (1, Some("^GSPC".to_string())), (2, Some("AAPL".to_string())), (3, None)]);
         assert_eq!(files[1].format, BarFileFormat::Parquet);
         let validator = Validator::new(&files);
         assert_eq!(validator.paths[2], dataset, "notes name the dataset");

@@ -11,7 +11,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{command, run, strata_in};
+use common::{run, strata_in};
 
 /// `strata` under a shell that limits files it writes to `kib` KiB and
 /// ignores SIGXFSZ, so a write past the limit fails with EFBIG instead of

@@ -39,8 +39,19 @@ fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
-const EVOLVE: &[&str] =
-    &["evolve", "--symbols", "AAPL", "--start", "2004-01-01", "--end", "2006-01-01", "--population", "6", "--seed", "3"];
+const EVOLVE: &[&str] = &[
+    "evolve",
+    "--symbols",
+    "AAPL",
+    "--start",
+    "2004-01-01",
+    "--end",
+    "2006-01-01",
+    "--population",
+    "6",
+    "--seed",
+    "3",
+];
 
 #[test]
 fn other_commands_go_through_the_process_that_holds_the_file() {

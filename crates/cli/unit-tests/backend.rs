@@ -59,8 +59,9 @@ fn defaults_and_flags() {
     let waiting = parsed(&["--lock-wait", "2.5"]).unwrap();
     assert_eq!(waiting.duckdb.lock_wait, Some(std::time::Duration::from_millis(2500)));
     for bad in ["-1", "NaN", "soon"] {
-        let message = parsed(&["--lock-wait", bad]).unwrap_err().to_string();
+        let message = parsed(&[&format!("--lock-wait={bad}")]).unwrap_err().to_string();
         assert!(message.contains("--lock-wait") && message.contains("seconds >= 0"), "{message}");
+        assert!(message.contains("STRATA_DUCKDB_LOCK_WAIT"), "{message}");
     }
     let message = parsed(&["--pg-statement-timeout", "0"]).unwrap_err().to_string();
     assert!(message.contains("seconds > 0"), "{message}");

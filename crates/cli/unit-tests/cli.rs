@@ -85,7 +85,8 @@ fn example_invocations(line: &str) -> Vec<Vec<String>> {
     while let Some(at) = rest.find("strata ") {
         let starts_word = at == 0 || matches!(rest.as_bytes()[at - 1], b' ' | b'(');
         let tail = &rest[at..];
-        let end = ["  ", "|", ">", ")", " &", "`"].iter().filter_map(|stop| tail.find(stop)).min().unwrap_or(tail.len());
+        let end =
+            ["  ", "|", ">", ")", " &", "`"].iter().filter_map(|stop| tail.find(stop)).min().unwrap_or(tail.len());
         if starts_word {
             found.push(tail[..end].split_whitespace().map(str::to_string).collect());
         }
@@ -119,5 +120,8 @@ fn every_example_in_the_help_parses() {
     walk(&command(), &mut checked);
     assert!(checked > 40, "only {checked} examples found: the extraction is broken");
     assert_eq!(example_invocations("  diff <(strata digest) <(strata --duckdb-path b.duckdb digest)").len(), 2);
-    assert_eq!(example_invocations("  strata query AAPL --format json | jq .close"), [["strata", "query", "AAPL", "--format", "json"]]);
+    assert_eq!(
+        example_invocations("  strata query AAPL --format json | jq .close"),
+        [["strata", "query", "AAPL", "--format", "json"]]
+    );
 }

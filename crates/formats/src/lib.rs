@@ -12,6 +12,11 @@
 //!   [`strata_core::BarBatchBuilder`], the line or row of each of its rows, and
 //!   every [`Problem`] with its [`Location`]. Readers never fail: a file that
 //!   cannot be opened or has no usable header arrives as a whole-file problem.
+//! - [`read::hive`]: Hive datasets partitioned by symbol (pandas
+//!   `partition_cols`, pyarrow `write_to_dataset`, polars `partition_by`, and
+//!   `adapter-efs`): the symbol from the path ([`read::hive::symbol_from_path`]),
+//!   the dataset's files ([`read::hive::dataset_files`]) read as chunks
+//!   ([`read::hive::file`]).
 //! - [`ReadOptions::adjust`]: the vendor's adjusted close applied while
 //!   reading (OHLC and vwap scaled by adj_close / close, volume divided).
 //! - [`splits::SplitScan`]: overnight moves that look like unadjusted splits

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use strata_core::{Bar, Timestamp};
-use strata_formats::read::hive::{self, DatasetFile};
 use strata_formats::read::ReadOptions;
+use strata_formats::read::hive::{self, DatasetFile};
 use strata_formats::{BarFileFormat, Chunk, Locator};
 
 const PYTHON_ENV: &str = "STRATA_PYTHON";

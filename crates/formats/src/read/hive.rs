@@ -10,7 +10,7 @@
 //! - [`with_path_symbol`]: a batch of the other bar columns (a file of such a
 //!   dataset) completed with the path's symbol, in the canonical schema;
 //! - [`dataset_files`] and [`file`]: list a dataset and read one of its
-//!   files as [`Chunk`]s, every problem located at its file and row.
+//!   files as [`Chunk`](super::Chunk)s, every problem located at its file and row.
 //!
 //! Files may hold a symbol column too (polars keeps it, older Strata
 //! datasets have it): [`file`] then checks each row's value against the
@@ -99,9 +99,8 @@ pub fn symbol_from_path(path: &Path) -> Option<Result<Symbol, String>> {
     })?;
     Some(match decode_value(value) {
         None => Err(format!("the partition value {value:?} is not UTF-8 once percent-decoded")),
-        Some(text) => {
-            Symbol::new(text.as_str()).map_err(|error| format!("the partition value {value:?} is not a symbol: {error}"))
-        }
+        Some(text) => Symbol::new(text.as_str())
+            .map_err(|error| format!("the partition value {value:?} is not a symbol: {error}")),
     })
 }
 
@@ -181,10 +180,7 @@ pub fn dataset_files(dir: &Path) -> io::Result<Vec<DatasetFile>> {
             } else if name.to_ascii_lowercase().ends_with(".parquet") {
                 let relative = path.strip_prefix(dir).unwrap_or(&path);
                 let symbol = symbol_from_path(relative).unwrap_or_else(|| {
-                    Err(format!(
-                        "not inside a {SYMBOL_KEY}=... directory of {}, so it has no symbol",
-                        dir.display()
-                    ))
+                    Err(format!("not inside a {SYMBOL_KEY}=... directory of {}, so it has no symbol", dir.display()))
                 });
                 out.push(DatasetFile { path, symbol });
             }
@@ -208,9 +204,7 @@ pub fn is_dataset(dir: &Path) -> io::Result<bool> {
 pub fn file(file: &DatasetFile, options: &ReadOptions) -> FileChunks {
     let inner = match (&file.symbol, File::open(&file.path)) {
         (Err(message), _) => Inner::Failed(Some(ChunkBuilder::failed(options, 0, message.clone()))),
-        (Ok(_), Err(error)) => {
-            Inner::Failed(Some(ChunkBuilder::failed(options, 0, format!("cannot open: {error}"))))
-        }
+        (Ok(_), Err(error)) => Inner::Failed(Some(ChunkBuilder::failed(options, 0, format!("cannot open: {error}")))),
         (Ok(symbol), Ok(handle)) => Inner::Parquet(parquet_with_path_symbol(handle, symbol.clone(), options)),
     };
     FileChunks { inner }
