@@ -135,7 +135,10 @@ fn refuse_previous_layout(root: &Path) -> Result<()> {
     Err(StoreError::unavailable(
         BACKEND,
         format!(
-            "{shown} holds {found} symbol=... partition director{} in the previous layout, where the dataset sat              right under the root; the dataset now lives in {shown}/bars (so that the root's other files do not              stop Python readers). With no Strata writer running, move it:              mkdir -p '{shown}/bars' && mv '{shown}'/symbol=* '{shown}/bars/' (batch markers in _strata/ stay valid)",
+            "{shown} holds {found} symbol=... partition director{} in the previous layout, where the dataset sat \
+             right under the root; the dataset now lives in {shown}/bars (so that the root's other files do not \
+             stop Python readers). With no Strata writer running, move it: \
+             mkdir -p '{shown}/bars' && mv '{shown}'/symbol=* '{shown}/bars/' (batch markers in _strata/ stay valid)",
             if found == 1 { "y" } else { "ies" }
         ),
         None,

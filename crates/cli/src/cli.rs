@@ -221,7 +221,7 @@ pub(crate) struct PgArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Load bars from CSV or Parquet files (all-or-nothing).
+    /// Load bars from CSV or Parquet files or Hive datasets (all-or-nothing).
     #[command(long_about = INGEST_LONG_ABOUT, after_help = INGEST_AFTER_HELP)]
     Ingest(IngestArgs),
     /// Print bars of one or more symbols as a table, CSV, JSON Lines or Parquet.
@@ -302,8 +302,10 @@ impl From<InputFormat> for BarFileFormat {
 /// `strata ingest`.
 #[derive(Debug, Args)]
 pub(crate) struct IngestArgs {
-    /// CSV or Parquet files (by extension: .csv, .parquet, .pq; see --format).
-    #[arg(required = true, value_name = "FILE")]
+    /// CSV or Parquet files (by extension: .csv, .parquet, .pq; see --format), or directories
+    /// holding a Hive dataset partitioned by symbol (DIR/symbol=AAPL/*.parquet, as pandas,
+    /// pyarrow and polars write it).
+    #[arg(required = true, value_name = "FILE|DIR")]
     pub(crate) files: Vec<PathBuf>,
     /// Read every file as this format, whatever its extension.
     #[arg(long, value_enum)]

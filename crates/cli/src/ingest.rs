@@ -211,7 +211,8 @@ fn dataset_inputs(dir: &Path, format: Option<InputFormat>, fixed_symbol: bool, f
     }
     if fixed_symbol {
         return Err(UsageError(format!(
-            "--symbol does not apply to the dataset {}: each file's symbol comes from its symbol=... directory;              drop --symbol",
+            "--symbol does not apply to the dataset {}: each file's symbol comes from its symbol=... directory; \
+             drop --symbol",
             dir.display()
         ))
         .into());
@@ -219,7 +220,9 @@ fn dataset_inputs(dir: &Path, format: Option<InputFormat>, fixed_symbol: bool, f
     let listed = hive::dataset_files(dir).with_context(|| format!("cannot list {}", dir.display()))?;
     if !listed.iter().any(|file| file.symbol.is_ok()) {
         return Err(UsageError(format!(
-            "{} holds no *.parquet file inside a symbol=... directory; a directory is read as a Hive dataset              partitioned by symbol (DIR/symbol=AAPL/....parquet, as pandas' to_parquet(DIR,              partition_cols=[\"symbol\"]) writes it); pass CSV or Parquet files otherwise",
+            "{} holds no *.parquet file inside a symbol=... directory; a directory is read as a Hive dataset \
+             partitioned by symbol (DIR/symbol=AAPL/....parquet, as pandas' to_parquet(DIR, \
+             partition_cols=[\"symbol\"]) writes it); pass CSV or Parquet files otherwise",
             dir.display()
         ))
         .into());

@@ -100,7 +100,10 @@ fn evolve_prints_the_best_genomes_and_runs_show_lists_the_generations() {
     assert_eq!(cancel.code, Some(2), "{cancel:?}");
     let missing = strata(dir.path(), &["evolve", "--symbols", "NOPE", "--population", "4", "--generations", "1"]);
     assert_ne!(missing.code, Some(0), "{missing:?}");
-    assert!(missing.stderr.contains("NOPE") && missing.stderr.contains("AAPL"), "names it and what exists: {missing:?}");
+    assert!(
+        missing.stderr.contains("NOPE") && missing.stderr.contains("AAPL"),
+        "names it and what exists: {missing:?}"
+    );
 
     // Coordinator only (--workers 0) needs workers in other processes, which an in-memory store cannot have.
     let alone = [&EVOLVE[..EVOLVE.len() - 2], &["--workers", "0", "--run-id", "alone"]].concat();
