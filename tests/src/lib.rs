@@ -147,6 +147,23 @@ pub fn skip(case: &str) {
     eprintln!("{case}: skipped (the factory returned no store)");
 }
 
+/// The Python interpreter of the readers' virtual environment
+/// (`STRATA_PYTHON`, which `.ci/run` sets: pyarrow, pandas, polars and
+/// DuckDB), or `None` after a notice naming `test`; under
+/// `STRATA_REQUIRE_SERVICES=1` (as `cargo xtask test` sets) a missing one
+/// fails the test instead.
+pub fn python(test: &str) -> Option<std::path::PathBuf> {
+    if let Some(python) = std::env::var_os("STRATA_PYTHON").filter(|value| !value.is_empty()) {
+        return Some(python.into());
+    }
+    let message = format!(
+        "{test}: STRATA_PYTHON is not set (.ci/run sets it to a virtual environment with pyarrow, pandas, polars and duckdb)"
+    );
+    assert!(!std::env::var("STRATA_REQUIRE_SERVICES").is_ok_and(|value| value == "1"), "{message}");
+    eprintln!("{message}: skipped");
+    None
+}
+
 /// The market-data cases, in one place: calls `$crate::$action!{ $args [case, ...] }`.
 #[doc(hidden)]
 #[macro_export]

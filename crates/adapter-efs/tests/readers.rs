@@ -15,14 +15,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use chrono::Datelike as _;
 use strata_adapter_efs::{EfsConfig, EfsStore};
 use strata_core::{Bar, BarBatch, BarQuery, MarketDataStore, MarketDataStoreExt, Timestamp};
-
-const PYTHON_ENV: &str = "STRATA_PYTHON";
 
 /// Shared by every reader script: `emit` prints one JSON line per row with
 /// the symbol and its Python type, the timestamp as integer microseconds
@@ -161,20 +159,7 @@ emit(relation.select(*COLUMNS).fetchall())
     ),
 ];
 
-/// `STRATA_PYTHON`, or `None` after a notice (a failure under `STRATA_REQUIRE_SERVICES=1`).
-fn python(test: &str) -> Option<PathBuf> {
-    match std::env::var_os(PYTHON_ENV).filter(|value| !value.is_empty()) {
-        Some(python) => Some(PathBuf::from(python)),
-        None => {
-            let message = format!(
-                "{test}: {PYTHON_ENV} is not set (.ci/run sets it to a virtual environment with pyarrow, pandas, polars and duckdb)"
-            );
-            assert!(!std::env::var("STRATA_REQUIRE_SERVICES").is_ok_and(|v| v == "1"), "{message}");
-            eprintln!("{message}: skipped");
-            None
-        }
-    }
-}
+use strata_tests::python;
 
 /// One row as compared: symbol, microseconds, the bits of open, high, low,
 /// close, volume and vwap, trade count.

@@ -11,12 +11,11 @@
 #![allow(clippy::unwrap_used)]
 #![cfg(all(feature = "neon-api", feature = "neon"))]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 mod common;
 
-use common::{Run, sample_arg};
+use common::{FakeNeon, Run, sample_arg};
 
 /// The server to use, as an admin URL (a superuser or a user who may create
 /// roles and databases) to its `postgres` database; `None` to skip.
@@ -95,51 +94,9 @@ impl Drop for DropDatabaseAndRole {
     }
 }
 
-/// A `strata neon fake-server` child process, killed when dropped.
-struct FakeServer {
-    child: Child,
-    environment: Vec<(String, String)>,
-    banner: Vec<String>,
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the fake on a free port with `arguments`; reads its banner up to its
-/// three `export` lines, which end it.
-fn start_fake(arguments: &[&str]) -> FakeServer {
-    let mut child = common::command(&[])
-        .args(["neon", "fake-server", "--port", "0", "--operation-ms", "20"])
-        .args(arguments)
-        .env_remove("STRATA_FAKE_NEON_POSTGRES")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut environment = Vec::new();
-    let mut banner = Vec::new();
-    while environment.len() < 3 {
-        let line = lines.next().expect("the fake prints its banner").unwrap();
-        if let Some((name, value)) = line.strip_prefix("export ").and_then(|rest| rest.split_once('=')) {
-            environment.push((name.to_owned(), value.to_owned()));
-        }
-        banner.push(line);
-    }
-    FakeServer { child, environment, banner }
-}
-
 /// Runs `strata arguments` with the fake's environment and `env`.
-fn strata(fake: &FakeServer, env: &[(&str, &str)], arguments: &[&str]) -> Run {
-    let mut command = common::command(env);
-    for (name, value) in &fake.environment {
-        command.env(name, value);
-    }
-    common::run(command.args(arguments))
+fn strata(fake: &FakeNeon, env: &[(&str, &str)], arguments: &[&str]) -> Run {
+    fake.strata(env, arguments)
 }
 
 #[test]
@@ -151,7 +108,7 @@ fn the_fake_servers_uris_lead_to_a_real_postgres_that_strata_can_use() {
     let _cleanup = DropDatabaseAndRole { admin: admin.clone(), database: name.clone(), role: name.clone() };
 
     let postgres = format!("postgres://{server}/?sslmode=disable");
-    let fake = start_fake(&["--postgres", &postgres, "--seed-database", &name, "--seed-role", &name]);
+    let fake = FakeNeon::start(&["--postgres", &postgres, "--seed-database", &name, "--seed-role", &name]);
     // The banner says the database and role must exist, and how to make them.
     let banner = fake.banner.join("\n");
     assert!(banner.contains(&format!("point at the PostgreSQL server {server}")), "{banner}");
@@ -213,7 +170,7 @@ fn without_postgres_the_banner_says_the_uris_lead_nowhere() {
     .exits(2);
     assert!(rejected.stderr.contains("--postgres"), "{rejected:?}");
 
-    let fake = start_fake(&[]);
+    let fake = FakeNeon::start(&[]);
     let banner = fake.banner.join("\n");
     assert!(banner.contains("made-up hosts") && banner.contains("--postgres URL"), "{banner}");
 }

@@ -17,25 +17,12 @@
 mod common;
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::strata_in;
 
-const PYTHON_ENV: &str = "STRATA_PYTHON";
-
-/// `STRATA_PYTHON`, or `None` after a notice (a failure under `STRATA_REQUIRE_SERVICES=1`).
-fn python(test: &str) -> Option<PathBuf> {
-    match std::env::var_os(PYTHON_ENV).filter(|value| !value.is_empty()) {
-        Some(python) => Some(PathBuf::from(python)),
-        None => {
-            let message = format!("{test}: {PYTHON_ENV} is not set (a Python with pandas and pyarrow)");
-            assert!(!std::env::var("STRATA_REQUIRE_SERVICES").is_ok_and(|v| v == "1"), "{message}");
-            eprintln!("{message}: skipped");
-            None
-        }
-    }
-}
+use strata_tests::python;
 
 /// The rows written, as `strata query --format csv` prints them (header
 /// `symbol,timestamp,open,high,low,close,volume,vwap,trade_count`; floats in

@@ -4,53 +4,18 @@
 #![allow(clippy::unwrap_used)]
 #![cfg(feature = "neon-api")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-
 mod common;
 
-use common::Run;
+use common::{FakeNeon, Run};
 
-/// A `strata neon fake-server` child process, killed when dropped.
-struct FakeServer {
-    child: Child,
-    environment: Vec<(String, String)>,
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the fake on a free port and reads the `export NAME=value` lines it prints.
-fn start_fake() -> FakeServer {
-    let mut child = common::command(&[])
-        .args(["neon", "fake-server", "--port", "0", "--operation-ms", "20", "--seed-project", "cli-test"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut environment = Vec::new();
-    while environment.len() < 3 {
-        let line = lines.next().expect("the fake prints its environment").unwrap();
-        if let Some((name, value)) = line.strip_prefix("export ").and_then(|rest| rest.split_once('=')) {
-            environment.push((name.to_owned(), value.to_owned()));
-        }
-    }
-    FakeServer { child, environment }
+/// Starts the fake with a seeded project.
+fn start_fake() -> FakeNeon {
+    FakeNeon::start(&["--seed-project", "cli-test"])
 }
 
 /// Runs `strata neon ...` against the fake.
-fn neon(fake: &FakeServer, arguments: &[&str]) -> Run {
-    let mut command = common::command(&[]);
-    command.arg("neon").args(arguments);
-    for (name, value) in &fake.environment {
-        command.env(name, value);
-    }
-    common::run(&mut command)
+fn neon(fake: &FakeNeon, arguments: &[&str]) -> Run {
+    fake.strata(&[], &[&["neon"], arguments].concat())
 }
 
 #[test]

@@ -95,11 +95,16 @@ pub(crate) fn null_errors(column: &'static str, array: &dyn Array, errors: &mut 
 pub fn validate_columns(c: &BarColumns<'_>) -> Result<(), ValidationReport> {
     let rows = c.symbol.len();
     let mut errors = Vec::new();
-    let mut seen: HashMap<(&str, i64), usize> = HashMap::with_capacity(rows);
+    // Keys strictly increasing in (symbol, timestamp) order, as files and
+    // generators give them, are unique: no map of every key is needed (it
+    // was a fifth of an efs write).
+    let key = |row: usize| (c.symbol.value(row), c.timestamp.value(row));
+    let increasing = (1..rows).all(|row| key(row - 1) < key(row));
+    let mut seen: HashMap<(&str, i64), usize> = HashMap::with_capacity(if increasing { 0 } else { rows });
     for row in 0..rows {
         let symbol = c.symbol.value(row);
         let timestamp = Timestamp(c.timestamp.value(row));
-        let first = *seen.entry((symbol, timestamp.micros())).or_insert(row);
+        let first = if increasing { row } else { *seen.entry((symbol, timestamp.micros())).or_insert(row) };
         if first != row {
             let reason = format!("({symbol}, {timestamp}) appears more than once");
             errors.push(RowError { row, column: "timestamp", reason, first_row: Some(first) });
@@ -213,6 +218,13 @@ mod tests {
         let lines = report.map_rows(|row| row + 2);
         assert_eq!((lines.errors[0].row, lines.errors[0].first_row), (4, Some(2)));
         assert!(lines.to_string().contains("(first in row 2)"), "{lines}");
+    }
+
+    #[test]
+    fn sorted_keys_skip_the_map_and_a_repeat_in_order_is_still_found() {
+        assert!(BarBatch::from_bars(&[good(0), good(1), good(2)]).validate().is_ok());
+        let report = BarBatch::from_bars(&[good(0), good(1), good(1), good(2)]).validate().unwrap_err();
+        assert_eq!((report.errors[0].row, report.errors[0].first_row), (2, Some(1)));
     }
 
     #[test]

@@ -19,22 +19,7 @@ use strata_formats::read::ReadOptions;
 use strata_formats::read::hive::{self, DatasetFile};
 use strata_formats::{BarFileFormat, Chunk, Locator};
 
-const PYTHON_ENV: &str = "STRATA_PYTHON";
-
-/// `STRATA_PYTHON`, or `None` after a notice (a failure under `STRATA_REQUIRE_SERVICES=1`).
-fn python(test: &str) -> Option<PathBuf> {
-    match std::env::var_os(PYTHON_ENV).filter(|value| !value.is_empty()) {
-        Some(python) => Some(PathBuf::from(python)),
-        None => {
-            let message = format!(
-                "{test}: {PYTHON_ENV} is not set (.ci/run sets it to a virtual environment with pyarrow, pandas and polars)"
-            );
-            assert!(!std::env::var("STRATA_REQUIRE_SERVICES").is_ok_and(|v| v == "1"), "{message}");
-            eprintln!("{message}: skipped");
-            None
-        }
-    }
-}
+use strata_tests::python;
 
 /// Reads the rows Rust gives on stdin (CSV: symbol, micros, prices as
 /// Rust prints floats, which `float()` parses exactly; empty = null) and

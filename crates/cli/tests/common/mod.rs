@@ -125,3 +125,54 @@ pub fn psql(url: &str, sql: &str) -> String {
 
 /// Drops the schema when the test ends, whether it passed or not.
 pub use strata_testpg::TempSchema as DropSchema;
+
+/// A `strata neon fake-server` child process on a free port, killed when dropped.
+pub struct FakeNeon {
+    child: std::process::Child,
+    /// The `export NAME=value` lines it printed, which end its banner.
+    pub environment: Vec<(String, String)>,
+    /// Every line it printed up to those.
+    pub banner: Vec<String>,
+}
+
+impl Drop for FakeNeon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl FakeNeon {
+    /// Starts the fake with `arguments` (operations finish after 20 ms).
+    pub fn start(arguments: &[&str]) -> FakeNeon {
+        use std::io::BufRead as _;
+        let mut child = command(&[])
+            .args(["neon", "fake-server", "--port", "0", "--operation-ms", "20"])
+            .args(arguments)
+            .env_remove("STRATA_FAKE_NEON_POSTGRES")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("strata neon fake-server starts");
+        let stdout = child.stdout.take().expect("its stdout is piped");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let (mut environment, mut banner) = (Vec::new(), Vec::new());
+        while environment.len() < 3 {
+            let line = lines.next().and_then(Result::ok).expect("the fake prints its banner");
+            if let Some((name, value)) = line.strip_prefix("export ").and_then(|rest| rest.split_once('=')) {
+                environment.push((name.to_owned(), value.to_owned()));
+            }
+            banner.push(line);
+        }
+        FakeNeon { child, environment, banner }
+    }
+
+    /// Runs `strata arguments` with the fake's environment and `env`.
+    pub fn strata(&self, env: &[(&str, &str)], arguments: &[&str]) -> Run {
+        let mut command = command(env);
+        for (name, value) in &self.environment {
+            command.env(name, value);
+        }
+        run(command.args(arguments))
+    }
+}
