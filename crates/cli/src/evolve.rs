@@ -56,7 +56,7 @@ pub(crate) struct EvolveArgs {
     pub(crate) seed: u64,
     /// In-process workers (default: the number of cores). 0 runs the
     /// coordinator only and leaves every evaluation to `strata worker`
-    /// processes on a shared store (`neon`).
+    /// processes: on other machines with `neon`, on this one with a DuckDB file.
     #[arg(long, value_name = "N")]
     pub(crate) workers: Option<u32>,
     /// Trading cost in basis points of the traded amount.
