@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
-use strata_core::{BarQuery, MarketSummary, Order, suggest};
+use strata_core::suggest::{self, SymbolDiagnosis};
+use strata_core::{BarQuery, MarketSummary, Order};
 use strata_formats::BarFileFormat;
 
 use crate::backend::{Access, StorageConfig, build_market};
@@ -79,31 +80,23 @@ fn symbol_hints(missing: &[&str], summary: &MarketSummary, description: &str) ->
             "the store ({description}) holds no bars; ingest some first, e.g. strata ingest data/sp500_daily.csv"
         )];
     }
-    let known: Vec<&str> = summary.symbols.iter().map(|entry| entry.symbol.as_str()).collect();
     let mut lines = Vec::with_capacity(missing.len() + 1);
     let mut unmatched = false;
     for &wanted in missing {
-        let line = match summary.symbols.iter().find(|entry| entry.symbol == wanted) {
-            Some(entry) => format!(
+        lines.push(match suggest::diagnose(wanted, summary) {
+            SymbolDiagnosis::Stored(entry) => format!(
                 "{wanted}: no bars in the requested range; the store has {} from {} to {}",
                 entry.rows, entry.first, entry.last
             ),
-            None => match suggest::did_you_mean(wanted, known.iter().copied()) {
-                Some(hint) => format!("{wanted}: no such symbol in the store; {hint}"),
-                None => {
-                    unmatched = true;
-                    format!("{wanted}: no such symbol in the store")
-                }
-            },
-        };
-        lines.push(line);
+            SymbolDiagnosis::Close(hint) => format!("{wanted}: no such symbol in the store; {hint}"),
+            SymbolDiagnosis::Unknown => {
+                unmatched = true;
+                format!("{wanted}: no such symbol in the store")
+            }
+        });
     }
     if unmatched {
-        lines.push(format!(
-            "the store holds {} symbol(s): {} (strata summary lists them)",
-            known.len(),
-            suggest::listing(known.iter().copied(), LISTED_SYMBOLS)
-        ));
+        lines.push(format!("{} (strata summary lists them)", suggest::stored_listing(summary, LISTED_SYMBOLS)));
     }
     lines
 }

@@ -106,6 +106,34 @@ pub fn listing<'a>(known: impl IntoIterator<Item = &'a str>, max: usize) -> Stri
     }
 }
 
+/// What a store says about a symbol a user asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SymbolDiagnosis<'a> {
+    /// Stored: the symbol's coverage (so a range without bars can be explained).
+    Stored(&'a crate::SymbolSummary),
+    /// Not stored, but close to stored names: "did you mean ...?".
+    Close(String),
+    /// Not stored and close to nothing.
+    Unknown,
+}
+
+/// Diagnoses `wanted` against what `summary` holds.
+pub fn diagnose<'a>(wanted: &str, summary: &'a crate::MarketSummary) -> SymbolDiagnosis<'a> {
+    if let Some(entry) = summary.symbols.iter().find(|entry| entry.symbol == wanted) {
+        return SymbolDiagnosis::Stored(entry);
+    }
+    match did_you_mean(wanted, summary.symbols.iter().map(|entry| entry.symbol.as_str())) {
+        Some(hint) => SymbolDiagnosis::Close(hint),
+        None => SymbolDiagnosis::Unknown,
+    }
+}
+
+/// `the store holds 12 symbol(s): A, B, ... and 2 more`.
+pub fn stored_listing(summary: &crate::MarketSummary, max: usize) -> String {
+    let known = summary.symbols.iter().map(|entry| entry.symbol.as_str());
+    format!("the store holds {} symbol(s): {}", summary.symbols.len(), listing(known, max))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
-use strata_core::{BarQuery, MarketDataStore, MarketDataStoreExt, MarketSummary, Symbol, Timestamp, suggest};
+use strata_core::suggest::{self, SymbolDiagnosis};
+use strata_core::{BarQuery, MarketDataStore, MarketDataStoreExt, MarketSummary, Symbol, Timestamp};
 
 use crate::backtest::{BacktestConfig, Metrics, PriceSeries, backtest, combine, fitness};
 use crate::config::{DataWindow, EvalPayload};
@@ -221,36 +222,28 @@ const LISTED_SYMBOLS: usize = 10;
 /// The message of a window whose `short` symbols (with their bar counts in
 /// the window) have fewer than two bars, given what the store holds.
 pub fn missing_data_message(window: &DataWindow, short: &[(&str, usize)], summary: &MarketSummary) -> String {
-    let known: Vec<&str> = summary.symbols.iter().map(|entry| entry.symbol.as_str()).collect();
     let mut parts = Vec::with_capacity(short.len());
     let mut unmatched = false;
     for &(name, bars) in short {
-        let part = match summary.symbols.iter().find(|entry| entry.symbol == name) {
-            Some(entry) => format!(
+        parts.push(match suggest::diagnose(name, summary) {
+            SymbolDiagnosis::Stored(entry) => format!(
                 "{name} has {bars} bar(s) in the window (the store has {} from {} to {})",
                 entry.rows, entry.first, entry.last
             ),
-            None => match suggest::did_you_mean(name, known.iter().copied()) {
-                Some(hint) => format!("{name} is not in the store ({hint})"),
-                None => {
-                    unmatched = true;
-                    format!("{name} is not in the store")
-                }
-            },
-        };
-        parts.push(part);
+            SymbolDiagnosis::Close(hint) => format!("{name} is not in the store ({hint})"),
+            SymbolDiagnosis::Unknown => {
+                unmatched = true;
+                format!("{name} is not in the store")
+            }
+        });
     }
     let noun = if short.len() == 1 { "symbol" } else { "symbols" };
     let mut message =
         format!("{} {noun} of {} lack bars (2 needed): {}", short.len(), window.describe(), parts.join("; "));
-    if known.is_empty() {
+    if summary.symbols.is_empty() {
         message.push_str("; the store holds no bars at all: ingest data first (strata ingest data/*.csv)");
     } else if unmatched {
-        message.push_str(&format!(
-            "; the store holds {} symbol(s): {} (see strata summary)",
-            known.len(),
-            suggest::listing(known.iter().copied(), LISTED_SYMBOLS)
-        ));
+        message.push_str(&format!("; {} (see strata summary)", suggest::stored_listing(summary, LISTED_SYMBOLS)));
     }
     message
 }
