@@ -109,7 +109,7 @@ pub(crate) struct StorageArgs {
 pub(crate) struct EfsArgs {
     /// Root directory of the efs backend's Parquet dataset (on a shared filesystem for many
     /// machines). It must exist: an unmounted share is refused, never created.
-    #[arg(id = "efs_root", long = "efs-root", global = true, env = "STRATA_EFS_ROOT", value_name = "DIR")]
+    #[arg(long = "efs-root", global = true, env = "STRATA_EFS_ROOT", value_name = "DIR")]
     pub(crate) root: Option<PathBuf>,
 }
 
@@ -124,19 +124,13 @@ pub(crate) struct DuckDbArgs {
     /// (ingest, generate --ingest, evolve, migrate) create a missing store, and say so on stderr;
     /// the others fail with exit code 2 and create nothing, not even a folder. Commands that only
     /// read open a file you cannot write read-only.
-    #[arg(id = "duckdb_path", long = "duckdb-path", global = true, env = "STRATA_DUCKDB_PATH", value_name = "FILE")]
+    #[arg(long = "duckdb-path", global = true, env = "STRATA_DUCKDB_PATH", value_name = "FILE")]
     pub(crate) path: Option<PathBuf>,
     /// Seconds to wait for a DuckDB file that another process holds before giving up.
     #[arg(long, global = true, env = "STRATA_DUCKDB_LOCK_WAIT", value_name = "SECONDS", value_parser = seconds("STRATA_DUCKDB_LOCK_WAIT", false))]
     pub(crate) lock_wait: Option<Duration>,
     /// DuckDB worker threads (default: DuckDB's choice).
-    #[arg(
-        id = "duckdb_threads",
-        long = "duckdb-threads",
-        global = true,
-        env = "STRATA_DUCKDB_THREADS",
-        value_name = "N"
-    )]
+    #[arg(long = "duckdb-threads", global = true, env = "STRATA_DUCKDB_THREADS", value_name = "N")]
     pub(crate) threads: Option<usize>,
 }
 
@@ -145,20 +139,13 @@ pub(crate) struct DuckDbArgs {
 #[command(next_help_heading = PG_OPTIONS)]
 pub(crate) struct PgArgs {
     /// PostgreSQL schema holding Strata's tables, created if missing (neon backend; default public).
-    #[arg(id = "pg_schema", long = "pg-schema", global = true, env = "STRATA_PG_SCHEMA", value_name = "NAME")]
+    #[arg(long = "pg-schema", global = true, env = "STRATA_PG_SCHEMA", value_name = "NAME")]
     pub(crate) schema: Option<String>,
     /// Largest connection pool (neon backend; default 10).
-    #[arg(
-        id = "pg_max_connections",
-        long = "pg-max-connections",
-        global = true,
-        env = "STRATA_PG_MAX_CONNECTIONS",
-        value_name = "N"
-    )]
+    #[arg(long = "pg-max-connections", global = true, env = "STRATA_PG_MAX_CONNECTIONS", value_name = "N")]
     pub(crate) max_connections: Option<u32>,
     /// Statement timeout in seconds, set per transaction (neon backend; default 300).
     #[arg(
-        id = "pg_statement_timeout",
         long = "pg-statement-timeout",
         global = true,
         env = "STRATA_PG_STATEMENT_TIMEOUT",
@@ -169,7 +156,6 @@ pub(crate) struct PgArgs {
     /// Seconds to keep retrying transient failures (a Neon compute waking up, a dropped
     /// connection) of one operation, opening the store included (neon backend; default 30).
     #[arg(
-        id = "pg_retry_budget",
         long = "pg-retry-budget",
         global = true,
         env = "STRATA_PG_RETRY_BUDGET",
@@ -179,7 +165,6 @@ pub(crate) struct PgArgs {
     pub(crate) retry_budget: Option<Duration>,
     /// Apply pending migrations when the store opens: true (default) or false.
     #[arg(
-        id = "pg_migrate",
         long = "pg-migrate",
         global = true,
         env = "STRATA_PG_MIGRATE",
@@ -188,27 +173,14 @@ pub(crate) struct PgArgs {
     )]
     pub(crate) migrate: Option<bool>,
     /// Partition interval of ohlcv_bars without TimescaleDB: day, week, month (default) or year.
-    #[arg(
-        id = "pg_partition",
-        long = "pg-partition",
-        global = true,
-        env = "STRATA_PG_PARTITION",
-        value_name = "INTERVAL"
-    )]
+    #[arg(long = "pg-partition", global = true, env = "STRATA_PG_PARTITION", value_name = "INTERVAL")]
     pub(crate) partition: Option<String>,
     /// TimescaleDB chunk interval, e.g. 90d (default for a new hypertable), 7d, 12h; when set, an
     /// existing hypertable's new chunks get it too.
-    #[arg(
-        id = "pg_chunk_interval",
-        long = "pg-chunk-interval",
-        global = true,
-        env = "STRATA_PG_CHUNK_INTERVAL",
-        value_name = "INTERVAL"
-    )]
+    #[arg(long = "pg-chunk-interval", global = true, env = "STRATA_PG_CHUNK_INTERVAL", value_name = "INTERVAL")]
     pub(crate) chunk_interval: Option<String>,
     /// Use TimescaleDB for a new schema when the server can load it: true (default) or false.
     #[arg(
-        id = "pg_timescaledb",
         long = "pg-timescaledb",
         global = true,
         env = "STRATA_PG_TIMESCALEDB",

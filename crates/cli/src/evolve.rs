@@ -10,18 +10,17 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use strata_core::evolution::{GenerationStats, RunId, RunStatus, WorkerId};
+use strata_core::evolution::{RunId, RunStatus, WorkerId};
 use strata_core::{MarketDataStore, Symbol, Timestamp};
 use strata_ga_coord::{
-    CoordinatorConfig, CoordinatorEvent, DataWindow, GaError, LocalOptions, Objective, Observer, RunConfig,
-    RunEstimate, RunSummary, StrategyRegistry, Worker, WorkerConfig, estimate_run, evolve_local, interrupt_run,
-    run_json, summarize,
+    CoordinatorConfig, CoordinatorEvent, DataWindow, GaError, LocalOptions, Objective, Observer, RunConfig, RunSummary,
+    StrategyRegistry, Worker, WorkerConfig, estimate_run, evolve_local, interrupt_run, run_json, runs_table,
+    stats_line, summarize,
 };
 use tokio::sync::watch;
 
 use crate::backend::{Access, StorageConfig, build_stores};
 use crate::exit::UsageError;
-use crate::output::group_thousands;
 
 /// Shown after `strata evolve --help`.
 pub(crate) const EVOLVE_AFTER_HELP: &str = include_str!("../help/evolve-examples.txt");
@@ -261,7 +260,9 @@ pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result
                     args.generations,
                     args.seed,
                 )?;
-                if let Some(note) = estimate_note(estimate.with_workers(args.workers.unwrap_or_else(default_workers))) {
+                if let Some(note) =
+                    estimate.with_workers(args.workers.unwrap_or_else(default_workers)).note(ESTIMATE_ABOVE)
+                {
                     eprintln!("{note}");
                 }
             }
@@ -274,33 +275,6 @@ pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result
 
 /// Runs shorter than this start without a word about their cost.
 const ESTIMATE_ABOVE: Duration = Duration::from_secs(60);
-
-/// "this run asks for ... evaluations ..." for a run estimated to take over [`ESTIMATE_ABOVE`].
-fn estimate_note(estimate: RunEstimate) -> Option<String> {
-    (estimate.wall > ESTIMATE_ABOVE).then(|| {
-        format!(
-            "note: this run asks for {} evaluations of about {:.1} ms each here: about {} of evaluation on its \
-             workers, with {} MB of bars in each process (the fitness cache skips repeated genomes; Ctrl-C \
-             stops it, `strata evolve --resume` continues it)",
-            group_thousands(estimate.evaluations),
-            estimate.per_evaluation.as_secs_f64() * 1e3,
-            human_duration(estimate.wall),
-            estimate.bar_bytes.div_ceil(1 << 20)
-        )
-    })
-}
-
-/// `45 s`, `12 min`, `3.5 h`.
-fn human_duration(duration: Duration) -> String {
-    let seconds = duration.as_secs_f64();
-    if seconds < 120.0 {
-        format!("{seconds:.0} s")
-    } else if seconds < 7_200.0 {
-        format!("{:.0} min", seconds / 60.0)
-    } else {
-        format!("{:.1} h", seconds / 3_600.0)
-    }
-}
 
 /// `--workers 0` needs `strata worker` processes, which must reach the store.
 fn refuse_unreachable_workers(workers: u32, stores: &crate::backend::Stores) -> Result<(), UsageError> {
@@ -469,7 +443,7 @@ impl Observer for ProgressObserver {
             CoordinatorEvent::GenerationDone(stats) => {
                 if let Some(bar) = current.take() {
                     bar.finish_and_clear();
-                    eprintln!("{}", format_stats_line(stats, self.generations));
+                    eprintln!("{}", stats_line(stats, self.generations));
                     self.lines_printed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
@@ -478,76 +452,13 @@ impl Observer for ProgressObserver {
     }
 }
 
-fn format_stats_line(stats: &GenerationStats, generations: u32) -> String {
-    format!(
-        "generation {:>3}/{generations}: best {:>8.4}  mean {:>8.4}  std {:>7.4}  diversity {:.3}  ({} evaluated)",
-        stats.generation + 1,
-        stats.best,
-        stats.mean,
-        stats.std,
-        stats.diversity,
-        stats.evaluated
-    )
-}
-
 fn print_summary(summary: &RunSummary, as_json: bool, with_stats: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if as_json {
         writeln!(out, "{}", summary.to_json())?;
         return Ok(());
     }
-    let spec = &summary.record.spec;
-    writeln!(out, "run {}: {} ({})", spec.id, summary.record.status, spec.strategy)?;
-    if with_stats {
-        for stats in &summary.stats {
-            writeln!(out, "{}", format_stats_line(stats, spec.generations))?;
-        }
-    }
-    let walk_forward = summary.best.iter().any(|b| b.out_of_sample.is_some());
-    writeln!(out, "best genomes of generation {}:", summary.stats.last().map_or(0, |s| s.generation + 1))?;
-    let mut header = format!(
-        "{:>4} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8}  genome",
-        "rank", "fitness", "return", "sharpe", "max_dd", "trades", "exposure"
-    );
-    if walk_forward {
-        header = format!(
-            "{header}\n{:>4} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8}",
-            "", "oos fit", "oos ret", "oos shp", "oos dd", "trades", "exposure"
-        );
-    }
-    writeln!(out, "{header}")?;
-    for (rank, individual) in summary.best.iter().enumerate() {
-        let fitness = individual.fitness.map_or_else(|| "-".to_string(), |f| format!("{f:.4}"));
-        match &individual.metrics {
-            Some(m) => writeln!(
-                out,
-                "{:>4} {:>9} {:>8.2}% {:>8.3} {:>7.2}% {:>7} {:>7.1}%  {}",
-                rank + 1,
-                fitness,
-                m.total_return * 100.0,
-                m.sharpe,
-                m.max_drawdown * 100.0,
-                m.trades,
-                m.exposure * 100.0,
-                individual.genome
-            )?,
-            None => writeln!(out, "{:>4} {:>9} {:>9}  {}", rank + 1, fitness, "-", individual.genome)?,
-        }
-        if let Some(oos) = &individual.out_of_sample {
-            let m = &oos.metrics;
-            writeln!(
-                out,
-                "{:>4} {:>9.4} {:>8.2}% {:>8.3} {:>7.2}% {:>7} {:>7.1}%  (out of sample)",
-                "",
-                oos.fitness,
-                m.total_return * 100.0,
-                m.sharpe,
-                m.max_drawdown * 100.0,
-                m.trades,
-                m.exposure * 100.0
-            )?;
-        }
-    }
+    summary.to_text(with_stats).iter().try_for_each(|line| writeln!(out, "{line}"))?;
     Ok(())
 }
 
@@ -621,30 +532,12 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            // Generations "done/total" are evaluated ones; "last progress" is
-            // when the run's record last changed (a generation, a status).
-            writeln!(
-                out,
-                "{:<40} {:<11} {:<18} {:>10} {:>11}  last progress",
-                "run", "status", "strategy", "population", "generations"
-            )?;
-            for record in &runs {
+            let mut rows = Vec::with_capacity(runs.len());
+            for record in runs {
                 let done = stores.evolution.generation_stats(&record.spec.id).await?.len();
-                let generations = format!("{done}/{} done", record.spec.generations);
-                writeln!(
-                    out,
-                    "{:<40} {:<11} {:<18} {:>10} {:>11}  {}",
-                    record.spec.id.as_str(),
-                    record.status.as_str(),
-                    record.spec.strategy,
-                    record.spec.population_size,
-                    generations,
-                    record.updated_at
-                )?;
+                rows.push((record, done));
             }
-            if runs.is_empty() {
-                writeln!(out, "(no runs yet: try `strata evolve --help`)")?;
-            }
+            runs_table(&rows).iter().try_for_each(|line| writeln!(out, "{line}"))?;
         }
         RunsAction::Show { run, top, json: as_json } => {
             let summary = summarize(stores.evolution.as_ref(), &registry, Some(stores.market.as_ref()), run, *top)

@@ -11,10 +11,9 @@ use futures::TryStreamExt;
 use serde_json::json;
 use strata_core::{StoreError, Timestamp};
 use strata_neon_api::fake::{FakeNeon, FakeNeonConfig};
-use strata_neon_api::models::{Branch, BranchCreateRequest, NewBranch, NewBranchEndpoint, Operation, OperationOutcome};
+use strata_neon_api::models::{BranchCreateRequest, NewBranch, NewBranchEndpoint};
 use strata_neon_api::{
-    BranchId, ConnectionUriRequest, DEFAULT_BASE_URL, Ensured, NeonApiConfig, NeonClient, NeonError, OperationId,
-    ProjectId, Secret,
+    ConnectionUriRequest, DEFAULT_BASE_URL, Ensured, NeonApiConfig, NeonClient, NeonError, ProjectId, Secret,
 };
 
 use crate::exit::UsageError;
@@ -26,23 +25,7 @@ const NEON_LONG_ABOUT: &str = include_str!("../help/neon.txt");
 const NEON_AFTER_HELP: &str = include_str!("../help/neon-examples.txt");
 
 /// Examples and notes of `strata neon fake-server`.
-const FAKE_SERVER_AFTER_HELP: &str = "\
-Examples:
-  strata neon fake-server --port 4010
-  strata neon fake-server --operation-ms 500 --seed-project demo
-  strata neon fake-server --port 4010 --postgres 'postgres://127.0.0.1:5432/?sslmode=disable'
-  strata neon fake-server --postgres postgres://localhost/ --seed-database demo --seed-role demo
-
-It prints the export lines to use it, accepts any API key, keeps everything in memory, and answers
-423 to mutations while operations run, like Neon.
-
-Its connection URIs lead nowhere (made-up *.fake.neon.local hosts) unless --postgres names a real
-PostgreSQL server: then every URI it returns, pooled or direct, points at that server's host, port
-and sslmode, with the database, role and password of the API call. The fake cannot create anything
-on that server: each database and role you ask a URI for must exist there (createuser ROLE;
-createdb --owner ROLE DATABASE), and a server that asks for passwords needs the role's password set
-to the one in the URI. The banner prints these commands for the seeded database and role
-(neondb and neondb_owner, or --seed-database and --seed-role).";
+const FAKE_SERVER_AFTER_HELP: &str = include_str!("../help/fake-server-examples.txt");
 
 /// `strata neon`.
 #[derive(Debug, Args)]
@@ -252,12 +235,6 @@ fn print_json(value: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-/// Finds a branch by id or name.
-async fn find_branch(client: &NeonClient, project_id: &ProjectId, name_or_id: &str) -> Result<Option<Branch>> {
-    let branches = client.all_branches(project_id).await.map_err(api)?;
-    Ok(branches.into_iter().find(|branch| branch.id.as_str() == name_or_id || branch.name == name_or_id))
-}
-
 async fn projects_list(args: &NeonArgs) -> Result<()> {
     let client = client(args)?;
     let projects: Vec<_> = client.list_projects().try_collect().await.map_err(api)?;
@@ -277,10 +254,7 @@ async fn branch_create(args: &NeonArgs, create: &BranchCreateArgs) -> Result<()>
     let client = client(args)?;
     let project_id = project(args)?;
     let parent_id = match &create.parent {
-        Some(parent) => match find_branch(&client, &project_id, parent).await? {
-            Some(branch) => Some(branch.id),
-            None => return Err(UsageError(format!("no branch named {parent:?} in project {project_id}")).into()),
-        },
+        Some(parent) => Some(client.branch_id(&project_id, parent).await.map_err(api)?),
         None => None,
     };
     let parent_timestamp = match &create.at {
@@ -338,7 +312,7 @@ async fn branch_list(args: &NeonArgs) -> Result<()> {
 async fn branch_delete(args: &NeonArgs, name_or_id: &str) -> Result<()> {
     let client = client(args)?;
     let project_id = project(args)?;
-    let deleted = match find_branch(&client, &project_id, name_or_id).await? {
+    let deleted = match client.find_branch(&project_id, name_or_id).await.map_err(api)? {
         Some(branch) => client.delete_branch_if_exists(&project_id, &branch.id).await.map_err(api)?,
         None => false,
     };
@@ -356,11 +330,8 @@ async fn branch_delete(args: &NeonArgs, name_or_id: &str) -> Result<()> {
 async fn connection_uri(args: &NeonArgs, uri: &ConnectionUriArgs) -> Result<()> {
     let client = client(args)?;
     let project_id = project(args)?;
-    let branch_id: Option<BranchId> = match &uri.branch {
-        Some(branch) => match find_branch(&client, &project_id, branch).await? {
-            Some(found) => Some(found.id),
-            None => return Err(UsageError(format!("no branch named {branch:?} in project {project_id}")).into()),
-        },
+    let branch_id = match &uri.branch {
+        Some(branch) => Some(client.branch_id(&project_id, branch).await.map_err(api)?),
         None => None,
     };
     let request = ConnectionUriRequest {
@@ -382,16 +353,7 @@ async fn connection_uri(args: &NeonArgs, uri: &ConnectionUriArgs) -> Result<()> 
 async fn operations_wait(args: &NeonArgs, ids: &[String], timeout: u64) -> Result<()> {
     let client = client(args)?;
     let project_id = project(args)?;
-    let operations: Vec<Operation> = if ids.is_empty() {
-        let all: Vec<Operation> = client.list_operations(&project_id).try_collect().await.map_err(api)?;
-        all.into_iter().filter(|operation| operation.outcome() == OperationOutcome::Pending).collect()
-    } else {
-        let mut operations = Vec::new();
-        for id in ids {
-            operations.push(client.get_operation(&project_id, &OperationId::new(id.as_str())).await.map_err(api)?);
-        }
-        operations
-    };
+    let operations = client.operations_or_pending(&project_id, ids).await.map_err(api)?;
     client.wait_for_operations_within(&project_id, &operations, Duration::from_secs(timeout)).await.map_err(api)?;
     if args.json {
         let ids: Vec<&str> = operations.iter().map(|operation| operation.id.as_str()).collect();
@@ -418,32 +380,9 @@ async fn fake_server(args: &FakeServerArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
     let project_id = fake.seed_project_with(&args.seed_project, &args.seed_database, &args.seed_role);
-    // The export lines come last: scripts read the banner up to them and may stop reading.
-    println!("Fake Neon API listening (any API key is accepted).");
-    match &postgres {
-        Some(server) => {
-            let (role, database) = (args.seed_role.as_str(), args.seed_database.as_str());
-            let password = fake.role_password(&project_id, role).unwrap_or_default();
-            let address = match (server.host_str(), server.port()) {
-                (Some(host), Some(port)) => format!("{host}:{port}"),
-                (host, _) => host.unwrap_or_default().to_owned(),
-            };
-            println!("# Connection URIs (pooled and direct) point at the PostgreSQL server {address} (--postgres).");
-            println!("# The fake creates no database or role there: each one you ask a URI for must exist.");
-            println!("# For the seeded database {database} and role {role}, run once:");
-            for command in strata_neon_api::fake::postgres_setup(server, role, database, &password) {
-                println!("#   {command}");
-            }
-            println!("# (the last one only if the server asks for passwords; other names likewise)");
-        }
-        None => {
-            println!("# Its connection URIs name made-up hosts; --postgres URL points them at a real server.");
-        }
+    for line in fake.banner(&project_id, postgres.as_ref(), &args.seed_database, &args.seed_role) {
+        println!("{line}");
     }
-    println!("Use it with:");
-    println!("export NEON_API_BASE_URL={}", fake.base_url());
-    println!("export NEON_API_KEY=fake");
-    println!("export NEON_PROJECT_ID={project_id}");
     use std::io::Write;
     std::io::stdout().flush().context("cannot write to stdout")?;
     fake.wait().await;

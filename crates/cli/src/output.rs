@@ -11,11 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
-use arrow::array::Array;
 use clap::ValueEnum;
-use strata_core::schema::{BarColumns, COLUMNS};
-use strata_core::{BarBatch, Timestamp};
-use strata_formats::write::BarFileWriter;
+use strata_core::BarBatch;
+use strata_formats::write::{BarFileWriter, TableWriter};
 use strata_formats::{AtomicFile, BarFileFormat, FormatError};
 
 /// How bars are printed.
@@ -129,7 +127,7 @@ pub(crate) fn stdout_is_terminal() -> bool {
 pub(crate) fn open_sink(format: OutputFormat, destination: &Destination) -> Result<Box<dyn BarSink>> {
     match format.file_format() {
         Some(format) => open_file_sink(format, destination),
-        None => Ok(Box::new(TableSink { target: OutputTarget::open(destination)?, rows: Vec::new() })),
+        None => Ok(Box::new(TableWriter::new(OutputTarget::open(destination)?))),
     }
 }
 
@@ -159,55 +157,21 @@ fn writer_error(error: FormatError) -> anyhow::Error {
     }
 }
 
-/// Buffers rows as text and prints them aligned at the end. Optional columns
-/// that are empty in every row are left out.
-struct TableSink {
-    target: OutputTarget,
-    rows: Vec<[String; 9]>,
-}
-
-fn table_row(columns: &BarColumns<'_>, row: usize) -> [String; 9] {
-    [
-        columns.symbol.value(row).to_string(),
-        Timestamp(columns.timestamp.value(row)).to_string(),
-        columns.open.value(row).to_string(),
-        columns.high.value(row).to_string(),
-        columns.low.value(row).to_string(),
-        columns.close.value(row).to_string(),
-        columns.volume.value(row).to_string(),
-        if columns.vwap.is_valid(row) { columns.vwap.value(row).to_string() } else { String::new() },
-        if columns.trade_count.is_valid(row) { columns.trade_count.value(row).to_string() } else { String::new() },
-    ]
-}
-
-impl BarSink for TableSink {
+impl BarSink for TableWriter<OutputTarget> {
     fn write_batch(&mut self, batch: &BarBatch) -> Result<()> {
-        let columns = batch.columns();
-        self.rows.extend((0..batch.len()).map(|row| table_row(&columns, row)));
+        self.write(batch);
         Ok(())
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
-        let TableSink { mut target, rows } = *self;
-        if rows.is_empty() {
+        if self.rows() == 0 {
             eprintln!("no bars matched");
-            return target.commit();
         }
-        // Optional columns (vwap, trade_count) empty in every row are left out.
-        let shown: Vec<usize> =
-            (0..COLUMNS.len()).filter(|i| *i < 7 || rows.iter().any(|r| !r[*i].is_empty())).collect();
-        let header: Vec<&str> = shown.iter().map(|i| COLUMNS[*i]).collect();
-        let cells: Vec<Vec<String>> = rows.iter().map(|row| shown.iter().map(|i| row[*i].clone()).collect()).collect();
-        for line in aligned_table(&header, &cells, 2) {
-            writeln!(target, "{line}")?;
-        }
-        let count = rows.len() as u64;
-        writeln!(target, "({} {})", group_thousands(count), if count == 1 { "row" } else { "rows" })?;
-        target.commit()
+        TableWriter::finish(*self).map_err(writer_error)?.commit()
     }
 }
 
-pub(crate) use strata_core::display::{aligned_table, group_thousands};
+pub(crate) use strata_core::display::group_thousands;
 
 /// `in 0.41 s (41,912 rows/s)`.
 pub(crate) fn elapsed_and_rate(rows: u64, elapsed: Duration) -> String {

@@ -19,6 +19,8 @@
 //!   ([`read::hive::file`]).
 //! - [`ReadOptions::adjust`]: the vendor's adjusted close applied while
 //!   reading (OHLC and vwap scaled by adj_close / close, volume divided).
+//! - [`inputs`]: the files and dataset directories of one load as numbered
+//!   [`inputs::InputFile`]s, and the [`inputs::Tally`] of a validation pass.
 //! - [`splits::SplitScan`]: overnight moves that look like unadjusted splits
 //!   ([`splits::split_guess`]), for a note while loading.
 //! - [`validate::CrossFileKeys`]: duplicate (symbol, timestamp) keys across
@@ -50,6 +52,7 @@
 pub mod atomic;
 pub mod error;
 pub mod format;
+pub mod inputs;
 pub mod location;
 pub mod read;
 pub mod splits;

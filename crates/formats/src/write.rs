@@ -283,6 +283,71 @@ impl<W: Write + Send> BarFileWriter<W> {
     }
 }
 
+/// An aligned text table for people: buffers every row as text and prints
+/// it on [`TableWriter::finish`], then `(N rows)`. Optional columns (vwap,
+/// trade_count) that are empty in every row are left out.
+pub struct TableWriter<W: Write> {
+    out: W,
+    rows: Vec<[String; 9]>,
+}
+
+impl<W: Write> TableWriter<W> {
+    /// A table that will be printed to `out`.
+    pub fn new(out: W) -> Self {
+        TableWriter { out, rows: Vec::new() }
+    }
+
+    /// Buffers every row of `batch`.
+    pub fn write(&mut self, batch: &BarBatch) {
+        let c = batch.columns();
+        let optional = |valid: bool, text: String| if valid { text } else { String::new() };
+        self.rows.extend((0..batch.len()).map(|row| {
+            [
+                c.symbol.value(row).to_string(),
+                Timestamp(c.timestamp.value(row)).to_string(),
+                c.open.value(row).to_string(),
+                c.high.value(row).to_string(),
+                c.low.value(row).to_string(),
+                c.close.value(row).to_string(),
+                c.volume.value(row).to_string(),
+                optional(c.vwap.is_valid(row), c.vwap.value(row).to_string()),
+                optional(c.trade_count.is_valid(row), c.trade_count.value(row).to_string()),
+            ]
+        }));
+    }
+
+    /// Rows buffered so far.
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Prints the table (nothing when there are no rows) and returns the destination.
+    pub fn finish(mut self) -> Result<W, FormatError> {
+        if self.rows.is_empty() {
+            return Ok(self.out);
+        }
+        let columns = COLUMNS;
+        let shown: Vec<usize> =
+            (0..columns.len()).filter(|i| *i < 7 || self.rows.iter().any(|r| !r[*i].is_empty())).collect();
+        let header: Vec<&str> = shown.iter().map(|i| columns[*i]).collect();
+        let cells: Vec<Vec<String>> =
+            self.rows.iter().map(|row| shown.iter().map(|i| row[*i].clone()).collect()).collect();
+        for line in strata_core::display::aligned_table(&header, &cells, 2) {
+            writeln!(self.out, "{line}")?;
+        }
+        let count = self.rows.len() as u64;
+        let noun = if count == 1 { "row" } else { "rows" };
+        writeln!(self.out, "({} {noun})", strata_core::display::group_thousands(count))?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> fmt::Debug for TableWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableWriter").field("rows", &self.rows.len()).finish_non_exhaustive()
+    }
+}
+
 impl<W: Write> fmt::Debug for CsvWriter<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CsvWriter").finish_non_exhaustive()

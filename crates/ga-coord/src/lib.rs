@@ -68,7 +68,10 @@ pub use genome::{Gene, GeneKind, GeneSpec, Genome, GenomeSpec};
 pub use lease::CoordinatorRole;
 pub use local::{LocalOptions, LocalOutcome, evolve_local};
 pub use ops::{Crossover, OperatorConfig};
-pub use report::{Interruption, RunEstimate, estimate_run, interrupt_run, run_json, stats_json};
+pub use report::{
+    Interruption, RunEstimate, estimate_run, human_duration, interrupt_run, run_json, runs_table, stats_json,
+    stats_line,
+};
 pub use strategy::{Strategy, StrategyRegistry};
 pub use worker::{Worker, WorkerConfig, WorkerReport};
 

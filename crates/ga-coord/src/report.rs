@@ -1,6 +1,8 @@
 //! A run as machine-readable JSON (`strata evolve --json`, `strata runs show
-//! --json`, `strata runs list --json`, and the HTTP API to come), and what to
-//! do when an operator interrupts a run.
+//! --json`, `strata runs list --json`, and the HTTP API to come) and as the
+//! text a terminal shows ([`stats_line`], [`RunSummary::to_text`],
+//! [`runs_table`], [`RunEstimate::note`]), and what to do when an operator
+//! interrupts a run.
 //!
 //! Generation numbers in these documents count from 1, as every line a human
 //! reads does ("generation 3/10"); the store numbers them from 0.
@@ -110,6 +112,105 @@ pub async fn interrupt_run(
     Interruption { status, generations_kept }
 }
 
+/// `generation   3/10: best   0.4210  mean ...`: one generation as the terminal shows it.
+pub fn stats_line(stats: &GenerationStats, generations: u32) -> String {
+    format!(
+        "generation {:>3}/{generations}: best {:>8.4}  mean {:>8.4}  std {:>7.4}  diversity {:.3}  ({} evaluated)",
+        stats.generation + 1,
+        stats.best,
+        stats.mean,
+        stats.std,
+        stats.diversity,
+        stats.evaluated
+    )
+}
+
+/// One row of metrics: `fitness return sharpe max_dd trades exposure`.
+fn metrics_columns(fitness: &str, m: &crate::backtest::Metrics) -> String {
+    format!(
+        "{fitness:>9} {:>8.2}% {:>8.3} {:>7.2}% {:>7} {:>7.1}%",
+        m.total_return * 100.0,
+        m.sharpe,
+        m.max_drawdown * 100.0,
+        m.trades,
+        m.exposure * 100.0
+    )
+}
+
+impl RunSummary {
+    /// The summary as terminal lines: the run's status, with `with_stats`
+    /// every generation's [`stats_line`], then the best genomes with their
+    /// in-sample metrics and, for a walk-forward run, out-of-sample ones.
+    pub fn to_text(&self, with_stats: bool) -> Vec<String> {
+        let spec = &self.record.spec;
+        let mut lines = vec![format!("run {}: {} ({})", spec.id, self.record.status, spec.strategy)];
+        if with_stats {
+            lines.extend(self.stats.iter().map(|stats| stats_line(stats, spec.generations)));
+        }
+        lines.push(format!("best genomes of generation {}:", self.stats.last().map_or(0, |s| s.generation + 1)));
+        let columns = ["fitness", "return", "sharpe", "max_dd", "trades", "exposure"];
+        lines.push(format!(
+            "{:>4} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8}  genome",
+            "rank", columns[0], columns[1], columns[2], columns[3], columns[4], columns[5]
+        ));
+        if self.best.iter().any(|b| b.out_of_sample.is_some()) {
+            let oos = ["oos fit", "oos ret", "oos shp", "oos dd", "trades", "exposure"];
+            lines.push(format!(
+                "{:>4} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8}",
+                "", oos[0], oos[1], oos[2], oos[3], oos[4], oos[5]
+            ));
+        }
+        for (rank, individual) in self.best.iter().enumerate() {
+            let fitness = individual.fitness.map_or_else(|| "-".to_string(), |f| format!("{f:.4}"));
+            lines.push(match &individual.metrics {
+                Some(m) => format!("{:>4} {}  {}", rank + 1, metrics_columns(&fitness, m), individual.genome),
+                None => format!("{:>4} {:>9} {:>9}  {}", rank + 1, fitness, "-", individual.genome),
+            });
+            if let Some(oos) = &individual.out_of_sample {
+                let fitness = format!("{:.4}", oos.fitness);
+                lines.push(format!("{:>4} {}  (out of sample)", "", metrics_columns(&fitness, &oos.metrics)));
+            }
+        }
+        lines
+    }
+}
+
+/// `strata runs list` as terminal lines: one per run, with its evaluated
+/// generations ("done/total") and when its record last changed.
+pub fn runs_table(runs: &[(RunRecord, usize)]) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{:<40} {:<11} {:<18} {:>10} {:>11}  last progress",
+        "run", "status", "strategy", "population", "generations"
+    )];
+    for (record, done) in runs {
+        lines.push(format!(
+            "{:<40} {:<11} {:<18} {:>10} {:>11}  {}",
+            record.spec.id.as_str(),
+            record.status.as_str(),
+            record.spec.strategy,
+            record.spec.population_size,
+            format!("{done}/{} done", record.spec.generations),
+            record.updated_at
+        ));
+    }
+    if runs.is_empty() {
+        lines.push("(no runs yet: try `strata evolve --help`)".to_string());
+    }
+    lines
+}
+
+/// `45 s`, `12 min`, `3.5 h`.
+pub fn human_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs_f64();
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7_200.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3_600.0)
+    }
+}
+
 /// What a run will cost, measured on this machine before it starts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunEstimate {
@@ -157,6 +258,22 @@ impl RunEstimate {
         let wall = self.per_evaluation.saturating_mul(u32::try_from(per_worker).unwrap_or(u32::MAX));
         RunEstimate { wall, ..self }
     }
+
+    /// "note: this run asks for ... evaluations ..." when the run is
+    /// estimated to take longer than `above`, else nothing.
+    pub fn note(&self, above: Duration) -> Option<String> {
+        (self.wall > above).then(|| {
+            format!(
+                "note: this run asks for {} evaluations of about {:.1} ms each here: about {} of evaluation on its \
+                 workers, with {} MB of bars in each process (the fitness cache skips repeated genomes; Ctrl-C \
+                 stops it, `strata evolve --resume` continues it)",
+                strata_core::display::group_thousands(self.evaluations),
+                self.per_evaluation.as_secs_f64() * 1e3,
+                human_duration(self.wall),
+                self.bar_bytes.div_ceil(1 << 20)
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +297,29 @@ mod tests {
         let four = estimate.with_workers(4);
         assert_eq!(four.wall, estimate.per_evaluation * 125);
         assert_eq!(estimate.with_workers(0).wall, estimate.wall, "0 workers (coordinator only) counts as one");
+    }
+
+    #[test]
+    fn long_runs_get_a_note_with_a_readable_duration() {
+        let estimate = RunEstimate {
+            evaluations: 120_000,
+            per_evaluation: Duration::from_millis(3),
+            wall: Duration::from_secs(360),
+            bar_bytes: 3 << 20,
+        };
+        let note = estimate.note(Duration::from_secs(60)).unwrap();
+        assert!(note.starts_with("note: this run asks for 120,000 evaluations of about 3.0 ms each"), "{note}");
+        assert!(note.contains("about 6 min of evaluation") && note.contains("3 MB of bars"), "{note}");
+        assert_eq!(estimate.note(Duration::from_secs(600)), None);
+        assert_eq!(human_duration(Duration::from_secs(45)), "45 s");
+        assert_eq!(human_duration(Duration::from_secs(3 * 3_600 + 1_800)), "3.5 h");
+    }
+
+    #[test]
+    fn the_runs_table_says_when_there_are_none() {
+        let lines = runs_table(&[]);
+        assert!(lines[0].starts_with("run ") && lines[0].ends_with("last progress"), "{lines:?}");
+        assert_eq!(lines[1], "(no runs yet: try `strata evolve --help`)");
     }
 
     #[test]

@@ -6,8 +6,8 @@ use strata_core::Secret;
 
 use crate::client::NeonClient;
 use crate::error::Result;
-use crate::ids::{BranchId, ProjectId};
-use crate::models::{Branch, BranchCreateRequest};
+use crate::ids::{BranchId, OperationId, ProjectId};
+use crate::models::{Branch, BranchCreateRequest, Operation, OperationOutcome};
 
 /// What an `ensure_*` call found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,35 @@ impl NeonClient {
             }
         }
         Ok(None)
+    }
+
+    /// The branch whose id or name is `name_or_id`, if the project has one.
+    pub async fn find_branch(&self, project_id: &ProjectId, name_or_id: &str) -> Result<Option<Branch>> {
+        let branches = self.all_branches(project_id).await?;
+        Ok(branches.into_iter().find(|branch| branch.id.as_str() == name_or_id || branch.name == name_or_id))
+    }
+
+    /// The id of the branch named (or with the id) `name_or_id`; `InvalidArgument` when there is none.
+    pub async fn branch_id(&self, project_id: &ProjectId, name_or_id: &str) -> Result<BranchId> {
+        match self.find_branch(project_id, name_or_id).await? {
+            Some(branch) => Ok(branch.id),
+            None => Err(crate::NeonError::InvalidArgument(format!(
+                "no branch named {name_or_id:?} in project {project_id}"
+            ))),
+        }
+    }
+
+    /// The operations with these ids, or every unfinished one of the project when `ids` is empty.
+    pub async fn operations_or_pending(&self, project_id: &ProjectId, ids: &[String]) -> Result<Vec<Operation>> {
+        if ids.is_empty() {
+            let all: Vec<Operation> = self.list_operations(project_id).try_collect().await?;
+            return Ok(all.into_iter().filter(|operation| operation.outcome() == OperationOutcome::Pending).collect());
+        }
+        let mut operations = Vec::with_capacity(ids.len());
+        for id in ids {
+            operations.push(self.get_operation(project_id, &OperationId::new(id.as_str())).await?);
+        }
+        Ok(operations)
     }
 
     /// The project's default branch, if any.

@@ -396,6 +396,39 @@ impl FakeNeon {
         branch.roles.get(role).map(|role| role.password.clone())
     }
 
+    /// What `strata neon fake-server` prints at start for the project
+    /// `project_id`: how its URIs are made and, with a real server behind them
+    /// (`postgres`), the commands that create the seeded `database` and `role`
+    /// there; then the `export` lines, last, so scripts may stop reading there.
+    pub fn banner(&self, project_id: &str, postgres: Option<&url::Url>, database: &str, role: &str) -> Vec<String> {
+        let mut lines = vec!["Fake Neon API listening (any API key is accepted).".to_string()];
+        match postgres {
+            Some(server) => {
+                let password = self.role_password(project_id, role).unwrap_or_default();
+                let address = match (server.host_str(), server.port()) {
+                    (Some(host), Some(port)) => format!("{host}:{port}"),
+                    (host, _) => host.unwrap_or_default().to_owned(),
+                };
+                lines.push(format!(
+                    "# Connection URIs (pooled and direct) point at the PostgreSQL server {address} (--postgres)."
+                ));
+                lines.push(
+                    "# The fake creates no database or role there: each one you ask a URI for must exist.".into(),
+                );
+                lines.push(format!("# For the seeded database {database} and role {role}, run once:"));
+                lines.extend(postgres_setup(server, role, database, &password).iter().map(|c| format!("#   {c}")));
+                lines.push("# (the last one only if the server asks for passwords; other names likewise)".into());
+            }
+            None => lines
+                .push("# Its connection URIs name made-up hosts; --postgres URL points them at a real server.".into()),
+        }
+        lines.push("Use it with:".into());
+        lines.push(format!("export NEON_API_BASE_URL={}", self.base_url()));
+        lines.push("export NEON_API_KEY=fake".into());
+        lines.push(format!("export NEON_PROJECT_ID={project_id}"));
+        lines
+    }
+
     /// The ids of every project, for assertions.
     pub fn project_ids(&self) -> Vec<String> {
         self.shared.state().projects.keys().cloned().collect()
