@@ -232,7 +232,7 @@ pub(crate) enum Command {
     Runs(crate::evolve::RunsArgs),
     /// Manage Neon projects, branches and connection URIs; run a fake Neon API.
     #[cfg(feature = "neon-api")]
-    Neon(crate::neon::NeonArgs),
+    Neon(strata_neon_cli::NeonArgs),
 }
 
 const MIGRATE_LONG_ABOUT: &str = include_str!("../help/migrate.txt");

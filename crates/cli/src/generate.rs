@@ -6,15 +6,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use strata_core::Durability;
-use strata_core::bar::{MAX_TIMESTAMP, MIN_TIMESTAMP};
 use strata_core::synthetic::SyntheticSpec;
 use strata_formats::BarFileFormat;
 
 use crate::backend::{Access, StorageConfig, build_market};
 use crate::cli::GenerateArgs;
 use crate::exit::UsageError;
-use crate::ingest::{plural_rows, progress_bar, warn_if_memory};
+use crate::ingest::{plural_rows, progress_bar, warn_if_memory, write_batches};
 use crate::inspect::print_summary;
 use crate::output::{Destination, elapsed_and_rate, open_file_sink, plural};
 
@@ -52,22 +50,17 @@ pub(crate) async fn run(args: &GenerateArgs, storage: &StorageConfig) -> Result<
         None => {
             let stores = build_market(storage, Access::Write).await?;
             warn_if_memory(storage);
-            let progress = progress_bar(Some(rows), "writing");
-            let (mut written, mut journaled) = (0u64, 0u64);
-            for batch in spec.batches(BATCH_ROWS) {
-                let batch_rows = batch.len() as u64;
-                let report = stores
-                    .market
-                    .write_bars(batch)
-                    .await
-                    .with_context(|| format!("writing to {} failed after {} rows", stores.description, written))?;
-                if report.durability == Durability::Journaled {
-                    journaled += report.rows;
+            let mut interrupts =
+                crate::interrupt::Interrupts::listen().context("cannot listen for Ctrl-C and SIGTERM")?;
+            let produce = move |sender: crate::ingest::Sender| -> Result<()> {
+                for (number, batch) in spec.batches(BATCH_ROWS).enumerate() {
+                    let origin = format!("generated batch {}", number + 1);
+                    sender.blocking_send((batch, origin)).map_err(|_| anyhow::anyhow!("the writer stopped"))?;
                 }
-                written += batch_rows;
-                progress.inc(batch_rows);
-            }
-            progress.finish_and_clear();
+                Ok(())
+            };
+            let journaled =
+                write_batches("generate --ingest", produce, stores.market.clone(), rows, &mut interrupts).await?;
             let said = crate::ingest::acknowledged("generated", &what, journaled, &stores.description);
             println!("{said} {}", elapsed_and_rate(rows, started.elapsed()));
             if args.summary {
@@ -86,21 +79,8 @@ fn spec_for(args: &GenerateArgs) -> Result<SyntheticSpec> {
         interval_micros: args.interval.0,
         ..SyntheticSpec::minutes(args.symbols, args.bars, args.seed)
     };
-    let last = i64::try_from(args.bars.saturating_sub(1))
-        .ok()
-        .and_then(|steps| steps.checked_mul(spec.interval_micros))
-        .and_then(|span| spec.start.micros().checked_add(span));
-    match last {
-        Some(last) if spec.start >= MIN_TIMESTAMP && last < MAX_TIMESTAMP.micros() => Ok(spec),
-        _ => Err(UsageError(format!(
-            "{} bars every {} s from {} run past {MAX_TIMESTAMP} (or start before {MIN_TIMESTAMP}); use fewer bars, \
-             a shorter --interval or an earlier --start",
-            args.bars,
-            spec.interval_micros as f64 / 1e6,
-            spec.start
-        ))
-        .into()),
-    }
+    spec.check_range().map_err(UsageError)?;
+    Ok(spec)
 }
 
 #[cfg(test)]

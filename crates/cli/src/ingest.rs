@@ -204,9 +204,7 @@ async fn write_files(
     total_rows: u64,
     interrupts: &mut crate::interrupt::Interrupts,
 ) -> Result<u64> {
-    let progress = progress_bar(Some(total_rows), "writing");
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<(BarBatch, String)>(2);
-    let reader = tokio::task::spawn_blocking(move || -> Result<()> {
+    let produce = move |sender: Sender| -> Result<()> {
         let locator = inputs::locator(&files);
         for file in &files {
             for chunk in file.read(&options)? {
@@ -217,26 +215,43 @@ async fn write_files(
                         problem.message
                     ));
                 }
-                if chunk.batch.is_empty() {
-                    continue;
+                if !chunk.batch.is_empty() {
+                    let origin = locator.describe(chunk.location(0));
+                    sender.blocking_send((chunk.batch, origin)).map_err(|_| anyhow!("the writer stopped"))?;
                 }
-                let origin = locator.describe(chunk.location(0));
-                sender.blocking_send((chunk.batch, origin)).map_err(|_| anyhow!("the writer stopped"))?;
             }
         }
         Ok(())
-    });
-    let mut written = 0u64;
-    let mut journaled = 0u64;
-    let mut write_error = None;
+    };
+    write_batches("ingest", produce, market, total_rows, interrupts).await
+}
+
+/// Where a producer sends batches, each with where it comes from (`data/a.csv:2`).
+pub(crate) type Sender = tokio::sync::mpsc::Sender<(BarBatch, String)>;
+
+/// Writes the batches `produce` sends (from a blocking thread, so reading or
+/// generating the next batch overlaps writing this one) through `market`,
+/// with a progress bar; a signal stops it between batches. Returns how many
+/// rows the store only journaled (see [`acknowledged`]).
+pub(crate) async fn write_batches(
+    command: &str,
+    produce: impl FnOnce(Sender) -> Result<()> + Send + 'static,
+    market: Arc<dyn MarketDataStore>,
+    total_rows: u64,
+    interrupts: &mut crate::interrupt::Interrupts,
+) -> Result<u64> {
+    let progress = progress_bar(Some(total_rows), "writing");
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<(BarBatch, String)>(2);
+    let producer = tokio::task::spawn_blocking(move || produce(sender));
+    let (mut written, mut journaled, mut write_error) = (0u64, 0u64, None);
     loop {
         // A signal is taken between batches: the batch being written finishes (or not) atomically.
         let next = tokio::select! {
             next = receiver.recv() => next,
             signal = interrupts.next() => {
                 write_error = Some(anyhow::Error::new(crate::exit::Interrupted(format!(
-                    "{signal}: ingest stopped after {} of {}; every batch is atomic and writes are upserts, so \
-                     running the same ingest again completes it",
+                    "{signal}: {command} stopped after {} of {}; every batch is atomic and writes are upserts, so \
+                     running the same {command} again completes it",
                     group_thousands(written),
                     plural_rows(total_rows)
                 ))));
@@ -251,7 +266,7 @@ async fn write_files(
             Err(error) => {
                 write_error = Some(anyhow::Error::new(error).context(format!(
                     "writing {} starting at {origin} failed; {} of {} were written before it (each batch is \
-                     atomic and writes are upserts, so running the same ingest again is safe)",
+                     atomic and writes are upserts, so running the same {command} again is safe)",
                     plural_rows(rows),
                     group_thousands(written),
                     plural_rows(total_rows)
@@ -264,11 +279,11 @@ async fn write_files(
     }
     drop(receiver);
     progress.finish_and_clear();
-    let read_result = reader.await.context("the reader thread panicked")?;
+    let produced = producer.await.context("the reader thread panicked")?;
     if let Some(error) = write_error {
         return Err(error);
     }
-    read_result?;
+    produced?;
     Ok(journaled)
 }
 

@@ -4,6 +4,7 @@
 //!
 //! `backend.rs` is the composition root; the other modules are one subcommand
 //! each, plus `output.rs` (writers and formatting) and `exit.rs` (exit codes).
+//! `strata neon` is the `strata-neon-cli` crate's command group, mounted here.
 
 mod backend;
 mod cli;
@@ -13,8 +14,6 @@ mod generate;
 mod ingest;
 mod inspect;
 mod interrupt;
-#[cfg(feature = "neon-api")]
-mod neon;
 mod output;
 mod query;
 
@@ -41,7 +40,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     #[cfg(feature = "neon-api")]
     if let Command::Neon(args) = &cli.command {
-        return neon::run(args).await;
+        return strata_neon_cli::run(args).await;
     }
     let storage = StorageConfig::from_env_and_flags(&cli.storage)?;
     match &cli.command {

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
-use strata_core::suggest::{self, SymbolDiagnosis};
-use strata_core::{BarQuery, MarketSummary, Order};
+use strata_core::suggest;
+use strata_core::{BarQuery, Order};
 use strata_formats::BarFileFormat;
 
 use crate::backend::{Access, StorageConfig, build_market};
@@ -58,7 +58,7 @@ pub(crate) async fn run(args: &QueryArgs, storage: &StorageConfig) -> Result<Exi
         // Only now, off the happy path: what the store holds, to say why nothing came back.
         match stores.market.summary().await {
             Ok(summary) => {
-                for line in symbol_hints(&unseen, &summary, &stores.description) {
+                for line in suggest::missing_symbol_hints(&unseen, &summary, &stores.description, LISTED_SYMBOLS) {
                     eprintln!("{line}");
                 }
             }
@@ -70,33 +70,3 @@ pub(crate) async fn run(args: &QueryArgs, storage: &StorageConfig) -> Result<Exi
 
 /// How many stored symbols a hint lists when no name is close.
 const LISTED_SYMBOLS: usize = 10;
-
-/// Why `missing` (requested symbols without a row) came back empty, given what
-/// the store holds: a symbol out of the range, a close name (`aapl`: did you
-/// mean `AAPL`?), the stored symbols, or an empty store.
-fn symbol_hints(missing: &[&str], summary: &MarketSummary, description: &str) -> Vec<String> {
-    if summary.symbols.is_empty() {
-        return vec![format!(
-            "the store ({description}) holds no bars; ingest some first, e.g. strata ingest data/sp500_daily.csv"
-        )];
-    }
-    let mut lines = Vec::with_capacity(missing.len() + 1);
-    let mut unmatched = false;
-    for &wanted in missing {
-        lines.push(match suggest::diagnose(wanted, summary) {
-            SymbolDiagnosis::Stored(entry) => format!(
-                "{wanted}: no bars in the requested range; the store has {} from {} to {}",
-                entry.rows, entry.first, entry.last
-            ),
-            SymbolDiagnosis::Close(hint) => format!("{wanted}: no such symbol in the store; {hint}"),
-            SymbolDiagnosis::Unknown => {
-                unmatched = true;
-                format!("{wanted}: no such symbol in the store")
-            }
-        });
-    }
-    if unmatched {
-        lines.push(format!("{} (strata summary lists them)", suggest::stored_listing(summary, LISTED_SYMBOLS)));
-    }
-    lines
-}

@@ -134,6 +134,42 @@ pub fn stored_listing(summary: &crate::MarketSummary, max: usize) -> String {
     format!("the store holds {} symbol(s): {}", summary.symbols.len(), listing(known, max))
 }
 
+/// Why `missing` (symbols a query asked for and got no row of) came back
+/// empty, given what the store `described` holds: a symbol stored outside
+/// the range (with its coverage), a close name (`aapl`: did you mean
+/// `AAPL`?), the stored symbols (at most `max` named), or an empty store.
+pub fn missing_symbol_hints(
+    missing: &[&str],
+    summary: &crate::MarketSummary,
+    described: &str,
+    max: usize,
+) -> Vec<String> {
+    if summary.symbols.is_empty() {
+        return vec![format!(
+            "the store ({described}) holds no bars; ingest some first, e.g. strata ingest data/sp500_daily.csv"
+        )];
+    }
+    let mut lines = Vec::with_capacity(missing.len() + 1);
+    let mut unmatched = false;
+    for &wanted in missing {
+        lines.push(match diagnose(wanted, summary) {
+            SymbolDiagnosis::Stored(entry) => format!(
+                "{wanted}: no bars in the requested range; the store has {} from {} to {}",
+                entry.rows, entry.first, entry.last
+            ),
+            SymbolDiagnosis::Close(hint) => format!("{wanted}: no such symbol in the store; {hint}"),
+            SymbolDiagnosis::Unknown => {
+                unmatched = true;
+                format!("{wanted}: no such symbol in the store")
+            }
+        });
+    }
+    if unmatched {
+        lines.push(format!("{} (strata summary lists them)", stored_listing(summary, max)));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +224,25 @@ mod tests {
         assert_eq!(listing(["A", "B"], 10), "A, B");
         assert_eq!(listing(["A", "B", "C"], 2), "A, B and 1 more");
         assert_eq!(listing([], 2), "");
+    }
+
+    #[test]
+    fn missing_symbols_are_explained_by_what_the_store_holds() {
+        let empty = crate::MarketSummary::default();
+        let hints = missing_symbol_hints(&["AAPL"], &empty, "duckdb x.duckdb", 10);
+        assert_eq!(hints.len(), 1);
+        assert!(hints[0].starts_with("the store (duckdb x.duckdb) holds no bars"), "{hints:?}");
+        let entry = |symbol: &str| crate::SymbolSummary {
+            symbol: symbol.into(),
+            first: crate::Timestamp(0),
+            last: crate::Timestamp(86_400_000_000),
+            rows: 2,
+        };
+        let summary = crate::MarketSummary { symbols: vec![entry("AAPL"), entry("MSFT")] };
+        let hints = missing_symbol_hints(&["AAPL", "msft", "ZZZZ"], &summary, "memory", 1);
+        assert!(hints[0].starts_with("AAPL: no bars in the requested range; the store has 2 from"), "{hints:?}");
+        assert_eq!(hints[1], "msft: no such symbol in the store; did you mean MSFT?");
+        assert_eq!(hints[2], "ZZZZ: no such symbol in the store");
+        assert_eq!(hints[3], "the store holds 2 symbol(s): AAPL and 1 more (strata summary lists them)");
     }
 }

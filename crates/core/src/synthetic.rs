@@ -35,6 +35,26 @@ impl SyntheticSpec {
         }
     }
 
+    /// Refuses a spec whose bars would leave the valid timestamp range
+    /// ([`crate::bar::MIN_TIMESTAMP`], [`crate::bar::MAX_TIMESTAMP`]), saying what to change.
+    pub fn check_range(&self) -> Result<(), String> {
+        use crate::bar::{MAX_TIMESTAMP, MIN_TIMESTAMP};
+        let last = i64::try_from(self.bars_per_symbol.saturating_sub(1))
+            .ok()
+            .and_then(|steps| steps.checked_mul(self.interval_micros))
+            .and_then(|span| self.start.micros().checked_add(span));
+        match last {
+            Some(last) if self.start >= MIN_TIMESTAMP && last < MAX_TIMESTAMP.micros() => Ok(()),
+            _ => Err(format!(
+                "{} bars every {} s from {} run past {MAX_TIMESTAMP} (or start before {MIN_TIMESTAMP}); use fewer \
+                 bars, a shorter --interval or an earlier --start",
+                self.bars_per_symbol,
+                self.interval_micros as f64 / 1e6,
+                self.start
+            )),
+        }
+    }
+
     /// Total rows.
     pub fn total_rows(&self) -> usize {
         self.symbols.len() * self.bars_per_symbol

@@ -1,6 +1,13 @@
 //! `strata neon`: common Neon management tasks from the shell (projects, branches,
 //! connection URIs, waiting for operations) and a local fake of the Neon API for
 //! tests, all through `strata-neon-api`.
+//!
+//! The `strata` binary mounts [`NeonArgs`] as its `neon` subcommand and calls
+//! [`run`]. The group opens no store, so it needs nothing from the binary's
+//! composition root; it lives in its own crate so the Neon tooling can grow
+//! (usage, endpoints, every resource the client models) without growing the
+//! binary. Wrong arguments are `StoreError::InvalidInput` (exit code 2 in the
+//! binary), API failures the `StoreError` of their kind.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,8 +23,6 @@ use strata_neon_api::{
     ConnectionUriRequest, DEFAULT_BASE_URL, Ensured, NeonApiConfig, NeonClient, NeonError, ProjectId, Secret,
 };
 
-use crate::exit::UsageError;
-
 /// Long help of `strata neon`.
 const NEON_LONG_ABOUT: &str = include_str!("../help/neon.txt");
 
@@ -30,7 +35,7 @@ const FAKE_SERVER_AFTER_HELP: &str = include_str!("../help/fake-server-examples.
 /// `strata neon`.
 #[derive(Debug, Args)]
 #[command(long_about = NEON_LONG_ABOUT, after_help = NEON_AFTER_HELP)]
-pub(crate) struct NeonArgs {
+pub struct NeonArgs {
     /// Neon API key.
     #[arg(long, env = "NEON_API_KEY", hide_env_values = true, global = true, value_name = "KEY")]
     api_key: Option<String>,
@@ -195,7 +200,7 @@ struct FakeServerArgs {
 }
 
 /// Runs `strata neon ...`.
-pub(crate) async fn run(args: &NeonArgs) -> Result<std::process::ExitCode> {
+pub async fn run(args: &NeonArgs) -> Result<std::process::ExitCode> {
     match &args.command {
         NeonCommand::FakeServer(server) => fake_server(server).await?,
         NeonCommand::Projects(ProjectsCommand::List) => projects_list(args).await?,
@@ -210,6 +215,11 @@ pub(crate) async fn run(args: &NeonArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// Invalid arguments: an `InvalidInput` error, exit code 2 in the binary.
+fn usage(message: impl Into<String>) -> StoreError {
+    StoreError::invalid(message)
+}
+
 /// An API error as a `StoreError`, so the exit code reflects its kind (2 for rejected input).
 fn api(error: NeonError) -> anyhow::Error {
     anyhow::Error::new(StoreError::from(error))
@@ -217,16 +227,16 @@ fn api(error: NeonError) -> anyhow::Error {
 
 fn client(args: &NeonArgs) -> Result<NeonClient> {
     let Some(key) = args.api_key.as_deref().filter(|key| !key.trim().is_empty()) else {
-        return Err(UsageError("NEON_API_KEY is not set: export it or pass --api-key".into()).into());
+        return Err(usage("NEON_API_KEY is not set: export it or pass --api-key").into());
     };
     let config = NeonApiConfig::new(Secret::new(key)).with_base_url(args.base_url.clone());
-    NeonClient::new(config).map_err(|error| UsageError(format!("NEON_API_BASE_URL or NEON_API_KEY: {error}")).into())
+    NeonClient::new(config).map_err(|error| usage(format!("NEON_API_BASE_URL or NEON_API_KEY: {error}")).into())
 }
 
 fn project(args: &NeonArgs) -> Result<ProjectId> {
     match args.project.as_deref().filter(|project| !project.trim().is_empty()) {
         Some(project) => Ok(ProjectId::new(project)),
-        None => Err(UsageError("NEON_PROJECT_ID is not set: export it or pass --project".into()).into()),
+        None => Err(usage("NEON_PROJECT_ID is not set: export it or pass --project").into()),
     }
 }
 
@@ -259,8 +269,8 @@ async fn branch_create(args: &NeonArgs, create: &BranchCreateArgs) -> Result<()>
     };
     let parent_timestamp = match &create.at {
         Some(text) => {
-            let timestamp = Timestamp::parse(text).map_err(|error| UsageError(format!("--at {text:?}: {error}")))?;
-            Some(timestamp.to_datetime().ok_or_else(|| UsageError(format!("--at {text:?} is out of range")))?)
+            let timestamp = Timestamp::parse(text).map_err(|error| usage(format!("--at {text:?}: {error}")))?;
+            Some(timestamp.to_datetime().ok_or_else(|| usage(format!("--at {text:?} is out of range")))?)
         }
         None => None,
     };
@@ -367,7 +377,7 @@ async fn fake_server(args: &FakeServerArgs) -> Result<()> {
     let postgres = match args.postgres.as_deref().filter(|text| !text.trim().is_empty()) {
         Some(text) => Some(
             strata_neon_api::fake::parse_postgres_url(text)
-                .map_err(|error| UsageError(format!("--postgres / STRATA_FAKE_NEON_POSTGRES {text:?}: {error}")))?,
+                .map_err(|error| usage(format!("--postgres / STRATA_FAKE_NEON_POSTGRES {text:?}: {error}")))?,
         ),
         None => None,
     };
