@@ -4,14 +4,14 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use strata_core::evolution::{
-    CompletionStatus, FencingToken, GenerationStats, Lease, LeaseRequest, RoleLease, RunStatus, TaskCounts,
-    TaskOutcome, TaskState,
+    CachedFitness, CompletionStatus, FencingToken, GenerationStats, Lease, LeaseRequest, MAX_CACHE_KEY_BYTES,
+    RoleLease, RunStatus, TaskCounts, TaskOutcome, TaskState,
 };
 use strata_core::{EvolutionStore, StoreError};
 
 use crate::fixtures::{
-    create_run, failure, generation, in_parallel, lease, lease_request, new_tasks, run_id, run_spec, run_with_tasks,
-    success, task_key, worker_id, worker_info,
+    cached_success, create_run, failure, generation, in_parallel, lease, lease_request, new_tasks, run_id, run_spec,
+    run_with_tasks, success, task_key, worker_id, worker_info,
 };
 
 /// A lease that outlives any case.
@@ -666,4 +666,193 @@ pub async fn a_stale_release_leaves_the_new_holder_alone(store: &dyn EvolutionSt
     release(store, &expiring).await;
     assert!(acquire(store, &run, "c3", LONG).await.is_none(), "a release after a takeover did not free the role");
     assert!(renew(store, &taker, LONG).await, "the holder after the takeover still holds the role");
+}
+
+/// `release_tasks`, panicking on error.
+async fn release_leases(store: &dyn EvolutionStore, worker: &str, leases: &[&Lease]) -> Vec<CompletionStatus> {
+    let pairs = leases.iter().map(|lease| (lease.key.clone(), lease.token)).collect();
+    store
+        .release_tasks(&worker_id(worker), pairs)
+        .await
+        .unwrap_or_else(|error| panic!("release_tasks by {worker} failed: {error}"))
+}
+
+/// `cached_fitness`, panicking on error.
+async fn cached(store: &dyn EvolutionStore, keys: &[&str]) -> Vec<Option<CachedFitness>> {
+    let keys: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+    store.cached_fitness(&keys).await.unwrap_or_else(|error| panic!("cached_fitness failed: {error}"))
+}
+
+/// The cache entry a successful completion from [`success`] stores under `key`.
+fn entry(key: &str, fitness: f64) -> Option<CachedFitness> {
+    Some(CachedFitness { key: key.to_string(), fitness, result: format!(r#"{{"sharpe":{fitness}}}"#) })
+}
+
+/// A released lease returns its task to pending at once without using up an
+/// attempt: a task allowed one attempt is leased again (by another worker,
+/// with a larger token) instead of being parked, and the released token is stale.
+pub async fn release_returns_the_task_to_pending_without_using_an_attempt(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 1, 1).await;
+    let first = lease(store, lease_request("w1", 1, LONG), "w1").await.remove(0);
+    assert_eq!(release_leases(store, "w1", &[&first]).await, vec![CompletionStatus::Released], "w1 hands it back");
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 1, leased: 0, done: 0, parked: 0 }, "pending");
+    let task = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}")).remove(0);
+    assert_eq!(task.attempts, 0, "the handed-back lease is not counted as an attempt");
+    assert_eq!((task.worker, task.lease_expires_at), (None, None), "a released task has no holder and no expiry");
+    let second = lease(store, lease_request("w2", 1, LONG), "w2").await;
+    assert_eq!(second.len(), 1, "the released task is leased again at once, not parked (max_attempts 1)");
+    assert_eq!((&second[0].key, second[0].attempt), (&first.key, 1), "same task, attempt 1 again");
+    assert!(
+        second[0].token > first.token,
+        "the new lease has a larger token: {} after {}",
+        second[0].token,
+        first.token
+    );
+    let late = complete(store, "w1", vec![success(&first, 1.0)], "w1 after releasing").await;
+    assert_eq!(late, vec![CompletionStatus::Stale], "a released lease cannot be completed");
+    assert_eq!(release_leases(store, "w1", &[&first]).await, vec![CompletionStatus::Stale], "a repeat is stale");
+    let done = complete(store, "w2", vec![success(&second[0], 2.0)], "w2").await;
+    assert_eq!(done, vec![CompletionStatus::Recorded], "the new holder completes it");
+}
+
+/// A release counts only from the holder with the exact token; anything else
+/// is `Stale` and changes nothing. Statuses come back in order, and a second
+/// copy of a released lease in the same call is `Stale`.
+pub async fn release_needs_the_same_worker_and_token(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 3, 3).await;
+    let held = lease(store, lease_request("w1", 3, LONG), "w1").await;
+    let before = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}"));
+    assert_eq!(release_leases(store, "w2", &[&held[0]]).await, vec![CompletionStatus::Stale], "another worker");
+    let forged = Lease { token: FencingToken(held[0].token.0 + 1000), ..held[0].clone() };
+    let unknown = Lease { key: task_key(&run, 0, 99), ..held[0].clone() };
+    let statuses = release_leases(store, "w1", &[&forged, &unknown]).await;
+    assert_eq!(statuses, vec![CompletionStatus::Stale; 2], "a wrong token and an unknown task are stale");
+    let after = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}"));
+    assert_eq!(after, before, "stale releases change nothing");
+    complete(store, "w1", vec![success(&held[2], 1.0)], "w1 completes the last").await;
+    let statuses = release_leases(store, "w1", &[&held[1], &held[0], &held[1], &held[2]]).await;
+    let expected =
+        vec![CompletionStatus::Released, CompletionStatus::Released, CompletionStatus::Stale, CompletionStatus::Stale];
+    assert_eq!(statuses, expected, "in order; a second copy and a done task are stale");
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 2, leased: 0, done: 1, parked: 0 }, "counts");
+    let tasks = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}"));
+    let attempts: Vec<u32> = tasks.iter().map(|task| task.attempts).collect();
+    assert_eq!(attempts, [0, 0, 1], "each released lease gave its attempt back once");
+}
+
+/// A lease that expired but was not granted to anyone else is still held, so it can be released.
+pub async fn an_expired_lease_nobody_took_can_still_be_released(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 1, 2).await;
+    let held = lease(store, lease_request("w1", 1, SHORT), "w1").await.remove(0);
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(release_leases(store, "w1", &[&held]).await, vec![CompletionStatus::Released], "still w1's lease");
+    let task = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}")).remove(0);
+    assert_eq!((task.state, task.attempts), (TaskState::Pending, 0), "pending, attempt given back");
+    assert_eq!(requeue(store).await, 0, "nothing is left to requeue");
+}
+
+/// A recorded success with a cache key is readable by `cached_fitness` with
+/// its fitness (bit for bit) and result; a later success under the same key
+/// overwrites it, and within one call the last completion of a key wins.
+pub async fn a_recorded_success_fills_the_fitness_cache(store: &dyn EvolutionStore) {
+    run_with_tasks(store, "run-a", 4, 3).await;
+    let held = lease(store, lease_request("w1", 4, LONG), "w1").await;
+    let exact = 1.234_567_890_123_456_7_f64;
+    let completions = vec![
+        cached_success(&held[0], exact, "genome-a"),
+        cached_success(&held[1], 2.0, "genome-b"),
+        success(&held[2], 3.0),
+        cached_success(&held[3], 4.0, "genome-b"),
+    ];
+    let statuses = complete(store, "w1", completions, "w1").await;
+    assert_eq!(statuses, vec![CompletionStatus::Recorded; 4], "all recorded");
+    let found = cached(store, &["genome-a", "genome-b"]).await;
+    assert_eq!(found, vec![entry("genome-a", exact), entry("genome-b", 4.0)], "the last completion of a key wins");
+    let bits = found[0].as_ref().map(|entry| entry.fitness.to_bits());
+    assert_eq!(bits, Some(exact.to_bits()), "the cached fitness is stored bit for bit");
+
+    // Another run evaluating the same genome overwrites the entry.
+    run_with_tasks(store, "run-b", 1, 3).await;
+    let again = lease(store, lease_request("w2", 1, LONG), "w2").await.remove(0);
+    let statuses = complete(store, "w2", vec![cached_success(&again, 5.0, "genome-a")], "w2").await;
+    assert_eq!(statuses, vec![CompletionStatus::Recorded]);
+    assert_eq!(cached(store, &["genome-a"]).await, vec![entry("genome-a", 5.0)], "an upsert: the latest result");
+}
+
+/// Only recorded successes are cached: a stale completion (another worker, a
+/// forged token, a task done already) or a failure with a cache key writes nothing.
+pub async fn stale_and_failed_completions_write_nothing_to_the_cache(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 2, 3).await;
+    let held = lease(store, lease_request("w1", 2, LONG), "w1").await;
+    let stolen = complete(store, "w2", vec![cached_success(&held[0], 9.0, "stolen")], "another worker").await;
+    assert_eq!(stolen, vec![CompletionStatus::Stale], "another worker's completion is stale");
+    let forged = strata_core::evolution::Completion {
+        token: FencingToken(held[0].token.0 + 1000),
+        ..cached_success(&held[0], 9.0, "forged")
+    };
+    let failed =
+        strata_core::evolution::Completion { cache_key: Some("failed".into()), ..failure(&held[1], "no data") };
+    let statuses = complete(store, "w1", vec![forged, failed], "forged and failed").await;
+    assert_eq!(statuses, vec![CompletionStatus::Stale, CompletionStatus::Requeued], "stale, then requeued");
+    complete(store, "w1", vec![cached_success(&held[0], 1.0, "kept")], "w1").await;
+    let late = complete(store, "w1", vec![cached_success(&held[0], 7.0, "kept")], "done already").await;
+    assert_eq!(late, vec![CompletionStatus::Stale], "a done task cannot be completed again");
+    let found = cached(store, &["stolen", "forged", "failed", "kept"]).await;
+    assert_eq!(found, vec![None, None, None, entry("kept", 1.0)], "only the recorded success is cached");
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 1, leased: 0, done: 1, parked: 0 }, "counts");
+}
+
+/// `cached_fitness` answers one entry per key in the order asked, repeats
+/// included, `None` for keys never cached, and nothing for no keys; batches
+/// larger than one statement keep that order.
+pub async fn cached_fitness_keeps_order_and_misses_are_none(store: &dyn EvolutionStore) {
+    assert!(cached(store, &[]).await.is_empty(), "no keys, no entries");
+    assert_eq!(cached(store, &["never", "cached"]).await, vec![None, None], "unknown keys are None");
+    const TASKS: u32 = 300;
+    run_with_tasks(store, "run-a", TASKS, 3).await;
+    let held = lease(store, lease_request("w1", TASKS, LONG), "w1").await;
+    assert_eq!(held.len(), TASKS as usize, "every task leased");
+    let completions = held
+        .iter()
+        .map(|lease| {
+            let individual = lease.key.individual;
+            cached_success(lease, f64::from(individual), &format!("key-{individual:03}"))
+        })
+        .collect();
+    let statuses = complete(store, "w1", completions, "w1").await;
+    assert!(statuses.iter().all(|status| *status == CompletionStatus::Recorded), "all recorded");
+    let mut keys: Vec<String> = Vec::new();
+    let mut expected = Vec::new();
+    for individual in (0..TASKS).rev() {
+        keys.push(format!("key-{individual:03}"));
+        expected.push(entry(&format!("key-{individual:03}"), f64::from(individual)));
+        if individual % 50 == 0 {
+            keys.push(format!("missing-{individual}"));
+            expected.push(None);
+            keys.push("key-007".to_string());
+            expected.push(entry("key-007", 7.0));
+        }
+    }
+    let found = store.cached_fitness(&keys).await.unwrap_or_else(|e| panic!("cached_fitness: {e}"));
+    assert_eq!(found.len(), keys.len(), "one entry per key");
+    assert_eq!(found, expected, "in the order asked, repeats and misses included");
+}
+
+/// A cache key longer than 128 bytes is `InvalidInput`, for reading and for
+/// completing (then nothing of the call is applied); 128 bytes are accepted.
+pub async fn over_long_cache_keys_are_invalid_input(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 2, 3).await;
+    let held = lease(store, lease_request("w1", 2, LONG), "w1").await;
+    let longest = "k".repeat(MAX_CACHE_KEY_BYTES);
+    let too_long = "é".repeat(MAX_CACHE_KEY_BYTES / 2 + 1);
+    let error = store.cached_fitness(&[longest.clone(), too_long.clone()]).await.expect_err("an over-long key");
+    assert!(matches!(error, StoreError::InvalidInput(_)), "cached_fitness: expected InvalidInput, got {error:?}");
+    let completions = vec![cached_success(&held[0], 1.0, &longest), cached_success(&held[1], 2.0, &too_long)];
+    let error = store.complete_tasks(&worker_id("w1"), completions).await.expect_err("an over-long key");
+    assert!(matches!(error, StoreError::InvalidInput(_)), "complete_tasks: expected InvalidInput, got {error:?}");
+    assert_eq!(counts(store, &run, 0).await.leased, 2, "the refused call completed nothing");
+    assert_eq!(cached(store, &[longest.as_str()]).await, vec![None], "and cached nothing");
+    let statuses = complete(store, "w1", vec![cached_success(&held[0], 1.0, &longest)], "128 bytes").await;
+    assert_eq!(statuses, vec![CompletionStatus::Recorded], "a key of exactly 128 bytes is accepted");
+    assert_eq!(cached(store, &[longest.as_str()]).await, vec![entry(&longest, 1.0)], "and cached");
 }

@@ -237,12 +237,23 @@ pub fn success(lease: &Lease, fitness: f64) -> Completion {
         key: lease.key.clone(),
         token: lease.token,
         outcome: TaskOutcome::Succeeded { fitness, result: format!(r#"{{"sharpe":{fitness}}}"#) },
+        cache_key: None,
     }
+}
+
+/// A successful completion of `lease` with `fitness` that caches it under `cache_key`.
+pub fn cached_success(lease: &Lease, fitness: f64, cache_key: &str) -> Completion {
+    Completion { cache_key: Some(cache_key.into()), ..success(lease, fitness) }
 }
 
 /// A failed completion of `lease`.
 pub fn failure(lease: &Lease, error: &str) -> Completion {
-    Completion { key: lease.key.clone(), token: lease.token, outcome: TaskOutcome::Failed { error: error.into() } }
+    Completion {
+        key: lease.key.clone(),
+        token: lease.token,
+        outcome: TaskOutcome::Failed { error: error.into() },
+        cache_key: None,
+    }
 }
 
 /// The key of task `individual` of generation `generation` of `run`.

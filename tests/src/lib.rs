@@ -237,6 +237,13 @@ macro_rules! __evolution_cases {
             renewing_a_lost_coordinator_role_is_false,
             releasing_the_coordinator_role_frees_it_at_once,
             a_stale_release_leaves_the_new_holder_alone,
+            release_returns_the_task_to_pending_without_using_an_attempt,
+            release_needs_the_same_worker_and_token,
+            an_expired_lease_nobody_took_can_still_be_released,
+            a_recorded_success_fills_the_fitness_cache,
+            stale_and_failed_completions_write_nothing_to_the_cache,
+            cached_fitness_keeps_order_and_misses_are_none,
+            over_long_cache_keys_are_invalid_input,
         ] }
     };
 }

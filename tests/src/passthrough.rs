@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use strata_core::evolution::{
-    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RoleLease, RunId,
-    RunRecord, RunSpec, RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
+    CachedFitness, Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Lease, LeaseRequest,
+    NewTask, RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskRecord, WorkerId, WorkerInfo,
+    WorkerRecord,
 };
 use strata_core::{
     BarBatch, BarQuery, Capabilities, DayDigest, DigestQuery, EvolutionStore, HealthReport, MarketDataStore,
@@ -135,6 +136,14 @@ impl EvolutionStore for PassThrough {
         self.evolution.complete_tasks(worker, completions).await
     }
 
+    async fn release_tasks(
+        &self,
+        worker: &WorkerId,
+        leases: Vec<(TaskKey, FencingToken)>,
+    ) -> Result<Vec<CompletionStatus>> {
+        self.evolution.release_tasks(worker, leases).await
+    }
+
     async fn requeue_expired(&self) -> Result<u64> {
         self.evolution.requeue_expired().await
     }
@@ -161,6 +170,10 @@ impl EvolutionStore for PassThrough {
 
     async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>> {
         self.evolution.generation_stats(run).await
+    }
+
+    async fn cached_fitness(&self, keys: &[String]) -> Result<Vec<Option<CachedFitness>>> {
+        self.evolution.cached_fitness(keys).await
     }
 
     async fn acquire_coordinator(&self, run: &RunId, holder: &WorkerId, ttl: Duration) -> Result<Option<RoleLease>> {

@@ -1,7 +1,8 @@
 //! The reusable GA checks of `strata_ga_coord::testkit` against every backend
 //! that keeps evolution state across processes: the same per-generation
 //! population hashes with 1, 2 and 8 workers, a worker killed mid-lease, the
-//! coordinator crashed at each kill point and resumed; takeover; cancel. (The
+//! coordinator crashed at each kill point and resumed; takeover; cancel; a
+//! repeated run served by the durable fitness cache; a stopped worker's hand-back. (The
 //! in-memory store runs them in `strata-ga-coord`'s own tests.)
 
 #![allow(clippy::unwrap_used)]
@@ -16,8 +17,12 @@ async fn run_every_check(evolution: Arc<dyn EvolutionStore>, market: Arc<dyn Mar
     assert_eq!(report.scenarios.len(), 5, "{report:?}");
     assert!(report.killed_tasks >= 1, "{report:?}");
     testkit::check_takeover(evolution.clone(), market.clone()).await.unwrap();
-    let cancel = testkit::check_cancel(evolution, market).await.unwrap();
+    let cancel = testkit::check_cancel(evolution.clone(), market.clone()).await.unwrap();
     assert!(cancel.evaluations < cancel.population, "{cancel:?}");
+    let cache = testkit::check_durable_cache(evolution.clone(), market.clone()).await.unwrap();
+    assert_eq!(cache.second_backtests, 0, "{cache:?}");
+    let handed_back = testkit::check_handback(evolution, market).await.unwrap();
+    assert!(handed_back > 0);
 }
 
 /// One DuckDB file shared by the coordinator and in-process workers.

@@ -4,7 +4,9 @@
 //! store clock is this process's `Timestamp::now()` (one file has one
 //! process writing it, so every caller shares that clock). The coordinator
 //! role of a run is one row of `coordinator_leases`, read and written in one
-//! transaction; release clears the holder rather than deleting the row.
+//! transaction; release clears the holder rather than deleting the row. The
+//! fitness cache is `fitness_cache`, upserted in the transaction of the
+//! completions that produce its rows.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,9 +14,9 @@ use std::time::Duration;
 use duckdb::types::Value;
 use duckdb::{Connection, OptionalExt, params, params_from_iter};
 use strata_core::evolution::{
-    Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Individual, Lease, LeaseRequest, NewTask,
-    RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
-    WorkerInfo, WorkerRecord,
+    CachedFitness, Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Individual, Lease,
+    LeaseRequest, NewTask, RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome,
+    TaskRecord, TaskState, WorkerId, WorkerInfo, WorkerRecord, check_cache_key,
 };
 use strata_core::policy::expiry_micros;
 use strata_core::{EvolutionStore, Result, StoreError, Timestamp};
@@ -311,12 +313,33 @@ impl EvolutionStore for DuckDbStore {
     }
 
     async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>> {
+        for key in completions.iter().filter_map(|completion| completion.cache_key.as_deref()) {
+            check_cache_key(key)?;
+        }
         let worker = worker.clone();
         self.with_writer("completing tasks", move |connection| {
+            let now = Timestamp::now();
+            let transaction = connection.transaction().during("starting a transaction")?;
+            mark_seen(&transaction, &worker, now)?;
+            let statuses = complete_all(&transaction, &worker, &completions)?;
+            cache_recorded(&transaction, &completions, &statuses, now)?;
+            transaction.commit().during("committing completions")?;
+            Ok(statuses)
+        })
+        .await
+    }
+
+    async fn release_tasks(
+        &self,
+        worker: &WorkerId,
+        leases: Vec<(TaskKey, FencingToken)>,
+    ) -> Result<Vec<CompletionStatus>> {
+        let worker = worker.clone();
+        self.with_writer("releasing leases", move |connection| {
             let transaction = connection.transaction().during("starting a transaction")?;
             mark_seen(&transaction, &worker, Timestamp::now())?;
-            let statuses = complete_all(&transaction, &worker, &completions)?;
-            transaction.commit().during("committing completions")?;
+            let statuses = release_all(&transaction, &worker, &leases)?;
+            transaction.commit().during("committing released leases")?;
             Ok(statuses)
         })
         .await
@@ -475,6 +498,43 @@ impl EvolutionStore for DuckDbStore {
         .await
     }
 
+    async fn cached_fitness(&self, keys: &[String]) -> Result<Vec<Option<CachedFitness>>> {
+        for key in keys {
+            check_cache_key(key)?;
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = keys.to_vec();
+        self.with_reader("reading the fitness cache", move |connection| {
+            let mut found: HashMap<String, (f64, String)> = HashMap::with_capacity(keys.len());
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "SELECT key, fitness, result FROM fitness_cache WHERE key IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let mut statement = connection.prepare_cached(&sql).during("reading the fitness cache")?;
+                let rows = statement
+                    .query_map(params_from_iter(chunk.iter()), |row| {
+                        Ok((row.get::<_, String>(0)?, (row.get::<_, f64>(1)?, row.get::<_, String>(2)?)))
+                    })
+                    .during("reading the fitness cache")?;
+                for row in rows {
+                    let (key, entry) = row.during("reading the fitness cache")?;
+                    found.insert(key, entry);
+                }
+            }
+            Ok(keys
+                .into_iter()
+                .map(|key| {
+                    let (fitness, result) = found.get(&key)?.clone();
+                    Some(CachedFitness { key, fitness, result })
+                })
+                .collect())
+        })
+        .await
+    }
+
     async fn acquire_coordinator(&self, run: &RunId, holder: &WorkerId, ttl: Duration) -> Result<Option<RoleLease>> {
         let (run, holder) = (run.clone(), holder.clone());
         self.with_writer("acquiring the coordinator role", move |connection| {
@@ -603,7 +663,7 @@ fn complete_all(
         );
         let mut params = Vec::with_capacity(chunk.len() * 8 + 1);
         for &index in chunk {
-            let Completion { key, token, outcome } = &completions[index];
+            let Completion { key, token, outcome, .. } = &completions[index];
             params.extend([
                 Value::Text(key.run.as_str().to_string()),
                 Value::UInt(key.generation),
@@ -647,6 +707,109 @@ fn complete_all(
                     return Err(StoreError::internal(BACKEND, "a completed task is still leased"));
                 }
             };
+        }
+    }
+    Ok(statuses)
+}
+
+/// Upserts into `fitness_cache`, inside the caller's transaction, the
+/// fitness and result of every completion that was `Recorded` and carries a
+/// cache key: one statement per [`ROWS_PER_STATEMENT`] distinct keys. Of
+/// several recorded completions with one key the last one wins (one row per
+/// key per statement, as `ON CONFLICT DO UPDATE` requires).
+fn cache_recorded(
+    connection: &Connection,
+    completions: &[Completion],
+    statuses: &[CompletionStatus],
+    now: Timestamp,
+) -> Result<()> {
+    let mut rows: Vec<(&str, f64, &str)> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    for (completion, status) in completions.iter().zip(statuses) {
+        let (Some(key), CompletionStatus::Recorded, TaskOutcome::Succeeded { fitness, result }) =
+            (completion.cache_key.as_deref(), status, &completion.outcome)
+        else {
+            continue;
+        };
+        match position.get(key) {
+            Some(&index) => rows[index] = (key, *fitness, result),
+            None => {
+                position.insert(key, rows.len());
+                rows.push((key, *fitness, result));
+            }
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO fitness_cache (key, fitness, result, created_at_us) VALUES {}
+             ON CONFLICT (key) DO UPDATE SET fitness = excluded.fitness, result = excluded.result",
+            values_rows(chunk.len(), &["VARCHAR", "DOUBLE", "VARCHAR", "BIGINT"])
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 4);
+        for (key, fitness, result) in chunk {
+            params.extend([
+                Value::Text((*key).to_string()),
+                Value::Double(*fitness),
+                Value::Text((*result).to_string()),
+                Value::BigInt(now.micros()),
+            ]);
+        }
+        let mut statement = connection.prepare_cached(&sql).during("caching fitness")?;
+        statement.execute(params_from_iter(params.iter())).during("caching fitness")?;
+    }
+    Ok(())
+}
+
+/// Hands leases back inside the caller's transaction with one set-based
+/// update per [`ROWS_PER_STATEMENT`] leases: a task leased by `worker` under
+/// the given token goes back to pending with one attempt fewer. Later copies
+/// of one (task, token) stay `Stale`, as releasing the first ends the lease.
+fn release_all(
+    connection: &Connection,
+    worker: &WorkerId,
+    leases: &[(TaskKey, FencingToken)],
+) -> Result<Vec<CompletionStatus>> {
+    let mut statuses = vec![CompletionStatus::Stale; leases.len()];
+    let unique = strata_core::policy::first_releases(leases);
+    let first: HashMap<(&TaskKey, u64), usize> =
+        unique.iter().map(|&index| ((&leases[index].0, leases[index].1.0), index)).collect();
+    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE tasks SET state = 'pending', attempts = greatest(tasks.attempts, 1) - 1,
+                 worker = NULL, lease_expires_at_us = NULL
+             FROM (VALUES {}) AS released(run_id, generation, individual, token)
+             WHERE tasks.run_id = released.run_id AND tasks.generation = released.generation
+               AND tasks.individual = released.individual AND tasks.token = released.token
+               AND tasks.state = 'leased' AND tasks.worker = ?
+             RETURNING tasks.run_id, tasks.generation, tasks.individual, tasks.token",
+            values_rows(chunk.len(), &["VARCHAR", "UINTEGER", "UINTEGER", "UBIGINT"])
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 4 + 1);
+        for &index in chunk {
+            let (key, token) = &leases[index];
+            params.extend([
+                Value::Text(key.run.as_str().to_string()),
+                Value::UInt(key.generation),
+                Value::UInt(key.individual),
+                Value::UBigInt(token.0),
+            ]);
+        }
+        params.push(Value::Text(worker.as_str().to_string()));
+        let released: Vec<(String, u32, u32, u64)> = {
+            let mut statement = connection.prepare_cached(&sql).during("releasing leases")?;
+            let rows = statement
+                .query_map(params_from_iter(params.iter()), |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .during("releasing leases")?;
+            rows.collect::<duckdb::Result<Vec<_>>>().during("releasing leases")?
+        };
+        for (run_id, generation, individual, token) in released {
+            let key = TaskKey { run: RunId::new(run_id)?, generation, individual };
+            let index = *first
+                .get(&(&key, token))
+                .ok_or_else(|| StoreError::internal(BACKEND, format!("released task {key:?} that no lease named")))?;
+            statuses[index] = CompletionStatus::Released;
         }
     }
     Ok(statuses)
@@ -918,6 +1081,7 @@ mod tests {
             key: first[0].key.clone(),
             token: first[0].token,
             outcome: TaskOutcome::Succeeded { fitness: 1.0, result: "{}".into() },
+            cache_key: None,
         };
         let statuses = store.complete_tasks(&worker("w1"), vec![late]).await.unwrap();
         assert_eq!(statuses, vec![CompletionStatus::Stale]);
@@ -927,21 +1091,25 @@ mod tests {
                 key: second[0].key.clone(),
                 token: second[0].token,
                 outcome: TaskOutcome::Succeeded { fitness: 0.5, result: r#"{"sharpe":0.5}"#.into() },
+                cache_key: None,
             },
             Completion {
                 key: second[1].key.clone(),
                 token: second[1].token,
                 outcome: TaskOutcome::Failed { error: "boom".into() },
+                cache_key: None,
             },
             Completion {
                 key: second[2].key.clone(),
                 token: second[2].token,
                 outcome: TaskOutcome::Failed { error: "bang".into() },
+                cache_key: None,
             },
             Completion {
                 key: second[0].key.clone(),
                 token: second[0].token,
                 outcome: TaskOutcome::Succeeded { fitness: 9.0, result: "again".into() },
+                cache_key: None,
             },
         ];
         let statuses = store.complete_tasks(&worker("w2"), completions).await.unwrap();
@@ -1011,6 +1179,7 @@ mod tests {
                         key: lease.key.clone(),
                         token: lease.token,
                         outcome: TaskOutcome::Succeeded { fitness, result: format!("r{i}") },
+                        cache_key: None,
                     });
                     expected.push(CompletionStatus::Recorded);
                 }
@@ -1019,6 +1188,7 @@ mod tests {
                         key: lease.key.clone(),
                         token: lease.token,
                         outcome: TaskOutcome::Failed { error: format!("e{i}") },
+                        cache_key: None,
                     });
                     expected.push(CompletionStatus::Parked);
                 }
@@ -1027,6 +1197,7 @@ mod tests {
                         key: lease.key.clone(),
                         token: FencingToken(lease.token.0 + 1_000_000),
                         outcome: TaskOutcome::Succeeded { fitness: -1.0, result: "wrong token".into() },
+                        cache_key: None,
                     });
                     expected.push(CompletionStatus::Stale);
                 }
@@ -1035,7 +1206,7 @@ mod tests {
         // Second copies: the same (task, token) again is stale; the right token after a wrong one is recorded.
         for (i, lease) in leases.iter().enumerate() {
             let outcome = TaskOutcome::Succeeded { fitness: 1000.0 + i as f64, result: format!("again{i}") };
-            completions.push(Completion { key: lease.key.clone(), token: lease.token, outcome });
+            completions.push(Completion { key: lease.key.clone(), token: lease.token, outcome, cache_key: None });
             expected.push(if i % 3 == 2 { CompletionStatus::Recorded } else { CompletionStatus::Stale });
         }
         assert_eq!(store.complete_tasks(&worker("w"), completions).await.unwrap(), expected);

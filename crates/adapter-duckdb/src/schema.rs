@@ -1,6 +1,6 @@
 //! The DuckDB schema (versioned DDL) and every SQL statement the adapter runs.
 //!
-//! # Tables (schema version 2)
+//! # Tables (schema version 3)
 //!
 //! | table | key | holds |
 //! |---|---|---|
@@ -13,6 +13,7 @@
 //! | `workers` | `id` | registered workers |
 //! | `generation_stats` | `(run_id, generation)` | per-generation fitness statistics |
 //! | `coordinator_leases` | `run_id` | the coordinator role of a run: holder (NULL once released), fencing token, expiry (version 2) |
+//! | `fitness_cache` | `key` | the fitness cache: fitness and result of an evaluation under the caller's cache key (version 3) |
 //!
 //! `ohlcv_bars` has no `PRIMARY KEY`: maintaining DuckDB's ART index for new
 //! keys made a bulk load of fresh bars about 2.2x slower than the same load
@@ -39,7 +40,7 @@ use strata_core::bar::{MAX_TIMESTAMP, MIN_TIMESTAMP};
 use strata_core::{BarQuery, DigestQuery, Order, Symbol, Timestamp};
 
 /// The schema version this build writes and understands.
-pub(crate) const SCHEMA_VERSION: i32 = 2;
+pub(crate) const SCHEMA_VERSION: i32 = 3;
 
 /// Creates the version table; safe to run on every open.
 pub(crate) const CREATE_VERSION_TABLE: &str =
@@ -56,7 +57,7 @@ pub(crate) const HAS_VERSION_TABLE: &str =
 pub(crate) const RECORD_VERSION: &str = "INSERT INTO schema_version (version, applied_at_us) VALUES (?, ?)";
 
 /// Migrations by version: `MIGRATIONS[i]` brings the file from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: [&str; 2] = [
+pub(crate) const MIGRATIONS: [&str; 3] = [
     r#"
 CREATE TABLE ohlcv_bars (
     symbol      VARCHAR     NOT NULL,
@@ -146,6 +147,15 @@ DELETE FROM tasks WHERE run_id LIKE 'coord:%';
 DELETE FROM individuals WHERE run_id LIKE 'coord:%';
 DELETE FROM generations WHERE run_id LIKE 'coord:%';
 DELETE FROM runs WHERE id LIKE 'coord:%';
+"#,
+    // Version 3: the durable fitness cache, written with the completions that produce it.
+    r#"
+CREATE TABLE fitness_cache (
+    key           VARCHAR PRIMARY KEY,
+    fitness       DOUBLE  NOT NULL,
+    result        VARCHAR NOT NULL,
+    created_at_us BIGINT  NOT NULL
+);
 "#,
 ];
 

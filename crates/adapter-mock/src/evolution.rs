@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use strata_core::evolution::{
-    Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RoleLease,
-    RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
-    WorkerInfo, WorkerRecord,
+    CachedFitness, Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Lease, LeaseRequest,
+    NewTask, RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState,
+    WorkerId, WorkerInfo, WorkerRecord, check_cache_key,
 };
 use strata_core::{EvolutionStore, Result, StoreError, Timestamp};
 
@@ -29,6 +29,8 @@ pub(crate) struct EvolutionState {
     coordinators: BTreeMap<RunId, RoleLease>,
     /// The last coordinator token granted, for every run (so tokens grow per run too).
     last_role_token: u64,
+    /// The fitness cache: cache key to (fitness, result).
+    fitness_cache: BTreeMap<String, (f64, String)>,
 }
 
 impl EvolutionState {
@@ -240,8 +242,12 @@ impl EvolutionStore for MemoryStore {
     }
 
     async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>> {
+        for key in completions.iter().filter_map(|completion| completion.cache_key.as_deref()) {
+            check_cache_key(key)?;
+        }
         let mut state = lock(&self.evolution)?;
         state.touch_worker(worker, Timestamp::now());
+        let state = &mut *state;
         let mut statuses = Vec::with_capacity(completions.len());
         for completion in completions {
             let task = state.tasks.get_mut(&completion.key).filter(|task| {
@@ -255,6 +261,9 @@ impl EvolutionStore for MemoryStore {
             };
             let status = match completion.outcome {
                 TaskOutcome::Succeeded { fitness, result } => {
+                    if let Some(key) = completion.cache_key {
+                        state.fitness_cache.insert(key, (fitness, result.clone()));
+                    }
                     task.fitness = Some(fitness);
                     task.result = Some(result);
                     release(task, TaskState::Done);
@@ -272,6 +281,29 @@ impl EvolutionStore for MemoryStore {
                 }
             };
             statuses.push(status);
+        }
+        Ok(statuses)
+    }
+
+    async fn release_tasks(
+        &self,
+        worker: &WorkerId,
+        leases: Vec<(TaskKey, FencingToken)>,
+    ) -> Result<Vec<CompletionStatus>> {
+        let mut state = lock(&self.evolution)?;
+        state.touch_worker(worker, Timestamp::now());
+        let mut statuses = Vec::with_capacity(leases.len());
+        for (key, token) in leases {
+            let task = state.tasks.get_mut(&key).filter(|task| {
+                task.state == TaskState::Leased && task.worker.as_ref() == Some(worker) && task.token == token
+            });
+            let Some(task) = task else {
+                statuses.push(CompletionStatus::Stale);
+                continue;
+            };
+            task.attempts = task.attempts.saturating_sub(1);
+            release(task, TaskState::Pending);
+            statuses.push(CompletionStatus::Released);
         }
         Ok(statuses)
     }
@@ -328,6 +360,26 @@ impl EvolutionStore for MemoryStore {
     async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>> {
         let state = lock(&self.evolution)?;
         Ok(state.stats.range((run.clone(), 0)..=(run.clone(), u32::MAX)).map(|(_, stats)| stats.clone()).collect())
+    }
+
+    async fn cached_fitness(&self, keys: &[String]) -> Result<Vec<Option<CachedFitness>>> {
+        for key in keys {
+            check_cache_key(key)?;
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let state = lock(&self.evolution)?;
+        Ok(keys
+            .iter()
+            .map(|key| {
+                state.fitness_cache.get(key).map(|(fitness, result)| CachedFitness {
+                    key: key.clone(),
+                    fitness: *fitness,
+                    result: result.clone(),
+                })
+            })
+            .collect())
     }
 
     async fn acquire_coordinator(&self, run: &RunId, holder: &WorkerId, ttl: Duration) -> Result<Option<RoleLease>> {

@@ -10,8 +10,9 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use mockall::mock;
 use strata_core::evolution::{
-    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RoleLease, RunId,
-    RunRecord, RunSpec, RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
+    CachedFitness, Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Lease, LeaseRequest,
+    NewTask, RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskRecord, WorkerId, WorkerInfo,
+    WorkerRecord,
 };
 use strata_core::ports::provision::{BranchInfo, BranchSpec, Pooling};
 use strata_core::{
@@ -65,6 +66,11 @@ mock! {
             worker: &WorkerId,
             completions: Vec<Completion>,
         ) -> Result<Vec<CompletionStatus>>;
+        async fn release_tasks(
+            &self,
+            worker: &WorkerId,
+            leases: Vec<(TaskKey, FencingToken)>,
+        ) -> Result<Vec<CompletionStatus>>;
         async fn requeue_expired(&self) -> Result<u64>;
         async fn task_counts(&self, run: &RunId, generation: u32) -> Result<TaskCounts>;
         async fn list_tasks(&self, run: &RunId, generation: u32) -> Result<Vec<TaskRecord>>;
@@ -72,6 +78,7 @@ mock! {
         async fn list_workers(&self) -> Result<Vec<WorkerRecord>>;
         async fn record_generation_stats(&self, stats: GenerationStats) -> Result<()>;
         async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>>;
+        async fn cached_fitness(&self, keys: &[String]) -> Result<Vec<Option<CachedFitness>>>;
         async fn acquire_coordinator(
             &self,
             run: &RunId,

@@ -13,6 +13,11 @@
 //!   with one upsert that only overwrites an expired lease or the holder's
 //!   own; a grant to a new holder draws its token from `coordinator_tokens`,
 //!   renewal and release are fenced by that token.
+//! - Releasing leases is one fenced `UPDATE` of the same shape, which gives
+//!   the attempt back.
+//! - The fitness cache is `fitness_cache`, upserted by the completion
+//!   statement itself (a data-modifying CTE over the rows it recorded), so a
+//!   result and its cache entry commit together or not at all.
 //! - Liveness is by time only: no LISTEN/NOTIFY, no session advisory locks,
 //!   so it all works through Neon's pooler (PgBouncer, transaction mode).
 
@@ -21,9 +26,9 @@ use std::time::Duration;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row as _};
 use strata_core::evolution::{
-    Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Individual, Lease, LeaseRequest, NewTask,
-    RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
-    WorkerInfo, WorkerRecord,
+    CachedFitness, Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Individual, Lease,
+    LeaseRequest, NewTask, RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome,
+    TaskRecord, TaskState, WorkerId, WorkerInfo, WorkerRecord, check_cache_key,
 };
 use strata_core::{EvolutionStore, Result, StoreError, Timestamp};
 
@@ -449,6 +454,9 @@ impl EvolutionStore for NeonStore {
     }
 
     async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>> {
+        for key in completions.iter().filter_map(|completion| completion.cache_key.as_deref()) {
+            check_cache_key(key)?;
+        }
         let (schema, persistent, worker) = (self.inner.config.schema.clone(), self.persistent(), worker.clone());
         // Of several completions of one (task, token) only the first can apply (applying it
         // ends the lease): the later copies never reach the statement and stay `Stale`.
@@ -462,6 +470,62 @@ impl EvolutionStore for NeonStore {
         let mut statuses = vec![CompletionStatus::Stale; completions.len()];
         for (index, status) in first.into_iter().zip(applied) {
             statuses[index] = status;
+        }
+        Ok(statuses)
+    }
+
+    async fn release_tasks(
+        &self,
+        worker: &WorkerId,
+        leases: Vec<(TaskKey, FencingToken)>,
+    ) -> Result<Vec<CompletionStatus>> {
+        // Of several copies of one (task, token) only the first can apply (releasing ends the lease).
+        let first = strata_core::policy::first_releases(&leases);
+        let mut runs = Vec::with_capacity(first.len());
+        let mut generations = Vec::with_capacity(first.len());
+        let mut individuals = Vec::with_capacity(first.len());
+        let mut tokens = Vec::with_capacity(first.len());
+        for &index in &first {
+            let (key, token) = &leases[index];
+            runs.push(key.run.as_str().to_string());
+            generations.push(int(key.generation));
+            individuals.push(int(key.individual));
+            tokens.push(i64::try_from(token.0).unwrap_or(-1));
+        }
+        let sql = self.sql(
+            "WITH seen AS (UPDATE {s}.workers SET last_seen = now() WHERE id = $1),
+             input AS (
+                SELECT * FROM unnest($2::text[], $3::integer[], $4::integer[], $5::bigint[])
+                       AS i(run_id, generation, individual, token)
+             )
+             UPDATE {s}.tasks t
+             SET state = 'pending', attempts = greatest(t.attempts - 1, 0), worker = NULL, lease_expires_at = NULL
+             FROM input i
+             WHERE t.run_id = i.run_id AND t.generation = i.generation AND t.individual = i.individual
+               AND t.state = 'leased' AND t.worker = $1 AND t.token = i.token
+             RETURNING t.run_id, t.generation, t.individual, t.token",
+        );
+        let (persistent, worker) = (self.persistent(), worker.clone());
+        // Fenced: a repeat finds the tasks no longer leased under these tokens and changes nothing.
+        let rows: Vec<(String, i32, i32, i64)> =
+            transact!(self.inner, "releasing leases", Idempotency::Idempotent, |c| {
+                Ok(sqlx::query_as(&sql)
+                    .bind(worker.as_str())
+                    .bind(&runs)
+                    .bind(&generations)
+                    .bind(&individuals)
+                    .bind(&tokens)
+                    .persistent(persistent)
+                    .fetch_all(&mut *c)
+                    .await?)
+            })?;
+        let released: std::collections::HashSet<(String, i32, i32, i64)> = rows.into_iter().collect();
+        let mut statuses = vec![CompletionStatus::Stale; leases.len()];
+        for (position, index) in first.into_iter().enumerate() {
+            let row = (runs[position].clone(), generations[position], individuals[position], tokens[position]);
+            if released.contains(&row) {
+                statuses[index] = CompletionStatus::Released;
+            }
         }
         Ok(statuses)
     }
@@ -610,6 +674,33 @@ impl EvolutionStore for NeonStore {
             .collect())
     }
 
+    async fn cached_fitness(&self, keys: &[String]) -> Result<Vec<Option<CachedFitness>>> {
+        for key in keys {
+            check_cache_key(key)?;
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = self.sql("SELECT key, fitness, result FROM {s}.fitness_cache WHERE key = ANY($1::text[])");
+        let (persistent, wanted) = (self.persistent(), keys.to_vec());
+        let rows: Vec<(String, f64, String)> =
+            transact!(self.inner, "reading the fitness cache", Idempotency::Safe, |c| {
+                Ok(sqlx::query_as(&sql).bind(&wanted).persistent(persistent).fetch_all(&mut *c).await?)
+            })?;
+        let found: std::collections::HashMap<String, (f64, String)> =
+            rows.into_iter().map(|(key, fitness, result)| (key, (fitness, result))).collect();
+        Ok(keys
+            .iter()
+            .map(|key| {
+                found.get(key).map(|(fitness, result)| CachedFitness {
+                    key: key.clone(),
+                    fitness: *fitness,
+                    result: result.clone(),
+                })
+            })
+            .collect())
+    }
+
     async fn acquire_coordinator(&self, run: &RunId, holder: &WorkerId, ttl: Duration) -> Result<Option<RoleLease>> {
         let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());
         let (run, holder, ttl_us) = (run.clone(), holder.clone(), ttl_micros(ttl));
@@ -684,7 +775,10 @@ impl EvolutionStore for NeonStore {
 /// Applies a batch of completions (distinct (task, token) pairs) in ONE
 /// statement: the fencing check is the join condition, so a completion whose
 /// token is not the task's current lease by this worker matches nothing and
-/// is reported `Stale`. The worker's `last_seen` is updated in the same
+/// is reported `Stale`. The worker's `last_seen` is updated, and the fitness
+/// of every recorded success with a cache key is upserted into
+/// `fitness_cache` (the last completion of a key in the batch wins: `ON
+/// CONFLICT DO UPDATE` may touch a row once per statement), in the same
 /// statement.
 async fn complete_batch(
     c: &mut PgConnection,
@@ -701,7 +795,9 @@ async fn complete_batch(
     let mut fitnesses: Vec<Option<f64>> = Vec::with_capacity(completions.len());
     let mut results: Vec<Option<String>> = Vec::with_capacity(completions.len());
     let mut errors: Vec<Option<String>> = Vec::with_capacity(completions.len());
+    let mut cache_keys: Vec<Option<String>> = Vec::with_capacity(completions.len());
     for completion in completions {
+        cache_keys.push(completion.cache_key.clone());
         runs.push(completion.key.run.as_str().to_string());
         generations.push(int(completion.key.generation));
         individuals.push(int(completion.key.individual));
@@ -725,19 +821,30 @@ async fn complete_batch(
         "WITH seen AS (UPDATE {schema}.workers SET last_seen = now() WHERE id = $1),
          input AS (
             SELECT * FROM unnest($2::text[], $3::integer[], $4::integer[], $5::bigint[], $6::boolean[],
-                                 $7::double precision[], $8::text[], $9::text[])
-                   AS i(run_id, generation, individual, token, ok, fitness, result, error)
+                                 $7::double precision[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY
+                   AS i(run_id, generation, individual, token, ok, fitness, result, error, cache_key, ordinal)
+         ),
+         applied AS (
+            UPDATE {schema}.tasks t
+            SET state = CASE WHEN i.ok THEN 'done' WHEN t.attempts >= t.max_attempts THEN 'parked' ELSE 'pending' END,
+                fitness = CASE WHEN i.ok THEN i.fitness ELSE t.fitness END,
+                result = CASE WHEN i.ok THEN i.result ELSE t.result END,
+                error = CASE WHEN i.ok THEN t.error ELSE i.error END,
+                worker = NULL, lease_expires_at = NULL
+            FROM input i
+            WHERE t.run_id = i.run_id AND t.generation = i.generation AND t.individual = i.individual
+              AND t.state = 'leased' AND t.worker = $1 AND t.token = i.token
+            RETURNING t.run_id, t.generation, t.individual, t.token, t.state,
+                      i.ok, i.fitness, i.result, i.cache_key, i.ordinal
+         ),
+         cached AS (
+            INSERT INTO {schema}.fitness_cache (key, fitness, result)
+            SELECT DISTINCT ON (a.cache_key) a.cache_key, a.fitness, a.result FROM applied a
+            WHERE a.ok AND a.cache_key IS NOT NULL
+            ORDER BY a.cache_key, a.ordinal DESC
+            ON CONFLICT (key) DO UPDATE SET fitness = EXCLUDED.fitness, result = EXCLUDED.result
          )
-         UPDATE {schema}.tasks t
-         SET state = CASE WHEN i.ok THEN 'done' WHEN t.attempts >= t.max_attempts THEN 'parked' ELSE 'pending' END,
-             fitness = CASE WHEN i.ok THEN i.fitness ELSE t.fitness END,
-             result = CASE WHEN i.ok THEN i.result ELSE t.result END,
-             error = CASE WHEN i.ok THEN t.error ELSE i.error END,
-             worker = NULL, lease_expires_at = NULL
-         FROM input i
-         WHERE t.run_id = i.run_id AND t.generation = i.generation AND t.individual = i.individual
-           AND t.state = 'leased' AND t.worker = $1 AND t.token = i.token
-         RETURNING t.run_id, t.generation, t.individual, t.token, t.state"
+         SELECT run_id, generation, individual, token, state FROM applied"
     );
     let rows: Vec<(String, i32, i32, i64, String)> = sqlx::query_as(&sql)
         .bind(worker.as_str())
@@ -749,6 +856,7 @@ async fn complete_batch(
         .bind(&fitnesses)
         .bind(&results)
         .bind(&errors)
+        .bind(&cache_keys)
         .persistent(persistent)
         .fetch_all(&mut *c)
         .await?;

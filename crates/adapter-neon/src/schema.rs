@@ -12,6 +12,7 @@
 //! | `ohlcv_bars` | `(symbol, ts)` | bars; `symbol` is `COLLATE "C"` so results order by bytes |
 //! | `runs`, `generations`, `individuals`, `tasks`, `workers`, `generation_stats` | | evolution state |
 //! | `coordinator_leases` | `run_id` | the coordinator role of a run: holder, fencing token (sequence `coordinator_tokens`), expiry (migration 2) |
+//! | `fitness_cache` | `key` | the fitness cache: fitness and result of an evaluation under the caller's cache key (migration 3) |
 //!
 //! # Applying migrations
 //!
@@ -478,9 +479,10 @@ pub(crate) struct Migration {
 }
 
 /// Every migration of this build, in order.
-pub(crate) const MIGRATIONS: [Migration; 2] = [
+pub(crate) const MIGRATIONS: [Migration; 3] = [
     Migration { version: 1, name: "bars and evolution state", sql: V1 },
     Migration { version: 2, name: "coordinator leases", sql: V2 },
+    Migration { version: 3, name: "fitness cache", sql: V3 },
 ];
 
 /// The newest version this build knows.
@@ -577,6 +579,17 @@ CREATE TABLE {schema}.coordinator_leases (
 );
 
 DELETE FROM {schema}.runs WHERE id LIKE 'coord:%';
+"#;
+
+/// The durable fitness cache: an evaluation's fitness and result under the
+/// caller's cache key, upserted with the completion that produced it.
+const V3: &str = r#"
+CREATE TABLE {schema}.fitness_cache (
+    key        text PRIMARY KEY,
+    fitness    double precision NOT NULL,
+    result     text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
 "#;
 
 /// The columns of `ohlcv_bars`, shared by both layouts and the staging table.

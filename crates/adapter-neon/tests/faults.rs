@@ -207,6 +207,7 @@ fn a_killed_workers_leases_are_requeued_after_the_ttl_and_its_late_results_refus
             key: leases[0].key.clone(),
             token: strata_core::evolution::FencingToken(old_tokens[0]),
             outcome: TaskOutcome::Succeeded { fitness: 99.0, result: "{}".into() },
+            cache_key: None,
         };
         let doomed = WorkerId::new("doomed").expect("id");
         assert_eq!(store.complete_tasks(&doomed, vec![late]).await.expect("complete"), [CompletionStatus::Stale]);
@@ -216,6 +217,7 @@ fn a_killed_workers_leases_are_requeued_after_the_ttl_and_its_late_results_refus
                 key: l.key.clone(),
                 token: l.token,
                 outcome: TaskOutcome::Succeeded { fitness: 1.0, result: "{}".into() },
+                cache_key: None,
             })
             .collect();
         let statuses = store.complete_tasks(&survivor, completions).await.expect("complete");
@@ -302,7 +304,7 @@ fn concurrent_first_starts_apply_each_migration_exactly_once() {
                     .fetch_all(stores[0].pool())
                     .await
                     .expect("migrations");
-            assert_eq!(versions, [1, 2], "each migration recorded once in {schema}");
+            assert_eq!(versions, [1, 2, 3], "each migration recorded once in {schema}");
         }
         // The layout is the one this server offers: a hypertable where TimescaleDB
         // can load, native partitions otherwise (here, without TimescaleDB).

@@ -176,6 +176,6 @@ fn first_migrations_wait_for_the_database_wide_lock_and_migrated_schemas_do_not(
                 .fetch_all(store.pool())
                 .await
                 .expect("migrations");
-        assert_eq!(versions, [1, 2]);
+        assert_eq!(versions, [1, 2, 3]);
     });
 }

@@ -1,6 +1,7 @@
-//! Migration 2 on a schema an older build left behind: the companion runs
-//! (`coord:<run>`) that used to hold the coordinator role as a task are
-//! removed with their rows, other runs stay, and the role is a port method.
+//! Migrations on a schema an older build left behind. Migration 2: the
+//! companion runs (`coord:<run>`) that used to hold the coordinator role as a
+//! task are removed with their rows, other runs stay, and the role is a port
+//! method. Migration 3: the fitness cache, which then survives reopening.
 
 mod common;
 
@@ -8,7 +9,9 @@ use std::time::Duration;
 
 use strata_adapter_neon::NeonStore;
 use strata_core::EvolutionStore;
-use strata_core::evolution::{RunId, WorkerId};
+use strata_core::evolution::{
+    CachedFitness, Completion, CompletionStatus, LeaseRequest, NewTask, RunId, RunSpec, TaskOutcome, WorkerId,
+};
 
 /// Whether a missing service must fail the test instead of skipping it.
 fn required() -> bool {
@@ -61,6 +64,77 @@ fn migration_2_removes_companion_runs_and_keeps_the_others() {
         let holder = WorkerId::new("c1").expect("worker id");
         let role = store.acquire_coordinator(&run, &holder, Duration::from_secs(60)).await.expect("acquire");
         assert!(role.is_some(), "the coordinator role is granted through the new table");
+        store.close().await;
+    });
+}
+
+/// Creates run `id` with one task, leases it and completes it with `fitness` under `cache_key`.
+async fn evaluate(store: &NeonStore, id: &str, cache_key: &str, fitness: f64) {
+    let spec = RunSpec {
+        id: RunId::new(id).expect("run id"),
+        strategy: "ma-crossover".into(),
+        seed: 1,
+        population_size: 1,
+        generations: 1,
+        config: "{}".into(),
+    };
+    store.create_run(spec.clone()).await.expect("create_run");
+    store.enqueue_tasks(&spec.id, 0, vec![NewTask { individual: 0, payload: "{}".into() }], 3).await.expect("enqueue");
+    let worker = WorkerId::new("w1").expect("worker id");
+    let request =
+        LeaseRequest { worker: worker.clone(), run: Some(spec.id), max_tasks: 1, ttl: Duration::from_secs(600) };
+    let lease = store.lease_tasks(request).await.expect("lease_tasks").remove(0);
+    let completion = Completion {
+        key: lease.key,
+        token: lease.token,
+        outcome: TaskOutcome::Succeeded { fitness, result: format!("{{\"sharpe\":{fitness}}}") },
+        cache_key: Some(cache_key.to_string()),
+    };
+    let statuses = store.complete_tasks(&worker, vec![completion]).await.expect("complete_tasks");
+    assert_eq!(statuses, [CompletionStatus::Recorded]);
+}
+
+/// What `cached_fitness` answers for one key.
+async fn cached(store: &NeonStore, key: &str) -> Option<CachedFitness> {
+    store.cached_fitness(&[key.to_string()]).await.expect("cached_fitness").remove(0)
+}
+
+#[test]
+fn migration_3_adds_the_fitness_cache_which_survives_reopening() {
+    let Some(url) = common::test_url(false) else {
+        assert!(!required(), "DATABASE_URL is required");
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let schema = common::unique_schema("mig3");
+        let _guard = common::SchemaGuard::new(&url, &schema);
+        let store = NeonStore::open(common::test_config(&url, &schema, false)).await.expect("first open");
+        evaluate(&store, "run-a", "genome-a", 0.125).await;
+        store.close().await;
+
+        let store = NeonStore::open(common::test_config(&url, &schema, false)).await.expect("reopening");
+        let entry = CachedFitness { key: "genome-a".into(), fitness: 0.125, result: "{\"sharpe\":0.125}".into() };
+        assert_eq!(cached(&store, "genome-a").await, Some(entry), "the cache survives reopening");
+        // Back to version 2, as an older build left it.
+        let downgrade = format!(
+            "DROP TABLE {schema}.fitness_cache;
+             DELETE FROM {schema}.strata_migrations WHERE version = 3;"
+        );
+        sqlx::raw_sql(&downgrade).execute(store.pool()).await.expect("the version-2 state");
+        store.close().await;
+
+        let store = NeonStore::open(common::test_config(&url, &schema, false)).await.expect("migrating open");
+        let versions: Vec<i32> =
+            sqlx::query_scalar(&format!("SELECT version FROM {schema}.strata_migrations ORDER BY version"))
+                .fetch_all(store.pool())
+                .await
+                .expect("applied versions");
+        assert_eq!(versions, [1, 2, 3], "migration 3 was applied again");
+        assert_eq!(store.list_runs().await.expect("list_runs").len(), 1, "the run stays");
+        assert_eq!(cached(&store, "genome-a").await, None, "a new, empty cache");
+        evaluate(&store, "run-b", "genome-a", 2.0).await;
+        assert_eq!(cached(&store, "genome-a").await.map(|entry| entry.fitness), Some(2.0), "the new table is used");
         store.close().await;
     });
 }

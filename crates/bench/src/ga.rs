@@ -170,6 +170,9 @@ async fn time_one_generation(
 ) -> Result<Duration> {
     let mut options = LocalOptions::new(WorkerId::new(unique("bench"))?, workers);
     options.coordinator.poll = Duration::from_millis(2);
+    // Every line evaluates its generation: the lines share stores and genomes,
+    // and results from the durable fitness cache would measure nothing.
+    options.durable_cache = false;
     let started = Instant::now();
     let outcome = evolve_local(evolution.clone(), market.clone(), registry.clone(), spec, options, None).await?;
     let elapsed = started.elapsed();

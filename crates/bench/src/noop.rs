@@ -48,6 +48,7 @@ pub(crate) async fn lease_and_complete(store: &dyn EvolutionStore, run: &RunId, 
                 key: lease.key,
                 token: lease.token,
                 outcome: TaskOutcome::Succeeded { fitness: 0.0, result: "{}".into() },
+                cache_key: None,
             })
             .collect();
         done += completions.len() as u64;

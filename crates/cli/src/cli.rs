@@ -227,7 +227,7 @@ pub(crate) enum Command {
     Worker(crate::evolve::WorkerArgs),
     /// List, show, cancel or resume GA runs.
     #[command(
-        after_help = "Examples:\n  strata runs list\n  strata runs show RUN_ID --json\n  strata runs cancel RUN_ID\n  strata runs resume RUN_ID"
+        after_help = "Examples:\n  strata runs list\n  strata runs show RUN_ID --json\n  strata runs status RUN_ID --json\n  strata runs cancel RUN_ID\n  strata runs resume RUN_ID"
     )]
     Runs(crate::evolve::RunsArgs),
     /// Manage Neon projects, branches and connection URIs; run a fake Neon API.

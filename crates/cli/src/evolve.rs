@@ -11,11 +11,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use strata_core::evolution::{RunId, RunStatus, WorkerId};
-use strata_core::{MarketDataStore, Symbol, Timestamp};
+use strata_core::{MarketDataStore, StoreError, Symbol, Timestamp};
 use strata_ga_coord::{
-    CoordinatorConfig, CoordinatorEvent, DataWindow, GaError, LocalOptions, Objective, Observer, RunConfig, RunSummary,
-    StrategyRegistry, Worker, WorkerConfig, estimate_run, evolve_local, interrupt_run, run_json, runs_table,
-    stats_line, summarize,
+    CoordinatorConfig, CoordinatorEvent, DataWindow, GaError, LocalOptions, Objective, Observer, RunConfig,
+    RunProgress, RunSummary, StrategyRegistry, Worker, WorkerConfig, estimate_run, evolve_local, interrupt_run,
+    run_json, runs_table, stats_line, summarize,
 };
 use tokio::sync::watch;
 
@@ -130,6 +130,15 @@ pub(crate) struct WorkerArgs {
     /// Exit after this many seconds without work (default: run until killed).
     #[arg(long, value_name = "SECONDS", value_parser = crate::cli::positive_seconds)]
     pub(crate) exit_when_idle: Option<Duration>,
+    /// Work on this run only and exit when it has ended: 0 once it is completed (nothing
+    /// pending or leased), 1 when it was cancelled or failed. For schedulers that start
+    /// workers per run (a Kubernetes Job in work-queue mode, a Ray task).
+    #[arg(long, value_name = "RUN", conflicts_with = "run")]
+    pub(crate) exit_when_done: Option<RunId>,
+    /// After SIGTERM or Ctrl-C: seconds to finish the evaluation in progress, complete what
+    /// is done and hand the other leases back (no attempt counted) before exiting anyway.
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = crate::cli::positive_seconds)]
+    pub(crate) grace: Duration,
 }
 
 /// `strata runs`.
@@ -159,6 +168,17 @@ pub(crate) enum RunsAction {
         #[arg(long, default_value_t = 5)]
         top: usize,
         /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where a run stands: its status, current generation and that generation's tasks by
+    /// state (for schedulers, scalers and scripts).
+    #[command(after_help = "Examples:\n  strata runs status RUN_ID\n  strata runs status RUN_ID --json | jq .pending")]
+    Status {
+        /// Run id.
+        run: RunId,
+        /// One JSON object: run, status, generation, generations, pending, leased, done,
+        /// parked, active, finished.
         #[arg(long)]
         json: bool,
     },
@@ -366,9 +386,23 @@ async fn drive(
         Err(error) => return Err(anyhow::Error::new(error).context(format!("run {run} stopped"))),
     }
     let summary = summarize(stores.evolution.as_ref(), &registry, Some(stores.market.as_ref()), &run, top).await?;
+    // What this process's workers did: backtests run, results from the durable fitness cache.
+    let reports = outcome.workers.iter().filter_map(|report| report.as_ref().ok());
+    let (backtests, cached) = reports.fold((0, 0), |(b, c), report| (b + report.backtests, c + report.cached));
+    if as_json {
+        let mut document = summary.to_json();
+        document["backtests"] = backtests.into();
+        document["cached"] = cached.into();
+        println!("{document}");
+        return Ok(());
+    }
     // Generations shown live on the terminal are not repeated.
     let shown_live = observer.lines_printed.load(std::sync::atomic::Ordering::Relaxed);
-    print_summary(&summary, as_json, shown_live < summary.stats.len())
+    print_summary(&summary, false, shown_live < summary.stats.len())?;
+    if workers > 0 {
+        eprintln!("{backtests} backtests here, {cached} results from the store's fitness cache");
+    }
+    Ok(())
 }
 
 /// After Ctrl-C or SIGTERM stopped `evolve`: the run is marked interrupted
@@ -462,7 +496,8 @@ fn print_summary(summary: &RunSummary, as_json: bool, with_stats: bool) -> Resul
     Ok(())
 }
 
-/// Runs `strata worker` until killed (or idle for `--exit-when-idle`).
+/// Runs `strata worker` until killed (or idle for `--exit-when-idle`, or its
+/// run ended with `--exit-when-done`).
 pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result<ExitCode> {
     // A worker on a new, empty store would have nothing to lease.
     let stores = build_stores(storage, Access::WriteExisting).await?;
@@ -470,46 +505,71 @@ pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result
         Some(id) => id.clone(),
         None => holder_id("worker")?,
     };
+    let run = args.exit_when_done.clone().or_else(|| args.run.clone());
     let mut config = WorkerConfig::new(id.clone()).with_ttl(args.ttl);
-    config.run = args.run.clone();
-    config.stop_when_run_ends = args.run.is_some();
+    config.run = run.clone();
+    config.stop_when_run_ends = run.is_some();
     config.max_batch = args.batch.max(1);
     config.exit_when_idle = args.exit_when_idle;
     config.hostname = host_name();
     let market: Arc<dyn MarketDataStore> = stores.market.clone();
     let evaluator = strata_ga_coord::Evaluator::new(market, Arc::new(StrategyRegistry::default()));
     let mut interrupts = crate::interrupt::Interrupts::listen().context("cannot listen for Ctrl-C and SIGTERM")?;
-    eprintln!(
-        "worker {id} on {}: leasing evaluations of {}",
-        stores.description,
-        args.run.as_ref().map_or("every active run".to_string(), |r| format!("run {r}"))
-    );
+    let target = run.as_ref().map_or("every active run".to_string(), |r| format!("run {r}"));
+    eprintln!("worker {id} on {}: leasing evaluations of {target}", stores.description);
     let (stop, stopped) = watch::channel(false);
     let worker = Worker::new(stores.evolution.clone(), evaluator, config);
     let working = worker.run(stopped);
     tokio::pin!(working);
     let mut signal = None;
     let report = tokio::select! {
-        report = &mut working => report?,
+        report = &mut working => Some(report?),
         name = interrupts.next() => {
-            // Stop leasing; the batch in progress is abandoned and its leases
-            // return to the queue when they expire.
+            // Stop leasing: the evaluation in progress finishes, finished work is
+            // completed and the other leases are handed back, within the grace period.
             signal = Some(name);
             let _ = stop.send(true);
-            working.await?
+            match tokio::time::timeout(args.grace, &mut working).await {
+                Ok(report) => Some(report?),
+                Err(_) => None,
+            }
         }
     };
-    eprintln!(
-        "worker {id} stopped: {} recorded, {} failed, {} stale, {} abandoned in {} batches",
-        report.recorded, report.failed, report.stale, report.abandoned, report.batches
-    );
+    if let Some(report) = &report {
+        eprintln!(
+            "worker {id} stopped: {} recorded ({} backtests, {} from the fitness cache), {} failed, {} stale, {} \
+             handed back, {} abandoned in {} batches",
+            report.recorded,
+            report.backtests,
+            report.cached,
+            report.failed,
+            report.stale,
+            report.released,
+            report.abandoned,
+            report.batches
+        );
+    }
     if let Some(signal) = signal {
+        let leases = match report {
+            Some(_) => "the leases it held were handed back for other workers".to_string(),
+            None => format!(
+                "the grace period ({} s) ran out, so the tasks it held go back to the queue within the lease TTL \
+                 ({} s)",
+                args.grace.as_secs_f64(),
+                args.ttl.as_secs_f64()
+            ),
+        };
         return Err(crate::exit::Interrupted(format!(
-            "{signal}: worker {id} stopped; every recorded evaluation is kept, and tasks it held go back to the \
-             queue within the lease TTL ({} s) for other workers",
-            args.ttl.as_secs_f64()
+            "{signal}: worker {id} stopped; every recorded evaluation is kept and {leases}"
         ))
         .into());
+    }
+    if let Some(run) = &args.exit_when_done {
+        let record = stores.evolution.get_run(run).await.with_context(|| format!("cannot read run {run}"))?;
+        if record.status != RunStatus::Completed {
+            eprintln!("worker {id}: run {run} ended {}", record.status);
+            return Ok(ExitCode::from(crate::exit::FAILURE));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -517,7 +577,7 @@ pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result
 /// Runs `strata runs ...`.
 pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<ExitCode> {
     let access = match &args.action {
-        RunsAction::List { .. } | RunsAction::Show { .. } => Access::Read,
+        RunsAction::List { .. } | RunsAction::Show { .. } | RunsAction::Status { .. } => Access::Read,
         RunsAction::Cancel { .. } | RunsAction::Resume { .. } => Access::WriteExisting,
     };
     let stores = build_stores(storage, access).await?;
@@ -555,6 +615,30 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
                 writeln!(out, "created {}, updated {}", summary.record.created_at, summary.record.updated_at)?;
             }
             print_summary(&summary, *as_json, true)?;
+        }
+        RunsAction::Status { run, json: as_json } => {
+            let progress = match RunProgress::read(stores.evolution.as_ref(), run).await {
+                Ok(progress) => progress,
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(UsageError(format!("no run {run} in {} (strata runs list)", stores.description)).into());
+                }
+                Err(error) => return Err(anyhow::Error::new(error).context(format!("cannot read run {run}"))),
+            };
+            if *as_json {
+                println!("{}", progress.to_json());
+            } else {
+                let counts = progress.counts;
+                println!(
+                    "run {run}: {}, generation {}/{}: {} pending, {} leased, {} done, {} parked",
+                    progress.record.status,
+                    progress.generation,
+                    progress.record.spec.generations,
+                    counts.pending,
+                    counts.leased,
+                    counts.done,
+                    counts.parked
+                );
+            }
         }
         RunsAction::Cancel { run } => {
             let record = stores.evolution.get_run(run).await.with_context(|| format!("cannot cancel run {run}"))?;

@@ -30,7 +30,7 @@ fn neon_backend_ingests_queries_and_reports_health_like_the_others() {
     assert_eq!(code, Some(0), "{out}{err}");
     // The layout this server offers, with its reason: a hypertable where TimescaleDB is
     // preloaded, native partitions otherwise.
-    assert!(out.contains("migration_version  2"), "{out}");
+    assert!(out.contains("migration_version  3"), "{out}");
     let preload_sql = "SELECT coalesce((SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'), '')";
     let preload = Command::new("psql").args(["-X", "-tA", "-d", &url, "-c", preload_sql]).output().unwrap();
     let preloaded = String::from_utf8_lossy(&preload.stdout)

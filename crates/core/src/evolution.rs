@@ -319,9 +319,45 @@ pub struct Completion {
     pub token: FencingToken,
     /// The result.
     pub outcome: TaskOutcome,
+    /// The fitness-cache key of what was evaluated (opaque text the caller
+    /// computes, at most [`MAX_CACHE_KEY_BYTES`] bytes). When the completion
+    /// is recorded as a success, its fitness and result are cached under
+    /// this key in the same transaction (see [`CachedFitness`]).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub cache_key: Option<String>,
 }
 
-/// What happened to one completion.
+/// The longest fitness-cache key a store accepts, in bytes (a hex SHA-256
+/// is 64).
+pub const MAX_CACHE_KEY_BYTES: usize = 128;
+
+/// Refuses a fitness-cache key longer than [`MAX_CACHE_KEY_BYTES`] bytes
+/// (`InvalidInput`). Stores call it before reading or writing the cache.
+pub fn check_cache_key(key: &str) -> Result<()> {
+    if key.len() > MAX_CACHE_KEY_BYTES {
+        let start: String = key.chars().take(16).collect();
+        return Err(StoreError::invalid(format!(
+            "fitness-cache key {start:?}... is {} bytes long; at most {MAX_CACHE_KEY_BYTES} are allowed",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A cached evaluation: the fitness and result a successful completion
+/// stored under its cache key.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct CachedFitness {
+    /// The cache key it was stored under.
+    pub key: String,
+    /// The fitness.
+    pub fitness: f64,
+    /// Metrics or other result detail (JSON text), as completed.
+    pub result: String,
+}
+
+/// What happened to one completion (or, for `release_tasks`, one handed-back lease).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CompletionStatus {
@@ -334,6 +370,9 @@ pub enum CompletionStatus {
     /// Refused: the token is not the task's current lease (it expired and was
     /// leased again, was requeued, or the task is already done).
     Stale,
+    /// The lease was handed back (`release_tasks`): the task is pending
+    /// again and the attempt it used is not counted.
+    Released,
 }
 
 /// Where a task is in its life.
@@ -493,6 +532,16 @@ mod tests {
         assert_eq!(indexes, [0, 1, 2]);
         let twice = Generation { run, number: 0, individuals: vec![individual(1), individual(1)] };
         assert!(matches!(twice.normalized(), Err(StoreError::InvalidInput(_))));
+    }
+
+    #[test]
+    fn cache_keys_are_limited_to_128_bytes() {
+        assert!(check_cache_key(&"a".repeat(64)).is_ok(), "a hex SHA-256");
+        assert!(check_cache_key(&"a".repeat(MAX_CACHE_KEY_BYTES)).is_ok());
+        assert!(check_cache_key("").is_ok(), "opaque text, checked for length only");
+        let error = check_cache_key(&"é".repeat(65)).unwrap_err();
+        assert!(matches!(error, StoreError::InvalidInput(_)), "{error:?}");
+        assert!(error.to_string().contains("130 bytes"), "{error}");
     }
 
     #[test]

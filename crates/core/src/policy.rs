@@ -1,8 +1,9 @@
 //! Pure policies every store and client shares, so that each mechanism lives
 //! once: when to retry and how long to wait ([`Backoff`], [`Idempotency`]),
-//! which of several completions of one task counts ([`first_completions`]),
-//! and when a lease ends ([`expiry_micros`]). No I/O and no runtime: the
-//! tokio glue that sleeps and loops is `strata-store-kit`.
+//! which of several completions or releases of one lease counts
+//! ([`first_completions`], [`first_releases`]), and when a lease ends
+//! ([`expiry_micros`]). No I/O and no runtime: the tokio glue that sleeps and
+//! loops is `strata-store-kit`.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,13 +97,20 @@ pub fn jitter() -> u64 {
 /// only the first. Later duplicates in the same call are `Duplicate`s of the
 /// first, and a store applies the counted ones under its fencing rule.
 pub fn first_completions(completions: &[Completion]) -> Vec<usize> {
-    let mut seen: HashSet<(&TaskKey, FencingToken)> = HashSet::with_capacity(completions.len());
-    completions
-        .iter()
-        .enumerate()
-        .filter(|(_, completion)| seen.insert((&completion.key, completion.token)))
-        .map(|(index, _)| index)
-        .collect()
+    first_per_lease(completions.iter().map(|completion| (&completion.key, completion.token)))
+}
+
+/// Indexes of the leases of a `release_tasks` call that count, in order: for
+/// each (task, token) only the first (releasing it ends the lease, so a
+/// later copy is `Stale`), as [`first_completions`] does for completions.
+pub fn first_releases(leases: &[(TaskKey, FencingToken)]) -> Vec<usize> {
+    first_per_lease(leases.iter().map(|(key, token)| (key, *token)))
+}
+
+/// Indexes of the first occurrence of each (task, token), in order.
+fn first_per_lease<'a>(leases: impl ExactSizeIterator<Item = (&'a TaskKey, FencingToken)>) -> Vec<usize> {
+    let mut seen: HashSet<(&TaskKey, FencingToken)> = HashSet::with_capacity(leases.len());
+    leases.enumerate().filter(|(_, lease)| seen.insert(*lease)).map(|(index, _)| index).collect()
 }
 
 /// The expiry, in microseconds since the epoch, of a lease granted at
@@ -174,11 +182,15 @@ mod tests {
             key: key(individual),
             token: FencingToken(token),
             outcome: TaskOutcome::Succeeded { fitness: 1.0, result: "{}".into() },
+            cache_key: None,
         };
         let completions =
             vec![completion(1, 7), completion(2, 8), completion(1, 7), completion(1, 9), completion(2, 8)];
         assert_eq!(first_completions(&completions), [0, 1, 3]);
         assert!(first_completions(&[]).is_empty());
+        let releases: Vec<(TaskKey, FencingToken)> =
+            completions.iter().map(|completion| (completion.key.clone(), completion.token)).collect();
+        assert_eq!(first_releases(&releases), [0, 1, 3]);
     }
 
     #[test]

@@ -113,7 +113,30 @@ pub struct EvalPayload {
     pub backtest: BacktestConfig,
 }
 
+/// The version of what a fitness means: bump it with any change to the
+/// backtest, the fitness objectives or a strategy that changes the fitness of
+/// a genome, so results computed by older code miss the durable cache
+/// instead of being reused.
+pub const FITNESS_VERSION: u32 = 1;
+
 impl EvalPayload {
+    /// The durable fitness-cache key of this evaluation: the hex SHA-256 of
+    /// [`FITNESS_VERSION`] and the payload's canonical text (strategy, genome,
+    /// data window and backtest settings), `f1-` and 64 hex digits.
+    pub fn cache_key(&self) -> String {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(FITNESS_VERSION.to_le_bytes());
+        hasher.update(self.to_text().as_bytes());
+        let digest = hasher.finalize();
+        let mut key = String::with_capacity(67);
+        key.push_str("f1-");
+        for byte in digest {
+            key.push_str(&format!("{byte:02x}"));
+        }
+        key
+    }
+
     /// The JSON text of the task.
     pub fn to_text(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()

@@ -124,6 +124,16 @@ impl Evaluator {
         payloads: &[EvalPayload],
         abort: Arc<AtomicBool>,
     ) -> Vec<Option<GaResult<Evaluation>>> {
+        self.evaluate_counted(payloads, abort).await.0
+    }
+
+    /// [`Evaluator::evaluate_batch`], and how many backtests it ran (results
+    /// from the in-memory cache are not counted).
+    pub async fn evaluate_counted(
+        &self,
+        payloads: &[EvalPayload],
+        abort: Arc<AtomicBool>,
+    ) -> (Vec<Option<GaResult<Evaluation>>>, u64) {
         let mut results: Vec<Option<GaResult<Evaluation>>> = Vec::with_capacity(payloads.len());
         let mut work = Vec::new();
         for (position, payload) in payloads.iter().enumerate() {
@@ -144,7 +154,7 @@ impl Evaluator {
             }
         }
         if work.is_empty() {
-            return results;
+            return (results, 0);
         }
         let computed = tokio::task::spawn_blocking(move || {
             let mut out = Vec::with_capacity(work.len());
@@ -157,8 +167,10 @@ impl Evaluator {
             out
         })
         .await;
+        let mut backtests = 0;
         match computed {
             Ok(computed) => {
+                backtests = computed.len() as u64;
                 for (position, result) in computed {
                     if let Ok(evaluation) = &result {
                         self.results.insert(FitnessKey::of(&payloads[position]), *evaluation).await;
@@ -173,7 +185,7 @@ impl Evaluator {
                 }
             }
         }
-        results
+        (results, backtests)
     }
 }
 

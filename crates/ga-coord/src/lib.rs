@@ -69,8 +69,8 @@ pub use lease::CoordinatorRole;
 pub use local::{LocalOptions, LocalOutcome, evolve_local};
 pub use ops::{Crossover, OperatorConfig};
 pub use report::{
-    Interruption, RunEstimate, estimate_run, human_duration, interrupt_run, run_json, runs_table, stats_json,
-    stats_line,
+    Interruption, RunEstimate, RunProgress, estimate_run, human_duration, interrupt_run, run_json, runs_table,
+    stats_json, stats_line,
 };
 pub use strategy::{Strategy, StrategyRegistry};
 pub use worker::{Worker, WorkerConfig, WorkerReport};

@@ -30,6 +30,8 @@ pub struct LocalOptions {
     pub max_batch: u32,
     /// The machine's name, recorded with each worker.
     pub hostname: String,
+    /// Whether the workers use the store's durable fitness cache ([`WorkerConfig::durable_cache`]).
+    pub durable_cache: bool,
 }
 
 impl LocalOptions {
@@ -42,6 +44,7 @@ impl LocalOptions {
             worker_ttl: Duration::from_secs(10),
             max_batch: 64,
             hostname: "localhost".to_string(),
+            durable_cache: true,
         }
     }
 }
@@ -75,6 +78,7 @@ pub async fn evolve_local(
         config.run = Some(spec.id.clone());
         config.max_batch = options.max_batch;
         config.hostname = options.hostname.clone();
+        config.durable_cache = options.durable_cache;
         // Stopped below when the coordinator ends, not by the run's status: a
         // resumed run is still `interrupted` or `failed` until the coordinator
         // marks it running, and workers that looked first would leave at once.

@@ -112,6 +112,53 @@ pub async fn interrupt_run(
     Interruption { status, generations_kept }
 }
 
+/// Where a run stands, for schedulers and scripts (`strata runs status
+/// --json`): its status, its current generation (counting from 1; 0 before
+/// the first) and that generation's tasks by state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunProgress {
+    /// The run.
+    pub record: RunRecord,
+    /// The latest stored generation, counting from 1 (0: none yet).
+    pub generation: u32,
+    /// That generation's tasks by state.
+    pub counts: strata_core::evolution::TaskCounts,
+}
+
+impl RunProgress {
+    /// Reads a run's progress: its record, latest generation and that generation's task counts.
+    pub async fn read(evolution: &dyn EvolutionStore, run: &RunId) -> Result<Self> {
+        let record = evolution.get_run(run).await?;
+        let latest = evolution.latest_generation(run).await?.map(|generation| generation.number);
+        let counts = match latest {
+            Some(number) => evolution.task_counts(run, number).await?,
+            None => strata_core::evolution::TaskCounts::default(),
+        };
+        Ok(RunProgress { record, generation: latest.map_or(0, |number| number + 1), counts })
+    }
+
+    /// Whether the run is over: completed, failed or cancelled.
+    pub fn finished(&self) -> bool {
+        matches!(self.record.status, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+    }
+
+    /// The progress as one JSON object.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "run": self.record.spec.id.as_str(),
+            "status": self.record.status.as_str(),
+            "generation": self.generation,
+            "generations": self.record.spec.generations,
+            "pending": self.counts.pending,
+            "leased": self.counts.leased,
+            "done": self.counts.done,
+            "parked": self.counts.parked,
+            "active": self.record.status.is_active(),
+            "finished": self.finished(),
+        })
+    }
+}
+
 /// `generation   3/10: best   0.4210  mean ...`: one generation as the terminal shows it.
 pub fn stats_line(stats: &GenerationStats, generations: u32) -> String {
     format!(

@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use strata_core::evolution::{
-    Completion, CompletionStatus, RunId, RunSpec, RunStatus, TaskOutcome, TaskState, WorkerId,
+    Completion, CompletionStatus, LeaseRequest, NewTask, RunId, RunSpec, RunStatus, TaskOutcome, TaskState, WorkerId,
 };
 use strata_core::synthetic::SyntheticSpec;
 use strata_core::{EvolutionStore, MarketDataStore, Timestamp};
@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::backtest::PriceSeries;
-use crate::config::{DataWindow, RunConfig};
+use crate::config::{DataWindow, EvalPayload, RunConfig};
 use crate::coordinator::{Coordinator, CoordinatorConfig, CoordinatorEvent, Observer, population_hash};
 use crate::error::{GaError, GaResult};
 use crate::eval::Evaluator;
@@ -97,6 +97,9 @@ fn fast_options(holder: &str, workers: u32) -> GaResult<LocalOptions> {
     let mut options = LocalOptions::new(id(holder.to_string())?, workers);
     options.coordinator.poll = Duration::from_millis(5);
     options.max_batch = 3;
+    // Every scenario evaluates for itself: the populations are compared, so
+    // the fitness of one must not come from another's cache.
+    options.durable_cache = false;
     Ok(options)
 }
 
@@ -254,6 +257,7 @@ fn spawn_worker(
     config.max_batch = 3;
     config.idle_wait = Duration::from_millis(5);
     config.stop_when_run_ends = true;
+    config.durable_cache = false;
     let worker = Worker::new(evolution.clone(), evaluator, config);
     Ok(tokio::spawn(async move { worker.run(stopped).await }))
 }
@@ -361,6 +365,7 @@ async fn killed_worker_scenario(
             key: task.key.clone(),
             token: task.token,
             outcome: TaskOutcome::Succeeded { fitness: 1e9, result: "{}".into() },
+            cache_key: None,
         });
     }
     let statuses = evolution.complete_tasks(&doomed_worker, late).await?;
@@ -593,6 +598,127 @@ pub async fn check_cancel(
     Ok(CancelReport { evaluations, population: population as usize })
 }
 
+/// What [`check_durable_cache`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheReport {
+    /// Backtests of the first run.
+    pub first_backtests: u64,
+    /// Backtests of the identical second run (0 when the check passes).
+    pub second_backtests: u64,
+    /// Results the second run took from the store's cache.
+    pub second_cached: u64,
+}
+
+/// Runs the same evolution twice under two run ids with fresh evaluators
+/// (no in-memory cache, as in a new process): the second backtests nothing,
+/// takes every result from the store's durable fitness cache, and ends with
+/// the same populations.
+pub async fn check_durable_cache(
+    evolution: Arc<dyn EvolutionStore>,
+    market: Arc<dyn MarketDataStore>,
+) -> GaResult<CacheReport> {
+    let window = seed_market(market.as_ref()).await?;
+    let prefix = nonce();
+    let mut totals = Vec::new();
+    let mut hashes = Vec::new();
+    for attempt in ["first", "second"] {
+        let run = format!("{prefix}-cache-{attempt}");
+        let spec = small_spec(&window, &run, 8, 3)?;
+        let mut options = fast_options(&format!("{run}-c"), 2)?;
+        options.durable_cache = true;
+        let registry = Arc::new(StrategyRegistry::default());
+        let outcome = patiently(
+            "a cached run",
+            evolve_local(evolution.clone(), market.clone(), registry, spec.clone(), options, None),
+        )
+        .await??;
+        outcome.result?;
+        let (mut backtests, mut cached) = (0, 0);
+        for report in outcome.workers {
+            let report = report?;
+            backtests += report.backtests;
+            cached += report.cached;
+        }
+        totals.push((backtests, cached));
+        hashes.push(generation_hashes(evolution.as_ref(), &spec.id).await?);
+    }
+    let report =
+        CacheReport { first_backtests: totals[0].0, second_backtests: totals[1].0, second_cached: totals[1].1 };
+    if report.first_backtests == 0 || report.second_backtests != 0 || report.second_cached == 0 {
+        return Err(fail(format!("the second run did not take its results from the cache: {report:?}")));
+    }
+    if hashes[0] != hashes[1] {
+        return Err(fail(format!("cached results changed the populations: {:x?} vs {:x?}", hashes[0], hashes[1])));
+    }
+    Ok(report)
+}
+
+/// A worker asked to stop while it holds a large batch of slow evaluations
+/// (20 ms each, TTL 60 s) hands the unfinished ones back at once: right
+/// after it returns, none of its leases is held, and another worker leases
+/// every task not done, each at its first attempt (the handed-back lease did
+/// not count). Returns how many it handed back.
+pub async fn check_handback(evolution: Arc<dyn EvolutionStore>, market: Arc<dyn MarketDataStore>) -> GaResult<u64> {
+    let window = seed_market(market.as_ref()).await?;
+    let run = format!("{}-handback", nonce());
+    let spec = small_spec(&window, &run, 40, 1)?;
+    evolution.create_run(spec.clone()).await?;
+    let config = RunConfig::parse(&spec.config)?;
+    let genome_spec = StrategyRegistry::default().get("ma-crossover")?.genome_spec();
+    let tasks: Vec<NewTask> = crate::ops::initial_population(&genome_spec, 1, 40)
+        .iter()
+        .enumerate()
+        .map(|(index, genome)| NewTask {
+            individual: index as u32,
+            payload: EvalPayload {
+                strategy: "ma-crossover".into(),
+                genome: genome_spec.to_text(genome),
+                window: config.window.clone(),
+                backtest: config.backtest.clone(),
+            }
+            .to_text(),
+        })
+        .collect();
+    evolution.enqueue_tasks(&spec.id, 0, tasks, 3).await?;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let slow = Evaluator::new(market.clone(), instrumented_registry(None, calls.clone(), Duration::from_millis(20)));
+    let mut config = WorkerConfig::new(id(format!("{run}-stopped"))?).with_ttl(Duration::from_secs(60));
+    config.run = Some(spec.id.clone());
+    config.max_batch = 40;
+    config.durable_cache = false;
+    let stopped_worker = config.id.clone();
+    let worker = Worker::new(evolution.clone(), slow, config);
+    let (stop, stopped) = watch::channel(false);
+    let working = tokio::spawn(async move { worker.run(stopped).await });
+    poll_until(|| async { Ok(calls.load(Ordering::Relaxed) >= 2) }).await?;
+    let _ = stop.send(true);
+    let report = patiently("the stopped worker", working).await?.map_err(|e| fail(format!("worker task: {e}")))??;
+    let tasks = evolution.list_tasks(&spec.id, 0).await?;
+    let still_held =
+        tasks.iter().filter(|t| t.state == TaskState::Leased && t.worker.as_ref() == Some(&stopped_worker));
+    if still_held.count() > 0 || report.released == 0 {
+        return Err(fail(format!("the stopped worker kept leases or handed none back: {report:?}")));
+    }
+    let again = evolution
+        .lease_tasks(LeaseRequest {
+            worker: id(format!("{run}-next"))?,
+            run: Some(spec.id.clone()),
+            max_tasks: 100,
+            ttl: Duration::from_secs(60),
+        })
+        .await?;
+    let done = tasks.iter().filter(|t| t.state == TaskState::Done).count();
+    if again.len() != tasks.len() - done || again.iter().any(|lease| lease.attempt != 1) {
+        return Err(fail(format!(
+            "{} handed back, {done} done, {} leased again, attempts {:?}",
+            report.released,
+            again.len(),
+            again.iter().map(|lease| lease.attempt).collect::<Vec<_>>()
+        )));
+    }
+    Ok(report.released)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,6 +742,19 @@ mod tests {
     async fn a_second_coordinator_takes_over() {
         let (evolution, market) = stores();
         check_takeover(evolution, market).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_repeated_run_backtests_nothing() {
+        let (evolution, market) = stores();
+        let report = check_durable_cache(evolution, market).await.unwrap();
+        assert_eq!(report.second_backtests, 0, "{report:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_worker_hands_its_leases_back() {
+        let (evolution, market) = stores();
+        assert!(check_handback(evolution, market).await.unwrap() > 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,16 @@
 //! intervals) and other workers take them over; results it sends later are
 //! refused as stale. A run that is cancelled aborts the batch in progress at
 //! the next heartbeat.
+//!
+//! Before evaluating, a batch's fitness-cache keys are looked up in the
+//! store's durable cache (one query); what was evaluated before, by any run
+//! or worker, is completed from there without a backtest, and what is
+//! backtested is cached in the same transaction as its completion.
+//!
+//! A worker asked to stop (SIGTERM, Ctrl-C) stops evaluating after the
+//! current genome, completes what it finished and hands the rest of its
+//! leases back at once (`release_tasks`, no attempt counted), so other
+//! workers take them without waiting for the TTL.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strata_core::evolution::{
-    Completion, CompletionStatus, Lease, LeaseRequest, RunId, TaskOutcome, WorkerId, WorkerInfo,
+    Completion, CompletionStatus, FencingToken, Lease, LeaseRequest, RunId, TaskKey, TaskOutcome, WorkerId, WorkerInfo,
 };
 use strata_core::{EvolutionStore, StoreError};
 use tokio::sync::watch;
@@ -52,6 +62,10 @@ pub struct WorkerConfig {
     /// The machine's name, recorded with the worker (the caller finds it:
     /// this crate reads no environment).
     pub hostname: String,
+    /// Look results up in the store's durable fitness cache before
+    /// evaluating, and cache what is evaluated (on by default; off only for
+    /// checks that must see every evaluation run).
+    pub durable_cache: bool,
 }
 
 impl WorkerConfig {
@@ -69,6 +83,7 @@ impl WorkerConfig {
             stop_when_run_ends: false,
             exit_when_idle: None,
             hostname: "localhost".to_string(),
+            durable_cache: true,
         }
     }
 
@@ -95,6 +110,12 @@ pub struct WorkerReport {
     pub stale: u64,
     /// Tasks abandoned because the run ended or the worker stopped.
     pub abandoned: u64,
+    /// Leases handed back when the worker was asked to stop.
+    pub released: u64,
+    /// Backtests run (results from a cache are not counted).
+    pub backtests: u64,
+    /// Results taken from the store's durable fitness cache instead of a backtest.
+    pub cached: u64,
 }
 
 /// Shared between the lease loop and the heartbeat loop.
@@ -186,6 +207,13 @@ impl Worker {
                 }
                 continue;
             }
+            if *shutdown.borrow() {
+                // Asked to stop while the lease was on its way: give it all back.
+                let handed = leases.into_iter().map(|lease| (lease.key, lease.token)).collect();
+                let statuses = self.evolution.release_tasks(&self.config.id, handed).await?;
+                record(&mut report, &statuses);
+                return Ok(report);
+            }
             report.batches += 1;
             last_generation = leases.iter().map(|lease| lease.key.generation).max();
             report.leased += leases.len() as u64;
@@ -194,9 +222,26 @@ impl Worker {
                 held.runs = leases.iter().map(|lease| lease.key.run.clone()).collect();
                 held.abort = Some(abort.clone());
             }
+            let handed: Vec<(TaskKey, FencingToken)> = leases.iter().map(|l| (l.key.clone(), l.token)).collect();
             let completions = self.evaluate(leases, &abort, &mut seconds_per_task, &mut report).await;
             if let Ok(mut held) = held.lock() {
                 held.abort = None;
+            }
+            if abort.load(Ordering::Relaxed) && *shutdown.borrow() {
+                // Asked to stop: keep what is done, hand the rest back now.
+                let done: BTreeSet<TaskKey> = completions.iter().map(|c| c.key.clone()).collect();
+                if !completions.is_empty() {
+                    let statuses = self.complete_with_retry(completions).await?;
+                    record(&mut report, &statuses);
+                }
+                let rest: Vec<(TaskKey, FencingToken)> =
+                    handed.into_iter().filter(|(key, _)| !done.contains(key)).collect();
+                if !rest.is_empty() {
+                    let statuses = self.evolution.release_tasks(&self.config.id, rest).await?;
+                    record(&mut report, &statuses);
+                    report.abandoned -= report.released.min(report.abandoned);
+                }
+                return Ok(report);
             }
             if abort.load(Ordering::Relaxed) {
                 // The run ended or we are stopping: the results would be refused or unused.
@@ -268,17 +313,44 @@ impl Worker {
                     key: lease.key,
                     token: lease.token,
                     outcome: TaskOutcome::Failed { error: error.to_string() },
+                    cache_key: None,
                 }),
             }
         }
+        // The durable cache first: one query for the whole batch.
+        let keys: Vec<Option<String>> =
+            payloads.iter().map(|payload| self.config.durable_cache.then(|| payload.cache_key())).collect();
+        let hits = match self.config.durable_cache {
+            false => vec![None; keys.len()],
+            true => {
+                let keys: Vec<String> = keys.iter().flatten().cloned().collect();
+                self.evolution.cached_fitness(&keys).await.unwrap_or_else(|error| {
+                    tracing::warn!(worker = %self.config.id, %error, "fitness cache unreadable; evaluating");
+                    vec![None; keys.len()]
+                })
+            }
+        };
+        let mut misses = Vec::with_capacity(payloads.len());
+        for (((lease, payload), key), hit) in evaluated_leases.into_iter().zip(payloads).zip(keys).zip(hits) {
+            match hit {
+                Some(hit) => {
+                    report.cached += 1;
+                    let outcome = TaskOutcome::Succeeded { fitness: hit.fitness, result: hit.result };
+                    completions.push(Completion { key: lease.key, token: lease.token, outcome, cache_key: None });
+                }
+                None => misses.push((lease, payload, key)),
+            }
+        }
+        let payloads: Vec<EvalPayload> = misses.iter().map(|(_, payload, _)| payload.clone()).collect();
         let started = Instant::now();
-        let results = self.evaluator.evaluate_batch(&payloads, abort.clone()).await;
+        let (results, backtests) = self.evaluator.evaluate_counted(&payloads, abort.clone()).await;
+        report.backtests += backtests;
         let computed = results.iter().filter(|r| r.is_some()).count();
         if computed > 0 {
             let seconds = started.elapsed().as_secs_f64() / computed as f64;
             *seconds_per_task = Some(seconds_per_task.map_or(seconds, |old| 0.7 * old + 0.3 * seconds));
         }
-        for (lease, result) in evaluated_leases.into_iter().zip(results) {
+        for ((lease, _, key), result) in misses.into_iter().zip(results) {
             let outcome = match result {
                 None => {
                     report.abandoned += 1;
@@ -290,7 +362,7 @@ impl Worker {
                 },
                 Some(Err(error)) => TaskOutcome::Failed { error: error.to_string() },
             };
-            completions.push(Completion { key: lease.key, token: lease.token, outcome });
+            completions.push(Completion { key: lease.key, token: lease.token, outcome, cache_key: key });
         }
         completions
     }
@@ -353,6 +425,7 @@ fn record(report: &mut WorkerReport, statuses: &[CompletionStatus]) {
             CompletionStatus::Recorded => report.recorded += 1,
             CompletionStatus::Requeued | CompletionStatus::Parked => report.failed += 1,
             CompletionStatus::Stale => report.stale += 1,
+            CompletionStatus::Released => report.released += 1,
         }
     }
 }

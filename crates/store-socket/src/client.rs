@@ -9,8 +9,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use strata_core::evolution::{
-    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RoleLease, RunId,
-    RunRecord, RunSpec, RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
+    CachedFitness, Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Lease, LeaseRequest,
+    NewTask, RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskRecord, WorkerId, WorkerInfo,
+    WorkerRecord,
 };
 use strata_core::{
     BarBatch, BarQuery, Capabilities, DayDigest, DigestQuery, EvolutionStore, HealthReport, MarketDataStore,
@@ -431,6 +432,14 @@ impl EvolutionStore for SocketStore {
         expect!(self.client, Request::CompleteTasks { worker: worker.clone(), completions }, Statuses)
     }
 
+    async fn release_tasks(
+        &self,
+        worker: &WorkerId,
+        leases: Vec<(TaskKey, FencingToken)>,
+    ) -> Result<Vec<CompletionStatus>> {
+        expect!(self.client, Request::ReleaseTasks { worker: worker.clone(), leases }, Statuses)
+    }
+
     async fn requeue_expired(&self) -> Result<u64> {
         expect!(self.client, Request::RequeueExpired, Count)
     }
@@ -459,6 +468,14 @@ impl EvolutionStore for SocketStore {
     async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>> {
         let stats: Vec<_> = expect!(self.client, Request::GenerationStats { run: run.clone() }, Stats)?;
         Ok(stats.into_iter().map(Into::into).collect())
+    }
+
+    async fn cached_fitness(&self, keys: &[String]) -> Result<Vec<Option<CachedFitness>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cached: Vec<Option<_>> = expect!(self.client, Request::CachedFitness { keys: keys.to_vec() }, Cached)?;
+        Ok(cached.into_iter().map(|entry| entry.map(Into::into)).collect())
     }
 
     async fn acquire_coordinator(&self, run: &RunId, holder: &WorkerId, ttl: Duration) -> Result<Option<RoleLease>> {

@@ -85,6 +85,11 @@
 //!   closes its connection, but the serving process finishes the call.
 //! - A `SocketStore` belongs to the Tokio runtime that opened its connections.
 //! - Protocol versions are not negotiated: both sides must speak the same one.
+//!   Additions that keep every existing frame readable stay within version 1:
+//!   a completion's `cache_key` is optional (absent reads as none; an older
+//!   server ignores it, so the completion is recorded but not cached), and a
+//!   request an older server does not know (`ReleaseTasks`, `CachedFitness`)
+//!   is refused by it as malformed, an `Internal` error, never misread.
 
 mod client;
 mod frame;

@@ -387,6 +387,9 @@ async fn dispatch(served: &Served, request: Request) -> Response {
             let completions = completions.into_iter().map(Into::into).collect();
             into_response(evolution.complete_tasks(&worker, completions).await, Response::Statuses)
         }
+        Request::ReleaseTasks { worker, leases } => {
+            into_response(evolution.release_tasks(&worker, leases).await, Response::Statuses)
+        }
         Request::RequeueExpired => into_response(evolution.requeue_expired().await, Response::Count),
         Request::TaskCounts { run, generation } => {
             into_response(evolution.task_counts(&run, generation).await, Response::TaskCounts)
@@ -405,6 +408,9 @@ async fn dispatch(served: &Served, request: Request) -> Response {
         }
         Request::GenerationStats { run } => into_response(evolution.generation_stats(&run).await, |stats| {
             Response::Stats(stats.into_iter().map(Into::into).collect())
+        }),
+        Request::CachedFitness { keys } => into_response(evolution.cached_fitness(&keys).await, |cached| {
+            Response::Cached(cached.into_iter().map(|entry| entry.map(Into::into)).collect())
         }),
         Request::AcquireCoordinator { run, holder, ttl } => {
             into_response(evolution.acquire_coordinator(&run, &holder, ttl).await, Response::MaybeRole)

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use strata_core::evolution::{
-    Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RoleLease,
-    RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState, WorkerId,
-    WorkerInfo, WorkerRecord,
+    CachedFitness, Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Lease, LeaseRequest,
+    NewTask, RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState,
+    WorkerId, WorkerInfo, WorkerRecord,
 };
 use strata_core::{
     BarQuery, Capabilities, DayDigest, DigestQuery, HealthReport, InvalidInput, MarketSummary, RowError, StoreError,
@@ -68,6 +68,7 @@ pub(crate) enum Request {
     LeaseTasks { request: LeaseRequest },
     Heartbeat { worker: WorkerId, ttl: Duration },
     CompleteTasks { worker: WorkerId, completions: Vec<WireCompletion> },
+    ReleaseTasks { worker: WorkerId, leases: Vec<(TaskKey, FencingToken)> },
     RequeueExpired,
     TaskCounts { run: RunId, generation: u32 },
     ListTasks { run: RunId, generation: u32 },
@@ -75,6 +76,7 @@ pub(crate) enum Request {
     ListWorkers,
     RecordGenerationStats { stats: WireStats },
     GenerationStats { run: RunId },
+    CachedFitness { keys: Vec<String> },
     AcquireCoordinator { run: RunId, holder: WorkerId, ttl: Duration },
     RenewCoordinator { lease: RoleLease, ttl: Duration },
     ReleaseCoordinator { lease: RoleLease },
@@ -101,6 +103,7 @@ impl Request {
             Request::LeaseTasks { .. } => "lease_tasks",
             Request::Heartbeat { .. } => "heartbeat",
             Request::CompleteTasks { .. } => "complete_tasks",
+            Request::ReleaseTasks { .. } => "release_tasks",
             Request::RequeueExpired => "requeue_expired",
             Request::TaskCounts { .. } => "task_counts",
             Request::ListTasks { .. } => "list_tasks",
@@ -108,6 +111,7 @@ impl Request {
             Request::ListWorkers => "list_workers",
             Request::RecordGenerationStats { .. } => "record_generation_stats",
             Request::GenerationStats { .. } => "generation_stats",
+            Request::CachedFitness { .. } => "cached_fitness",
             Request::AcquireCoordinator { .. } => "acquire_coordinator",
             Request::RenewCoordinator { .. } => "renew_coordinator",
             Request::ReleaseCoordinator { .. } => "release_coordinator",
@@ -138,6 +142,7 @@ pub(crate) enum Response {
     Tasks(Vec<WireTaskRecord>),
     Workers(Vec<WorkerRecord>),
     Stats(Vec<WireStats>),
+    Cached(Vec<Option<WireCachedFitness>>),
     MaybeRole(Option<RoleLease>),
     Flag(bool),
 }
@@ -165,6 +170,7 @@ impl Response {
             Response::Tasks(_) => "Tasks",
             Response::Workers(_) => "Workers",
             Response::Stats(_) => "Stats",
+            Response::Cached(_) => "Cached",
             Response::MaybeRole(_) => "MaybeRole",
             Response::Flag(_) => "Flag",
         }
@@ -195,12 +201,15 @@ impl From<Bits> for f64 {
     }
 }
 
-/// [`Completion`] with its fitness as bits.
+/// [`Completion`] with its fitness as bits. A frame without `cache_key` (from
+/// a build before the fitness cache) reads as `None`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct WireCompletion {
     key: TaskKey,
     token: FencingToken,
     outcome: WireOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cache_key: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -215,7 +224,7 @@ impl From<Completion> for WireCompletion {
             TaskOutcome::Succeeded { fitness, result } => WireOutcome::Succeeded { fitness: fitness.into(), result },
             TaskOutcome::Failed { error } => WireOutcome::Failed { error },
         };
-        WireCompletion { key: completion.key, token: completion.token, outcome }
+        WireCompletion { key: completion.key, token: completion.token, outcome, cache_key: completion.cache_key }
     }
 }
 
@@ -225,7 +234,27 @@ impl From<WireCompletion> for Completion {
             WireOutcome::Succeeded { fitness, result } => TaskOutcome::Succeeded { fitness: fitness.into(), result },
             WireOutcome::Failed { error } => TaskOutcome::Failed { error },
         };
-        Completion { key: wire.key, token: wire.token, outcome }
+        Completion { key: wire.key, token: wire.token, outcome, cache_key: wire.cache_key }
+    }
+}
+
+/// [`CachedFitness`] with its fitness as bits.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireCachedFitness {
+    key: String,
+    fitness: Bits,
+    result: String,
+}
+
+impl From<CachedFitness> for WireCachedFitness {
+    fn from(cached: CachedFitness) -> Self {
+        WireCachedFitness { key: cached.key, fitness: cached.fitness.into(), result: cached.result }
+    }
+}
+
+impl From<WireCachedFitness> for CachedFitness {
+    fn from(wire: WireCachedFitness) -> Self {
+        CachedFitness { key: wire.key, fitness: wire.fitness.into(), result: wire.result }
     }
 }
 
@@ -477,6 +506,7 @@ fn intern(text: String) -> &'static str {
         "lease_tasks",
         "heartbeat",
         "complete_tasks",
+        "release_tasks",
         "requeue_expired",
         "task_counts",
         "list_tasks",
@@ -484,6 +514,7 @@ fn intern(text: String) -> &'static str {
         "list_workers",
         "record_generation_stats",
         "generation_stats",
+        "cached_fitness",
         "acquire_coordinator",
         "renew_coordinator",
         "release_coordinator",
@@ -567,6 +598,20 @@ mod tests {
         assert!(back.mean.is_nan());
         assert_eq!(back.std.to_bits(), (-0.0f64).to_bits());
         assert_eq!(back.diversity, 0.1 + 0.2);
+    }
+
+    #[test]
+    fn completions_without_a_cache_key_still_decode_and_cached_fitness_keeps_nan() {
+        let old_frame = r#"{"key":{"run":"r","generation":0,"individual":1},"token":7,"outcome":{"Succeeded":{"fitness":4607182418800017408,"result":"{}"}}}"#;
+        let completion = Completion::from(serde_json::from_str::<WireCompletion>(old_frame).unwrap());
+        assert_eq!(completion.cache_key, None);
+        assert_eq!(completion.outcome, TaskOutcome::Succeeded { fitness: 1.0, result: "{}".into() });
+        let keyed = Completion { cache_key: Some("ab12".into()), ..completion };
+        let json = serde_json::to_string(&WireCompletion::from(keyed.clone())).unwrap();
+        assert_eq!(Completion::from(serde_json::from_str::<WireCompletion>(&json).unwrap()), keyed);
+        let cached = CachedFitness { key: "k".into(), fitness: f64::NAN, result: "{}".into() };
+        let json = serde_json::to_string(&WireCachedFitness::from(cached)).unwrap();
+        assert!(CachedFitness::from(serde_json::from_str::<WireCachedFitness>(&json).unwrap()).fitness.is_nan());
     }
 
     #[test]

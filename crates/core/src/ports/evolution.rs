@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::evolution::{
-    Completion, CompletionStatus, Generation, GenerationStats, Lease, LeaseRequest, NewTask, RoleLease, RunId,
-    RunRecord, RunSpec, RunStatus, TaskCounts, TaskRecord, WorkerId, WorkerInfo, WorkerRecord,
+    CachedFitness, Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Lease, LeaseRequest,
+    NewTask, RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskRecord, WorkerId, WorkerInfo,
+    WorkerRecord,
 };
 use crate::ports::Capabilities;
 
@@ -59,11 +60,39 @@ use crate::ports::Capabilities;
 ///   is `Stale` and changes nothing. A success stores fitness and result and
 ///   marks the task done; a failure stores the error and requeues the task,
 ///   or parks it when its attempts are used up. A task that is no longer
-///   leased has no worker and no expiry.
+///   leased has no worker and no expiry. A completion whose cache key is
+///   longer than [`MAX_CACHE_KEY_BYTES`](crate::evolution::MAX_CACHE_KEY_BYTES)
+///   refuses the whole call (`InvalidInput`) before anything changes.
+/// - `release_tasks` hands leases back without counting an attempt (a worker
+///   that is asked to stop gives its leases back at once instead of letting
+///   them run out their TTL). For each (task, token), in order and in one
+///   transaction: if the task is leased by this worker under exactly this
+///   token, it returns to pending, its attempt count goes down by one (never
+///   below 0), its worker and expiry are cleared, and the status is
+///   `Released`; otherwise `Stale` and nothing changes (a later copy of a
+///   pair in the same call is `Stale` too). A released task can be leased
+///   again at once, by anyone, with a fresh, larger token. As with
+///   completions, a lease that expired but was not yet granted to anyone
+///   else is still held and can be released.
 /// - `requeue_expired` returns every expired lease to pending (the holder's
 ///   token becomes stale) and returns how many it requeued.
 /// - `task_counts` and `list_tasks` describe one generation (`list_tasks`
 ///   ordered by individual). Unknown run: empty counts and list.
+///
+/// # Fitness cache
+/// A durable map from a cache key (opaque text the caller computes, such as
+/// a hex SHA-256 of strategy, genome, data window and backtest settings; at
+/// most [`MAX_CACHE_KEY_BYTES`](crate::evolution::MAX_CACHE_KEY_BYTES) bytes)
+/// to the fitness and result of an evaluation, shared by every run and
+/// worker of the store, so that nothing is backtested twice.
+/// - It is written only by `complete_tasks`: a completion recorded as a
+///   success (`Recorded`) that carries a `cache_key` upserts (key, fitness,
+///   result) in the same transaction as the task update; when several
+///   recorded completions of one call carry the same key, the last one wins.
+///   A stale completion, or a failure, writes nothing to the cache.
+/// - `cached_fitness` returns one entry per key, in order: the cached
+///   fitness and result, or `None` for a key never cached. An empty list is
+///   an empty answer without a query; a key over the limit is `InvalidInput`.
 ///
 /// # Coordinator role
 /// A run has at most one coordinator at a time; the role is a fenced lease
@@ -96,6 +125,8 @@ use crate::ports::Capabilities;
 /// | `save_generation` | `Idempotent` | compare-and-set: a repeat of an applied save is `Conflict`; re-read to learn it applied |
 /// | `lease_tasks` | `NotIdempotent` | a repeat grants more leases: never repeat once the request may have reached the store |
 /// | `complete_tasks` | `NotIdempotent` | fenced, so a repeat changes no data, but applied completions then report `Stale`: repeat only when nothing reached the store |
+/// | `release_tasks` | `Idempotent` | fenced: a repeat finds the task no longer leased under that token and reports `Stale` |
+/// | `cached_fitness` | `Safe` | a read |
 /// | `acquire_coordinator` | `Idempotent` | a repeat by the same holder finds its own live lease and renews it, same token |
 /// | `renew_coordinator`, `release_coordinator` | `Idempotent` | fenced by token: a repeat extends again, or finds the role already free |
 ///
@@ -132,8 +163,15 @@ pub trait EvolutionStore: Send + Sync + std::fmt::Debug + std::fmt::Display + 's
     async fn lease_tasks(&self, request: LeaseRequest) -> Result<Vec<Lease>>;
     /// Extends every lease held by `worker`.
     async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<u64>;
-    /// Completes tasks, refusing stale tokens.
+    /// Completes tasks, refusing stale tokens; caches the fitness of recorded
+    /// successes that carry a cache key, in the same transaction.
     async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>>;
+    /// Hands leases back without counting an attempt: `Released` or `Stale` per lease, in order.
+    async fn release_tasks(
+        &self,
+        worker: &WorkerId,
+        leases: Vec<(TaskKey, FencingToken)>,
+    ) -> Result<Vec<CompletionStatus>>;
     /// Returns expired leases to the queue.
     async fn requeue_expired(&self) -> Result<u64>;
     /// Counts of one generation's tasks by state.
@@ -150,6 +188,9 @@ pub trait EvolutionStore: Send + Sync + std::fmt::Debug + std::fmt::Display + 's
     async fn record_generation_stats(&self, stats: GenerationStats) -> Result<()>;
     /// A run's statistics, by generation.
     async fn generation_stats(&self, run: &RunId) -> Result<Vec<GenerationStats>>;
+
+    /// The cached evaluation of each key, in order (`None` for a miss).
+    async fn cached_fitness(&self, keys: &[String]) -> Result<Vec<Option<CachedFitness>>>;
 
     /// Takes (or renews) the coordinator role of `run` for `ttl`; `None`
     /// while another holder's lease is live.
