@@ -856,3 +856,111 @@ pub async fn over_long_cache_keys_are_invalid_input(store: &dyn EvolutionStore) 
     assert_eq!(statuses, vec![CompletionStatus::Recorded], "a key of exactly 128 bytes is accepted");
     assert_eq!(cached(store, &[longest.as_str()]).await, vec![entry(&longest, 1.0)], "and cached");
 }
+
+/// `requeue_parked`, panicking on error.
+async fn requeue_parked(store: &dyn EvolutionStore, run: &strata_core::evolution::RunId) -> u64 {
+    store.requeue_parked(run).await.unwrap_or_else(|error| panic!("requeue_parked {run} failed: {error}"))
+}
+
+/// Leases every task of `run` as `worker` and fails each, parking it (the
+/// tasks allow one attempt); returns the leases.
+async fn park_all(store: &dyn EvolutionStore, run: &strata_core::evolution::RunId, worker: &str) -> Vec<Lease> {
+    let request = LeaseRequest { run: Some(run.clone()), ..lease_request(worker, 100, LONG) };
+    let held = lease(store, request, worker).await;
+    let failures = held.iter().map(|lease| failure(lease, "no data")).collect();
+    let statuses = complete(store, worker, failures, "failing to park").await;
+    assert_eq!(statuses, vec![CompletionStatus::Parked; held.len()], "one failure parks a task allowed one attempt");
+    held
+}
+
+/// Every parked task of a run, of every generation, returns to pending with
+/// no attempts used and no error, whatever the run's status; it is counted,
+/// leased again with attempt 1, and parked again only after all of its
+/// attempts fail once more.
+pub async fn requeue_parked_returns_every_parked_task_of_the_run_to_pending(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 2, 1).await;
+    let added = store.enqueue_tasks(&run, 1, new_tasks(1), 1).await.unwrap_or_else(|e| panic!("enqueue_tasks: {e}"));
+    assert_eq!(added, 1, "a task of generation 1");
+    let parked = park_all(store, &run, "w1").await;
+    assert_eq!(parked.len(), 3, "both generations' tasks are parked");
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 0, leased: 0, done: 0, parked: 2 }, "parked");
+    // A run that gave up is requeued all the same (resuming sets it running again).
+    store.set_run_status(&run, RunStatus::Failed).await.unwrap_or_else(|e| panic!("set_run_status: {e}"));
+
+    assert_eq!(requeue_parked(store, &run).await, 3, "every parked task of every generation is counted");
+    for generation in [0, 1] {
+        let counted = counts(store, &run, generation).await;
+        assert_eq!((counted.pending, counted.parked), (2 - u64::from(generation), 0), "generation {generation}");
+        for task in store.list_tasks(&run, generation).await.unwrap_or_else(|e| panic!("list_tasks: {e}")) {
+            assert_eq!(task.state, TaskState::Pending, "{}: pending again", task.key);
+            assert_eq!(task.attempts, 0, "{}: the attempt count is reset", task.key);
+            assert_eq!(task.error, None, "{}: the error is cleared", task.key);
+            assert_eq!((task.worker, task.lease_expires_at), (None, None), "{}: no holder, no expiry", task.key);
+        }
+    }
+
+    store.set_run_status(&run, RunStatus::Running).await.unwrap_or_else(|e| panic!("set_run_status: {e}"));
+    let again = lease(store, lease_request("w2", 10, LONG), "w2").await;
+    assert_eq!(again.len(), 3, "every requeued task is leased again");
+    assert!(again.iter().all(|lease| lease.attempt == 1), "each with attempt 1: {again:?}");
+    let newest = parked.iter().map(|lease| lease.token).max().unwrap_or(FencingToken(0));
+    assert!(again.iter().all(|lease| lease.token > newest), "with tokens larger than before");
+    let late = complete(store, "w1", vec![success(&parked[0], 1.0)], "a lease from before parking").await;
+    assert_eq!(late, vec![CompletionStatus::Stale], "a lease from before parking stays stale");
+    let statuses = complete(store, "w2", vec![failure(&again[0], "still no data")], "w2 fails").await;
+    assert_eq!(statuses, vec![CompletionStatus::Parked], "parked again once its one fresh attempt fails");
+}
+
+/// `requeue_parked` touches only parked tasks of its run: done, leased and
+/// pending tasks keep everything (a requeued failure keeps its error), and
+/// another run's parked task stays parked with its error.
+pub async fn requeue_parked_leaves_other_tasks_and_runs_alone(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 4, 2).await;
+    let other = run_with_tasks(store, "run-b", 1, 1).await;
+    park_all(store, &other, "w9").await;
+    let held = lease(store, LeaseRequest { run: Some(run.clone()), ..lease_request("w1", 4, LONG) }, "w1").await;
+    // Task 0 done, task 1 failed twice (parked), task 2 failed once (pending with its error), task 3 still leased.
+    let statuses = complete(
+        store,
+        "w1",
+        vec![success(&held[0], 1.0), failure(&held[1], "first"), failure(&held[2], "first")],
+        "w1",
+    )
+    .await;
+    assert_eq!(statuses, [CompletionStatus::Recorded, CompletionStatus::Requeued, CompletionStatus::Requeued]);
+    let retry = lease(store, LeaseRequest { run: Some(run.clone()), ..lease_request("w2", 1, LONG) }, "w2").await;
+    assert_eq!(retry.iter().map(|lease| lease.key.individual).collect::<Vec<_>>(), [1], "task 1 is leased again");
+    let statuses = complete(store, "w2", vec![failure(&retry[0], "second")], "w2").await;
+    assert_eq!(statuses, [CompletionStatus::Parked], "task 1 used both attempts");
+    let before = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}"));
+    let other_before = store.list_tasks(&other, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}"));
+
+    assert_eq!(requeue_parked(store, &run).await, 1, "only task 1 was parked");
+    let after = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}"));
+    for (old, new) in before.iter().zip(&after) {
+        if old.key.individual == 1 {
+            assert_eq!((new.state, new.attempts, new.error.as_deref()), (TaskState::Pending, 0, None), "requeued");
+        } else {
+            assert_eq!(new, old, "{} is not parked and is left as it was", old.key);
+        }
+    }
+    assert_eq!(after[0].fitness, Some(1.0), "the done task keeps its fitness");
+    assert_eq!(after[2].error.as_deref(), Some("first"), "a pending task keeps its last error");
+    assert_eq!(after[3].worker, Some(worker_id("w1")), "the leased task keeps its holder");
+    let other_after = store.list_tasks(&other, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}"));
+    assert_eq!(other_after, other_before, "another run's parked task is untouched");
+    assert_eq!(counts(store, &other, 0).await.parked, 1, "and still counted as parked");
+}
+
+/// A repeat finds nothing parked and returns 0, as does a run that never
+/// parked anything; an unknown run is `NotFound`.
+pub async fn requeue_parked_is_idempotent_and_an_unknown_run_is_not_found(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 2, 1).await;
+    assert_eq!(requeue_parked(store, &run).await, 0, "nothing is parked yet");
+    park_all(store, &run, "w1").await;
+    assert_eq!(requeue_parked(store, &run).await, 2, "both parked tasks");
+    assert_eq!(requeue_parked(store, &run).await, 0, "a repeat finds nothing parked");
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 2, leased: 0, done: 0, parked: 0 }, "pending");
+    let error = store.requeue_parked(&run_id("ghost")).await.expect_err("requeue_parked of an unknown run");
+    assert!(is_not_found(&error), "requeue_parked: expected NotFound, got {error:?}");
+}

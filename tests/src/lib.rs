@@ -244,6 +244,9 @@ macro_rules! __evolution_cases {
             stale_and_failed_completions_write_nothing_to_the_cache,
             cached_fitness_keeps_order_and_misses_are_none,
             over_long_cache_keys_are_invalid_input,
+            requeue_parked_returns_every_parked_task_of_the_run_to_pending,
+            requeue_parked_leaves_other_tasks_and_runs_alone,
+            requeue_parked_is_idempotent_and_an_unknown_run_is_not_found,
         ] }
     };
 }

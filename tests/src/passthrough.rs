@@ -148,6 +148,10 @@ impl EvolutionStore for PassThrough {
         self.evolution.requeue_expired().await
     }
 
+    async fn requeue_parked(&self, run: &RunId) -> Result<u64> {
+        self.evolution.requeue_parked(run).await
+    }
+
     async fn task_counts(&self, run: &RunId, generation: u32) -> Result<TaskCounts> {
         self.evolution.task_counts(run, generation).await
     }

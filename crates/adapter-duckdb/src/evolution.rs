@@ -359,6 +359,25 @@ impl EvolutionStore for DuckDbStore {
         .await
     }
 
+    async fn requeue_parked(&self, run: &RunId) -> Result<u64> {
+        let run = run.clone();
+        self.with_writer("requeueing parked tasks", move |connection| {
+            let transaction = connection.transaction().during("starting a transaction")?;
+            require_run(&transaction, &run)?;
+            let requeued = transaction
+                .execute(
+                    "UPDATE tasks SET state = 'pending', attempts = 0, error = NULL, worker = NULL,
+                            lease_expires_at_us = NULL
+                     WHERE run_id = ? AND state = 'parked'",
+                    params![run.as_str()],
+                )
+                .during("requeueing parked tasks")?;
+            transaction.commit().during("committing requeued parked tasks")?;
+            Ok(requeued as u64)
+        })
+        .await
+    }
+
     async fn task_counts(&self, run: &RunId, generation: u32) -> Result<TaskCounts> {
         let run = run.clone();
         self.with_reader("counting tasks", move |connection| {

@@ -319,6 +319,22 @@ impl EvolutionStore for MemoryStore {
         Ok(requeued)
     }
 
+    async fn requeue_parked(&self, run: &RunId) -> Result<u64> {
+        let mut state = lock(&self.evolution)?;
+        state.run(run)?;
+        let mut requeued = 0;
+        let first = TaskKey { run: run.clone(), generation: 0, individual: 0 };
+        for (_, task) in state.tasks.range_mut(first..).take_while(|(key, _)| key.run == *run) {
+            if task.state == TaskState::Parked {
+                task.attempts = 0;
+                task.error = None;
+                release(task, TaskState::Pending);
+                requeued += 1;
+            }
+        }
+        Ok(requeued)
+    }
+
     async fn task_counts(&self, run: &RunId, generation: u32) -> Result<TaskCounts> {
         let state = lock(&self.evolution)?;
         let mut counts = TaskCounts::default();

@@ -72,6 +72,7 @@ mock! {
             leases: Vec<(TaskKey, FencingToken)>,
         ) -> Result<Vec<CompletionStatus>>;
         async fn requeue_expired(&self) -> Result<u64>;
+        async fn requeue_parked(&self, run: &RunId) -> Result<u64>;
         async fn task_counts(&self, run: &RunId, generation: u32) -> Result<TaskCounts>;
         async fn list_tasks(&self, run: &RunId, generation: u32) -> Result<Vec<TaskRecord>>;
         async fn register_worker(&self, worker: WorkerInfo) -> Result<()>;

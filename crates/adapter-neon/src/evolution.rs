@@ -15,6 +15,8 @@
 //!   renewal and release are fenced by that token.
 //! - Releasing leases is one fenced `UPDATE` of the same shape, which gives
 //!   the attempt back.
+//! - Requeueing a run's parked tasks is one `UPDATE` (in a statement that
+//!   also tells an unknown run from one with nothing parked).
 //! - The fitness cache is `fitness_cache`, upserted by the completion
 //!   statement itself (a data-modifying CTE over the rows it recorded), so a
 //!   result and its cache entry commit together or not at all.
@@ -538,6 +540,29 @@ impl EvolutionStore for NeonStore {
         let persistent = self.persistent();
         transact!(self.inner, "requeueing expired leases", Idempotency::Idempotent, |c| {
             Ok(sqlx::query(&sql).persistent(persistent).execute(&mut *c).await?.rows_affected())
+        })
+    }
+
+    async fn requeue_parked(&self, run: &RunId) -> Result<u64> {
+        // One statement: the update and the run's existence, read in the same snapshot.
+        let sql = self.sql(
+            "WITH requeued AS (
+                UPDATE {s}.tasks SET state = 'pending', attempts = 0, error = NULL, worker = NULL,
+                                     lease_expires_at = NULL
+                WHERE run_id = $1 AND state = 'parked'
+                RETURNING 1
+             )
+             SELECT EXISTS (SELECT 1 FROM {s}.runs WHERE id = $1), (SELECT count(*) FROM requeued)::bigint",
+        );
+        let (persistent, run) = (self.persistent(), run.clone());
+        // A repeat finds nothing parked (unless tasks were parked again meanwhile) and returns 0.
+        transact!(self.inner, "requeueing parked tasks", Idempotency::Idempotent, |c| {
+            let (exists, requeued): (bool, i64) =
+                sqlx::query_as(&sql).bind(run.as_str()).persistent(persistent).fetch_one(&mut *c).await?;
+            if !exists {
+                return Err(missing_run(&run).into());
+            }
+            Ok(requeued as u64)
         })
     }
 

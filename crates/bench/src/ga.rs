@@ -5,7 +5,8 @@
 //! the coordination cost alone (lease 32 + complete 32 with a no-op fitness)
 //! per store. Evaluation lines keep the state in the in-memory store (what
 //! the engine costs); the `N duckdb` lines keep it, and read the bars, in one
-//! DuckDB file (what `strata evolve` on the default backend costs).
+//! DuckDB file (what `strata evolve` on the default backend costs), and the
+//! `N pg` lines in PostgreSQL at `DATABASE_URL` (a throwaway schema) when set.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,9 @@ use strata_core::{EvolutionStore, MarketDataStore, Timestamp};
 use strata_ga_coord::genome::GenomeSpec;
 use strata_ga_coord::ops::initial_population;
 use strata_ga_coord::{DataWindow, LocalOptions, RunConfig, StrategyRegistry, evolve_local};
+
+/// A store measured: its name, and its two ports.
+type StoreUnderTest = (&'static str, Arc<dyn MarketDataStore>, Arc<dyn EvolutionStore>);
 
 /// Individuals per measured generation.
 const POPULATION: u32 = 200;
@@ -44,7 +48,7 @@ fn unique(text: &str) -> String {
 }
 
 /// Runs the GA benchmark on fresh in-memory stores and prints its tables.
-pub(crate) async fn run(as_json: bool) -> Result<()> {
+pub(crate) async fn run(as_json: bool, pg: bool) -> Result<()> {
     let cases: [(&'static str, SyntheticSpec); 2] = [
         (
             "10y daily",
@@ -124,12 +128,21 @@ pub(crate) async fn run(as_json: bool) -> Result<()> {
             }
         }
     }
-    {
-        // The same generations with the state and the bars in one DuckDB file.
-        let dir = tempfile::tempdir().context("creating a temporary directory for the DuckDB file")?;
-        let config = strata_adapter_duckdb::DuckDbConfig::new(dir.path().join("ga-eval.duckdb"));
-        let store = Arc::new(strata_adapter_duckdb::DuckDbStore::open(config).await?);
-        let (market, evolution): (Arc<dyn MarketDataStore>, Arc<dyn EvolutionStore>) = (store.clone(), store);
+    // The same generations with the state and the bars in one DuckDB file,
+    // and in PostgreSQL (DATABASE_URL, a throwaway schema) when it is set.
+    let dir = tempfile::tempdir().context("creating a temporary directory for the DuckDB file")?;
+    let duckdb = strata_adapter_duckdb::DuckDbConfig::new(dir.path().join("ga-eval.duckdb"));
+    let duckdb = Arc::new(strata_adapter_duckdb::DuckDbStore::open(duckdb).await?);
+    let mut stores: Vec<StoreUnderTest> = vec![("duckdb", duckdb.clone(), duckdb)];
+    let pg_url = std::env::var("DATABASE_URL").ok().filter(|url| !url.trim().is_empty() && pg);
+    let schema = format!("bench_ga_{}", std::process::id());
+    let _dropped_at_the_end = pg_url.as_deref().map(|url| strata_testpg::TempSchema::new(url, &schema));
+    if let Some(url) = &pg_url {
+        let config = strata_adapter_neon::NeonConfig::from_url(url)?.with_schema(schema.clone())?;
+        let store = Arc::new(strata_adapter_neon::NeonStore::open(config).await?);
+        stores.push(("pg", store.clone(), store));
+    }
+    for (store_name, market, evolution) in &stores {
         for (data, spec) in &cases {
             for batch in spec.batches(100_000) {
                 market.write_bars(batch).await?;
@@ -140,15 +153,15 @@ pub(crate) async fn run(as_json: bool) -> Result<()> {
                 .find(|line| line.data == *data && line.strategy == "ma-crossover" && line.workers == "baseline")
                 .map(GaLine::rate);
             for workers in [1u32, 2] {
-                let run = RunId::new(unique(&format!("bench-duckdb-{workers}")))?;
+                let run = RunId::new(unique(&format!("bench-{store_name}-{workers}")))?;
                 let spec = RunConfig::new(window.clone()).spec(Some(run), "ma-crossover", 1, POPULATION, 1)?;
-                let elapsed = time_one_generation(&evolution, &market, &registry, spec, workers)
+                let elapsed = time_one_generation(evolution, market, &registry, spec, workers)
                     .await
-                    .with_context(|| format!("GA bench run on DuckDB, {data}"))?;
+                    .with_context(|| format!("GA bench run on {store_name}, {data}"))?;
                 lines.push(GaLine {
                     data,
                     strategy: "ma-crossover",
-                    workers: format!("{workers} duckdb"),
+                    workers: format!("{workers} {store_name}"),
                     evaluations: POPULATION as usize,
                     elapsed,
                     baseline_rate,

@@ -112,7 +112,7 @@ impl Measurement {
 /// Runs the benchmark and prints the table.
 async fn run(args: &BenchArgs) -> Result<()> {
     if args.only_ga {
-        return ga::run(args.json).await;
+        return ga::run(args.json, !args.skip_pg).await;
     }
     let symbols = args.symbols.max(1);
     let per_symbol = (args.rows / symbols).max(1);
@@ -204,7 +204,7 @@ async fn run(args: &BenchArgs) -> Result<()> {
     }
 
     if !args.skip_ga {
-        ga::run(args.json).await?;
+        ga::run(args.json, !args.skip_pg).await?;
     }
     Ok(())
 }

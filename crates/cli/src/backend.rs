@@ -253,18 +253,11 @@ impl Stores {
 
         let market = self.market.health().await?;
         let Some(part) = &self.evolution_part else { return Ok(market) };
-        let evolution = match part.health().await {
-            Ok(report) => report,
-            Err(error) => {
-                HealthReport::new(part.to_string(), HealthStatus::Down).with_detail("error", error.to_string())
-            }
-        };
-        let status = market.status.max(evolution.status);
-        Ok(HealthReport::new(format!("{}+{}", self.market, part), status)
-            .with_detail("market_data", self.market.to_string())
-            .with_detail("evolution_state", part.to_string())
-            .with_component(market)
-            .with_component(evolution))
+        let evolution = part.health().await.unwrap_or_else(|error| {
+            HealthReport::new(part.to_string(), HealthStatus::Down).with_detail("error", error.to_string())
+        });
+        let parts = vec![("market_data", market), ("evolution_state", evolution)];
+        Ok(HealthReport::of_parts(format!("{}+{}", self.market, part), parts))
     }
 
     /// Whether `strata worker` processes can reach the evolution state: from

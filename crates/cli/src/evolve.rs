@@ -190,7 +190,8 @@ pub(crate) enum RunsAction {
     },
     /// Continue a run with in-process workers (as `strata evolve --resume`).
     #[command(after_help = "Examples:\n  strata runs resume RUN_ID\n  \
-            strata runs resume RUN_ID --workers 0     coordinator only, for `strata worker` processes")]
+            strata runs resume RUN_ID --workers 0     coordinator only, for `strata worker` processes\n  \
+            strata runs resume RUN_ID --retry-parked  evaluate the parked (failed) genomes again")]
     Resume {
         /// Run id.
         run: RunId,
@@ -198,6 +199,10 @@ pub(crate) enum RunsAction {
         /// only, for `strata worker` processes on a shared store).
         #[arg(long)]
         workers: Option<u32>,
+        /// First return the run's parked evaluations (failed too often) to the queue with
+        /// their attempts reset, so the resumed run evaluates them again.
+        #[arg(long)]
+        retry_parked: bool,
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -648,8 +653,12 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
             stores.evolution.set_run_status(run, RunStatus::Cancelled).await?;
             println!("run {run} cancelled: workers drop its evaluations at their next heartbeat");
         }
-        RunsAction::Resume { run, workers, json: as_json } => {
+        RunsAction::Resume { run, workers, retry_parked, json: as_json } => {
             let mut record = stores.evolution.get_run(run).await.with_context(|| format!("cannot resume run {run}"))?;
+            if *retry_parked {
+                let requeued = stores.evolution.requeue_parked(run).await?;
+                eprintln!("run {run}: {requeued} parked evaluation(s) back in the queue");
+            }
             if record.status == RunStatus::Cancelled {
                 record = stores.evolution.set_run_status(run, RunStatus::Running).await?;
             }

@@ -205,6 +205,19 @@ impl HealthReport {
         self
     }
 
+    /// The report of a store made of `parts` (each already reported): its
+    /// status is the worst part's, its details name each part under
+    /// `labels` (`market_data: efs`, `evolution_state: duckdb`), and the
+    /// parts are its components.
+    pub fn of_parts(backend: impl Into<String>, parts: Vec<(&str, HealthReport)>) -> Self {
+        let status = parts.iter().map(|(_, part)| part.status).fold(HealthStatus::Healthy, HealthStatus::max);
+        let mut report = HealthReport::new(backend, status);
+        for (label, part) in parts {
+            report = report.with_detail(label, part.backend.clone()).with_component(part);
+        }
+        report
+    }
+
     /// True when the store is healthy (the caller may rely on it fully).
     pub fn ok(&self) -> bool {
         self.status == HealthStatus::Healthy
@@ -256,6 +269,20 @@ mod tests {
         assert!(!query.contains(Timestamp(9)));
         assert!(BarQuery::default().between(Timestamp(5), Timestamp(5)).is_trivially_empty());
         assert!(TimeRange::new(Timestamp(2), Timestamp(1)).is_err());
+    }
+
+    #[test]
+    fn a_store_of_parts_is_as_healthy_as_its_worst_part() {
+        let efs = HealthReport::new("efs", HealthStatus::Healthy);
+        let duckdb = HealthReport::new("duckdb", HealthStatus::Down);
+        let report = HealthReport::of_parts("efs+duckdb", vec![("market_data", efs), ("evolution_state", duckdb)]);
+        assert_eq!(report.status, HealthStatus::Down);
+        assert_eq!(
+            report.details,
+            vec![("market_data".into(), "efs".into()), ("evolution_state".into(), "duckdb".into())]
+        );
+        assert_eq!(report.components.len(), 2);
+        assert_eq!(HealthReport::of_parts("none", Vec::new()).status, HealthStatus::Healthy);
     }
 
     #[test]

@@ -444,6 +444,10 @@ impl EvolutionStore for SocketStore {
         expect!(self.client, Request::RequeueExpired, Count)
     }
 
+    async fn requeue_parked(&self, run: &RunId) -> Result<u64> {
+        expect!(self.client, Request::RequeueParked { run: run.clone() }, Count)
+    }
+
     async fn task_counts(&self, run: &RunId, generation: u32) -> Result<TaskCounts> {
         expect!(self.client, Request::TaskCounts { run: run.clone(), generation }, TaskCounts)
     }

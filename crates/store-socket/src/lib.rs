@@ -88,8 +88,9 @@
 //!   Additions that keep every existing frame readable stay within version 1:
 //!   a completion's `cache_key` is optional (absent reads as none; an older
 //!   server ignores it, so the completion is recorded but not cached), and a
-//!   request an older server does not know (`ReleaseTasks`, `CachedFitness`)
-//!   is refused by it as malformed, an `Internal` error, never misread.
+//!   request an older server does not know (`ReleaseTasks`, `CachedFitness`,
+//!   `RequeueParked`) is refused by it as malformed, an `Internal` error,
+//!   never misread.
 
 mod client;
 mod frame;

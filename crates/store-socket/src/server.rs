@@ -391,6 +391,7 @@ async fn dispatch(served: &Served, request: Request) -> Response {
             into_response(evolution.release_tasks(&worker, leases).await, Response::Statuses)
         }
         Request::RequeueExpired => into_response(evolution.requeue_expired().await, Response::Count),
+        Request::RequeueParked { run } => into_response(evolution.requeue_parked(&run).await, Response::Count),
         Request::TaskCounts { run, generation } => {
             into_response(evolution.task_counts(&run, generation).await, Response::TaskCounts)
         }

@@ -76,6 +76,14 @@ use crate::ports::Capabilities;
 ///   else is still held and can be released.
 /// - `requeue_expired` returns every expired lease to pending (the holder's
 ///   token becomes stale) and returns how many it requeued.
+/// - `requeue_parked` gives every parked task of a run, of any generation,
+///   a fresh start (resuming a run that gave up on some evaluations): in
+///   one transaction each returns to pending with its attempt count reset
+///   to 0 and its error cleared, so it is leased again with attempt 1 and
+///   all of `max_attempts` before it can be parked again. It returns how
+///   many tasks it requeued (0 when none is parked, so a repeat returns 0);
+///   other states and other runs are untouched, whatever the run's status.
+///   Unknown run: `NotFound`.
 /// - `task_counts` and `list_tasks` describe one generation (`list_tasks`
 ///   ordered by individual). Unknown run: empty counts and list.
 ///
@@ -121,7 +129,7 @@ use crate::ports::Capabilities;
 /// | method | [`Idempotency`](crate::policy::Idempotency) | notes |
 /// |---|---|---|
 /// | `get_run`, `list_runs`, `load_generation`, `latest_generation`, `task_counts`, `list_tasks`, `list_workers`, `generation_stats` | `Safe` | reads |
-/// | `create_run`, `set_run_status`, `enqueue_tasks`, `heartbeat`, `requeue_expired`, `register_worker`, `record_generation_stats` | `Idempotent` | a repeat leaves the same state (counts it returns may be 0 the second time) |
+/// | `create_run`, `set_run_status`, `enqueue_tasks`, `heartbeat`, `requeue_expired`, `requeue_parked`, `register_worker`, `record_generation_stats` | `Idempotent` | a repeat leaves the same state (counts it returns may be 0 the second time) |
 /// | `save_generation` | `Idempotent` | compare-and-set: a repeat of an applied save is `Conflict`; re-read to learn it applied |
 /// | `lease_tasks` | `NotIdempotent` | a repeat grants more leases: never repeat once the request may have reached the store |
 /// | `complete_tasks` | `NotIdempotent` | fenced, so a repeat changes no data, but applied completions then report `Stale`: repeat only when nothing reached the store |
@@ -174,6 +182,9 @@ pub trait EvolutionStore: Send + Sync + std::fmt::Debug + std::fmt::Display + 's
     ) -> Result<Vec<CompletionStatus>>;
     /// Returns expired leases to the queue.
     async fn requeue_expired(&self) -> Result<u64>;
+    /// Returns every parked task of `run` to the queue with its attempts
+    /// reset and its error cleared; returns how many.
+    async fn requeue_parked(&self, run: &RunId) -> Result<u64>;
     /// Counts of one generation's tasks by state.
     async fn task_counts(&self, run: &RunId, generation: u32) -> Result<TaskCounts>;
     /// One generation's tasks, by individual.
