@@ -4,8 +4,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use strata_core::evolution::{
-    Completion, Generation, Individual, Lease, LeaseRequest, NewTask, RunId, RunSpec, TaskKey, TaskOutcome, WorkerId,
-    WorkerInfo,
+    Completion, CompletionStatus, Generation, Individual, Lease, LeaseRequest, NewTask, RunId, RunSpec, TaskKey,
+    TaskOutcome, WorkerId, WorkerInfo,
 };
 use strata_core::{
     Bar, BarBatch, BarQuery, DayDigest, DigestQuery, EvolutionStore, MarketDataStore, MarketDataStoreExt,
@@ -244,6 +244,20 @@ pub fn success(lease: &Lease, fitness: f64) -> Completion {
 /// A successful completion of `lease` with `fitness` that caches it under `cache_key`.
 pub fn cached_success(lease: &Lease, fitness: f64, cache_key: &str) -> Completion {
     Completion { cache_key: Some(cache_key.into()), ..success(lease, fitness) }
+}
+
+/// Creates run `id` with one task, leases it as `w1` and completes it as a
+/// success with `fitness` cached under `cache_key` (what a worker leaves in
+/// the fitness cache), asserting it was recorded.
+pub async fn evaluate_cached(store: &dyn EvolutionStore, id: &str, cache_key: &str, fitness: f64) {
+    let run = run_with_tasks(store, id, 1, 3).await;
+    let request = LeaseRequest { run: Some(run), ..lease_request("w1", 1, Duration::from_secs(600)) };
+    let leases = lease(store, request, id).await;
+    let statuses = store
+        .complete_tasks(&worker_id("w1"), vec![cached_success(&leases[0], fitness, cache_key)])
+        .await
+        .unwrap_or_else(|error| panic!("complete_tasks {id}: {error}"));
+    assert_eq!(statuses, [CompletionStatus::Recorded], "{id}");
 }
 
 /// A failed completion of `lease`.

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use strata_adapter_neon::NeonStore;
 use strata_core::EvolutionStore;
-use strata_core::evolution::{
-    CachedFitness, Completion, CompletionStatus, LeaseRequest, NewTask, RunId, RunSpec, TaskOutcome, WorkerId,
-};
+use strata_core::evolution::{CachedFitness, RunId, WorkerId};
 
 /// Whether a missing service must fail the test instead of skipping it.
 fn required() -> bool {
@@ -68,32 +66,6 @@ fn migration_2_removes_companion_runs_and_keeps_the_others() {
     });
 }
 
-/// Creates run `id` with one task, leases it and completes it with `fitness` under `cache_key`.
-async fn evaluate(store: &NeonStore, id: &str, cache_key: &str, fitness: f64) {
-    let spec = RunSpec {
-        id: RunId::new(id).expect("run id"),
-        strategy: "ma-crossover".into(),
-        seed: 1,
-        population_size: 1,
-        generations: 1,
-        config: "{}".into(),
-    };
-    store.create_run(spec.clone()).await.expect("create_run");
-    store.enqueue_tasks(&spec.id, 0, vec![NewTask { individual: 0, payload: "{}".into() }], 3).await.expect("enqueue");
-    let worker = WorkerId::new("w1").expect("worker id");
-    let request =
-        LeaseRequest { worker: worker.clone(), run: Some(spec.id), max_tasks: 1, ttl: Duration::from_secs(600) };
-    let lease = store.lease_tasks(request).await.expect("lease_tasks").remove(0);
-    let completion = Completion {
-        key: lease.key,
-        token: lease.token,
-        outcome: TaskOutcome::Succeeded { fitness, result: format!("{{\"sharpe\":{fitness}}}") },
-        cache_key: Some(cache_key.to_string()),
-    };
-    let statuses = store.complete_tasks(&worker, vec![completion]).await.expect("complete_tasks");
-    assert_eq!(statuses, [CompletionStatus::Recorded]);
-}
-
 /// What `cached_fitness` answers for one key.
 async fn cached(store: &NeonStore, key: &str) -> Option<CachedFitness> {
     store.cached_fitness(&[key.to_string()]).await.expect("cached_fitness").remove(0)
@@ -110,7 +82,7 @@ fn migration_3_adds_the_fitness_cache_which_survives_reopening() {
         let schema = common::unique_schema("mig3");
         let _guard = common::SchemaGuard::new(&url, &schema);
         let store = NeonStore::open(common::test_config(&url, &schema, false)).await.expect("first open");
-        evaluate(&store, "run-a", "genome-a", 0.125).await;
+        strata_tests::fixtures::evaluate_cached(&store, "run-a", "genome-a", 0.125).await;
         store.close().await;
 
         let store = NeonStore::open(common::test_config(&url, &schema, false)).await.expect("reopening");
@@ -133,7 +105,7 @@ fn migration_3_adds_the_fitness_cache_which_survives_reopening() {
         assert_eq!(versions, [1, 2, 3], "migration 3 was applied again");
         assert_eq!(store.list_runs().await.expect("list_runs").len(), 1, "the run stays");
         assert_eq!(cached(&store, "genome-a").await, None, "a new, empty cache");
-        evaluate(&store, "run-b", "genome-a", 2.0).await;
+        strata_tests::fixtures::evaluate_cached(&store, "run-b", "genome-a", 2.0).await;
         assert_eq!(cached(&store, "genome-a").await.map(|entry| entry.fitness), Some(2.0), "the new table is used");
         store.close().await;
     });

@@ -124,14 +124,19 @@ impl EvalPayload {
     /// [`FITNESS_VERSION`] and the payload's canonical text (strategy, genome,
     /// data window and backtest settings), `f1-` and 64 hex digits.
     pub fn cache_key(&self) -> String {
+        Self::cache_key_of(&self.to_text())
+    }
+
+    /// [`EvalPayload::cache_key`] of a payload's canonical text, as a task
+    /// carries it (a worker hashes the text it leased instead of writing it again).
+    pub fn cache_key_of(text: &str) -> String {
         use sha2::Digest;
         let mut hasher = sha2::Sha256::new();
         hasher.update(FITNESS_VERSION.to_le_bytes());
-        hasher.update(self.to_text().as_bytes());
-        let digest = hasher.finalize();
+        hasher.update(text.as_bytes());
         let mut key = String::with_capacity(67);
         key.push_str("f1-");
-        for byte in digest {
+        for byte in hasher.finalize() {
             key.push_str(&format!("{byte:02x}"));
         }
         key
@@ -145,5 +150,30 @@ impl EvalPayload {
     /// Parses a task payload.
     pub fn parse(text: &str) -> GaResult<Self> {
         serde_json::from_str(text).map_err(|e| GaError::Config(format!("task payload is not valid: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keys_are_versioned_hashes_of_everything_that_makes_the_fitness() {
+        let window = DataWindow { symbols: vec!["AAPL".into()], start: None, end: None };
+        let payload = EvalPayload {
+            strategy: "ma-crossover".into(),
+            genome: r#"{"fast":5}"#.into(),
+            window: window.clone(),
+            backtest: BacktestConfig::default(),
+        };
+        let key = payload.cache_key();
+        assert_eq!(key, EvalPayload::cache_key_of(&payload.to_text()), "a worker hashes the leased text");
+        assert!(key.starts_with("f1-") && key.len() == 67, "{key}");
+        assert!(key[3..].bytes().all(|byte| byte.is_ascii_hexdigit()), "{key}");
+        let mut costlier = payload.clone();
+        costlier.backtest.cost_bps += 1.0;
+        assert_ne!(costlier.cache_key(), key, "backtest settings are part of the key");
+        let other_genome = EvalPayload { genome: r#"{"fast":6}"#.into(), ..payload };
+        assert_ne!(other_genome.cache_key(), key);
     }
 }

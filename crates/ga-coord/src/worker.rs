@@ -318,8 +318,10 @@ impl Worker {
             }
         }
         // The durable cache first: one query for the whole batch.
-        let keys: Vec<Option<String>> =
-            payloads.iter().map(|payload| self.config.durable_cache.then(|| payload.cache_key())).collect();
+        let keys: Vec<Option<String>> = evaluated_leases
+            .iter()
+            .map(|lease| self.config.durable_cache.then(|| EvalPayload::cache_key_of(&lease.payload)))
+            .collect();
         let hits = match self.config.durable_cache {
             false => vec![None; keys.len()],
             true => {
