@@ -135,7 +135,16 @@ fn worker_processes_killed_mid_run_change_nothing() {
         assert_eq!(document["status"], "completed", "{json}");
         document["population_hashes"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect()
     };
-    let (code, reference, err) = strata(&env, &run_args("reference", "2"));
+    // The reference run lives in a schema of its own: in the same schema its
+    // results would fill the durable fitness cache, and the distributed run
+    // would complete every task from there before the doomed worker held one.
+    let reference_schema = format!("{schema}_ref");
+    let _reference_cleanup = DropSchema::new(&url, &reference_schema);
+    let reference_env =
+        [("STORAGE_BACKEND", "neon"), ("DATABASE_URL", url.as_str()), ("STRATA_PG_SCHEMA", reference_schema.as_str())];
+    let (code, _, err) = strata(&reference_env, &ingest);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, reference, err) = strata(&reference_env, &run_args("reference", "2"));
     assert_eq!(code, Some(0), "{err}");
     let reference = hashes(&reference);
     assert_eq!(reference.len(), 4);
