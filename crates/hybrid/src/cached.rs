@@ -1,0 +1,1 @@
+//! TODO(skeleton): cached, being written.

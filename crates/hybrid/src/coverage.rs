@@ -1,0 +1,1 @@
+//! TODO(skeleton): coverage, being written.

@@ -1,0 +1,1 @@
+//! TODO(skeleton): replay, being written.
