@@ -17,7 +17,7 @@ const PORT_ONLY_CRATES: &[&str] = &["ga-coord", "hybrid"];
 
 /// Crates that may name concrete adapters: the composition root and the
 /// benchmarks (not shipped).
-const MAY_NAME_ADAPTERS: &[&str] = &["cli", "bench"];
+const MAY_NAME_ADAPTERS: &[&str] = &["compose", "cli", "bench"];
 
 /// Crates whose `src` may hold SQL text besides the adapters: the benchmarks
 /// (baselines) and the throwaway-cluster helper.

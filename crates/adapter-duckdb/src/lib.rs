@@ -59,6 +59,7 @@ mod evolution;
 mod file;
 mod market;
 mod schema;
+pub mod seeds;
 mod store;
 
 pub use config::{DuckDbConfig, IN_MEMORY, OpenMode};

@@ -18,10 +18,10 @@ use crate::store::{Database, DuckDbStore};
 
 /// Rows per batch a query yields (DuckDB produces 2048-row chunks; a few are
 /// joined so consumers see fewer, still bounded, batches).
-const QUERY_BATCH_ROWS: usize = 8192;
+pub(crate) const QUERY_BATCH_ROWS: usize = 8192;
 
 /// Batches buffered between the blocking reader and the consumer.
-const QUERY_CHANNEL_DEPTH: usize = 2;
+pub(crate) const QUERY_CHANNEL_DEPTH: usize = 2;
 
 #[async_trait::async_trait]
 impl MarketDataStore for DuckDbStore {
@@ -152,7 +152,7 @@ fn stream_query(
 }
 
 /// Joins DuckDB chunks into one canonical `BarBatch`.
-fn join(chunks: Vec<RecordBatch>) -> Result<BarBatch> {
+pub(crate) fn join(chunks: Vec<RecordBatch>) -> Result<BarBatch> {
     let batch = match <[RecordBatch; 1]>::try_from(chunks) {
         Ok([single]) => single,
         Err(chunks) => {
@@ -167,7 +167,7 @@ fn join(chunks: Vec<RecordBatch>) -> Result<BarBatch> {
 }
 
 /// Runs the digest SQL and reads its rows.
-fn digest(connection: &Connection, query: &BoundSql) -> Result<Vec<DayDigest>> {
+pub(crate) fn digest(connection: &Connection, query: &BoundSql) -> Result<Vec<DayDigest>> {
     let mut statement = connection.prepare(&query.sql).during("preparing the digest query")?;
     let rows = statement
         .query_map(params_from_iter(query.params.iter()), |row| {

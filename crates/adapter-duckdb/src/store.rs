@@ -269,7 +269,7 @@ where
 }
 
 /// Files this process has open, so a second open shares the first database.
-fn open_files() -> MutexGuard<'static, HashMap<PathBuf, Weak<Database>>> {
+pub(crate) fn open_files() -> MutexGuard<'static, HashMap<PathBuf, Weak<Database>>> {
     static OPEN_FILES: OnceLock<Mutex<HashMap<PathBuf, Weak<Database>>>> = OnceLock::new();
     OPEN_FILES.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -315,7 +315,7 @@ fn open_blocking(config: DuckDbConfig) -> Result<DuckDbStore> {
 
 /// The absolute, symlink-free path of the file. Creates its directory in
 /// [`OpenMode::Create`]; in the other modes a missing directory is `NotFound`.
-fn absolute_path(path: &Path, mode: OpenMode) -> Result<PathBuf> {
+pub(crate) fn absolute_path(path: &Path, mode: OpenMode) -> Result<PathBuf> {
     let file_name = path
         .file_name()
         .ok_or_else(|| StoreError::invalid(format!("DuckDB path {} does not name a file", path.display())))?;
@@ -340,7 +340,7 @@ fn absolute_path(path: &Path, mode: OpenMode) -> Result<PathBuf> {
     Ok(directory.join(file_name))
 }
 
-fn open_connection(path: &Path, threads: Option<usize>, read_only: bool) -> duckdb::Result<Connection> {
+pub(crate) fn open_connection(path: &Path, threads: Option<usize>, read_only: bool) -> duckdb::Result<Connection> {
     // No extension may be installed or loaded behind our back: there is no
     // network, and a loaded ICU would change how TIMESTAMPTZ casts behave.
     let access = if read_only { AccessMode::ReadOnly } else { AccessMode::ReadWrite };

@@ -1,123 +1,59 @@
-//! The publish primitives of the protocol: staged files, fsync of files and
-//! directories, no-replace publication by hard link, and batch markers.
+//! The publish protocol as the dataset uses it: the durable-file primitives
+//! of `strata_store_kit::fs` (staged files, fsync of files and directories,
+//! no-replace publication by hard link) with this adapter's error mapping,
+//! and batch markers.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Read as _, Write as _};
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use strata_core::Result;
+use strata_store_kit::fs;
+pub(crate) use strata_store_kit::fs::Published;
 
 use crate::error::io_error;
 use crate::layout::{self, BATCHES_DIR, META_DIR};
 
-/// Flushes a directory's entries (a new or removed name) to stable storage.
-/// On NFS the client sends COMMIT; on a local filesystem it orders the rename
-/// or link before the acknowledgement.
+/// Flushes a directory's entries (a new or removed name) to stable storage
+/// ([`fs::fsync_dir`]).
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|handle| handle.sync_all()).map_err(|error| io_error("syncing directory", dir, error))
+    fs::fsync_dir(dir).map_err(|error| io_error("syncing directory", dir, error))
 }
 
 /// Creates `dir` (and missing parents below `root`), syncing each parent
-/// whose entries changed so that a published file's directory survives a crash.
+/// whose entries changed so that a published file's directory survives a
+/// crash ([`fs::ensure_dir`]).
 pub(crate) fn ensure_dir(root: &Path, dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut missing = Vec::new();
-    let mut current = dir;
-    while !current.is_dir() && current != root {
-        missing.push(current.to_path_buf());
-        match current.parent() {
-            Some(parent) => current = parent,
-            None => break,
-        }
-    }
-    for path in missing.iter().rev() {
-        match fs::create_dir(path) {
-            Ok(()) => {}
-            // Another writer created it first: fine.
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(error) => return Err(io_error("creating directory", path, error)),
-        }
-        if let Some(parent) = path.parent() {
-            fsync_dir(parent)?;
-        }
-    }
-    Ok(())
+    fs::ensure_dir(root, dir).map_err(|error| io_error("creating directory", dir, error))
 }
 
 /// Writes a new staging file in `dir` (the staging directory,
 /// `_strata/staging/`, outside the dataset) with `write`, flushes and fsyncs
-/// it, and returns its path.
+/// it, and returns its path ([`fs::write_staged`]).
 pub(crate) fn write_staged(
     dir: &Path,
     tag: &str,
     write: impl FnOnce(BufWriter<File>, &Path) -> Result<BufWriter<File>>,
 ) -> Result<PathBuf> {
     let path = dir.join(layout::staging_name(tag));
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|error| io_error("creating staging file", &path, error))?;
-    let outcome = write(BufWriter::with_capacity(1 << 20, file), &path).and_then(|mut out| {
-        out.flush().map_err(|error| io_error("writing", &path, error))?;
-        let file = out.into_inner().map_err(|error| io_error("writing", &path, error.into_error()))?;
-        file.sync_all().map_err(|error| io_error("syncing", &path, error))
-    });
-    if let Err(error) = outcome {
-        let _ = fs::remove_file(&path);
-        return Err(error);
-    }
+    fs::write_staged(&path, |out| write(out, &path), |operation, error| io_error(operation, &path, error))?;
     Ok(path)
 }
 
-/// What a no-replace publish found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Published {
-    /// `target` now names the staged file.
-    Ours,
-    /// `target` already named another file; nothing changed.
-    Taken,
-}
-
 /// Publishes `staged` under `target` with `link(2)`, which never replaces an
-/// existing name (atomic on local filesystems and on NFS, where LINK is one
-/// server operation). An `EEXIST` whose target is the staged file itself (a
-/// retransmitted LINK after a server failover, without a reply cache) is
-/// success: the inode is compared.
+/// existing name ([`fs::publish_no_replace`]).
 pub(crate) fn publish_no_replace(staged: &Path, target: &Path) -> Result<Published> {
-    match fs::hard_link(staged, target) {
-        Ok(()) => Ok(Published::Ours),
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            if same_file(staged, target)? {
-                Ok(Published::Ours)
-            } else {
-                Ok(Published::Taken)
-            }
-        }
-        Err(error) => Err(io_error("publishing", target, error)),
-    }
+    fs::publish_no_replace(staged, target).map_err(|error| io_error("publishing", target, error))
 }
 
 /// Whether two names are one inode (a vanished name is not).
 pub(crate) fn same_file(a: &Path, b: &Path) -> Result<bool> {
-    let metadata = |path: &Path| match fs::metadata(path) {
-        Ok(metadata) => Ok(Some((metadata.dev(), metadata.ino()))),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(io_error("inspecting", path, error)),
-    };
-    Ok(matches!((metadata(a)?, metadata(b)?), (Some(x), Some(y)) if x == y))
+    fs::same_file(a, b).map_err(|error| io_error("inspecting", a, error))
 }
 
 /// Removes a name, treating "already gone" as done.
 pub(crate) fn remove_if_present(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(io_error("removing", path, error)),
-    }
+    fs::remove_if_present(path).map_err(|error| io_error("removing", path, error))
 }
 
 /// The fate of a multi-partition batch, decided once by its marker.

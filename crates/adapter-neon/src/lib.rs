@@ -33,6 +33,7 @@ mod evolution;
 mod market;
 pub mod redact;
 pub mod schema;
+pub mod seeds;
 mod store;
 
 pub use config::{NeonConfig, PartitionInterval};

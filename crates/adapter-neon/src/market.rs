@@ -273,13 +273,19 @@ impl NeonStore {
     /// Streams one query through binary COPY; retries a transient failure
     /// only while nothing has been delivered yet.
     async fn stream_query(&self, query: &BarQuery, sender: &mpsc::Sender<Result<BarBatch>>) -> Result<()> {
-        let sql = schema::query_copy_sql(&self.inner.config.schema, query);
+        self.stream_copy(&schema::query_copy_sql(&self.inner.config.schema, query), sender).await
+    }
+
+    /// Streams `sql` (a `COPY (SELECT ...) TO STDOUT (FORMAT binary)` of the
+    /// nine bar columns in canonical order and types); retries a transient
+    /// failure only while nothing has been delivered yet.
+    pub(crate) async fn stream_copy(&self, sql: &str, sender: &mpsc::Sender<Result<BarBatch>>) -> Result<()> {
         let started = std::time::Instant::now();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let mut delivered = false;
-            match self.stream_once(&sql, sender, &mut delivered).await {
+            match self.stream_once(sql, sender, &mut delivered).await {
                 Ok(()) => return Ok(()),
                 Err(error) => {
                     let transient = transience_of(&error) == Transience::Always;

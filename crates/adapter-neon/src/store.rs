@@ -70,37 +70,15 @@ impl fmt::Debug for NeonStore {
 }
 
 impl NeonStore {
+    /// What every PostgreSQL store can do (known before a connection is made,
+    /// for a composition that opens the store later).
+    pub const CAPABILITIES: strata_core::Capabilities = CAPABILITIES;
+
     /// Connects (waiting out transient failures within the retry budget),
     /// applies pending migrations unless `migrate_on_start` is off, and
     /// reads the bar layout.
     pub async fn open(config: NeonConfig) -> Result<Self> {
-        if let Some(notice) = config.tls_notice() {
-            tracing::warn!("{notice}");
-        }
-        let options = config.connect_options()?;
-        probe(&config, &options).await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(config.max_connections.max(1))
-            .min_connections(config.min_connections)
-            .acquire_timeout(config.acquire_timeout)
-            .idle_timeout(Some(config.idle_timeout))
-            .max_lifetime(Some(config.max_lifetime))
-            .test_before_acquire(true)
-            .connect_lazy_with(options);
-        let set_local = format!(
-            "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
-            config.statement_timeout.as_millis().max(1),
-            config.lock_timeout.as_millis().max(1)
-        );
-        let mut inner = Inner {
-            pool,
-            config,
-            layout: BarLayout::Partitioned(Default::default()),
-            layout_reason: String::new(),
-            chunk_interval: None,
-            partitions: Mutex::new(None),
-            set_local,
-        };
+        let mut inner = connect(config).await?;
         let state =
             if inner.config.migrate_on_start { migrate_inner(&inner).await? } else { read_layout(&inner).await? };
         inner.layout = state.layout;
@@ -310,6 +288,41 @@ impl NeonStore {
             }
         }
     }
+}
+
+/// Connects as `config` says: TLS notice, a probe that waits out transient
+/// failures within the retry budget, and the lazily connecting pool with the
+/// `SET LOCAL` timeouts of every transaction. The bar layout is a
+/// placeholder until the caller reads or migrates the schema (the seeds
+/// source never does: it reads another table).
+pub(crate) async fn connect(config: NeonConfig) -> Result<Inner> {
+    if let Some(notice) = config.tls_notice() {
+        tracing::warn!("{notice}");
+    }
+    let options = config.connect_options()?;
+    probe(&config, &options).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(config.max_connections.max(1))
+        .min_connections(config.min_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .idle_timeout(Some(config.idle_timeout))
+        .max_lifetime(Some(config.max_lifetime))
+        .test_before_acquire(true)
+        .connect_lazy_with(options);
+    let set_local = format!(
+        "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
+        config.statement_timeout.as_millis().max(1),
+        config.lock_timeout.as_millis().max(1)
+    );
+    Ok(Inner {
+        pool,
+        config,
+        layout: BarLayout::Partitioned(Default::default()),
+        layout_reason: String::new(),
+        chunk_interval: None,
+        partitions: Mutex::new(None),
+        set_local,
+    })
 }
 
 /// Runs a body in one transaction, retrying transient failures within the

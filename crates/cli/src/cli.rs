@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use strata_core::{Symbol, Timestamp};
 use strata_formats::BarFileFormat;
 
 use crate::output::OutputFormat;
+pub(crate) use strata_compose::args::{StorageArgs, positive_seconds};
 
 /// Shown after the top-level `--help`: environment, exit codes and a quick tour.
 const TOP_LEVEL_AFTER_HELP: &str = include_str!("../help/top-level.txt");
@@ -76,120 +76,6 @@ pub(crate) fn parse() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.format(&mut command()).exit())
 }
 
-/// Help heading of the duckdb backend's options.
-const DUCKDB_OPTIONS: &str = "DuckDB options";
-
-/// Help heading of the neon backend's options.
-const PG_OPTIONS: &str = "PostgreSQL/Neon options";
-
-/// Options that choose and configure the store; accepted before or after the subcommand, by the
-/// subcommands that open a store (see [`command`]: `strata neon` neither shows nor accepts them).
-/// Each backend's options are one group, under its own heading in `--help`.
-#[derive(Debug, Clone, Default, Args)]
-pub(crate) struct StorageArgs {
-    /// Storage backend: duckdb (default), memory, neon (also postgres, postgresql, pg) or efs
-    /// (market data as Parquet under --efs-root; evolution state in PostgreSQL when DATABASE_URL is
-    /// set, else in the DuckDB file).
-    #[arg(long, global = true, env = "STORAGE_BACKEND", value_name = "BACKEND")]
-    pub(crate) backend: Option<String>,
-    /// The duckdb backend's options.
-    #[command(flatten)]
-    pub(crate) duckdb: DuckDbArgs,
-    /// The neon backend's options.
-    #[command(flatten)]
-    pub(crate) pg: PgArgs,
-    /// The efs backend's options.
-    #[command(flatten)]
-    pub(crate) efs: EfsArgs,
-}
-
-/// Options of the efs backend.
-#[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "EFS options")]
-pub(crate) struct EfsArgs {
-    /// Root directory of the efs backend's Parquet dataset (on a shared filesystem for many
-    /// machines). It must exist: an unmounted share is refused, never created.
-    #[arg(long = "efs-root", global = true, env = "STRATA_EFS_ROOT", value_name = "DIR")]
-    pub(crate) root: Option<PathBuf>,
-}
-
-/// Options of the duckdb backend.
-#[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = DUCKDB_OPTIONS)]
-pub(crate) struct DuckDbArgs {
-    /// DuckDB database file of the duckdb backend (default ./strata.duckdb).
-    ///
-    /// It must be a DuckDB database: any other existing file (a CSV or Parquet file, say) is refused
-    /// and left unchanged; load such files with `strata ingest FILE`. Only commands that write
-    /// (ingest, generate --ingest, evolve, migrate) create a missing store, and say so on stderr;
-    /// the others fail with exit code 2 and create nothing, not even a folder. Commands that only
-    /// read open a file you cannot write read-only.
-    #[arg(long = "duckdb-path", global = true, env = "STRATA_DUCKDB_PATH", value_name = "FILE")]
-    pub(crate) path: Option<PathBuf>,
-    /// Seconds to wait for a DuckDB file that another process holds before giving up.
-    #[arg(long, global = true, env = "STRATA_DUCKDB_LOCK_WAIT", value_name = "SECONDS", value_parser = seconds("STRATA_DUCKDB_LOCK_WAIT", false))]
-    pub(crate) lock_wait: Option<Duration>,
-    /// DuckDB worker threads (default: DuckDB's choice).
-    #[arg(long = "duckdb-threads", global = true, env = "STRATA_DUCKDB_THREADS", value_name = "N")]
-    pub(crate) threads: Option<usize>,
-}
-
-/// Options of the neon backend (PostgreSQL at `DATABASE_URL`).
-#[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = PG_OPTIONS)]
-pub(crate) struct PgArgs {
-    /// PostgreSQL schema holding Strata's tables, created if missing (neon backend; default public).
-    #[arg(long = "pg-schema", global = true, env = "STRATA_PG_SCHEMA", value_name = "NAME")]
-    pub(crate) schema: Option<String>,
-    /// Largest connection pool (neon backend; default 10).
-    #[arg(long = "pg-max-connections", global = true, env = "STRATA_PG_MAX_CONNECTIONS", value_name = "N")]
-    pub(crate) max_connections: Option<u32>,
-    /// Statement timeout in seconds, set per transaction (neon backend; default 300).
-    #[arg(
-        long = "pg-statement-timeout",
-        global = true,
-        env = "STRATA_PG_STATEMENT_TIMEOUT",
-        value_name = "SECONDS",
-        value_parser = seconds("STRATA_PG_STATEMENT_TIMEOUT", true)
-    )]
-    pub(crate) statement_timeout: Option<Duration>,
-    /// Seconds to keep retrying transient failures (a Neon compute waking up, a dropped
-    /// connection) of one operation, opening the store included (neon backend; default 30).
-    #[arg(
-        long = "pg-retry-budget",
-        global = true,
-        env = "STRATA_PG_RETRY_BUDGET",
-        value_name = "SECONDS",
-        value_parser = seconds("STRATA_PG_RETRY_BUDGET", false)
-    )]
-    pub(crate) retry_budget: Option<Duration>,
-    /// Apply pending migrations when the store opens: true (default) or false.
-    #[arg(
-        long = "pg-migrate",
-        global = true,
-        env = "STRATA_PG_MIGRATE",
-        value_name = "BOOL",
-        value_parser = BoolishValueParser::new()
-    )]
-    pub(crate) migrate: Option<bool>,
-    /// Partition interval of ohlcv_bars without TimescaleDB: day, week, month (default) or year.
-    #[arg(long = "pg-partition", global = true, env = "STRATA_PG_PARTITION", value_name = "INTERVAL")]
-    pub(crate) partition: Option<String>,
-    /// TimescaleDB chunk interval, e.g. 90d (default for a new hypertable), 7d, 12h; when set, an
-    /// existing hypertable's new chunks get it too.
-    #[arg(long = "pg-chunk-interval", global = true, env = "STRATA_PG_CHUNK_INTERVAL", value_name = "INTERVAL")]
-    pub(crate) chunk_interval: Option<String>,
-    /// Use TimescaleDB for a new schema when the server can load it: true (default) or false.
-    #[arg(
-        long = "pg-timescaledb",
-        global = true,
-        env = "STRATA_PG_TIMESCALEDB",
-        value_name = "BOOL",
-        value_parser = BoolishValueParser::new()
-    )]
-    pub(crate) timescaledb: Option<bool>,
-}
-
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -231,6 +117,21 @@ pub(crate) enum Command {
     )]
     Runs(crate::evolve::RunsArgs),
     /// Manage Neon projects, branches and connection URIs; run a fake Neon API.
+    /// Replay the hybrid backend's write journal into its primary now, and report.
+    #[command(
+        after_help = "Examples:\n  STORAGE_BACKEND=hybrid strata sync\n  STORAGE_BACKEND=hybrid strata sync --json"
+    )]
+    Sync(crate::sync::SyncArgs),
+    /// Copy bars from store A to store B by (symbol, day), proved equal by digest; rerun to finish.
+    #[command(
+        after_help = "Examples:\n  strata copy duckdb:old.duckdb postgres://app@db/research\n  strata copy duckdb:strata.duckdb efs:/mnt/efs/bars --symbols AAPL MSFT --start 2020-01-01"
+    )]
+    Copy(crate::sync::CompareArgs),
+    /// Compare two stores by (symbol, day) digests; exit 0 only when equal. --repair copies A's days to B.
+    #[command(
+        after_help = "Examples:\n  strata verify postgres://app@db/research duckdb:strata.duckdb\n  strata verify duckdb:a.duckdb duckdb:b.duckdb --repair --json"
+    )]
+    Verify(crate::sync::CompareArgs),
     #[cfg(feature = "neon-api")]
     Neon(strata_neon_cli::NeonArgs),
 }
@@ -407,26 +308,6 @@ pub(crate) struct DigestArgs {
     /// JSON Lines (one object per symbol and day) instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
-}
-
-/// A number of seconds (fractions allowed), at least zero or, with
-/// `positive`, more than zero.
-fn parse_seconds(text: &str, positive: bool) -> Result<Duration, String> {
-    let duration = text.trim().parse::<f64>().ok().and_then(|seconds| Duration::try_from_secs_f64(seconds).ok());
-    duration
-        .filter(|duration| !(positive && duration.is_zero()))
-        .ok_or_else(|| format!("expected a number of seconds {}", if positive { "> 0" } else { ">= 0" }))
-}
-
-/// The value parser of a setting in seconds whose error also names
-/// `variable`, the environment variable that may have given the value.
-fn seconds(variable: &'static str, positive: bool) -> impl Fn(&str) -> Result<Duration, String> + Clone {
-    move |text| parse_seconds(text, positive).map_err(|error| format!("{error} (the flag, or {variable})"))
-}
-
-/// Seconds > 0, for a flag without an environment variable.
-pub(crate) fn positive_seconds(text: &str) -> Result<Duration, String> {
-    parse_seconds(text, true)
 }
 
 /// A bar spacing in microseconds (> 0).

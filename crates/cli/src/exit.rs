@@ -30,18 +30,8 @@ impl fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-/// Invalid input or arguments found by the CLI itself (exit code 2). The
-/// message is complete; it may span several lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UsageError(pub(crate) String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
+/// Invalid input or arguments (exit code 2), from the CLI or the composition root.
+pub(crate) use strata_compose::UsageError;
 
 /// The exit code for `error`: 2 when anything in its chain is invalid input
 /// (a [`UsageError`], a [`ConfigError`], or a `StoreError::InvalidInput` with

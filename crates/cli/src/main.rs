@@ -2,11 +2,10 @@
 //! (`RUST_LOG`), reads the storage settings, runs one subcommand and maps the
 //! outcome to an exit code (0 ok, 1 failure, 2 invalid input).
 //!
-//! `backend.rs` is the composition root; the other modules are one subcommand
+//! The composition root is the `strata-compose` crate (`backend` here); the modules are one subcommand
 //! each, plus `output.rs` (writers and formatting) and `exit.rs` (exit codes).
 //! `strata neon` is the `strata-neon-cli` crate's command group, mounted here.
 
-mod backend;
 mod cli;
 mod evolve;
 mod exit;
@@ -16,6 +15,10 @@ mod inspect;
 mod interrupt;
 mod output;
 mod query;
+mod sync;
+
+/// The composition root (the `strata-compose` crate): settings to stores.
+use strata_compose as backend;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -55,6 +58,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Evolve(args) => evolve::evolve(args, &storage).await,
         Command::Worker(args) => evolve::worker(args, &storage).await,
         Command::Runs(args) => evolve::runs(args, &storage).await,
+        Command::Sync(args) => sync::sync(args, &storage).await,
+        Command::Copy(args) => sync::compare(args, &storage, true).await,
+        Command::Verify(args) => sync::compare(args, &storage, false).await,
         #[cfg(feature = "neon-api")]
         Command::Neon(_) => unreachable!("handled above: neon needs no store"),
     }
@@ -109,3 +115,7 @@ impl std::io::Write for RedactedStderr {
         std::io::Write::flush(&mut std::io::stderr())
     }
 }
+
+#[cfg(test)]
+#[path = "../unit-tests/backend.rs"]
+mod backend_tests;

@@ -7,13 +7,14 @@
 //! ```text
 //! metered                    counts and times every call (the `metrics` facade)
 //!  └ cached                  routes reads by the age of the data, fills the cache on the way through,
-//!     │                      writes to the cache after the primary (or the journal) took the batch
+//!     │                      reads from the cache while the primary is down, writes to the cache
+//!     │                      after the primary (or the journal) took the batch
 //!     ├ failover             writes to the primary, or to the durable journal when it is down or
-//!     │  │                   while the journal is not empty (order); reads fail over to the cache
-//!     │  └ timeout           bounds every call to the primary
-//!     │     └ retry          only for a primary that does not retry itself (not PostgreSQL)
+//!     │  │                   while the journal is not empty (order); replays the journal
+//!     │  └ retry             only for a primary that does not retry itself (efs; not PostgreSQL)
+//!     │     └ timeout        bounds each attempt at a call to the primary
 //!     │        └ lazy        opens the primary on first use, so the stack starts with it down
-//!     │           └ primary  neon or efs
+//!     │           └ primary  neon or efs      (lazy and the primary come from the composition root)
 //!     └ cache                the DuckDB file
 //! ```
 //!

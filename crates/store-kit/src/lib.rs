@@ -1,6 +1,5 @@
-//! The runtime glue that adapters and the decorators share, so that each
-//! mechanism lives once (the pure policies it applies are in
-//! `strata_core::policy`):
+//! The mechanisms that adapters and the decorators share, so that each lives
+//! once (the pure policies they apply are in `strata_core::policy`):
 //!
 //! - [`lazy_producer`] / [`lazy_blocking_producer`]: a `'static` stream of
 //!   bounded batches fed by a task that starts on the first poll (building
@@ -8,8 +7,14 @@
 //!   the first error ends the stream.
 //! - [`retry`]: runs an operation again on retryable errors, as its
 //!   [`Idempotency`] allows, with [`Backoff`] within a time budget.
+//! - [`fs`]: durable files: write aside and fsync, publish by `link(2)`
+//!   (never replacing a name), fsync the directories whose entries changed
+//!   (the EFS dataset's files and markers, the hybrid store's journal).
+//! - [`ipc`]: one `BarBatch` as an Arrow IPC stream and back, bit-exact
+//!   (the socket's batch frames, the journal's entries).
 //!
-//! Depends on core and tokio only; it never names an adapter.
+//! Depends on core, tokio and two Arrow crates (`arrow-array`, `arrow-ipc`,
+//! on core's Arrow version) only; it never names an adapter.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -20,6 +25,9 @@ use futures::stream::BoxStream;
 use strata_core::policy::{Backoff, Idempotency};
 use strata_core::{Result, StoreError};
 use tokio::sync::mpsc;
+
+pub mod fs;
+pub mod ipc;
 
 /// Items buffered between a producer and its consumer by default.
 pub const DEFAULT_DEPTH: usize = 2;

@@ -3,15 +3,17 @@
 
 use std::io;
 
-use arrow_array::RecordBatch;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use strata_core::{BarBatch, Result, StoreError};
+use strata_core::{BarBatch, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest frame either side accepts (1 GiB, about 13 million bars in
 /// one batch): a bound on what a bad length prefix can make a peer allocate.
 pub const MAX_FRAME: usize = 1 << 30;
+
+/// The backend name in the codec's errors.
+const BACKEND: &str = "socket";
 
 /// Writes one frame (not flushed).
 pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> io::Result<()> {
@@ -61,33 +63,12 @@ pub(crate) async fn read_json<R: AsyncRead + Unpin, T: DeserializeOwned>(reader:
 }
 
 /// A batch as an Arrow IPC stream (schema and one record batch): bit-exact
-/// floats, nulls and the UTC zone survive.
+/// floats, nulls and the UTC zone survive (`strata_store_kit::ipc`).
 pub(crate) fn encode_batch(batch: &BarBatch) -> Result<Vec<u8>> {
-    let fail = |error: &dyn std::fmt::Display| {
-        StoreError::internal("socket", format!("encoding a batch of {} bars as Arrow IPC: {error}", batch.len()))
-    };
-    let record = batch.record_batch();
-    let mut writer = arrow_ipc::writer::StreamWriter::try_new(
-        Vec::with_capacity(record.get_array_memory_size() + 1024),
-        &record.schema(),
-    )
-    .map_err(|error| fail(&error))?;
-    writer.write(record).map_err(|error| fail(&error))?;
-    writer.finish().map_err(|error| fail(&error))?;
-    writer.into_inner().map_err(|error| fail(&error))
+    strata_store_kit::ipc::encode_batch(batch, BACKEND)
 }
 
 /// The batch of an Arrow IPC stream written by [`encode_batch`].
 pub(crate) fn decode_batch(bytes: &[u8]) -> Result<BarBatch> {
-    let fail = |error: String| StoreError::internal("socket", format!("decoding an Arrow IPC batch: {error}"));
-    let reader =
-        arrow_ipc::reader::StreamReader::try_new(io::Cursor::new(bytes), None).map_err(|e| fail(e.to_string()))?;
-    let mut batches: Vec<RecordBatch> = Vec::with_capacity(1);
-    for batch in reader {
-        batches.push(batch.map_err(|e| fail(e.to_string()))?);
-    }
-    match batches.len() {
-        1 => BarBatch::try_new(batches.remove(0)),
-        count => Err(fail(format!("expected one record batch, found {count}"))),
-    }
+    strata_store_kit::ipc::decode_batch(bytes, BACKEND)
 }

@@ -1,4 +1,4 @@
-//! The composition root: the only place that reads the storage settings
+//! The composition root: the only crate that reads the storage settings
 //! (`STORAGE_BACKEND`, `STRATA_DUCKDB_PATH`, ... through clap), names concrete
 //! adapters and hands out the stores as `Arc<dyn Port>`.
 //!
@@ -13,20 +13,22 @@ use std::sync::Arc;
 
 use strata_core::{EvolutionStore, MarketDataStore};
 
-use crate::cli::StorageArgs;
+pub mod args;
+
+use crate::args::StorageArgs;
 
 /// The environment variable that selects the backend.
-pub(crate) const BACKEND_VARIABLE: &str = "STORAGE_BACKEND";
+pub const BACKEND_VARIABLE: &str = "STORAGE_BACKEND";
 
 /// The default DuckDB file.
-pub(crate) const DEFAULT_DUCKDB_PATH: &str = "./strata.duckdb";
+pub const DEFAULT_DUCKDB_PATH: &str = "./strata.duckdb";
 
 /// Backends named in the design that this build does not have yet.
-const PLANNED_BACKENDS: [&str; 1] = ["hybrid"];
+const PLANNED_BACKENDS: [&str; 0] = [];
 
 /// A storage backend this binary knows how to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum StorageBackend {
+pub enum StorageBackend {
     /// One embedded DuckDB file (the default).
     #[default]
     DuckDb,
@@ -38,20 +40,29 @@ pub(crate) enum StorageBackend {
     /// data only: evolution state comes from PostgreSQL when `DATABASE_URL`
     /// is set, else from the DuckDB file).
     Efs,
+    /// A primary (neon, or efs: `STRATA_HYBRID_PRIMARY`) with the DuckDB file
+    /// as its local cache and a durable write journal beside it.
+    Hybrid,
 }
 
 impl StorageBackend {
     /// Every variant, in the order they are listed to users.
-    pub(crate) const ALL: [StorageBackend; 4] =
-        [StorageBackend::DuckDb, StorageBackend::Memory, StorageBackend::Neon, StorageBackend::Efs];
+    pub const ALL: [StorageBackend; 5] = [
+        StorageBackend::DuckDb,
+        StorageBackend::Memory,
+        StorageBackend::Neon,
+        StorageBackend::Efs,
+        StorageBackend::Hybrid,
+    ];
 
     /// The name accepted in `STORAGE_BACKEND`.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             StorageBackend::DuckDb => "duckdb",
             StorageBackend::Memory => "memory",
             StorageBackend::Neon => "neon",
             StorageBackend::Efs => "efs",
+            StorageBackend::Hybrid => "hybrid",
         }
     }
 
@@ -61,20 +72,21 @@ impl StorageBackend {
     }
 
     /// Other names accepted for the backend in `STORAGE_BACKEND` / `--backend`.
-    pub(crate) fn aliases(self) -> &'static [&'static str] {
+    pub fn aliases(self) -> &'static [&'static str] {
         match self {
-            StorageBackend::DuckDb | StorageBackend::Memory | StorageBackend::Efs => &[],
+            StorageBackend::DuckDb | StorageBackend::Memory | StorageBackend::Efs | StorageBackend::Hybrid => &[],
             StorageBackend::Neon => &["postgres", "postgresql", "pg"],
         }
     }
 
     /// Whether this build contains the backend's adapter.
-    pub(crate) fn is_compiled_in(self) -> bool {
+    pub fn is_compiled_in(self) -> bool {
         match self {
             StorageBackend::DuckDb => cfg!(feature = "duckdb"),
             StorageBackend::Memory => cfg!(feature = "memory"),
             StorageBackend::Neon => cfg!(feature = "neon"),
             StorageBackend::Efs => cfg!(feature = "efs"),
+            StorageBackend::Hybrid => cfg!(feature = "hybrid"),
         }
     }
 }
@@ -100,7 +112,7 @@ impl FromStr for StorageBackend {
 
 /// A storage setting that is wrong. Always an exit code 2.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ConfigError {
+pub enum ConfigError {
     /// `STORAGE_BACKEND` / `--backend` names no backend.
     UnknownBackend {
         /// The value received.
@@ -122,7 +134,10 @@ impl fmt::Display for ConfigError {
                     write!(f, " in this build: {trimmed} is planned but not implemented yet")?;
                 }
                 write!(f, "; accepted values: {}", accepted_values())?;
-                write!(f, " (planned, not in this build: {})", PLANNED_BACKENDS.join(", "))
+                if !PLANNED_BACKENDS.is_empty() {
+                    write!(f, " (planned, not in this build: {})", PLANNED_BACKENDS.join(", "))?;
+                }
+                Ok(())
             }
             ConfigError::NotCompiledIn(backend) => {
                 let available: Vec<&str> =
@@ -169,21 +184,24 @@ fn accepted_values() -> String {
 /// Which stores to build and how: the backends, and the storage options as
 /// clap read and checked them (flags merged with the environment).
 #[derive(Debug, Clone)]
-pub(crate) struct StorageConfig {
+pub struct StorageConfig {
     /// The market-data backend (`STORAGE_BACKEND`).
-    pub(crate) backend: StorageBackend,
+    pub backend: StorageBackend,
     /// The evolution-state backend: `backend`, except for efs (market data
     /// only), which pairs with PostgreSQL when `DATABASE_URL` is set (many
     /// machines), else with the DuckDB file (one machine).
-    pub(crate) evolution: StorageBackend,
+    pub evolution: StorageBackend,
     /// Every backend's options.
-    pub(crate) args: StorageArgs,
+    pub args: StorageArgs,
+    /// A PostgreSQL URL given on the command line (a store URL of `strata
+    /// copy`), used instead of `DATABASE_URL`.
+    pub database_url: Option<String>,
 }
 
 impl StorageConfig {
     /// Chooses the backends; clap has already merged the environment with the
     /// flags (flags winning) and checked each value.
-    pub(crate) fn from_env_and_flags(args: &StorageArgs) -> Result<Self, ConfigError> {
+    pub fn from_env_and_flags(args: &StorageArgs) -> Result<Self, ConfigError> {
         let backend = match args.backend.as_deref() {
             None => StorageBackend::default(),
             Some(text) => text.parse()?,
@@ -193,16 +211,16 @@ impl StorageConfig {
             StorageBackend::Efs => StorageBackend::DuckDb,
             other => other,
         };
-        Ok(StorageConfig { backend, evolution, args: args.clone() })
+        Ok(StorageConfig { backend, evolution, args: args.clone(), database_url: None })
     }
 
     /// The DuckDB file (`--duckdb-path`, default `./strata.duckdb`).
-    pub(crate) fn duckdb_path(&self) -> PathBuf {
+    pub fn duckdb_path(&self) -> PathBuf {
         self.args.duckdb.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DUCKDB_PATH))
     }
 
     /// Fails early when a chosen backend is not in this build.
-    pub(crate) fn check_compiled_in(&self) -> Result<(), ConfigError> {
+    pub fn check_compiled_in(&self) -> Result<(), ConfigError> {
         for backend in [self.backend, self.evolution] {
             if !backend.is_compiled_in() {
                 return Err(ConfigError::NotCompiledIn(backend));
@@ -213,7 +231,7 @@ impl StorageConfig {
 
     /// A short description for messages: `duckdb ./strata.duckdb`, `memory`.
     #[cfg_attr(not(any(feature = "duckdb", feature = "memory")), allow(dead_code))]
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match self.backend {
             StorageBackend::DuckDb => format!("duckdb {}", self.duckdb_path().display()),
             StorageBackend::Memory => "memory".to_string(),
@@ -222,33 +240,36 @@ impl StorageConfig {
                 Some(root) => format!("efs {}", root.display()),
                 None => "efs (no root)".to_string(),
             },
+            StorageBackend::Hybrid => format!("hybrid (cache {})", self.duckdb_path().display()),
         }
     }
 }
 
 /// The stores a command works with.
 #[derive(Debug, Clone)]
-pub(crate) struct Stores {
+pub struct Stores {
     /// Market data.
-    pub(crate) market: Arc<dyn MarketDataStore>,
+    pub market: Arc<dyn MarketDataStore>,
     /// Evolution state (unused by today's commands; built so the stack is complete).
-    pub(crate) evolution: Arc<dyn EvolutionStore>,
+    pub evolution: Arc<dyn EvolutionStore>,
     /// What was built, e.g. `duckdb ./strata.duckdb`.
-    pub(crate) description: String,
+    pub description: String,
     /// When the evolution state lives in another backend than the market
     /// data (efs with DuckDB or PostgreSQL), that backend as a market-data
     /// store, so `strata health` reports both parts.
-    pub(crate) evolution_part: Option<Arc<dyn MarketDataStore>>,
+    pub evolution_part: Option<Arc<dyn MarketDataStore>>,
     /// Serves the stores to other processes while the command runs.
     _serving: Vec<Arc<dyn std::fmt::Debug + Send + Sync>>,
     /// Other processes on this machine reach the evolution state.
     local_reach: bool,
+    /// The hybrid stack, when the backend is hybrid.
+    pub hybrid: Option<Arc<HybridHandle>>,
 }
 
 impl Stores {
     /// The health of every part: the market store's report, or, when the
     /// evolution state is elsewhere, a report with both as components.
-    pub(crate) async fn health(&self) -> strata_core::Result<strata_core::HealthReport> {
+    pub async fn health(&self) -> strata_core::Result<strata_core::HealthReport> {
         use strata_core::{HealthReport, HealthStatus};
 
         let market = self.market.health().await?;
@@ -263,7 +284,7 @@ impl Stores {
     /// Whether `strata worker` processes can reach the evolution state: from
     /// any host (PostgreSQL), or from this one through the socket this
     /// process serves a DuckDB file on; not an in-memory store.
-    pub(crate) fn shared(&self) -> bool {
+    pub fn shared(&self) -> bool {
         self.evolution.capabilities().shared_across_hosts || self.local_reach
     }
 }
@@ -271,7 +292,7 @@ impl Stores {
 /// What a command does with the store, which decides how a DuckDB file is
 /// opened (the other backends ignore it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
+pub enum Access {
     /// Only reads: the store must exist (a missing one is an input error and
     /// nothing is created, not even a folder), and a file this user cannot
     /// write is opened read-only.
@@ -297,6 +318,15 @@ struct Opened {
     /// Whether other processes on this machine reach the same stores (this
     /// one serves them, or goes through the process that does).
     local_reach: bool,
+    /// The hybrid stack, for `strata sync` (it also holds the background replayer).
+    hybrid: Option<Arc<HybridHandle>>,
+}
+
+/// The hybrid stack's parts a command may need, kept alive with the stores.
+#[derive(Debug)]
+pub struct HybridHandle {
+    /// The built stack (its replayer runs while this lives).
+    pub stack: strata_hybrid::stack::HybridStack,
 }
 
 /// The backends opened so far, so that the two ports built from one backend
@@ -324,6 +354,8 @@ impl OpenBackends {
             StorageBackend::Neon => neon_stores(config).await?,
             #[cfg(feature = "efs")]
             StorageBackend::Efs => efs_stores(config).await?,
+            #[cfg(feature = "hybrid")]
+            StorageBackend::Hybrid => Box::pin(hybrid_stores(config, access, self)).await?,
             #[allow(unreachable_patterns)]
             _ => return Err(ConfigError::NotCompiledIn(backend).into()),
         };
@@ -360,31 +392,34 @@ async fn build_evolution_store(
 /// state (ingest, query, summary, digest, generate): an efs dataset is read
 /// without opening, or creating, the DuckDB file of its evolution state.
 #[derive(Debug, Clone)]
-pub(crate) struct MarketStores {
+pub struct MarketStores {
     /// Market data.
-    pub(crate) market: Arc<dyn MarketDataStore>,
+    pub market: Arc<dyn MarketDataStore>,
     /// What was built, e.g. `duckdb ./strata.duckdb`.
-    pub(crate) description: String,
+    pub description: String,
     /// Serves the store to other processes while the command runs.
     _serving: Option<Arc<dyn std::fmt::Debug + Send + Sync>>,
+    /// The hybrid stack, when the backend is hybrid (its replayer runs while this lives).
+    pub hybrid: Option<Arc<HybridHandle>>,
 }
 
 /// Builds the market-data store of `config`, opened for `access`.
-pub(crate) async fn build_market(config: &StorageConfig, access: Access) -> anyhow::Result<MarketStores> {
+pub async fn build_market(config: &StorageConfig, access: Access) -> anyhow::Result<MarketStores> {
     if !config.backend.is_compiled_in() {
         return Err(ConfigError::NotCompiledIn(config.backend).into());
     }
     let mut open = OpenBackends::default();
     let (market, description) = build_market_store(config, access, &mut open).await?;
     tracing::info!(market = %market, "storage: {description}");
+    let hybrid = open.0.iter().find_map(|(_, opened)| opened.hybrid.clone());
     let serving = open.0.into_iter().find_map(|(_, opened)| opened.serving);
-    Ok(MarketStores { market, description, _serving: serving })
+    Ok(MarketStores { market, description, _serving: serving, hybrid })
 }
 
 /// Builds the stores for `config`, opened for `access`: the market-data
 /// store and the evolution store, each from its own backend (the same one
 /// today). The only function that names adapters.
-pub(crate) async fn build_stores(config: &StorageConfig, access: Access) -> anyhow::Result<Stores> {
+pub async fn build_stores(config: &StorageConfig, access: Access) -> anyhow::Result<Stores> {
     config.check_compiled_in()?;
     let mut open = OpenBackends::default();
     let (market, market_description) = build_market_store(config, access, &mut open).await?;
@@ -397,8 +432,9 @@ pub(crate) async fn build_stores(config: &StorageConfig, access: Access) -> anyh
         (format!("{market_description} (evolution state: {evolution_description})"), part)
     };
     let local_reach = open.0.iter().any(|(backend, opened)| *backend == config.evolution && opened.local_reach);
+    let hybrid = open.0.iter().find_map(|(_, opened)| opened.hybrid.clone());
     let serving = open.0.into_iter().filter_map(|(_, opened)| opened.serving).collect();
-    let stores = Stores { market, evolution, description, evolution_part, _serving: serving, local_reach };
+    let stores = Stores { market, evolution, description, evolution_part, _serving: serving, local_reach, hybrid };
     tracing::info!(market = %stores.market, evolution = %stores.evolution, "storage: {}", stores.description);
     Ok(stores)
 }
@@ -409,7 +445,7 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
     use strata_adapter_duckdb::{DuckDbConfig, DuckDbStore, OpenMode};
     use strata_core::StoreError;
 
-    use crate::exit::UsageError;
+    use crate::UsageError;
 
     let settings = &config.args.duckdb;
     let path = config.duckdb_path();
@@ -503,6 +539,7 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
         description: config.describe(),
         serving,
         local_reach,
+        hybrid: None,
     })
 }
 
@@ -519,7 +556,7 @@ async fn through_socket(config: &StorageConfig, socket: &std::path::Path, attemp
             let client = Arc::new(client);
             let description = format!("{} (through the strata process that holds it)", config.describe());
             let (market, evolution) = (Some(client.clone() as Arc<dyn MarketDataStore>), Some(client as _));
-            return Some(Opened { market, evolution, description, serving: None, local_reach: true });
+            return Some(Opened { market, evolution, description, serving: None, local_reach: true, hybrid: None });
         }
     }
     None
@@ -534,17 +571,18 @@ fn memory_stores(config: &StorageConfig) -> Opened {
         description: config.describe(),
         serving: None,
         local_reach: false,
+        hybrid: None,
     }
 }
 
 /// The neon backend's configuration from `DATABASE_URL` (or `NEON_DATABASE_URL`) and the settings.
 #[cfg(feature = "neon")]
-pub(crate) fn neon_config(config: &StorageConfig) -> anyhow::Result<strata_adapter_neon::NeonConfig> {
+pub fn neon_config(config: &StorageConfig) -> anyhow::Result<strata_adapter_neon::NeonConfig> {
     use strata_adapter_neon::NeonConfig;
 
     let settings = &config.args.pg;
     // The composition root reads the environment; the adapter only takes settings.
-    let url = database_url().ok_or_else(|| {
+    let url = config.database_url.clone().or_else(database_url).ok_or_else(|| {
         strata_core::StoreError::invalid("STORAGE_BACKEND=neon needs DATABASE_URL (or NEON_DATABASE_URL)")
     })?;
     let mut neon = NeonConfig::from_url(&url)?;
@@ -606,6 +644,108 @@ async fn neon_stores(config: &StorageConfig) -> anyhow::Result<Opened> {
         description: format!("{} {target}", config.describe()),
         serving: None,
         local_reach: true,
+        hybrid: None,
+    })
+}
+
+/// The hybrid stack: the primary (`STRATA_HYBRID_PRIMARY`: neon, the
+/// default, or efs) behind a lazy opener, so the stack starts while it is
+/// down; the DuckDB file as the cache; the journal and the cache's coverage
+/// in `<duckdb file>.hybrid/`. Evolution state lives in the primary when it
+/// is PostgreSQL and answers now; else in the DuckDB file (one machine).
+#[cfg(feature = "hybrid")]
+async fn hybrid_stores(config: &StorageConfig, access: Access, open: &mut OpenBackends) -> anyhow::Result<Opened> {
+    use std::time::Duration;
+
+    use strata_core::policy::Backoff;
+    use strata_hybrid::lazy::LazyStore;
+    use strata_hybrid::stack::{HybridConfig, HybridStack};
+
+    let settings = &config.args.hybrid;
+    let cache = open.open(StorageBackend::DuckDb, config, Access::Write).await?;
+    let (Some(cache_market), Some(cache_evolution)) = (cache.market.clone(), cache.evolution.clone()) else {
+        anyhow::bail!("the hybrid cache (the DuckDB file) could not be opened");
+    };
+    let primary_kind = settings.primary.as_deref().unwrap_or("neon").trim().to_ascii_lowercase();
+    let retry_after = Duration::from_secs(2);
+    let (primary, evolution, primary_description): (Arc<dyn MarketDataStore>, Arc<dyn EvolutionStore>, String) =
+        match primary_kind.as_str() {
+            #[cfg(feature = "neon")]
+            "neon" | "postgres" | "postgresql" | "pg" => {
+                let mut neon = neon_config(config)?;
+                // Fail over within a second: the journal takes the writes meanwhile.
+                neon.retry_budget = config.args.pg.retry_budget.unwrap_or(Duration::from_millis(500));
+                neon.acquire_timeout = neon.acquire_timeout.min(Duration::from_millis(750));
+                let target = neon.redacted_url();
+                let capabilities = strata_adapter_neon::NeonStore::CAPABILITIES;
+                let opened = strata_adapter_neon::NeonStore::open(neon.clone()).await.map(Arc::new);
+                let evolution: Arc<dyn EvolutionStore> = match &opened {
+                    Ok(store) => store.clone(),
+                    Err(error) => {
+                        eprintln!(
+                            "warning: the hybrid primary {target} is unavailable ({error}); bars are read from and \
+                             journaled in the cache, and evolution state is kept in the DuckDB file on this machine"
+                        );
+                        cache_evolution.clone()
+                    }
+                };
+                let first = opened.ok();
+                let primary = LazyStore::new("neon", capabilities, retry_after, move || {
+                    let (first, neon) = (first.clone(), neon.clone());
+                    Box::pin(async move {
+                        match first {
+                            Some(store) => Ok(store as Arc<dyn MarketDataStore>),
+                            None => Ok(Arc::new(strata_adapter_neon::NeonStore::open(neon).await?) as _),
+                        }
+                    })
+                });
+                (Arc::new(primary), evolution, format!("neon {target}"))
+            }
+            #[cfg(feature = "efs")]
+            "efs" => {
+                let opened = efs_stores(config).await?;
+                let primary = opened.market.ok_or_else(|| anyhow::anyhow!("the efs backend opened no market store"))?;
+                (primary, cache_evolution.clone(), opened.description)
+            }
+            other => {
+                return Err(crate::UsageError(format!(
+                    "STRATA_HYBRID_PRIMARY (--hybrid-primary) is {other:?}; accepted: neon (default) or efs{}",
+                    if cfg!(all(feature = "neon", feature = "efs")) { "" } else { " (when compiled in)" }
+                ))
+                .into());
+            }
+        };
+    let state_dir = settings.state_dir.clone().unwrap_or_else(|| {
+        let mut name = config.duckdb_path().into_os_string();
+        name.push(".hybrid");
+        PathBuf::from(name)
+    });
+    let mut hybrid = HybridConfig::new(state_dir);
+    if let Some(days) = settings.hot_days {
+        hybrid.routing.hot = Duration::from_secs(days * 86_400);
+    }
+    if let Some(days) = settings.warm_days {
+        hybrid.routing.warm = Duration::from_secs(days * 86_400).max(hybrid.routing.hot);
+    }
+    if let Some(timeout) = settings.primary_timeout {
+        hybrid.primary_timeout = timeout;
+    }
+    if primary_kind == "efs" {
+        // The efs adapter does not retry by itself.
+        hybrid.retry = Some(Backoff::new(Duration::from_millis(100), Duration::from_secs(1), Duration::from_secs(3)));
+    }
+    let mut stack = HybridStack::build(primary, cache_market, &hybrid)?;
+    if access != Access::Read {
+        stack.start_replayer(hybrid.replay_backoff);
+    }
+    let market = stack.store.clone();
+    Ok(Opened {
+        market: Some(market),
+        evolution: Some(evolution),
+        description: format!("hybrid: {primary_description}, cached in {}", cache.description),
+        serving: cache.serving.clone(),
+        local_reach: cache.local_reach,
+        hybrid: Some(Arc::new(HybridHandle { stack })),
     })
 }
 
@@ -616,13 +756,63 @@ fn database_url() -> Option<String> {
         .find_map(|name| std::env::var(name).ok().filter(|url| !url.trim().is_empty()))
 }
 
+/// Opens the market-data store named by a store URL (`strata copy`/`verify`):
+/// `duckdb:PATH`, `postgres://…`/`postgresql://…`, `efs:DIR` or `memory:`,
+/// with the other storage settings as configured. A DuckDB file or a
+/// PostgreSQL schema in the Python system's layout (`ohlcv_bars` with a
+/// `timestamp` column) opens as a read-only source.
+pub async fn open_url(text: &str, access: Access, storage: &StorageConfig) -> anyhow::Result<MarketStores> {
+    use crate::UsageError;
+
+    let mut config = storage.clone();
+    let trimmed = text.trim();
+    if let Some(path) = trimmed.strip_prefix("duckdb:") {
+        let path = PathBuf::from(path);
+        #[cfg(feature = "duckdb")]
+        if path.is_file() && strata_adapter_duckdb::seeds::is_seeds_layout(&path)? {
+            let source = strata_adapter_duckdb::seeds::SeedsDuckDbSource::open(&path).await?;
+            let description = format!("duckdb-seeds {}", path.display());
+            return Ok(MarketStores { market: Arc::new(source), description, _serving: None, hybrid: None });
+        }
+        config.backend = StorageBackend::DuckDb;
+        config.args.duckdb.path = Some(path);
+    } else if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
+        config.backend = StorageBackend::Neon;
+        config.database_url = Some(trimmed.to_string());
+        #[cfg(feature = "neon")]
+        {
+            let schema = config.args.pg.schema.clone().unwrap_or_else(|| "public".to_string());
+            if strata_adapter_neon::seeds::detect(trimmed, &schema).await? {
+                let source = strata_adapter_neon::seeds::SeedsPgSource::open(trimmed, &schema).await?;
+                let description = format!("neon-seeds {} (schema {schema})", strata_adapter_neon::redact_text(trimmed));
+                return Ok(MarketStores { market: Arc::new(source), description, _serving: None, hybrid: None });
+            }
+        }
+    } else if let Some(root) = trimmed.strip_prefix("efs:") {
+        config.backend = StorageBackend::Efs;
+        config.args.efs.root = Some(PathBuf::from(root));
+    } else if trimmed == "memory:" {
+        config.backend = StorageBackend::Memory;
+    } else {
+        return Err(UsageError(format!(
+            "{text:?} is not a store URL; use duckdb:PATH, postgres://USER@HOST/DB (or postgresql://), efs:DIR or memory:"
+        ))
+        .into());
+    }
+    config.evolution = config.backend;
+    build_market(&config, access).await
+}
+
 /// Applies pending schema migrations of the configured backend and describes the result.
-pub(crate) async fn migrate(config: &StorageConfig) -> anyhow::Result<Vec<(String, String)>> {
+pub async fn migrate(config: &StorageConfig) -> anyhow::Result<Vec<(String, String)>> {
     config.check_compiled_in()?;
+    let hybrid_on_neon = config.backend == StorageBackend::Hybrid
+        && config.args.hybrid.primary.as_deref().is_none_or(|primary| primary.trim().eq_ignore_ascii_case("neon"));
     match config.evolution {
         StorageBackend::Neon => migrate_neon(config).await,
+        StorageBackend::Hybrid if hybrid_on_neon => migrate_neon(config).await,
         // DuckDB migrates every time it opens a file; memory and efs have no schema.
-        StorageBackend::DuckDb | StorageBackend::Memory | StorageBackend::Efs => {
+        StorageBackend::DuckDb | StorageBackend::Memory | StorageBackend::Efs | StorageBackend::Hybrid => {
             let stores = build_stores(config, Access::Write).await?;
             Ok(vec![
                 ("backend".to_string(), stores.description),
@@ -657,7 +847,7 @@ async fn efs_stores(config: &StorageConfig) -> anyhow::Result<Opened> {
     use strata_adapter_efs::{EfsConfig, EfsStore};
 
     let root = config.args.efs.root.clone().ok_or_else(|| {
-        crate::exit::UsageError(
+        crate::UsageError(
             "STORAGE_BACKEND=efs needs the dataset's root directory: --efs-root DIR or STRATA_EFS_ROOT".to_string(),
         )
     })?;
@@ -670,17 +860,18 @@ async fn efs_stores(config: &StorageConfig) -> anyhow::Result<Opened> {
         description: config.describe(),
         serving: None,
         local_reach: false,
+        hybrid: None,
     })
 }
 
 /// Merges the files of every partition of the efs dataset that has more
 /// than one; returns how many partitions were compacted.
 #[cfg(feature = "efs")]
-pub(crate) async fn compact(config: &StorageConfig) -> anyhow::Result<usize> {
+pub async fn compact(config: &StorageConfig) -> anyhow::Result<usize> {
     use anyhow::Context as _;
 
     if config.backend != StorageBackend::Efs {
-        return Err(crate::exit::UsageError(format!(
+        return Err(crate::UsageError(format!(
             "strata compact merges the Parquet files of the efs backend; the {} backend has nothing to compact",
             config.backend
         ))
@@ -694,7 +885,7 @@ pub(crate) async fn compact(config: &StorageConfig) -> anyhow::Result<usize> {
 }
 
 #[cfg(not(feature = "efs"))]
-pub(crate) async fn compact(_config: &StorageConfig) -> anyhow::Result<usize> {
+pub async fn compact(_config: &StorageConfig) -> anyhow::Result<usize> {
     Err(ConfigError::NotCompiledIn(StorageBackend::Efs).into())
 }
 
@@ -708,16 +899,25 @@ async fn migrate_neon(_config: &StorageConfig) -> anyhow::Result<Vec<(String, St
 /// of defence behind the adapter's own redaction, for messages (ours or a
 /// library's) that quote a connection string.
 #[cfg(feature = "neon")]
-pub(crate) fn redacted(text: &str) -> String {
+pub fn redacted(text: &str) -> String {
     strata_adapter_neon::redact_text(text)
 }
 
 /// Without the neon backend no connection string is read, so nothing needs masking.
 #[cfg(not(feature = "neon"))]
-pub(crate) fn redacted(text: &str) -> String {
+pub fn redacted(text: &str) -> String {
     text.to_string()
 }
 
-#[cfg(test)]
-#[path = "../unit-tests/backend.rs"]
-mod tests;
+/// Invalid input or arguments (exit code 2 in the binary): a store path
+/// that names no store, a store URL that is not one. The message is complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
