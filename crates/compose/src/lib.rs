@@ -742,7 +742,7 @@ async fn hybrid_stores(config: &StorageConfig, access: Access, open: &mut OpenBa
     Ok(Opened {
         market: Some(market),
         evolution: Some(evolution),
-        description: format!("hybrid: {primary_description}, cached in {}", cache.description),
+        description: format!("hybrid: {primary_description}, cached in {}", config.duckdb_path().display()),
         serving: cache.serving.clone(),
         local_reach: cache.local_reach,
         hybrid: Some(Arc::new(HybridHandle { stack })),

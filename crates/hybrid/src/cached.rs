@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -83,6 +83,18 @@ pub struct CachedStore {
     epochs: Arc<std::sync::Mutex<HashMap<String, u64>>>,
     /// The last time (micros) a read tried the primary while it was down.
     last_probe: AtomicI64,
+    /// Whether this store has said that reads come from the cache.
+    warned: Arc<AtomicBool>,
+}
+
+/// Says once per store that reads come from the cache while the primary is down.
+fn warn_once(warned: &AtomicBool, inner: &FailoverStore) {
+    if !warned.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "{} does not answer: reads come from the cache, which holds what was written or read through it",
+            inner.primary()
+        );
+    }
 }
 
 /// Where one piece of a symbol's range is read from.
@@ -110,6 +122,7 @@ impl CachedStore {
             routing,
             epochs: Arc::default(),
             last_probe: AtomicI64::new(0),
+            warned: Arc::default(),
         }
     }
 
@@ -189,6 +202,7 @@ struct Reader {
     cache: Arc<dyn MarketDataStore>,
     coverage: Arc<Coverage>,
     epochs: Arc<std::sync::Mutex<HashMap<String, u64>>>,
+    warned: Arc<AtomicBool>,
 }
 
 impl Reader {
@@ -228,10 +242,8 @@ impl Reader {
             let batch = match item {
                 Ok(batch) => batch,
                 Err(error) if sent == 0 && kept.is_empty() && source != Source::Cache && is_outage(&error) => {
-                    tracing::warn!(
-                        "{} did not answer ({error}); reading {symbol} from the cache, which may not hold every bar",
-                        self.inner.primary()
-                    );
+                    self.inner.note_outage(&error);
+                    warn_once(&self.warned, &self.inner);
                     return Box::pin(self.piece(symbol, (start, end), Source::Cache, query, limit, sender, now)).await;
                 }
                 Err(error) => return Err(error),
@@ -317,10 +329,7 @@ impl MarketDataStore for CachedStore {
         let down = !self.try_primary();
         if query.is_trivially_empty() || down || matches!(self.all_cached(&query, now), Ok(true)) {
             if down {
-                tracing::warn!(
-                    "{} is down: reading from the cache, which may not hold every bar",
-                    self.inner.primary()
-                );
+                warn_once(&self.warned, &self.inner);
             }
             return self.cache.query_bars(query);
         }
@@ -480,6 +489,7 @@ impl CachedStore {
             cache: self.cache.clone(),
             coverage: self.coverage.clone(),
             epochs: self.epochs.clone(),
+            warned: self.warned.clone(),
         }
     }
 }

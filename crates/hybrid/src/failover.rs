@@ -145,7 +145,7 @@ impl FailoverStore {
     fn mark_down(&self, error: &StoreError) {
         if !self.state.down.swap(true, Ordering::Relaxed) {
             self.state.down_since.store(Timestamp::now().0, Ordering::Relaxed);
-            tracing::warn!("{} is unavailable; writes are journaled until it answers: {error}", self.primary);
+            tracing::warn!("{} is unavailable; writes are journaled until it answers ({error})", self.primary);
         }
         if let Ok(mut last) = self.state.last_error.lock() {
             *last = Some(error.to_string());
@@ -156,6 +156,13 @@ impl FailoverStore {
         if self.state.down.swap(false, Ordering::Relaxed) {
             self.state.down_since.store(0, Ordering::Relaxed);
             tracing::info!("{} answers again", self.primary);
+        }
+    }
+
+    /// Notes an outage seen by a layer above (a read stream that failed).
+    pub fn note_outage(&self, error: &StoreError) {
+        if is_outage(error) {
+            self.mark_down(error);
         }
     }
 

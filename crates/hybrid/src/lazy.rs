@@ -163,7 +163,8 @@ impl Lazy {
                 tracing::info!("{}: opened", self.name);
             }
             Err(error) => {
-                tracing::warn!(
+                // The layers above say what an outage means for the caller; this is detail.
+                tracing::info!(
                     "{}: cannot open: {error}; next attempt in {:?} at the earliest",
                     self.name,
                     self.retry_after

@@ -16,6 +16,11 @@ pub const STORAGE_VARIABLES: &[&str] = &[
     "NEON_DATABASE_URL",
     "STRATA_PG_SCHEMA",
     "STRATA_PG_POOLER",
+    "STRATA_HYBRID_PRIMARY",
+    "STRATA_HYBRID_HOT_DAYS",
+    "STRATA_HYBRID_WARM_DAYS",
+    "STRATA_HYBRID_STATE_DIR",
+    "STRATA_HYBRID_TIMEOUT",
 ];
 
 /// What one run of the binary produced.
