@@ -60,9 +60,6 @@ const CAPABILITIES: Capabilities = Capabilities {
 const SEEDS_COLUMNS: [&str; 9] =
     ["symbol", "timestamp", "open", "high", "low", "close", "volume", "vwap", "trade_count"];
 
-/// How many refused bars an error lists before counting the rest.
-const SHOWN_PROBLEMS: usize = 20;
-
 /// The columns of `main.ohlcv_bars` (lower-cased names and DuckDB types).
 const TABLE_COLUMNS: &str = "SELECT lower(column_name), data_type FROM information_schema.columns
     WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = 'ohlcv_bars'";
@@ -302,7 +299,7 @@ impl Source {
         let BoundSql { sql, params } = self.over_seeds(schema::bar_query(query));
         let mut statement = connection.prepare(&sql).during("preparing the seeds bar query")?;
         let chunks = statement.stream_arrow(params_from_iter(params.iter())).during("running the seeds bar query")?;
-        let mut check = RowCheck::new(self.table());
+        let mut check = strata_core::validate::SourceCheck::new(self.table());
         let mut pending: Vec<RecordBatch> = Vec::new();
         let mut pending_rows = 0;
         for chunk in chunks {
@@ -413,66 +410,6 @@ impl MarketDataStore for SeedsDuckDbSource {
     }
 }
 
-/// Checks bars read from a seeds table as a write to Strata would
-/// ([`BarBatch::validate`]), and that no (symbol, timestamp) repeats across
-/// batches (results are ordered by key, so a repeat is adjacent). A refused
-/// bar is named by symbol and timestamp: row numbers of a result mean nothing.
-struct RowCheck {
-    /// How messages name the table.
-    table: String,
-    /// The key of the last row passed.
-    last_key: Option<(String, i64)>,
-}
-
-impl RowCheck {
-    fn new(table: String) -> Self {
-        RowCheck { table, last_key: None }
-    }
-
-    /// `batch` when every row may be stored in Strata, else `InvalidInput`.
-    fn check(&mut self, batch: BarBatch) -> Result<BarBatch> {
-        if batch.is_empty() {
-            return Ok(batch);
-        }
-        let columns = batch.columns();
-        let key = |row: usize| (columns.symbol.value(row), Timestamp(columns.timestamp.value(row)));
-        let mut problems = Vec::new();
-        if let Some((symbol, micros)) = &self.last_key
-            && key(0) == (symbol.as_str(), Timestamp(*micros))
-        {
-            problems.push(format!("{symbol} at {}: timestamp: the key appears more than once", Timestamp(*micros)));
-        }
-        if let Err(report) = batch.validate() {
-            problems.extend(report.errors.iter().map(|error| {
-                let (symbol, timestamp) = key(error.row);
-                format!("{symbol} at {timestamp}: {}: {}", error.column, error.reason)
-            }));
-        }
-        if !problems.is_empty() {
-            return Err(StoreError::invalid(refusal(&self.table, &problems)));
-        }
-        let (symbol, timestamp) = key(batch.len() - 1);
-        self.last_key = Some((symbol.to_string(), timestamp.micros()));
-        Ok(batch)
-    }
-}
-
-/// The message listing refused bars.
-fn refusal(table: &str, problems: &[String]) -> String {
-    let mut message = format!(
-        "{table} holds bars Strata refuses to store, so they cannot be read from it; fix or delete them in \
-         the source and try again:"
-    );
-    for problem in problems.iter().take(SHOWN_PROBLEMS) {
-        message.push_str("\n  ");
-        message.push_str(problem);
-    }
-    if problems.len() > SHOWN_PROBLEMS {
-        message.push_str(&format!("\n  ... and {} more", problems.len() - SHOWN_PROBLEMS));
-    }
-    message
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -507,8 +444,8 @@ mod tests {
     #[test]
     fn a_refusal_lists_at_most_twenty_bars() {
         let problems: Vec<String> = (0..25).map(|i| format!("A at {i}: open: bad")).collect();
-        let message = refusal("t", &problems);
-        assert_eq!(message.lines().count(), 1 + SHOWN_PROBLEMS + 1, "{message}");
+        let message = strata_core::validate::source_refusal("t", &problems);
+        assert_eq!(message.lines().count(), 1 + strata_core::validate::SHOWN_PROBLEMS + 1, "{message}");
         assert!(message.ends_with("... and 5 more"), "{message}");
     }
 }

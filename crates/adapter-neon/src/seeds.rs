@@ -58,9 +58,6 @@ const CAPABILITIES: Capabilities = Capabilities {
 const SEEDS_COLUMNS: [&str; 9] =
     ["symbol", "timestamp", "open", "high", "low", "close", "volume", "vwap", "trade_count"];
 
-/// How many refused bars an error lists before counting the rest.
-const SHOWN_PROBLEMS: usize = 20;
-
 /// The columns of `<schema>.ohlcv_bars` (names and types); bind the schema as `$1`.
 const TABLE_COLUMNS: &str = "SELECT column_name::text, data_type::text FROM information_schema.columns
     WHERE table_schema = $1 AND table_name = 'ohlcv_bars'";
@@ -372,7 +369,11 @@ impl MarketDataStore for SeedsPgSource {
         if query.is_trivially_empty() {
             return futures::stream::empty().boxed();
         }
-        let mut check = RowCheck::new(format!("{} of {}", self.table.name, self.connection.config().redacted_url()));
+        let mut check = strata_core::validate::SourceCheck::new(format!(
+            "{} of {}",
+            self.table.name,
+            self.connection.config().redacted_url()
+        ));
         self.stream(self.table.query_copy_sql(&query))
             .map(move |item| item.and_then(|batch| check.check(batch)))
             // The first error ends the stream.
@@ -451,66 +452,6 @@ impl MarketDataStore for SeedsPgSource {
             Err(error) => report(HealthStatus::Down).with_detail("error", describe(&error)),
         })
     }
-}
-
-/// Checks bars read from a seeds table as a write to Strata would
-/// ([`BarBatch::validate`]), and that no (symbol, timestamp) repeats across
-/// batches (results are ordered by key, so a repeat is adjacent). A refused
-/// bar is named by symbol and timestamp: row numbers of a result mean nothing.
-struct RowCheck {
-    /// How messages name the table.
-    table: String,
-    /// The key of the last row passed.
-    last_key: Option<(String, i64)>,
-}
-
-impl RowCheck {
-    fn new(table: String) -> Self {
-        RowCheck { table, last_key: None }
-    }
-
-    /// `batch` when every row may be stored in Strata, else `InvalidInput`.
-    fn check(&mut self, batch: BarBatch) -> Result<BarBatch> {
-        if batch.is_empty() {
-            return Ok(batch);
-        }
-        let columns = batch.columns();
-        let key = |row: usize| (columns.symbol.value(row), Timestamp(columns.timestamp.value(row)));
-        let mut problems = Vec::new();
-        if let Some((symbol, micros)) = &self.last_key
-            && key(0) == (symbol.as_str(), Timestamp(*micros))
-        {
-            problems.push(format!("{symbol} at {}: timestamp: the key appears more than once", Timestamp(*micros)));
-        }
-        if let Err(report) = batch.validate() {
-            problems.extend(report.errors.iter().map(|error| {
-                let (symbol, timestamp) = key(error.row);
-                format!("{symbol} at {timestamp}: {}: {}", error.column, error.reason)
-            }));
-        }
-        if !problems.is_empty() {
-            return Err(StoreError::invalid(refusal(&self.table, &problems)));
-        }
-        let (symbol, timestamp) = key(batch.len() - 1);
-        self.last_key = Some((symbol.to_string(), timestamp.micros()));
-        Ok(batch)
-    }
-}
-
-/// The message listing refused bars.
-fn refusal(table: &str, problems: &[String]) -> String {
-    let mut message = format!(
-        "{table} holds bars Strata refuses to store, so they cannot be read from it; fix or delete them in \
-         the source and try again:"
-    );
-    for problem in problems.iter().take(SHOWN_PROBLEMS) {
-        message.push_str("\n  ");
-        message.push_str(problem);
-    }
-    if problems.len() > SHOWN_PROBLEMS {
-        message.push_str(&format!("\n  ... and {} more", problems.len() - SHOWN_PROBLEMS));
-    }
-    message
 }
 
 #[cfg(test)]

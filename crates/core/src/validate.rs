@@ -162,6 +162,73 @@ pub fn validate_columns(c: &BarColumns<'_>) -> Result<(), ValidationReport> {
     if errors.is_empty() { Ok(()) } else { Err(ValidationReport { total_rows: rows, errors }) }
 }
 
+/// How many refused bars a [`SourceCheck`] message lists.
+pub const SHOWN_PROBLEMS: usize = 20;
+
+/// Checks bars read from a foreign source (the Python system's `ohlcv_bars`)
+/// as a write to Strata would ([`crate::BarBatch::validate`]), and that no
+/// (symbol, timestamp) repeats across batches (results are ordered by key, so
+/// a repeat is adjacent). A refused bar is named by symbol and timestamp:
+/// row numbers of a result mean nothing to the user.
+#[derive(Debug)]
+pub struct SourceCheck {
+    /// How messages name the source table.
+    table: String,
+    /// The key of the last row passed.
+    last_key: Option<(String, i64)>,
+}
+
+impl SourceCheck {
+    /// A check of rows read from `table`.
+    pub fn new(table: impl Into<String>) -> Self {
+        SourceCheck { table: table.into(), last_key: None }
+    }
+
+    /// `batch` when every row may be stored in Strata, else `InvalidInput`
+    /// listing the refused bars.
+    pub fn check(&mut self, batch: crate::BarBatch) -> crate::Result<crate::BarBatch> {
+        if batch.is_empty() {
+            return Ok(batch);
+        }
+        let columns = batch.columns();
+        let key = |row: usize| (columns.symbol.value(row), Timestamp(columns.timestamp.value(row)));
+        let mut problems = Vec::new();
+        if let Some((symbol, micros)) = &self.last_key
+            && key(0) == (symbol.as_str(), Timestamp(*micros))
+        {
+            problems.push(format!("{symbol} at {}: timestamp: the key appears more than once", Timestamp(*micros)));
+        }
+        if let Err(report) = batch.validate() {
+            problems.extend(report.errors.iter().map(|error| {
+                let (symbol, timestamp) = key(error.row);
+                format!("{symbol} at {timestamp}: {}: {}", error.column, error.reason)
+            }));
+        }
+        if !problems.is_empty() {
+            return Err(crate::StoreError::invalid(source_refusal(&self.table, &problems)));
+        }
+        let (symbol, timestamp) = key(batch.len() - 1);
+        self.last_key = Some((symbol.to_string(), timestamp.0));
+        Ok(batch)
+    }
+}
+
+/// The message listing refused bars of `table` (at most [`SHOWN_PROBLEMS`]).
+pub fn source_refusal(table: &str, problems: &[String]) -> String {
+    let mut message = format!(
+        "{table} holds bars Strata refuses to store, so they cannot be read from it; fix or delete them in \
+         the source and try again:"
+    );
+    for problem in problems.iter().take(SHOWN_PROBLEMS) {
+        message.push_str("\n  ");
+        message.push_str(problem);
+    }
+    if problems.len() > SHOWN_PROBLEMS {
+        message.push_str(&format!("\n  ... and {} more", problems.len() - SHOWN_PROBLEMS));
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use crate::bar::{Bar, Timestamp};
