@@ -60,7 +60,10 @@ pub(crate) struct CompareArgs {
 
 /// Replays the hybrid journal into the primary now.
 pub(crate) async fn sync(args: &SyncArgs, storage: &StorageConfig) -> Result<ExitCode> {
-    let stores = build_market(storage, Access::Write).await?;
+    // No background replay: this command drains in the foreground and reports what it did.
+    let mut storage = storage.clone();
+    storage.background_replay = false;
+    let stores = build_market(&storage, Access::Write).await?;
     let Some(hybrid) = &stores.hybrid else {
         let said = format!("nothing to sync: the {} backend writes to its store directly", storage.backend);
         if args.json {

@@ -84,3 +84,31 @@ fn hybrid_works_with_its_primary_down_and_catches_up_when_it_returns() {
     let rows = common::psql(&url, &format!("SELECT count(*) FROM {schema}.ohlcv_bars WHERE symbol = 'ONE'"));
     assert_eq!(rows, "1");
 }
+
+#[test]
+fn hybrid_on_efs_journals_while_the_share_is_missing_and_replays_when_it_is_back() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let share = dir.path().join("share");
+    let share_text = share.to_str().expect("utf-8").to_string();
+    let env =
+        [("STORAGE_BACKEND", "hybrid"), ("STRATA_HYBRID_PRIMARY", "efs"), ("STRATA_EFS_ROOT", share_text.as_str())];
+
+    // The share is not mounted (the directory does not exist): writes are journaled.
+    let ingest = strata_in(dir.path(), &env, &["ingest", &sample_arg("sp500_daily.csv")]).success();
+    assert!(ingest.stdout.contains("journaled"), "{}", ingest.stdout);
+    assert!(!share.exists(), "an unmounted share is never created");
+    strata_in(dir.path(), &env, &["sync"]).exits(1);
+
+    // Mounted again: sync replays, and the dataset holds every row.
+    std::fs::create_dir(&share).expect("the share");
+    let sync = strata_in(dir.path(), &env, &["sync", "--json"]).success();
+    assert_eq!(sync.json()["rows"], 5031, "{}", sync.stdout);
+    let efs = [("STORAGE_BACKEND", "efs"), ("STRATA_EFS_ROOT", share_text.as_str())];
+    let summary = strata_in(dir.path(), &efs, &["summary", "--json"]).success();
+    assert_eq!(summary.json()["total_rows"], 5031, "{}", summary.stdout);
+    let efs_url = format!("efs:{share_text}");
+    let cache = format!("duckdb:{}", dir.path().join("strata.duckdb").display());
+    strata_in(dir.path(), &[], &["verify", &efs_url, &cache]).success();
+    let health = strata_in(dir.path(), &env, &["health", "--json"]).success();
+    assert_eq!(health.json()["status"], "healthy", "{}", health.stdout);
+}

@@ -196,6 +196,9 @@ pub struct StorageConfig {
     /// A PostgreSQL URL given on the command line (a store URL of `strata
     /// copy`), used instead of `DATABASE_URL`.
     pub database_url: Option<String>,
+    /// Whether a hybrid store opened for writing replays its journal in the
+    /// background (off for `strata sync`, which drains in the foreground).
+    pub background_replay: bool,
 }
 
 impl StorageConfig {
@@ -211,7 +214,7 @@ impl StorageConfig {
             StorageBackend::Efs => StorageBackend::DuckDb,
             other => other,
         };
-        Ok(StorageConfig { backend, evolution, args: args.clone(), database_url: None })
+        Ok(StorageConfig { backend, evolution, args: args.clone(), database_url: None, background_replay: true })
     }
 
     /// The DuckDB file (`--duckdb-path`, default `./strata.duckdb`).
@@ -703,9 +706,23 @@ async fn hybrid_stores(config: &StorageConfig, access: Access, open: &mut OpenBa
             }
             #[cfg(feature = "efs")]
             "efs" => {
-                let opened = efs_stores(config).await?;
-                let primary = opened.market.ok_or_else(|| anyhow::anyhow!("the efs backend opened no market store"))?;
-                (primary, cache_evolution.clone(), opened.description)
+                // Opened lazily too: an unmounted share is an outage the journal rides out.
+                let root = config.args.efs.root.clone().ok_or_else(|| {
+                    crate::UsageError(
+                        "STRATA_HYBRID_PRIMARY=efs needs the dataset's root directory: --efs-root DIR or STRATA_EFS_ROOT"
+                            .to_string(),
+                    )
+                })?;
+                let description = format!("efs {}", root.display());
+                let capabilities = strata_adapter_efs::CAPABILITIES;
+                let primary = LazyStore::new("efs", capabilities, retry_after, move || {
+                    let root = root.clone();
+                    Box::pin(async move {
+                        let config = strata_adapter_efs::EfsConfig::new(root);
+                        Ok(Arc::new(strata_adapter_efs::EfsStore::open(config).await?) as Arc<dyn MarketDataStore>)
+                    })
+                });
+                (Arc::new(primary), cache_evolution.clone(), description)
             }
             other => {
                 return Err(crate::UsageError(format!(
@@ -734,8 +751,8 @@ async fn hybrid_stores(config: &StorageConfig, access: Access, open: &mut OpenBa
         // The efs adapter does not retry by itself.
         hybrid.retry = Some(Backoff::new(Duration::from_millis(100), Duration::from_secs(1), Duration::from_secs(3)));
     }
-    let mut stack = HybridStack::build(primary, cache_market, &hybrid)?;
-    if access != Access::Read {
+    let stack = HybridStack::build(primary, cache_market, &hybrid)?;
+    if access != Access::Read && config.background_replay {
         stack.start_replayer(hybrid.replay_backoff);
     }
     let market = stack.store.clone();

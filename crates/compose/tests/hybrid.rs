@@ -342,7 +342,7 @@ fn kill_loop_child() {
     runtime().block_on(async move {
         let state = PathBuf::from(state);
         let config = HybridConfig::new(state.join("state"));
-        let mut stack =
+        let stack =
             HybridStack::build(lazy_primary(primary_config(&url, "public")), duckdb_cache(&state).await, &config)
                 .unwrap();
         stack.start_replayer(strata_core::policy::Backoff::new(

@@ -56,7 +56,7 @@ pub struct HybridStack {
     pub failover: Arc<FailoverStore>,
     /// The cache store itself (for `strata verify` of primary against cache, and tests).
     pub cache: Arc<dyn MarketDataStore>,
-    replayer: Option<ReplayHandle>,
+    replayer: std::sync::Mutex<Option<ReplayHandle>>,
 }
 
 impl HybridStack {
@@ -76,13 +76,15 @@ impl HybridStack {
         let failover = Arc::new(FailoverStore::new(primary, journal));
         let cached = CachedStore::new(failover.clone(), cache.clone(), coverage, config.routing);
         let store: Arc<dyn MarketDataStore> = Arc::new(MeteredStore::new(Arc::new(cached), "hybrid"));
-        Ok(HybridStack { store, failover, cache, replayer: None })
+        Ok(HybridStack { store, failover, cache, replayer: std::sync::Mutex::new(None) })
     }
 
     /// Starts draining the journal in the background (long-running commands).
-    pub fn start_replayer(&mut self, backoff: Backoff) {
-        if self.replayer.is_none() {
-            self.replayer = Some(self.failover.spawn_replayer(backoff));
+    pub fn start_replayer(&self, backoff: Backoff) {
+        if let Ok(mut replayer) = self.replayer.lock()
+            && replayer.is_none()
+        {
+            *replayer = Some(self.failover.spawn_replayer(backoff));
         }
     }
 
