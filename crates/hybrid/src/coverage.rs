@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use strata_core::{Result, StoreError, Timestamp};
@@ -112,13 +112,16 @@ impl CoverageMap {
     }
 }
 
+/// A file's (modified time, size): changed when the file was replaced.
+type FileStamp = (SystemTime, u64);
+
 /// The coverage file of one cache, shared by the processes using it.
 #[derive(Debug)]
 pub struct Coverage {
     path: PathBuf,
     lock_path: PathBuf,
     /// The last map read, with the file's (modified, size) when read.
-    loaded: Mutex<(Option<(SystemTime, u64)>, CoverageMap)>,
+    loaded: Mutex<(Option<FileStamp>, Arc<CoverageMap>)>,
 }
 
 impl Coverage {
@@ -128,19 +131,20 @@ impl Coverage {
         Ok(Coverage {
             path: dir.join("coverage.json"),
             lock_path: dir.join("coverage.lock"),
-            loaded: Mutex::new((None, CoverageMap::default())),
+            loaded: Mutex::new((None, Arc::default())),
         })
     }
 
-    /// The current map (re-read when the file changed since the last read).
-    pub fn current(&self) -> Result<CoverageMap> {
+    /// The current map (re-read when the file changed since the last read;
+    /// shared, so the hot read path does not copy it).
+    pub fn current(&self) -> Result<Arc<CoverageMap>> {
         let stamp = fs::metadata(&self.path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
         let mut loaded = self.loaded.lock().map_err(|_| internal("coverage lock poisoned"))?;
         if stamp.is_some() && loaded.0 == stamp {
-            return Ok(loaded.1.clone());
+            return Ok(Arc::clone(&loaded.1));
         }
-        let map = self.read_file()?;
-        *loaded = (stamp, map.clone());
+        let map = Arc::new(self.read_file()?);
+        *loaded = (stamp, Arc::clone(&map));
         Ok(map)
     }
 
@@ -166,7 +170,7 @@ impl Coverage {
         }
         let stamp = fs::metadata(&self.path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
         if let Ok(mut loaded) = self.loaded.lock() {
-            *loaded = (stamp, map);
+            *loaded = (stamp, Arc::new(map));
         }
         Ok(())
     }
