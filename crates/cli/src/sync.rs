@@ -18,7 +18,7 @@ use crate::exit::{FAILURE, check_window};
 /// Store URLs, as `--help` explains them.
 const STORE_URLS: &str = "Stores are URLs: duckdb:PATH (a Strata DuckDB file, or the Python system's file with \
     an ohlcv_bars table), postgres://... or postgresql://... (a Strata schema, or the Python system's ohlcv_bars \
-    table; --pg-schema picks the schema), efs:DIR (a Parquet dataset) or memory: (empty, for trying things).";
+    table; --pg-schema picks the schema, or ?schema=NAME in the URL for that store alone), efs:DIR (a Parquet dataset) or memory: (empty, for trying things).";
 
 /// `strata sync`.
 #[derive(Debug, Args)]

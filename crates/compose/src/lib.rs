@@ -794,6 +794,12 @@ pub async fn open_url(text: &str, access: Access, storage: &StorageConfig) -> an
         config.backend = StorageBackend::DuckDb;
         config.args.duckdb.path = Some(path);
     } else if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
+        // `?schema=NAME` picks the schema of this store alone (two schemas of one server in one command).
+        let (trimmed, schema) = split_schema_parameter(trimmed);
+        if let Some(schema) = schema {
+            config.args.pg.schema = Some(schema);
+        }
+        let trimmed = trimmed.as_str();
         config.backend = StorageBackend::Neon;
         config.database_url = Some(trimmed.to_string());
         #[cfg(feature = "neon")]
@@ -818,6 +824,24 @@ pub async fn open_url(text: &str, access: Access, storage: &StorageConfig) -> an
     }
     config.evolution = config.backend;
     build_market(&config, access).await
+}
+
+/// A store URL without its `schema=NAME` query parameter, and that name.
+fn split_schema_parameter(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_string(), None) };
+    let mut schema = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("schema=") {
+            Some(name) => {
+                schema = Some(name.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let rest = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    (rest, schema)
 }
 
 /// Applies pending schema migrations of the configured backend and describes the result.
