@@ -1,7 +1,8 @@
 //! `strata-bench` (run by `cargo xtask bench`): ingest and query throughput
 //! of every backend on generated data, each figure next to a baseline
 //! measured in the same run, then the efs (Parquet dataset) section, the
-//! PostgreSQL section (when `DATABASE_URL` is set) and the GA section. Not shipped: this crate may
+//! PostgreSQL section (when `DATABASE_URL` is set), the GA section and the
+//! hybrid section ([`hybrid`]: its own throwaway PostgreSQL cluster). Not shipped: this crate may
 //! name adapters and drivers and hold SQL; the `strata` binary does neither.
 //!
 //! Baselines:
@@ -21,6 +22,7 @@
 mod baseline;
 mod efs;
 mod ga;
+mod hybrid;
 mod noop;
 mod postgres;
 
@@ -90,6 +92,15 @@ struct BenchArgs {
     /// Run only the GA section.
     #[arg(long, conflicts_with = "skip_ga")]
     only_ga: bool,
+    /// Skip the hybrid section (it starts its own PostgreSQL cluster).
+    #[arg(long)]
+    skip_hybrid: bool,
+    /// Run only the hybrid section.
+    #[arg(long, conflicts_with = "skip_hybrid")]
+    only_hybrid: bool,
+    /// Bars (10 symbols) of the hybrid section's verify figure.
+    #[arg(long, default_value_t = 5_000_000)]
+    verify_rows: usize,
 }
 
 /// One measured line.
@@ -113,6 +124,9 @@ impl Measurement {
 async fn run(args: &BenchArgs) -> Result<()> {
     if args.only_ga {
         return ga::run(args.json, !args.skip_pg).await;
+    }
+    if args.only_hybrid {
+        return hybrid::run(args.json, args.repeat, args.verify_rows).await;
     }
     let symbols = args.symbols.max(1);
     let per_symbol = (args.rows / symbols).max(1);
@@ -205,6 +219,11 @@ async fn run(args: &BenchArgs) -> Result<()> {
 
     if !args.skip_ga {
         ga::run(args.json, !args.skip_pg).await?;
+    }
+    if args.skip_hybrid || args.skip_pg {
+        eprintln!("strata-bench: hybrid section skipped (--skip-hybrid or --skip-pg)");
+    } else {
+        hybrid::run(args.json, args.repeat, args.verify_rows).await?;
     }
     Ok(())
 }
