@@ -116,7 +116,6 @@ pub(crate) enum Command {
         after_help = "Examples:\n  strata runs list\n  strata runs show RUN_ID --json\n  strata runs status RUN_ID --json\n  strata runs cancel RUN_ID\n  strata runs resume RUN_ID"
     )]
     Runs(crate::evolve::RunsArgs),
-    /// Manage Neon projects, branches and connection URIs; run a fake Neon API.
     /// Replay the hybrid backend's write journal into its primary now, and report.
     #[command(
         after_help = "Examples:\n  STORAGE_BACKEND=hybrid strata sync\n  STORAGE_BACKEND=hybrid strata sync --json"
@@ -132,6 +131,7 @@ pub(crate) enum Command {
         after_help = "Examples:\n  strata verify postgres://app@db/research duckdb:strata.duckdb\n  strata verify duckdb:a.duckdb duckdb:b.duckdb --repair --json"
     )]
     Verify(crate::sync::CompareArgs),
+    /// Manage Neon projects, branches and connection URIs; run a fake Neon API.
     #[cfg(feature = "neon-api")]
     Neon(strata_neon_cli::NeonArgs),
 }

@@ -665,11 +665,25 @@ async fn hybrid_stores(config: &StorageConfig, access: Access, open: &mut OpenBa
     use strata_hybrid::stack::{HybridConfig, HybridStack};
 
     let settings = &config.args.hybrid;
+    let primary_kind = settings.primary.as_deref().unwrap_or("neon").trim().to_ascii_lowercase();
+    // Settings are checked before anything is opened: a wrong one creates no cache file.
+    #[cfg(feature = "neon")]
+    if matches!(primary_kind.as_str(), "neon" | "postgres" | "postgresql" | "pg") {
+        neon_config(config).map_err(|error| {
+            crate::UsageError(format!("STORAGE_BACKEND=hybrid with its default primary (neon): {error:#}"))
+        })?;
+    }
+    if primary_kind == "efs" && config.args.efs.root.is_none() {
+        return Err(crate::UsageError(
+            "STRATA_HYBRID_PRIMARY=efs needs the dataset's root directory: --efs-root DIR or STRATA_EFS_ROOT"
+                .to_string(),
+        )
+        .into());
+    }
     let cache = open.open(StorageBackend::DuckDb, config, Access::Write).await?;
     let (Some(cache_market), Some(cache_evolution)) = (cache.market.clone(), cache.evolution.clone()) else {
         anyhow::bail!("the hybrid cache (the DuckDB file) could not be opened");
     };
-    let primary_kind = settings.primary.as_deref().unwrap_or("neon").trim().to_ascii_lowercase();
     let retry_after = Duration::from_secs(2);
     let (primary, evolution, primary_description): (Arc<dyn MarketDataStore>, Arc<dyn EvolutionStore>, String) =
         match primary_kind.as_str() {
