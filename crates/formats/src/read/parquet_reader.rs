@@ -87,7 +87,7 @@ impl Iterator for ParquetChunks {
 
     fn next(&mut self) -> Option<Chunk> {
         if let (Some(reader), Some(map)) = (&mut self.reader, &self.map) {
-            match reader.next() {
+            match next_batch(reader) {
                 Some(batch) => {
                     let columns = batch
                         .map_err(|error| format!("cannot read past row {}: {error}", self.row_number))
@@ -108,6 +108,26 @@ impl Iterator for ParquetChunks {
         }
         self.finished = true;
         self.chunk.take_unless_empty()
+    }
+}
+
+/// The reader's next batch, or why there is none. The `parquet` crate panics
+/// on some damaged files (`tests/corpus/parquet/`: a dictionary-encoded page
+/// without its dictionary page, definition levels longer than their buffer,
+/// a negative column chunk offset in the footer); such a panic is caught and
+/// becomes the error of the file, and the reader, left in an unknown state,
+/// is dropped by the caller.
+fn next_batch(reader: &mut ParquetRecordBatchReader) -> Option<Result<RecordBatch, String>> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next())) {
+        Ok(batch) => batch.map(|batch| batch.map_err(|error| error.to_string())),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Some(Err(format!("the Parquet decoder failed on damaged data ({what})")))
+        }
     }
 }
 
@@ -621,6 +641,29 @@ mod tests {
         );
         assert!(problems[1].2.starts_with("\"someday\" is not a timestamp"), "{}", problems[1].2);
         assert_eq!((chunks[0].rows, chunks[0].numbers.as_slice()), (4, &[1][..]));
+    }
+
+    #[test]
+    fn damaged_files_the_parquet_crate_panics_on_are_one_whole_file_problem() {
+        // Each file once made the `parquet` crate panic (found by tests/no_panic.rs).
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/parquet");
+        let symbol = Symbol::new("AAPL").unwrap();
+        for (name, symbol) in [
+            ("rows1-dictionary-page-missing", None),
+            ("symbol-rows1-negative-column-chunk-offset", Some(symbol.clone())),
+            ("hive-rows1-definition-levels-past-buffer", Some(symbol.clone())),
+        ] {
+            let file = File::open(corpus.join(format!("{name}.parquet"))).unwrap();
+            let options = ReadOptions { chunk_rows: 1, ..ReadOptions::default() };
+            let chunks: Vec<Chunk> = match symbol {
+                // A file of a `symbol=AAPL` partition, as `hive::file` reads it.
+                Some(symbol) if name.starts_with("hive-") => parquet_with_path_symbol(file, symbol, &options).collect(),
+                symbol => parquet(file, &ReadOptions { symbol, ..options }).collect(),
+            };
+            let problem = chunks.iter().flat_map(|chunk| &chunk.problems).find(|problem| problem.whole_file);
+            let message = problem.map(|problem| problem.message.as_str()).unwrap_or_default();
+            assert!(message.contains("the Parquet decoder failed on damaged data"), "{name}: {message:?}");
+        }
     }
 
     #[test]
