@@ -24,7 +24,8 @@
 //!   default for Neon hosts, transient failures retried with backoff and
 //!   jitter within a budget, passwords never printed (see [`redact`]).
 //!
-//! See [`config`] for every setting and [`schema`] for the tables.
+//! See [`config`] for every setting, [`schema`] for the tables and
+//! [`telemetry`] for the metrics (pool connections, database size).
 
 pub mod config;
 mod copy;
@@ -35,6 +36,7 @@ pub mod redact;
 pub mod schema;
 pub mod seeds;
 mod store;
+pub mod telemetry;
 
 pub use config::{NeonConfig, PartitionInterval};
 pub use redact::{Redacted, redact_connection_string, redact_text};

@@ -186,7 +186,11 @@ impl SeedsPgSource {
     /// [`SeedsPgSource::open`] with a full configuration (TLS, pooler,
     /// timeouts, batch size); the schema is `config.schema`.
     pub async fn open_with_config(config: NeonConfig) -> Result<Self> {
-        let connection = NeonStore { inner: Arc::new(connect(config).await?) };
+        let mut inner = connect(config).await?;
+        inner.metrics_label = crate::telemetry::SEEDS_LABEL;
+        let inner = Arc::new(inner);
+        crate::telemetry::sample_pool(&inner);
+        let connection = NeonStore { inner };
         let columns = match read_layout(&connection).await {
             Ok(Ok(columns)) => columns,
             Ok(Err(why)) => {

@@ -16,6 +16,7 @@ use strata_core::{HealthReport, HealthStatus, Result, StoreError};
 use crate::config::{DEFAULT_CHUNK_INTERVAL, NeonConfig, describe_chunk_interval, ssl_mode_name};
 use crate::error::{BACKEND, Failure, Transience};
 use crate::schema::{self, BarLayout, LayoutChoice, TimescaleFacts};
+use crate::telemetry;
 
 /// Whether an operation may be repeated after an unknown outcome: leases
 /// and completions are `NotIdempotent` (retried only when nothing reached
@@ -40,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) partitions: Mutex<Option<HashSet<i64>>>,
     /// `SET LOCAL` statements run at the start of every transaction.
     pub(crate) set_local: String,
+    /// The `store` label of this pool's metrics ([`telemetry`]).
+    pub(crate) metrics_label: &'static str,
 }
 
 /// What a PostgreSQL store can do: durable, shared by every host that can
@@ -85,7 +88,9 @@ impl NeonStore {
         inner.layout_reason = state.reason;
         inner.chunk_interval = state.chunk_interval;
         inner.partitions = Mutex::new(None);
-        Ok(NeonStore { inner: Arc::new(inner) })
+        let inner = Arc::new(inner);
+        telemetry::sample_pool(&inner);
+        Ok(NeonStore { inner })
     }
 
     /// Applies pending migrations (what `strata migrate` runs); returns the
@@ -255,11 +260,13 @@ impl NeonStore {
             ),
             ("pool_max".to_string(), config.max_connections.to_string()),
         ];
+        self.inner.record_pool();
         match outcome {
             Ok((latency, row, facts, version, partitions)) => {
                 let server: String = row.try_get(0).unwrap_or_default();
                 let size: i64 = row.try_get(1).unwrap_or_default();
                 let database: String = row.try_get(2).unwrap_or_default();
+                telemetry::database_size(self.inner.metrics_label, size);
                 details.insert(0, ("round_trip_ms".to_string(), format!("{:.2}", latency.as_secs_f64() * 1e3)));
                 details.push(("server_version".to_string(), server));
                 details.push(("database".to_string(), database));
@@ -322,6 +329,7 @@ pub(crate) async fn connect(config: NeonConfig) -> Result<Inner> {
         chunk_interval: None,
         partitions: Mutex::new(None),
         set_local,
+        metrics_label: telemetry::STORE_LABEL,
     })
 }
 
@@ -392,6 +400,11 @@ where
 }
 
 impl Inner {
+    /// Sets the pool gauges ([`telemetry`]) from the pool as it is now.
+    pub(crate) fn record_pool(&self) {
+        telemetry::pool(self.metrics_label, &self.pool, self.config.max_connections.max(1));
+    }
+
     /// Starts one attempt: a pooled connection, `BEGIN`, the `SET LOCAL` timeouts.
     pub(crate) async fn begin_attempt(
         &self,

@@ -1,7 +1,8 @@
 //! `strata-bench` (run by `cargo xtask bench`): ingest and query throughput
 //! of every backend on generated data, each figure next to a baseline
 //! measured in the same run, then the efs (Parquet dataset) section, the
-//! PostgreSQL section (when `DATABASE_URL` is set), the GA section and the
+//! PostgreSQL section (when `DATABASE_URL` is set), the GA section, the serve
+//! section ([`serve`]: HTTP against in-process reads) and the
 //! hybrid section ([`hybrid`]: its own throwaway PostgreSQL cluster). Not shipped: this crate may
 //! name adapters and drivers and hold SQL; the `strata` binary does neither.
 //!
@@ -25,6 +26,7 @@ mod ga;
 mod hybrid;
 mod noop;
 mod postgres;
+mod serve;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -98,6 +100,12 @@ struct BenchArgs {
     /// Run only the hybrid section.
     #[arg(long, conflicts_with = "skip_hybrid")]
     only_hybrid: bool,
+    /// Skip the serve section (HTTP reads against in-process reads).
+    #[arg(long)]
+    skip_serve: bool,
+    /// Run only the serve section.
+    #[arg(long, conflicts_with = "skip_serve")]
+    only_serve: bool,
     /// Bars (10 symbols) of the hybrid section's verify figure.
     #[arg(long, default_value_t = 5_000_000)]
     verify_rows: usize,
@@ -127,6 +135,9 @@ async fn run(args: &BenchArgs) -> Result<()> {
     }
     if args.only_hybrid {
         return hybrid::run(args.json, args.repeat, args.verify_rows).await;
+    }
+    if args.only_serve {
+        return serve::run(args.json, args.repeat).await;
     }
     let symbols = args.symbols.max(1);
     let per_symbol = (args.rows / symbols).max(1);
@@ -219,6 +230,11 @@ async fn run(args: &BenchArgs) -> Result<()> {
 
     if !args.skip_ga {
         ga::run(args.json, !args.skip_pg).await?;
+    }
+    if args.skip_serve {
+        eprintln!("strata-bench: serve section skipped (--skip-serve)");
+    } else {
+        serve::run(args.json, args.repeat).await?;
     }
     if args.skip_hybrid || args.skip_pg {
         eprintln!("strata-bench: hybrid section skipped (--skip-hybrid or --skip-pg)");

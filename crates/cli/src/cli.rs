@@ -116,6 +116,9 @@ pub(crate) enum Command {
         after_help = "Examples:\n  strata runs list\n  strata runs show RUN_ID --json\n  strata runs status RUN_ID --json\n  strata runs cancel RUN_ID\n  strata runs resume RUN_ID"
     )]
     Runs(crate::evolve::RunsArgs),
+    /// Serve the store over HTTP: Prometheus metrics, health, and bars as JSON, CSV or Arrow.
+    #[command(long_about = SERVE_LONG_ABOUT, after_help = SERVE_AFTER_HELP)]
+    Serve(crate::serve::ServeArgs),
     /// Replay the hybrid backend's write journal into its primary now, and report.
     #[command(
         after_help = "Examples:\n  STORAGE_BACKEND=hybrid strata sync\n  STORAGE_BACKEND=hybrid strata sync --json"
@@ -153,6 +156,10 @@ const GENERATE_AFTER_HELP: &str = include_str!("../help/generate-examples.txt");
 const DIGEST_LONG_ABOUT: &str = include_str!("../help/digest.txt");
 
 const DIGEST_AFTER_HELP: &str = include_str!("../help/digest-examples.txt");
+
+const SERVE_LONG_ABOUT: &str = include_str!("../help/serve.txt");
+
+const SERVE_AFTER_HELP: &str = include_str!("../help/serve-examples.txt");
 
 /// Input file formats: the readable [`BarFileFormat`]s as `--format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

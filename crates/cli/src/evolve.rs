@@ -84,6 +84,8 @@ pub(crate) struct EvolveArgs {
     /// One JSON document instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) metrics: crate::serve::MetricsArgs,
 }
 
 /// The built-in strategies' names, as in [`StrategyRegistry::default`] (a test checks).
@@ -139,6 +141,8 @@ pub(crate) struct WorkerArgs {
     /// is done and hand the other leases back (no attempt counted) before exiting anyway.
     #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = crate::cli::positive_seconds)]
     pub(crate) grace: Duration,
+    #[command(flatten)]
+    pub(crate) metrics: crate::serve::MetricsArgs,
 }
 
 /// `strata runs`.
@@ -242,6 +246,7 @@ pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result
         ))
         .into());
     }
+    let _metrics = crate::serve::metrics_endpoint(&args.metrics).await?;
     // A new run may start a new store; a resumed run must be in an existing one.
     let access = if args.resume.is_some() { Access::WriteExisting } else { Access::Write };
     let stores = build_stores(storage, access).await?;
@@ -504,6 +509,7 @@ fn print_summary(summary: &RunSummary, as_json: bool, with_stats: bool) -> Resul
 /// Runs `strata worker` until killed (or idle for `--exit-when-idle`, or its
 /// run ended with `--exit-when-done`).
 pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result<ExitCode> {
+    let _metrics = crate::serve::metrics_endpoint(&args.metrics).await?;
     // A worker on a new, empty store would have nothing to lease.
     let stores = build_stores(storage, Access::WriteExisting).await?;
     let id = match &args.id {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde_json::json;
 use strata_core::{DigestQuery, HealthReport, MarketSummary};
+use strata_serve::health_json;
 
 use crate::backend::{self, Access, StorageConfig, build_stores};
 use crate::cli::{DigestArgs, HealthArgs, MigrateArgs, SummaryArgs};
@@ -41,23 +42,7 @@ pub(crate) async fn summary(args: &SummaryArgs, storage: &StorageConfig) -> Resu
 pub(crate) fn print_summary(summary: &MarketSummary, as_json: bool) -> Result<()> {
     let mut out = io::stdout().lock();
     if as_json {
-        let symbols: Vec<_> = summary
-            .symbols
-            .iter()
-            .map(|entry| {
-                json!({
-                    "symbol": entry.symbol,
-                    "first": entry.first.to_string(),
-                    "last": entry.last.to_string(),
-                    "rows": entry.rows,
-                })
-            })
-            .collect();
-        let document = json!({
-            "symbols": symbols,
-            "symbol_count": summary.symbols.len(),
-            "total_rows": summary.total_rows(),
-        });
+        let document = strata_serve::summary_json(summary);
         writeln!(out, "{document}")?;
         return Ok(());
     }
@@ -152,32 +137,6 @@ fn write_health(out: &mut impl Write, report: &HealthReport, indent: &str) -> io
     Ok(())
 }
 
-fn health_json(report: &HealthReport) -> serde_json::Value {
-    let details: serde_json::Map<String, serde_json::Value> =
-        report.details.iter().map(|(key, value)| (key.clone(), detail_json(key, value))).collect();
-    let components: Vec<serde_json::Value> = report.components.iter().map(health_json).collect();
-    json!({
-        "backend": report.backend,
-        "ok": report.ok(),
-        "status": report.status.as_str(),
-        "details": details,
-        "components": components,
-    })
-}
-
-/// A health detail as JSON: counts as integers, durations (`*_ms`) as
-/// floats, `true`/`false` as booleans, anything else as a string (so a
-/// version such as `16.10` is never read as the number 16.1).
-fn detail_json(key: &str, value: &str) -> serde_json::Value {
-    if let Ok(integer) = value.parse::<i64>() {
-        return json!(integer);
-    }
-    match value.parse::<f64>() {
-        Ok(float) if float.is_finite() && key.ends_with("_ms") => json!(float),
-        _ => value.parse::<bool>().map_or_else(|_| json!(value), |flag| json!(flag)),
-    }
-}
-
 /// Runs `strata compact`.
 pub(crate) async fn compact(args: &crate::cli::CompactArgs, storage: &StorageConfig) -> Result<ExitCode> {
     let started = std::time::Instant::now();
@@ -199,13 +158,7 @@ pub(crate) async fn digest(args: &DigestArgs, storage: &StorageConfig) -> Result
     let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
         for digest in &digests {
-            let line = json!({
-                "symbol": digest.symbol,
-                "day": digest.day.to_string(),
-                "rows": digest.rows,
-                "hash": digest.hash_hex(),
-            });
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", strata_serve::digest_json(digest))?;
         }
     } else {
         let rows: Vec<[String; 4]> = digests

@@ -15,6 +15,7 @@ mod inspect;
 mod interrupt;
 mod output;
 mod query;
+mod serve;
 mod sync;
 
 /// The composition root (the `strata-compose` crate): settings to stores.
@@ -58,6 +59,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Evolve(args) => evolve::evolve(args, &storage).await,
         Command::Worker(args) => evolve::worker(args, &storage).await,
         Command::Runs(args) => evolve::runs(args, &storage).await,
+        Command::Serve(args) => serve::run(args, &storage).await,
         Command::Sync(args) => sync::sync(args, &storage).await,
         Command::Copy(args) => sync::compare(args, &storage, true).await,
         Command::Verify(args) => sync::compare(args, &storage, false).await,

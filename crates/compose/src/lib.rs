@@ -5,6 +5,11 @@
 //! Each adapter sits behind a cargo feature of this crate (`duckdb`,
 //! `memory`). A backend that is compiled out still parses, so the error says
 //! "not in this build" instead of "unknown backend".
+//!
+//! The market store of every plain backend (duckdb, memory, neon, efs, and
+//! the read-only seeds sources of `strata copy`) is handed out inside a
+//! transparent `MeteredStore` labelled with the backend's name, so every
+//! backend records `strata_store_*` metrics; the hybrid stack meters itself.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -375,7 +380,26 @@ async fn build_market_store(
 ) -> anyhow::Result<(Arc<dyn MarketDataStore>, String)> {
     let opened = open.open(config.backend, config, access).await?;
     let market = opened.market.ok_or_else(|| anyhow::anyhow!("the {} backend holds no market data", config.backend))?;
-    Ok((market, opened.description))
+    Ok((metered(config.backend, market), opened.description))
+}
+
+/// The market store of a plain backend, metered under the backend's name
+/// (`strata_store_*{store="duckdb"}`: operation durations, rows written and
+/// read, errors by kind). Transparent: it prints and reports health as the
+/// store it wraps, so messages, `strata health` and its JSON stay as they
+/// were. The hybrid stack is returned as it is: it meters itself (`hybrid`).
+fn metered(backend: StorageBackend, market: Arc<dyn MarketDataStore>) -> Arc<dyn MarketDataStore> {
+    match backend {
+        StorageBackend::Hybrid => market,
+        StorageBackend::DuckDb | StorageBackend::Memory | StorageBackend::Neon | StorageBackend::Efs => {
+            metered_as(backend.name(), market)
+        }
+    }
+}
+
+/// `market` metered (transparently) under the `store` label `label`.
+fn metered_as(label: &'static str, market: Arc<dyn MarketDataStore>) -> Arc<dyn MarketDataStore> {
+    Arc::new(strata_hybrid::metered::MeteredStore::transparent(market, label))
 }
 
 /// Builds the evolution store of `config.evolution`.
@@ -803,7 +827,8 @@ pub async fn open_url(text: &str, access: Access, storage: &StorageConfig) -> an
         if path.is_file() && strata_adapter_duckdb::seeds::is_seeds_layout(&path)? {
             let source = strata_adapter_duckdb::seeds::SeedsDuckDbSource::open(&path).await?;
             let description = format!("duckdb-seeds {}", path.display());
-            return Ok(MarketStores { market: Arc::new(source), description, _serving: None, hybrid: None });
+            let market = metered_as("duckdb-seeds", Arc::new(source));
+            return Ok(MarketStores { market, description, _serving: None, hybrid: None });
         }
         config.backend = StorageBackend::DuckDb;
         config.args.duckdb.path = Some(path);
@@ -822,7 +847,8 @@ pub async fn open_url(text: &str, access: Access, storage: &StorageConfig) -> an
             if strata_adapter_neon::seeds::detect(trimmed, &schema).await? {
                 let source = strata_adapter_neon::seeds::SeedsPgSource::open(trimmed, &schema).await?;
                 let description = format!("neon-seeds {} (schema {schema})", strata_adapter_neon::redact_text(trimmed));
-                return Ok(MarketStores { market: Arc::new(source), description, _serving: None, hybrid: None });
+                let market = metered_as("neon-seeds", Arc::new(source));
+                return Ok(MarketStores { market, description, _serving: None, hybrid: None });
             }
         }
     } else if let Some(root) = trimmed.strip_prefix("efs:") {

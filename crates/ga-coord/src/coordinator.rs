@@ -26,6 +26,7 @@ use crate::genome::{Genome, GenomeSpec, fnv1a};
 use crate::lease::CoordinatorRole;
 use crate::ops::{breed, diversity, initial_population, ranking};
 use crate::strategy::StrategyRegistry;
+use crate::telemetry;
 
 /// Something that happened in a coordinator, for progress display and tests.
 #[derive(Debug, Clone, PartialEq)]
@@ -294,6 +295,7 @@ impl Coordinator {
             let genomes = parse_all(genome_spec, &generation)?;
             let stats = statistics(run, number, genome_spec, &genomes, &fitness);
             self.evolution.record_generation_stats(stats.clone()).await?;
+            telemetry::generation_done();
             self.emit(CoordinatorEvent::GenerationDone(stats));
             if number + 1 >= spec.generations {
                 return Ok(self.evolution.set_run_status(run, RunStatus::Completed).await?);
@@ -320,6 +322,7 @@ impl Coordinator {
     async fn wait_for(&self, run: &RunId, generation: u32) -> GaResult<()> {
         loop {
             let counts = self.evolution.task_counts(run, generation).await?;
+            telemetry::task_counts(&counts);
             self.emit(CoordinatorEvent::Progress { generation, counts });
             if counts.is_finished() {
                 return Ok(());

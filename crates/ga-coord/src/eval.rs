@@ -14,6 +14,7 @@ use crate::backtest::{BacktestConfig, Metrics, PriceSeries, backtest, combine, f
 use crate::config::{DataWindow, EvalPayload};
 use crate::error::{GaError, GaResult};
 use crate::strategy::{Strategy, StrategyRegistry};
+use crate::telemetry;
 
 /// The result of evaluating one genome.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -162,7 +163,11 @@ impl Evaluator {
                 if abort.load(Ordering::Relaxed) {
                     break;
                 }
-                out.push((position, evaluate(strategy.as_ref(), &genome, &bars, &config)));
+                let started = std::time::Instant::now();
+                let result = evaluate(strategy.as_ref(), &genome, &bars, &config);
+                // Timed here, recorded on the runtime's thread (where a
+                // thread-local recorder of a test is installed, too).
+                out.push((position, result, started.elapsed()));
             }
             out
         })
@@ -171,7 +176,8 @@ impl Evaluator {
         match computed {
             Ok(computed) => {
                 backtests = computed.len() as u64;
-                for (position, result) in computed {
+                for (position, result, elapsed) in computed {
+                    telemetry::backtest(elapsed);
                     if let Ok(evaluation) = &result {
                         self.results.insert(FitnessKey::of(&payloads[position]), *evaluation).await;
                     }

@@ -19,6 +19,9 @@
 //!   store bit for bit;
 //! - the coordinator role is a fenced, expiring lease in the store ([`lease`]).
 //!
+//! The coordinator and workers record leases, evaluations, backtest times and
+//! generations through the `metrics` facade ([`telemetry`] lists them).
+//!
 //! `testkit` (feature `testkit`, for test suites) holds the end-to-end checks (determinism with 1, 2 and 8
 //! workers, a worker and coordinators killed on purpose, takeover, cancel)
 //! as plain `async fn`s over `Arc<dyn EvolutionStore>` and
@@ -52,6 +55,7 @@ pub mod local;
 pub mod ops;
 pub mod report;
 pub mod strategy;
+pub mod telemetry;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod worker;

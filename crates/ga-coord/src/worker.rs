@@ -33,6 +33,7 @@ use tokio::sync::watch;
 use crate::config::EvalPayload;
 use crate::error::{GaError, GaResult};
 use crate::eval::Evaluator;
+use crate::telemetry::{self, PublishedReport};
 
 /// Settings of one worker.
 #[derive(Debug, Clone)]
@@ -152,28 +153,42 @@ impl Worker {
             WorkerInfo { id: self.config.id.clone(), hostname: self.config.hostname.clone(), pid: std::process::id() };
         self.evolution.register_worker(info).await?;
         let held = Arc::new(Mutex::new(Held::default()));
-        let lease_loop = self.lease_loop(shutdown.clone(), held.clone());
-        let heartbeat_loop = self.heartbeat_loop(shutdown, held);
-        tokio::select! {
-            report = lease_loop => report,
-            never = heartbeat_loop => match never {},
-        }
+        let mut report = WorkerReport::default();
+        let mut published = PublishedReport::default();
+        let outcome = {
+            let lease_loop = self.lease_loop(shutdown.clone(), held.clone(), &mut report, &mut published);
+            let heartbeat_loop = self.heartbeat_loop(shutdown, held);
+            tokio::select! {
+                outcome = lease_loop => outcome,
+                never = heartbeat_loop => match never {},
+            }
+        };
+        published.publish(&report);
+        outcome.map(|()| report)
     }
 
-    async fn lease_loop(&self, mut shutdown: watch::Receiver<bool>, held: Arc<Mutex<Held>>) -> GaResult<WorkerReport> {
-        let mut report = WorkerReport::default();
+    /// Leases, evaluates and completes batches until told to stop, counting
+    /// in `report` (published as metrics at each round and when it stops).
+    async fn lease_loop(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+        held: Arc<Mutex<Held>>,
+        report: &mut WorkerReport,
+        published: &mut PublishedReport,
+    ) -> GaResult<()> {
         let mut seconds_per_task: Option<f64> = None;
         let mut idle_since = Instant::now();
         let mut last_generation: Option<u32> = None;
         loop {
+            published.publish(report);
             if *shutdown.borrow() {
-                return Ok(report);
+                return Ok(());
             }
             if self.config.stop_when_run_ends
                 && let Some(run) = &self.config.run
             {
                 match self.evolution.get_run(run).await {
-                    Ok(record) if !record.status.is_active() => return Ok(report),
+                    Ok(record) if !record.status.is_active() => return Ok(()),
                     // A worker may start before its run is created.
                     Ok(_) | Err(StoreError::NotFound { .. }) => {}
                     Err(error) if error.is_retryable() => {}
@@ -187,12 +202,15 @@ impl Worker {
                 max_tasks: batch,
                 ttl: self.config.ttl,
             };
-            let leases = match self.evolution.lease_tasks(request).await {
+            let claim = Instant::now();
+            let leased = self.evolution.lease_tasks(request).await;
+            telemetry::lease(claim.elapsed());
+            let leases = match leased {
                 Ok(leases) => leases,
                 Err(error) if error.is_retryable() => {
                     tracing::warn!(worker = %self.config.id, %error, "lease failed; retrying");
                     if wait_or_shutdown(&mut shutdown, self.config.idle_wait).await {
-                        return Ok(report);
+                        return Ok(());
                     }
                     continue;
                 }
@@ -200,10 +218,10 @@ impl Worker {
             };
             if leases.is_empty() {
                 if self.config.exit_when_idle.is_some_and(|limit| idle_since.elapsed() >= limit) {
-                    return Ok(report);
+                    return Ok(());
                 }
                 if wait_or_shutdown(&mut shutdown, self.config.idle_wait).await {
-                    return Ok(report);
+                    return Ok(());
                 }
                 continue;
             }
@@ -211,8 +229,8 @@ impl Worker {
                 // Asked to stop while the lease was on its way: give it all back.
                 let handed = leases.into_iter().map(|lease| (lease.key, lease.token)).collect();
                 let statuses = self.evolution.release_tasks(&self.config.id, handed).await?;
-                record(&mut report, &statuses);
-                return Ok(report);
+                record(report, &statuses);
+                return Ok(());
             }
             report.batches += 1;
             last_generation = leases.iter().map(|lease| lease.key.generation).max();
@@ -223,7 +241,7 @@ impl Worker {
                 held.abort = Some(abort.clone());
             }
             let handed: Vec<(TaskKey, FencingToken)> = leases.iter().map(|l| (l.key.clone(), l.token)).collect();
-            let completions = self.evaluate(leases, &abort, &mut seconds_per_task, &mut report).await;
+            let completions = self.evaluate(leases, &abort, &mut seconds_per_task, report).await;
             if let Ok(mut held) = held.lock() {
                 held.abort = None;
             }
@@ -232,16 +250,16 @@ impl Worker {
                 let done: BTreeSet<TaskKey> = completions.iter().map(|c| c.key.clone()).collect();
                 if !completions.is_empty() {
                     let statuses = self.complete_with_retry(completions).await?;
-                    record(&mut report, &statuses);
+                    record(report, &statuses);
                 }
                 let rest: Vec<(TaskKey, FencingToken)> =
                     handed.into_iter().filter(|(key, _)| !done.contains(key)).collect();
                 if !rest.is_empty() {
                     let statuses = self.evolution.release_tasks(&self.config.id, rest).await?;
-                    record(&mut report, &statuses);
+                    record(report, &statuses);
                     report.abandoned -= report.released.min(report.abandoned);
                 }
-                return Ok(report);
+                return Ok(());
             }
             if abort.load(Ordering::Relaxed) {
                 // The run ended or we are stopping: the results would be refused or unused.
@@ -250,7 +268,7 @@ impl Worker {
             }
             if !completions.is_empty() {
                 let statuses = self.complete_with_retry(completions).await?;
-                record(&mut report, &statuses);
+                record(report, &statuses);
             }
             if let Ok(mut held) = held.lock() {
                 held.runs.clear();

@@ -23,15 +23,23 @@
 //! (the last batch, its error, or the caller dropping it); its rows are
 //! counted batch by batch as they are yielded, so a read that fails halfway
 //! counts the rows it delivered.
+//!
+//! Errors by kind are `strata_store_operations_total` with an `outcome`
+//! other than `ok`; no separate error counter repeats them.
+//!
+//! Every metric has HELP text: [`describe`] registers it with the recorder
+//! installed at the time, and the first recording calls it once. A binary
+//! that installs its exporter after something was recorded calls
+//! [`describe`] itself.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::time::Instant;
 
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
-use metrics::SharedString;
+use metrics::{SharedString, Unit};
 use strata_core::{
     BarBatch, BarQuery, Capabilities, DayDigest, DigestQuery, HealthReport, MarketDataStore, MarketSummary, Result,
     StoreError, Symbol, TimeRange, WriteReport,
@@ -46,19 +54,59 @@ pub const ROWS_WRITTEN_TOTAL: &str = "strata_store_rows_written_total";
 /// Rows yielded by `query_bars`, by `store`.
 pub const ROWS_READ_TOTAL: &str = "strata_store_rows_read_total";
 
+/// Registers the unit and HELP text of the four metrics with the recorder
+/// installed now. Harmless to repeat.
+pub fn describe() {
+    metrics::describe_counter!(
+        OPERATIONS_TOTAL,
+        Unit::Count,
+        "Market-data store calls that ended, by store, operation and outcome (ok, or the error's kind)."
+    );
+    metrics::describe_histogram!(
+        OPERATION_SECONDS,
+        Unit::Seconds,
+        "Duration of one market-data store call, by store and operation (a query from its first poll to its end)."
+    );
+    metrics::describe_counter!(
+        ROWS_WRITTEN_TOTAL,
+        Unit::Count,
+        "Bars written by successful market-data store writes, by store and durability (committed, journaled)."
+    );
+    metrics::describe_counter!(ROWS_READ_TOTAL, Unit::Count, "Bars yielded by market-data store queries, by store.");
+}
+
+/// [`describe`], once per process, on the first recording.
+fn describe_once() {
+    static DESCRIBED: Once = Once::new();
+    DESCRIBED.call_once(describe);
+}
+
 /// A [`MarketDataStore`] that records the metrics of the module docs for
-/// every call to its inner store. Prints itself as `metered(<inner>)`.
+/// every call to its inner store. Built with [`MeteredStore::new`] it prints
+/// itself as `metered(<inner>)` and its health report wraps the inner one;
+/// built with [`MeteredStore::transparent`] it prints and reports as its
+/// inner store.
 #[derive(Debug, Clone)]
 pub struct MeteredStore {
     inner: Arc<dyn MarketDataStore>,
     label: SharedString,
+    /// Prints and reports health as the inner store.
+    transparent: bool,
 }
 
 impl MeteredStore {
     /// Meters `inner` under the `store` label `label` (`"hybrid"`, or an
-    /// owned `String`).
+    /// owned `String`), as a visible layer: `metered(<inner>)`.
     pub fn new(inner: Arc<dyn MarketDataStore>, label: impl Into<Cow<'static, str>>) -> Self {
-        MeteredStore { inner, label: SharedString::from(label.into()) }
+        MeteredStore { inner, label: SharedString::from(label.into()), transparent: false }
+    }
+
+    /// Meters `inner` under the `store` label `label` without showing: it
+    /// prints itself as `inner` does and returns `inner`'s health report
+    /// unchanged (the health call is still metered). For a composition root
+    /// that meters a plain backend without changing what users see.
+    pub fn transparent(inner: Arc<dyn MarketDataStore>, label: impl Into<Cow<'static, str>>) -> Self {
+        MeteredStore { inner, label: SharedString::from(label.into()), transparent: true }
     }
 
     /// The store this one wraps.
@@ -78,9 +126,9 @@ impl MeteredStore {
 }
 
 impl fmt::Display for MeteredStore {
-    /// `metered(<inner>)`.
+    /// `metered(<inner>)`, or `<inner>` when transparent.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "metered({})", self.inner)
+        if self.transparent { fmt::Display::fmt(&self.inner, f) } else { write!(f, "metered({})", self.inner) }
     }
 }
 
@@ -95,6 +143,7 @@ struct Call {
 
 impl Call {
     fn new(store: SharedString, operation: &'static str) -> Self {
+        describe_once();
         Call { store, operation, started: Instant::now(), finished: false }
     }
 
@@ -211,6 +260,31 @@ impl MarketDataStore for MeteredStore {
     async fn health(&self) -> Result<HealthReport> {
         let call = self.start("health");
         let inner = call.result(self.inner.health().await)?;
+        if self.transparent {
+            return Ok(inner);
+        }
         Ok(HealthReport::new(self.to_string(), inner.status).with_component(inner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_adapter_mock::MemoryStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transparent_meter_prints_and_reports_health_as_its_inner_store() {
+        let memory: Arc<dyn MarketDataStore> = Arc::new(MemoryStore::new());
+        let transparent = MeteredStore::transparent(memory.clone(), "memory");
+        assert_eq!(transparent.to_string(), memory.to_string());
+        assert_eq!(transparent.health().await.unwrap(), memory.health().await.unwrap());
+        assert_eq!(transparent.label(), "memory");
+
+        let visible = MeteredStore::new(memory.clone(), "memory");
+        assert_eq!(visible.to_string(), format!("metered({memory})"));
+        let health = visible.health().await.unwrap();
+        assert_eq!(health.backend, visible.to_string());
+        assert_eq!(health.components, [memory.health().await.unwrap()]);
     }
 }

@@ -20,6 +20,7 @@ use crate::error::{NeonError, Result};
 use crate::ids::{ApiKeyId, BranchId, EndpointId, OperationId, ProjectId};
 use crate::models::*;
 use crate::rate_limit::RateLimiter;
+use crate::telemetry::{self, RetryReason};
 
 /// The request id header the API sets on every response.
 pub const REQUEST_ID_HEADER: &str = "x-neon-ret-request-id";
@@ -284,6 +285,7 @@ impl NeonClient {
             if let Some(body) = &call.body {
                 request = request.json(body);
             }
+            let attempt_started = Instant::now();
             let outcome = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
@@ -295,7 +297,9 @@ impl NeonClient {
                 }
                 Err(error) => Err(error),
             };
-            let (error, retryable, retry_after) = match outcome {
+            let status = outcome.as_ref().ok().map(|(status, _, _)| status.as_u16());
+            telemetry::request(call.method_name, call.route, status, attempt_started.elapsed());
+            let (error, retryable, retry_after, reason) = match outcome {
                 Ok((status, headers, body)) => {
                     let request_id = header_text(&headers, REQUEST_ID_HEADER);
                     tracing::debug!(
@@ -327,7 +331,7 @@ impl NeonClient {
                         route: call.route,
                         attempts: attempt,
                     };
-                    (error, retryable, retry_after)
+                    (error, retryable, retry_after, RetryReason::of_status(status.as_u16()))
                 }
                 Err(error) => {
                     let may_repeat = call.idempotency.may_repeat();
@@ -346,7 +350,7 @@ impl NeonClient {
                             elapsed: started.elapsed(),
                             attempts: attempt,
                         };
-                        (error, may_repeat, None)
+                        (error, may_repeat, None, RetryReason::Timeout)
                     } else {
                         // A refused connection never reached the server, so even a POST may be repeated.
                         let retryable = may_repeat || error.is_connect();
@@ -356,7 +360,7 @@ impl NeonClient {
                             attempts: attempt,
                             source: error,
                         };
-                        (error, retryable, None)
+                        (error, retryable, None, RetryReason::Transport)
                     }
                 }
             };
@@ -379,6 +383,7 @@ impl NeonClient {
                 status = error.status().unwrap_or(0),
                 "retrying neon api call"
             );
+            telemetry::retry(reason);
             tokio::time::sleep(delay).await;
         }
     }

@@ -19,6 +19,8 @@
 //!   evolution run, and tenants (a database each, or a project each with quotas).
 //! - `fake` (feature `fake-server`, on by default): [`fake::FakeNeon`], an axum
 //!   server that behaves like the API, with fault injection.
+//! - [`telemetry`]: requests by route template and status, their durations,
+//!   retries by reason and rate-limit waits, through the `metrics` facade.
 //!
 //! Invariants: only this crate speaks HTTP to Neon; no log line, error message or
 //! `Debug` output contains the API key, a password or a connection URI; mutations
@@ -52,6 +54,7 @@ pub mod ids;
 pub mod models;
 pub mod provision;
 mod rate_limit;
+pub mod telemetry;
 
 pub use client::{ConnectionUriRequest, NeonClient, ProjectWithOperations, REQUEST_ID_HEADER};
 pub use config::{DEFAULT_BASE_URL, NeonApiConfig, RateLimitPolicy, RetryPolicy};

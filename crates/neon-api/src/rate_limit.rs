@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::RateLimitPolicy;
+use crate::telemetry;
 
 /// Waits until a request fits under both the global and the per-route window.
 #[derive(Debug)]
@@ -37,9 +38,11 @@ impl RateLimiter {
         RateLimiter { policy, state: Mutex::new(Windows::default()) }
     }
 
-    /// Waits for a slot on `route` and takes it. Returns the time waited.
+    /// Waits for a slot on `route` and takes it. Returns the time waited
+    /// (and records it as a metric when there was a wait).
     pub(crate) async fn acquire(&self, route: &str) -> Duration {
         let started = Instant::now();
+        let mut waited = false;
         loop {
             let wait = {
                 let mut windows = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -51,12 +54,17 @@ impl RateLimiter {
                     None => {
                         route_times.push_back(now);
                         windows.global.push_back(now);
-                        return started.elapsed();
+                        let elapsed = started.elapsed();
+                        if waited {
+                            telemetry::rate_limit_wait(elapsed);
+                        }
+                        return elapsed;
                     }
                     Some(wait) => wait,
                 }
             };
             tracing::debug!(route, wait_ms = wait.as_millis() as u64, "client-side rate limit: waiting");
+            waited = true;
             tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
         }
     }

@@ -1,5 +1,5 @@
 //! Integration tests of the Neon API client against the fake server: every
-//! public call, resilience, the Provisioner, secrets in logs, and the spec contract.
+//! public call, resilience, the Provisioner, secrets in logs, the spec contract, and the metrics.
 
 // Helpers shared by the tests unwrap like the tests do.
 #![allow(clippy::unwrap_used)]
@@ -12,3 +12,4 @@ mod resilience;
 mod schema;
 mod secrets;
 mod support;
+mod telemetry;
