@@ -118,7 +118,8 @@ impl CopyDecoder {
             if &data[..11] != SIGNATURE {
                 return Err(corrupt("the COPY output does not start with the binary signature"));
             }
-            let extension = read_i32(data, 15) as usize;
+            let extension = usize::try_from(read_i32(data, 15))
+                .map_err(|_| corrupt("the COPY header extension length is negative"))?;
             at = 19 + extension;
             if data.len() < at {
                 self.pending = data.to_vec();
@@ -194,7 +195,9 @@ impl CopyDecoder {
                 .map(|bytes| bytes.try_into().map_err(|_| corrupt("an optional column is not 8 bytes")))
                 .transpose()
         };
-        let timestamp = i64::from_be_bytes(required(1, "timestamp")?) + PG_EPOCH_OFFSET_MICROS;
+        let timestamp = i64::from_be_bytes(required(1, "timestamp")?)
+            .checked_add(PG_EPOCH_OFFSET_MICROS)
+            .ok_or_else(|| corrupt("a timestamp is out of range"))?;
         let float = |bytes: [u8; 8]| f64::from_bits(u64::from_be_bytes(bytes));
         self.builder.push_parts(
             symbol,
@@ -241,6 +244,31 @@ mod tests {
                 trade_count: (i % 5 == 0).then_some(i * 1_000_000_000),
             })
             .collect()
+    }
+
+    #[test]
+    fn corrupt_streams_that_once_overflowed_are_errors() {
+        // A negative header extension length (found by property testing: `19 + extension` overflowed).
+        let mut data = header();
+        data[15..19].copy_from_slice(&(-1i32).to_be_bytes());
+        let mut ready = Vec::new();
+        let error = CopyDecoder::new(10).feed(&data, &mut ready).unwrap_err();
+        assert!(error.to_string().contains("extension length is negative"), "{error}");
+        // A timestamp at i64::MAX microseconds since 2000 (adding the Unix offset overflowed).
+        let bars = bars();
+        let batch = BarBatch::from_bars(&bars[..1]);
+        let mut data = header();
+        let start = data.len();
+        encode_rows(&batch, 0, 1, &mut data);
+        data.extend_from_slice(&trailer());
+        let row = &mut data[start..];
+        let symbol_len = i32::from_be_bytes(row[2..6].try_into().unwrap()) as usize;
+        let timestamp_at = 6 + symbol_len + 4;
+        row[timestamp_at..timestamp_at + 8].copy_from_slice(&i64::MAX.to_be_bytes());
+        let mut decoder = CopyDecoder::new(10);
+        let outcome = decoder.feed(&data, &mut ready).and_then(|()| decoder.finish().map(|_| ()));
+        let error = outcome.unwrap_err();
+        assert!(error.to_string().contains("out of range"), "{error}");
     }
 
     #[test]

@@ -68,8 +68,7 @@ fn saving_on_panic<T>(bytes: &[u8], extension: &str, read: impl FnOnce() -> T) -
 /// Reads `bytes` as CSV with `options` and checks every chunk and problem.
 fn check_csv(bytes: &[u8], options: &ReadOptions) -> Result<(), TestCaseError> {
     let chunks: Vec<Chunk> = saving_on_panic(bytes, "csv", || read::csv(bytes, options).collect());
-    let format = if bytes.contains(&b'\r') { Format::CsvWithCarriageReturns } else { Format::Csv };
-    check_chunks(&chunks, options, format)
+    check_chunks(&chunks, options, Format::Csv)
 }
 
 /// Reads `bytes` as a Parquet file with `options` (through a temporary
@@ -104,14 +103,8 @@ fn check_hive_parquet(bytes: &[u8], symbol: &Symbol, options: &ReadOptions) -> R
 /// CSV with carriage returns, or Parquet rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
+    /// CSV with any line ends (LF, CRLF, CR: the reader reads CR and CRLF as LF), held to exact lines.
     Csv,
-    /// Known gap (issue 16 report): the `csv` crate counts lines by `\n` and
-    /// starts a record after a CRLF on the line before it, so in a CRLF file
-    /// every data line is reported one too low (the first data row "at line
-    /// 1", the header's line), and in a CR-only file every line is line 1.
-    /// Until the reader normalises line ends, such files are held only to
-    /// "some line >= 1, no row lost", not to the exact line.
-    CsvWithCarriageReturns,
     Parquet,
 }
 
@@ -129,7 +122,6 @@ fn check_chunks(chunks: &[Chunk], options: &ReadOptions, format: Format) -> Resu
         Format::Parquet => (PARQUET_PATH, BarFileFormat::Parquet),
         _ => (CSV_PATH, BarFileFormat::Csv),
     };
-    let exact_lines = format != Format::CsvWithCarriageReturns;
     let first_data_line = if format == Format::Csv { 2 } else { 1 };
     let locator = Locator::new((0..=options.file).map(|_| (PathBuf::from(path), file_format)));
     let mut keys = CrossFileKeys::new(locator.clone());
@@ -146,7 +138,6 @@ fn check_chunks(chunks: &[Chunk], options: &ReadOptions, format: Format) -> Resu
         prop_assert_eq!(chunk.numbers.len(), chunk.batch.len());
         prop_assert!(index == 0 || chunk.ignored_columns.is_empty(), "ignored columns after the first chunk");
         let mut bad_rows = BTreeSet::new();
-        let mut row_problems = 0;
         for problem in &chunk.problems {
             prop_assert_eq!(problem.location.file, options.file);
             prop_assert!(!problem.message.is_empty(), "a problem without a message");
@@ -159,7 +150,6 @@ fn check_chunks(chunks: &[Chunk], options: &ReadOptions, format: Format) -> Resu
                 continue;
             }
             bad_rows.insert(problem.location.number);
-            row_problems += 1;
             prop_assert!(
                 problem.location.number >= first_data_line,
                 "a row problem at line or row {}: {problem:?}",
@@ -173,29 +163,16 @@ fn check_chunks(chunks: &[Chunk], options: &ReadOptions, format: Format) -> Resu
             }
         }
         let kept = chunk.batch.len() as u64;
-        if exact_lines {
-            prop_assert_eq!(
-                chunk.rows,
-                kept + bad_rows.len() as u64,
-                "rows read = rows kept + rows with problems ({:?})",
-                chunk.problems
-            );
-        } else {
-            prop_assert!(
-                kept + bad_rows.len() as u64 <= chunk.rows && chunk.rows <= kept + row_problems,
-                "{} rows read, {kept} kept, problems {:?}",
-                chunk.rows,
-                chunk.problems
-            );
-        }
+        prop_assert_eq!(
+            chunk.rows,
+            kept + bad_rows.len() as u64,
+            "rows read = rows kept + rows with problems ({:?})",
+            chunk.problems
+        );
         for (row, number) in chunk.numbers.iter().enumerate() {
             prop_assert!(*number >= first_data_line, "a kept row at line or row {number}");
-            if exact_lines {
-                prop_assert!(*number > last_number, "row numbers go backwards: {} after {}", number, last_number);
-                prop_assert!(!bad_rows.contains(number), "row {} is both kept and refused", number);
-            } else {
-                prop_assert!(*number >= last_number, "row numbers go backwards: {} after {}", number, last_number);
-            }
+            prop_assert!(*number > last_number, "row numbers go backwards: {} after {}", number, last_number);
+            prop_assert!(!bad_rows.contains(number), "row {} is both kept and refused", number);
             prop_assert_eq!(chunk.location(row), Location { file: options.file, number: *number });
             last_number = *number;
         }
@@ -994,7 +971,7 @@ fn boms_and_line_endings_are_read() {
     ] {
         let options = ReadOptions { symbol: Some(Symbol::new("A").expect("symbol")), ..ReadOptions::default() };
         let chunks: Vec<Chunk> = read::csv(text.as_bytes(), &options).collect();
-        if let Err(failure) = check_chunks(&chunks, &options, Format::CsvWithCarriageReturns) {
+        if let Err(failure) = check_chunks(&chunks, &options, Format::Csv) {
             panic!("{text:?}: {failure}");
         }
         assert_eq!(chunks.iter().map(|chunk| chunk.batch.len()).sum::<usize>(), 1, "{text:?}: {chunks:?}");

@@ -2,7 +2,7 @@
 //! problem at its line (the header is line 1; a quoted field spanning lines
 //! counts them all).
 
-use std::io::Read;
+use std::io::{self, Read};
 
 use strata_core::{Symbol, Timestamp};
 
@@ -15,6 +15,7 @@ use super::{Chunk, ChunkBuilder, ReadOptions, RowParts, RowProblems, adjust_row,
 /// without the needed columns, or text the CSV parser cannot continue past,
 /// is a whole-file problem.
 pub fn csv<R: Read>(input: R, options: &ReadOptions) -> CsvChunks<R> {
+    let input = LfLineEnds { inner: input, after_cr: false };
     let mut reader = ::csv::ReaderBuilder::new().flexible(true).trim(::csv::Trim::All).from_reader(input);
     let mut chunk = ChunkBuilder::new(options);
     let map = match reader.headers() {
@@ -47,7 +48,7 @@ pub fn csv<R: Read>(input: R, options: &ReadOptions) -> CsvChunks<R> {
 /// The chunks of a CSV input, from [`csv()`].
 #[derive(Debug)]
 pub struct CsvChunks<R> {
-    reader: ::csv::Reader<R>,
+    reader: ::csv::Reader<LfLineEnds<R>>,
     /// `None` when the header is unusable: the only chunk is its problem.
     map: Option<ColumnMap>,
     symbol: Option<Symbol>,
@@ -91,6 +92,42 @@ impl<R: Read> Iterator for CsvChunks<R> {
         }
         self.finished = true;
         self.chunk.take_unless_empty()
+    }
+}
+
+/// `inner` with CRLF and lone CR line ends read as LF. The `csv` crate counts
+/// lines by `\n` and starts the record after a CRLF before that `\n`, so
+/// without this every line of a CRLF file is reported one too low and every
+/// line of a CR file as line 1. (Inside a quoted field, CRLF becomes LF too.)
+#[derive(Debug)]
+struct LfLineEnds<R> {
+    inner: R,
+    /// The last byte read was a CR, already handed out as LF.
+    after_cr: bool,
+}
+
+impl<R: Read> Read for LfLineEnds<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let read = self.inner.read(buffer)?;
+            if read == 0 {
+                return Ok(0);
+            }
+            let mut kept = 0;
+            for index in 0..read {
+                let byte = buffer[index];
+                let after_cr = std::mem::replace(&mut self.after_cr, byte == b'\r');
+                if byte == b'\n' && after_cr {
+                    continue;
+                }
+                buffer[kept] = if byte == b'\r' { b'\n' } else { byte };
+                kept += 1;
+            }
+            // Only the LF of a CRLF split across reads: read on.
+            if kept > 0 {
+                return Ok(kept);
+            }
+        }
     }
 }
 
@@ -307,6 +344,34 @@ mod tests {
         assert_eq!(chunks[0].numbers, vec![2, 4]);
         assert_eq!(chunks[0].problems[0].message, "field 7 is not valid UTF-8");
         assert_eq!(chunks[0].problems[0].location.number, 3);
+    }
+
+    #[test]
+    fn crlf_and_cr_files_count_lines_like_lf_files() {
+        let lf = "symbol,timestamp,open,high,low,close,volume\nA,2020-01-02,1,2,0.5,1.5,10\n\
+                  A,2020-01-03,x,2,0.5,1.5,10\nA,2020-01-04,1,2,0.5,1.5,10\n";
+        let expected = read_text(lf, None, 100);
+        assert_eq!(expected.1, vec![(3, Some("open"))]);
+        for newline in ["\r\n", "\r"] {
+            assert_eq!(read_text(&lf.replace('\n', newline), None, 100), expected, "{newline:?}");
+        }
+        // A CRLF split across reads is one line end.
+        struct OneByteReads<'a>(&'a [u8]);
+        impl Read for OneByteReads<'_> {
+            fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+                match (self.0.split_first(), buffer.first_mut()) {
+                    (Some((byte, rest)), Some(slot)) => {
+                        *slot = *byte;
+                        self.0 = rest;
+                        Ok(1)
+                    }
+                    _ => Ok(0),
+                }
+            }
+        }
+        let crlf = lf.replace('\n', "\r\n");
+        let chunks: Vec<Chunk> = csv(OneByteReads(crlf.as_bytes()), &ReadOptions::default()).collect();
+        assert_eq!(chunks[0].numbers, vec![2, 4]);
     }
 
     #[test]
