@@ -148,12 +148,17 @@ fn exit_when_done_exits_one_for_a_cancelled_run_and_status_refuses_an_unknown_ru
         &["evolve", "--population", "10", "--generations", "50", "--workers", "0", "--run-id", "doomed", "--json"],
     );
     // Polled only once the coordinator serves the file: a command that opens
-    // it first would hold DuckDB's lock while the coordinator starts.
+    // it first would hold DuckDB's lock while the coordinator starts. Cancelled
+    // only once the coordinator has marked the run running: before that, its
+    // unconditional `set_run_status(Running)` can overwrite the cancel (a known
+    // race in ga-coord's `Coordinator::evolve`, see the stop-13 note).
     let socket = format!("{path}.sock");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::path::Path::new(&socket).exists()
-        || common::strata(&env, &["runs", "status", "doomed", "--json"]).code != Some(0)
-    {
+    let running = || {
+        let status = common::strata(&env, &["runs", "status", "doomed", "--json"]);
+        status.code == Some(0) && status.stdout.contains("\"status\":\"running\"")
+    };
+    while !std::path::Path::new(&socket).exists() || !running() {
         assert!(Instant::now() < deadline, "the run was never created");
         std::thread::sleep(Duration::from_millis(50));
     }
