@@ -119,6 +119,49 @@ pub async fn set_run_status_changes_the_status(store: &dyn EvolutionStore) {
     }
 }
 
+/// `transition_run` sets the status only from one of the listed ones and returns the run as stored.
+pub async fn transition_run_is_a_compare_and_set(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let start = [RunStatus::Pending, RunStatus::Failed, RunStatus::Interrupted];
+    let record = store.transition_run(&run, &start, RunStatus::Running).await.unwrap_or_else(|e| panic!("start: {e}"));
+    assert_eq!(record.status, RunStatus::Running, "pending is in `from`: the run starts");
+    assert_eq!(record.spec, run_spec("run-a", 42), "the spec is unchanged");
+    let record = store.transition_run(&run, &start, RunStatus::Running).await.unwrap_or_else(|e| panic!("again: {e}"));
+    assert_eq!(record.status, RunStatus::Running, "a repeat finds it running (idempotent)");
+    store.set_run_status(&run, RunStatus::Cancelled).await.unwrap_or_else(|e| panic!("cancel: {e}"));
+    let record = store.transition_run(&run, &start, RunStatus::Running).await.unwrap_or_else(|e| panic!("late: {e}"));
+    assert_eq!(record.status, RunStatus::Cancelled, "cancelled is not in `from`: the cancel stands");
+    let stored = store.get_run(&run).await.unwrap_or_else(|e| panic!("get_run: {e}"));
+    assert_eq!(stored.status, RunStatus::Cancelled, "get_run sees the cancel");
+    let record = store.transition_run(&run, &[], RunStatus::Completed).await.unwrap_or_else(|e| panic!("empty: {e}"));
+    assert_eq!(record.status, RunStatus::Cancelled, "an empty `from` changes nothing");
+    let error = store
+        .transition_run(&run_id("ghost"), &start, RunStatus::Running)
+        .await
+        .expect_err("transition of an unknown run");
+    assert!(is_not_found(&error), "transition_run: expected NotFound, got {error:?}");
+}
+
+/// Of many callers moving a run out of `pending` at once, to different statuses, exactly one wins.
+pub async fn concurrent_transitions_have_one_winner(store: &dyn EvolutionStore) {
+    let run = create_run(store, "run-a").await;
+    let targets = [RunStatus::Running, RunStatus::Cancelled, RunStatus::Failed, RunStatus::Interrupted];
+    let run = &run;
+    let outcomes = in_parallel(8, |caller| async move {
+        let to = targets[caller % targets.len()];
+        let record = store
+            .transition_run(run, &[RunStatus::Pending], to)
+            .await
+            .unwrap_or_else(|e| panic!("caller {caller}: {e}"));
+        (to, record.status)
+    });
+    let stored = store.get_run(run).await.unwrap_or_else(|e| panic!("get_run: {e}")).status;
+    assert_ne!(stored, RunStatus::Pending, "someone moved the run");
+    for (to, seen) in &outcomes {
+        assert_eq!(*seen, stored, "a caller aiming at {to} saw {seen}, but the run is {stored}: two winners");
+    }
+}
+
 /// Saving a new generation requires `expected_latest` to match the latest stored one.
 pub async fn save_generation_is_a_compare_and_set(store: &dyn EvolutionStore) {
     let run = create_run(store, "run-a").await;

@@ -210,6 +210,8 @@ macro_rules! __evolution_cases {
             unknown_run_is_not_found,
             list_runs_is_newest_first,
             set_run_status_changes_the_status,
+            transition_run_is_a_compare_and_set,
+            concurrent_transitions_have_one_winner,
             save_generation_is_a_compare_and_set,
             resaving_a_generation_is_idempotent_only_when_identical,
             populations_are_ordered_by_index_and_unique,

@@ -108,6 +108,10 @@ impl EvolutionStore for PassThrough {
         self.evolution.set_run_status(run, status).await
     }
 
+    async fn transition_run(&self, run: &RunId, from: &[RunStatus], to: RunStatus) -> Result<RunRecord> {
+        self.evolution.transition_run(run, from, to).await
+    }
+
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
         self.evolution.save_generation(generation, expected_latest).await
     }

@@ -105,6 +105,28 @@ impl EvolutionStore for DuckDbStore {
         .await
     }
 
+    async fn transition_run(&self, run: &RunId, from: &[RunStatus], to: RunStatus) -> Result<RunRecord> {
+        let (run, from) = (run.clone(), from.to_vec());
+        self.with_writer("changing a run's status", move |connection| {
+            // One writer connection serialises this read and update; the transaction makes them one step.
+            let transaction = connection.transaction().during("starting a transaction")?;
+            let record = load_run(&transaction, &run)?.ok_or_else(|| missing_run(&run))?;
+            if !from.contains(&record.status) {
+                return Ok(record);
+            }
+            transaction
+                .execute(
+                    "UPDATE runs SET status = ?, updated_at_us = ? WHERE id = ?",
+                    params![to.as_str(), Timestamp::now().micros(), run.as_str()],
+                )
+                .during("updating a run's status")?;
+            let record = load_run(&transaction, &run)?.ok_or_else(|| missing_run(&run))?;
+            transaction.commit().during("committing a run's status")?;
+            Ok(record)
+        })
+        .await
+    }
+
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
         let Generation { run, number, individuals } = generation.normalized()?;
         self.with_writer("saving a generation", move |connection| {

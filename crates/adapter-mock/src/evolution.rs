@@ -113,6 +113,16 @@ impl EvolutionStore for MemoryStore {
         Ok(record.clone())
     }
 
+    async fn transition_run(&self, run: &RunId, from: &[RunStatus], to: RunStatus) -> Result<RunRecord> {
+        let mut state = lock(&self.evolution)?;
+        let (_, record) = state.runs.get_mut(run).ok_or_else(|| StoreError::not_found(format!("run {run}")))?;
+        if from.contains(&record.status) {
+            record.status = to;
+            record.updated_at = Timestamp::now();
+        }
+        Ok(record.clone())
+    }
+
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
         let generation = generation.normalized()?;
         let mut state = lock(&self.evolution)?;

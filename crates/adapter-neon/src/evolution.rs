@@ -261,6 +261,24 @@ impl EvolutionStore for NeonStore {
         })
     }
 
+    async fn transition_run(&self, run: &RunId, from: &[RunStatus], to: RunStatus) -> Result<RunRecord> {
+        let (schema, persistent, run) = (self.inner.config.schema.clone(), self.persistent(), run.clone());
+        let from: Vec<String> = from.iter().map(|status| status.as_str().to_string()).collect();
+        transact!(self.inner, "changing a run's status", Idempotency::Idempotent, |c| {
+            // One statement: the row's status is compared and set under its row lock.
+            let sql =
+                format!("UPDATE {schema}.runs SET status = $1, updated_at = now() WHERE id = $2 AND status = ANY($3)");
+            sqlx::query(&sql)
+                .bind(to.as_str())
+                .bind(run.as_str())
+                .bind(&from)
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+            Ok(load_run(c, &schema, run.as_str(), persistent).await?.ok_or_else(|| missing_run(&run))?)
+        })
+    }
+
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
         let Generation { run, number, individuals } = generation.normalized()?;
         let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());

@@ -652,11 +652,15 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
             }
         }
         RunsAction::Cancel { run } => {
-            let record = stores.evolution.get_run(run).await.with_context(|| format!("cannot cancel run {run}"))?;
+            let unfinished = [RunStatus::Pending, RunStatus::Running, RunStatus::Failed, RunStatus::Interrupted];
+            let record = stores
+                .evolution
+                .transition_run(run, &unfinished, RunStatus::Cancelled)
+                .await
+                .with_context(|| format!("cannot cancel run {run}"))?;
             if record.status == RunStatus::Completed {
                 return Err(UsageError(format!("run {run} is already completed")).into());
             }
-            stores.evolution.set_run_status(run, RunStatus::Cancelled).await?;
             println!("run {run} cancelled: workers drop its evaluations at their next heartbeat");
         }
         RunsAction::Resume { run, workers, retry_parked, json: as_json } => {
@@ -666,7 +670,7 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
                 eprintln!("run {run}: {requeued} parked evaluation(s) back in the queue");
             }
             if record.status == RunStatus::Cancelled {
-                record = stores.evolution.set_run_status(run, RunStatus::Running).await?;
+                record = stores.evolution.transition_run(run, &[RunStatus::Cancelled], RunStatus::Running).await?;
             }
             drive(stores, registry, record.spec, *workers, true, 5, *as_json).await?;
         }

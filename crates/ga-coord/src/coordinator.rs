@@ -245,9 +245,18 @@ impl Coordinator {
 
     async fn evolve(&self, spec: &RunSpec, genome_spec: &GenomeSpec, run_config: &RunConfig) -> GaResult<RunRecord> {
         let run = &spec.id;
-        let record = self.evolution.get_run(run).await?;
-        if record.status != RunStatus::Running {
-            self.evolution.set_run_status(run, RunStatus::Running).await?;
+        // Compare-and-set: a cancel (or a completion) stored since `drive` read the run wins.
+        let record = self
+            .evolution
+            .transition_run(run, &[RunStatus::Pending, RunStatus::Failed, RunStatus::Interrupted], RunStatus::Running)
+            .await?;
+        match record.status {
+            RunStatus::Running => {}
+            RunStatus::Completed => return Ok(record),
+            RunStatus::Cancelled => return Err(GaError::Cancelled { run: run.to_string() }),
+            other => {
+                return Err(GaError::Config(format!("run {run} is {other} and cannot be started")));
+            }
         }
         loop {
             let generation = match self.evolution.latest_generation(run).await? {
@@ -289,7 +298,7 @@ impl Coordinator {
                 // Every evaluation was parked: breeding on nothing would only hide the cause.
                 let tasks = self.evolution.list_tasks(run, number).await?;
                 let cause = tasks.iter().find_map(|t| t.error.clone()).unwrap_or_else(|| "no task succeeded".into());
-                self.evolution.set_run_status(run, RunStatus::Failed).await?;
+                self.evolution.transition_run(run, &[RunStatus::Running], RunStatus::Failed).await?;
                 return Err(GaError::Evaluation { run: run.to_string(), generation: number, cause });
             }
             let genomes = parse_all(genome_spec, &generation)?;
@@ -298,7 +307,12 @@ impl Coordinator {
             telemetry::generation_done();
             self.emit(CoordinatorEvent::GenerationDone(stats));
             if number + 1 >= spec.generations {
-                return Ok(self.evolution.set_run_status(run, RunStatus::Completed).await?);
+                let record = self.evolution.transition_run(run, &[RunStatus::Running], RunStatus::Completed).await?;
+                return match record.status {
+                    RunStatus::Completed => Ok(record),
+                    // Cancelled while its last generation was evaluated: the cancel stands.
+                    _ => Err(GaError::Cancelled { run: run.to_string() }),
+                };
             }
             let children = breed(
                 genome_spec,

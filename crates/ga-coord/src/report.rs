@@ -101,10 +101,11 @@ pub async fn interrupt_run(
     holder: &WorkerId,
     role_ttl: Duration,
 ) -> Interruption {
-    let status = match evolution.get_run(run).await {
-        Ok(record) if !record.status.is_active() => Ok(record.status),
-        _ => evolution.set_run_status(run, RunStatus::Interrupted).await.map(|record| record.status),
-    };
+    // Only an active run becomes interrupted; a cancel or completion stored meanwhile stands.
+    let status = evolution
+        .transition_run(run, &[RunStatus::Pending, RunStatus::Running], RunStatus::Interrupted)
+        .await
+        .map(|record| record.status);
     if let Ok(Some(lease)) = evolution.acquire_coordinator(run, holder, role_ttl).await {
         let _ = evolution.release_coordinator(&lease).await;
     }

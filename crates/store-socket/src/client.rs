@@ -403,6 +403,10 @@ impl EvolutionStore for SocketStore {
         expect!(self.client, Request::SetRunStatus { run: run.clone(), status }, Run)
     }
 
+    async fn transition_run(&self, run: &RunId, from: &[RunStatus], to: RunStatus) -> Result<RunRecord> {
+        expect!(self.client, Request::TransitionRun { run: run.clone(), from: from.to_vec(), to }, Run)
+    }
+
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
         expect!(self.client, Request::SaveGeneration { generation, expected_latest }, Done, unit)
     }

@@ -369,6 +369,9 @@ async fn dispatch(served: &Served, request: Request) -> Response {
         Request::SetRunStatus { run, status } => {
             into_response(evolution.set_run_status(&run, status).await, Response::Run)
         }
+        Request::TransitionRun { run, from, to } => {
+            into_response(evolution.transition_run(&run, &from, to).await, Response::Run)
+        }
         Request::SaveGeneration { generation, expected_latest } => {
             into_response(evolution.save_generation(generation, expected_latest).await, |()| Response::Done)
         }

@@ -19,7 +19,7 @@ use strata_core::{
 };
 
 /// The protocol version this build speaks (the `strata_socket` field of the handshake).
-pub const PROTOCOL_VERSION: u64 = 1;
+pub const PROTOCOL_VERSION: u64 = 2;
 
 /// The client's first frame: `{"strata_socket": 1}`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,6 +61,7 @@ pub(crate) enum Request {
     GetRun { run: RunId },
     ListRuns,
     SetRunStatus { run: RunId, status: RunStatus },
+    TransitionRun { run: RunId, from: Vec<RunStatus>, to: RunStatus },
     SaveGeneration { generation: Generation, expected_latest: Option<u32> },
     LoadGeneration { run: RunId, number: u32 },
     LatestGeneration { run: RunId },
@@ -97,6 +98,7 @@ impl Request {
             Request::GetRun { .. } => "get_run",
             Request::ListRuns => "list_runs",
             Request::SetRunStatus { .. } => "set_run_status",
+            Request::TransitionRun { .. } => "transition_run",
             Request::SaveGeneration { .. } => "save_generation",
             Request::LoadGeneration { .. } => "load_generation",
             Request::LatestGeneration { .. } => "latest_generation",
@@ -501,6 +503,7 @@ fn intern(text: String) -> &'static str {
         "get_run",
         "list_runs",
         "set_run_status",
+        "transition_run",
         "save_generation",
         "load_generation",
         "latest_generation",

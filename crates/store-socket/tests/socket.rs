@@ -238,7 +238,9 @@ async fn a_client_of_another_version_is_refused_with_a_message() {
     let path = directory.path().join("s.sock");
     let (_server, _) = serve(&path).await;
     let mut raw = tokio::net::UnixStream::connect(&path).await.unwrap();
-    let hello = br#"{"strata_socket": 2}"#;
+    let other = PROTOCOL_VERSION + 1;
+    let hello = format!(r#"{{"strata_socket": {other}}}"#).into_bytes();
+    let hello = hello.as_slice();
     raw.write_all(&(hello.len() as u32).to_be_bytes()).await.unwrap();
     raw.write_all(hello).await.unwrap();
     let length = raw.read_u32().await.unwrap();
@@ -247,7 +249,10 @@ async fn a_client_of_another_version_is_refused_with_a_message() {
     let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(answer["strata_socket"], PROTOCOL_VERSION);
     let message = answer["error"].as_str().unwrap();
-    assert!(message.contains("version 1") && message.contains("version 2"), "{message}");
+    assert!(
+        message.contains(&format!("version {PROTOCOL_VERSION}")) && message.contains(&format!("version {other}")),
+        "{message}"
+    );
     assert_eq!(raw.read(&mut [0; 1]).await.unwrap(), 0, "the server closes the connection");
 }
 
@@ -261,17 +266,22 @@ async fn a_server_of_another_version_is_refused_with_a_message() {
         let length = stream.read_u32().await.unwrap();
         let mut hello = vec![0; length as usize];
         stream.read_exact(&mut hello).await.unwrap();
-        let answer = br#"{"strata_socket": 2, "stores": "in a format of the future"}"#;
+        let answer = format!(r#"{{"strata_socket": {}, "stores": "in a format of the future"}}"#, PROTOCOL_VERSION + 1);
         stream.write_all(&(answer.len() as u32).to_be_bytes()).await.unwrap();
-        stream.write_all(answer).await.unwrap();
+        stream.write_all(answer.as_bytes()).await.unwrap();
         hello
     });
     let error = SocketStore::connect(&path).await.unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("speaks socket protocol version 2") && message.contains("version 1"), "{message}");
+    let (ours, theirs) = (PROTOCOL_VERSION, PROTOCOL_VERSION + 1);
+    assert!(
+        message.contains(&format!("speaks socket protocol version {theirs}"))
+            && message.contains(&format!("version {ours}")),
+        "{message}"
+    );
     assert!(message.contains("use the same strata build"), "{message}");
     let hello: serde_json::Value = serde_json::from_slice(&fake.await.unwrap()).unwrap();
-    assert_eq!(hello, serde_json::json!({ "strata_socket": 1 }));
+    assert_eq!(hello, serde_json::json!({ "strata_socket": PROTOCOL_VERSION }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,14 @@ use crate::ports::Capabilities;
 /// - `create_run` is idempotent: creating a spec that already exists returns
 ///   the stored run; a *different* spec under the same id is `Conflict`.
 ///   A new run starts `Pending`.
-/// - `get_run` / `set_run_status` on an unknown id are `NotFound`.
+/// - `get_run` / `set_run_status` / `transition_run` on an unknown id are
+///   `NotFound`.
+/// - `transition_run(run, from, to)` is a compare-and-set on the status: it
+///   sets `to` only when the stored status is one of `from`, in one atomic
+///   step, and returns the run as stored afterwards either way (the caller
+///   compares its status with `to`). The coordinator starts, finishes and
+///   fails runs this way, so an operator's `cancel` that lands at the same
+///   moment is never overwritten.
 /// - `list_runs` returns every run, newest first.
 ///
 /// # Generations
@@ -129,7 +136,7 @@ use crate::ports::Capabilities;
 /// | method | [`Idempotency`](crate::policy::Idempotency) | notes |
 /// |---|---|---|
 /// | `get_run`, `list_runs`, `load_generation`, `latest_generation`, `task_counts`, `list_tasks`, `list_workers`, `generation_stats` | `Safe` | reads |
-/// | `create_run`, `set_run_status`, `enqueue_tasks`, `heartbeat`, `requeue_expired`, `requeue_parked`, `register_worker`, `record_generation_stats` | `Idempotent` | a repeat leaves the same state (counts it returns may be 0 the second time) |
+/// | `create_run`, `set_run_status`, `transition_run`, `enqueue_tasks`, `heartbeat`, `requeue_expired`, `requeue_parked`, `register_worker`, `record_generation_stats` | `Idempotent` | a repeat leaves the same state (counts it returns may be 0 the second time) |
 /// | `save_generation` | `Idempotent` | compare-and-set: a repeat of an applied save is `Conflict`; re-read to learn it applied |
 /// | `lease_tasks` | `NotIdempotent` | a repeat grants more leases: never repeat once the request may have reached the store |
 /// | `complete_tasks` | `NotIdempotent` | fenced, so a repeat changes no data, but applied completions then report `Stale`: repeat only when nothing reached the store |
@@ -157,6 +164,9 @@ pub trait EvolutionStore: Send + Sync + std::fmt::Debug + std::fmt::Display + 's
     async fn list_runs(&self) -> Result<Vec<RunRecord>>;
     /// Changes a run's status.
     async fn set_run_status(&self, run: &RunId, status: RunStatus) -> Result<RunRecord>;
+    /// Changes a run's status to `to` only if it is one of `from`, atomically;
+    /// returns the run as stored afterwards (changed or not).
+    async fn transition_run(&self, run: &RunId, from: &[RunStatus], to: RunStatus) -> Result<RunRecord>;
 
     /// Stores a population atomically with a compare-and-set on the latest generation.
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()>;
