@@ -10,6 +10,7 @@
 //! recompiles DuckDB's C++ (tens of minutes on two cores).
 
 mod pg;
+mod policy;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -39,7 +40,9 @@ Commands:
         loopback port); `start` prints its DATABASE_URL.
   tidy  checks repository rules: every .rs file opens with a //! line, core
         depends only on its allowed crates, internal crates are referenced
-        through [workspace.dependencies], one version of arrow in Cargo.lock.
+        through [workspace.dependencies], one version of arrow in Cargo.lock,
+        one major version of arrow, parquet, tokio and hyper, and only
+        permissive licences (xtask/src/policy.rs) in what `strata` links.
 
 Environment:
   DATABASE_URL       PostgreSQL for the tests and benchmarks; when unset,
@@ -73,6 +76,7 @@ fn run(args: &[String]) -> Result<()> {
         Some("pg") => pg::command(&args[1..]),
         Some("tidy") => {
             tidy::check(&root)?;
+            policy::enforce(&root)?;
             println!("tidy: ok");
             Ok(())
         }
@@ -107,6 +111,7 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         step(root, "clippy", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
         let tidy_started = Instant::now();
         tidy::check(root)?;
+        policy::enforce(root)?;
         println!("xtask: tidy ok ({:.1} s)", tidy_started.elapsed().as_secs_f64());
     }
     let mut test_args = vec!["test", "--workspace", "--all-targets", "--no-fail-fast"];
