@@ -40,9 +40,10 @@ Commands:
         loopback port); `start` prints its DATABASE_URL.
   tidy  checks repository rules: every .rs file opens with a //! line, core
         depends only on its allowed crates, internal crates are referenced
-        through [workspace.dependencies], one version of arrow in Cargo.lock,
-        one major version of arrow, parquet, tokio and hyper, and only
-        permissive licences (xtask/src/policy.rs) in what `strata` links.
+        through [workspace.dependencies]; and the dependency policy: one
+        version of arrow, one major version of parquet, tokio and hyper in
+        Cargo.lock, and only permissive licences in what `strata` links
+        (xtask/src/policy.rs).
 
 Environment:
   DATABASE_URL       PostgreSQL for the tests and benchmarks; when unset,

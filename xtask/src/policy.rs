@@ -44,6 +44,15 @@ pub(crate) fn enforce(root: &Path) -> Result<()> {
 pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("reading Cargo.lock")?;
+    // Arrow: one version, not only one major (duckdb's Arrow and ours must be one `RecordBatch` type).
+    let arrow = versions(&lock, "arrow-array");
+    if arrow.len() > 1 {
+        problems.push(format!(
+            "Cargo.lock has {} versions of arrow-array ({}); keep the one duckdb uses",
+            arrow.len(),
+            arrow.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
     for (name, majors) in duplicate_majors(&lock, ONE_MAJOR) {
         problems.push(format!(
             "Cargo.lock has {} major versions of {name} ({}); keep one",
@@ -148,28 +157,39 @@ impl Parser<'_> {
 /// The crates of `names` that Cargo.lock holds in more than one
 /// semver-compatible series (`0.x` counts as its own major).
 fn duplicate_majors(lock: &str, names: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
-    let mut majors: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for block in lock.split("[[package]]") {
-        let field = |key: &str| {
-            block
-                .lines()
-                .find_map(|line| line.strip_prefix(key))
-                .map(|value| value.trim().trim_matches('"').to_string())
-        };
-        let (Some(name), Some(version)) = (field("name = "), field("version = ")) else { continue };
-        if !names.contains(&name.as_str()) {
-            continue;
+    let mut duplicates = BTreeMap::new();
+    for name in names {
+        let majors: BTreeSet<String> = versions(lock, name)
+            .into_iter()
+            .map(|version| {
+                let mut parts = version.split('.');
+                match (parts.next(), parts.next()) {
+                    (Some("0"), Some(minor)) => format!("0.{minor}"),
+                    (Some(major), _) => major.to_string(),
+                    _ => version.clone(),
+                }
+            })
+            .collect();
+        if majors.len() > 1 {
+            duplicates.insert(name.to_string(), majors);
         }
-        let mut parts = version.split('.');
-        let major = match (parts.next(), parts.next()) {
-            (Some("0"), Some(minor)) => format!("0.{minor}"),
-            (Some(major), _) => major.to_string(),
-            _ => version.clone(),
-        };
-        majors.entry(name).or_default().insert(major);
     }
-    majors.retain(|_, set| set.len() > 1);
-    majors
+    duplicates
+}
+
+/// The versions of package `name` in Cargo.lock.
+fn versions(lock: &str, name: &str) -> BTreeSet<String> {
+    lock.split("[[package]]")
+        .filter_map(|block| {
+            let field = |key: &str| {
+                block.lines().find_map(|line| line.strip_prefix(key)).map(|value| value.trim().trim_matches('"'))
+            };
+            if field("name = ")? != name {
+                return None;
+            }
+            field("version = ").map(str::to_string)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -213,6 +233,8 @@ mod tests {
         let found = duplicate_majors(lock, ONE_MAJOR);
         assert_eq!(found.keys().collect::<Vec<_>>(), vec!["hyper", "parquet"], "two tokio 1.x are one major");
         assert_eq!(found["hyper"], BTreeSet::from(["0.14".to_string(), "1".to_string()]));
+        assert_eq!(versions(lock, "tokio"), BTreeSet::from(["1.40.0".to_string(), "1.41.2".to_string()]));
+        assert!(versions(lock, "arrow-array").is_empty());
     }
 
     #[test]
