@@ -2,6 +2,7 @@
 //!
 //! - `cargo xtask test`  formatting check, clippy with `-D warnings`, tidy, every test.
 //! - `cargo xtask bench` ingest and query throughput of every backend, printed as a table.
+//! - `cargo xtask chaos` the fault matrix (scenario x backend) with many rounds, printed as a table.
 //! - `cargo xtask tidy`  repository rules (file headers, dependency direction, lockfile).
 //!
 //! Every cargo invocation here selects the whole workspace (`--workspace
@@ -35,6 +36,16 @@ Commands:
         efs section against pyarrow, the PostgreSQL section against psql, and
         the GA section.
         Defaults: 1,000,000 rows, 10 symbols; `-- --help` lists every option.
+  chaos [--rounds N] [--backends LIST] [--scenarios LIST] [--seed N] [--report FILE]
+        the chaos matrix (crates/compose/tests/chaos.rs): named faults (writer
+        SIGKILLed, writes cancelled, PostgreSQL restarted, PgBouncer killed,
+        connections cut or stalled by a TCP proxy, a full disk, a read-only
+        directory, a locked store, clocks 3 hours off) against memory, duckdb,
+        efs, neon and hybrid, with a table of acknowledged rows, rows found
+        and verdict. `cargo xtask test` runs the short form (4 rounds).
+        Defaults: 25 rounds, every backend and scenario, a random seed (it is
+        printed; pass it back to replay), the JSON report in
+        $CARGO_TARGET_DIR/chaos.json.
   pg start|stop|url
         a PostgreSQL cluster for manual use (initdb + pg_ctl on a free
         loopback port); `start` prints its DATABASE_URL.
@@ -74,6 +85,7 @@ fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&root, &args[1..]),
         Some("bench") => bench(&root, &args[1..]),
+        Some("chaos") => chaos(&root, &args[1..]),
         Some("pg") => pg::command(&args[1..]),
         Some("tidy") => {
             tidy::check(&root)?;
@@ -130,6 +142,41 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     }
     drop(postgres);
     println!("xtask: all checks passed in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn chaos(root: &Path, args: &[String]) -> Result<()> {
+    let mut env: Vec<(&str, String)> =
+        vec![("STRATA_REQUIRE_SERVICES", "1".into()), ("STRATA_CHAOS_ROUNDS", "25".into())];
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let mut report = target.join("chaos.json");
+    let mut rest = args.iter();
+    while let Some(option) = rest.next() {
+        let variable = match option.as_str() {
+            "--rounds" => "STRATA_CHAOS_ROUNDS",
+            "--backends" => "STRATA_CHAOS_BACKENDS",
+            "--scenarios" => "STRATA_CHAOS_SCENARIOS",
+            "--seed" => "STRATA_CHAOS_SEED",
+            "--report" => "STRATA_CHAOS_REPORT",
+            other => bail!("unknown option {other:?} for `cargo xtask chaos`\n\n{HELP}"),
+        };
+        let value = rest.next().with_context(|| format!("{option} needs a value"))?;
+        if variable == "STRATA_CHAOS_REPORT" {
+            report = PathBuf::from(value);
+        } else {
+            env.retain(|(name, _)| *name != variable);
+            env.push((variable, value.clone()));
+        }
+    }
+    env.push(("STRATA_CHAOS_REPORT", report.display().to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    step(
+        root,
+        "chaos",
+        &["test", "--workspace", "--test", "chaos", "--", "chaos_matrix", "--exact", "--nocapture"],
+        &env,
+    )?;
+    println!("xtask: chaos report {}", report.display());
     Ok(())
 }
 

@@ -105,6 +105,18 @@ pub(crate) fn check_can_create(path: &Path) -> Result<()> {
 
 /// The error for opening a file this user cannot write in a writing mode.
 pub(crate) fn read_only_error(path: &Path) -> StoreError {
+    // Appending nothing changes nothing; its error tells a read-only mount from file permissions.
+    let mount_is_read_only = fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .is_err_and(|error| error.kind() == std::io::ErrorKind::ReadOnlyFilesystem);
+    if mount_is_read_only {
+        return StoreError::invalid(format!(
+            "the DuckDB store {} is on a filesystem mounted read-only, and this opens it for writing; remount \
+             it read-write or use a store on a writable disk (reading works as is)",
+            path.display()
+        ));
+    }
     StoreError::invalid(format!(
         "the DuckDB store {} is read-only for this user, and this opens it for writing; make it writable \
          (chmod u+w {}, and its .wal if there is one) or use a store you can write (reading works as is)",

@@ -18,8 +18,11 @@ pub(crate) fn io_error(operation: &str, path: &Path, error: io::Error) -> StoreE
     let shown = path.display();
     let remedy = match error.kind() {
         io::ErrorKind::NotFound => "it does not exist: check that the share is mounted and the path is right",
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+        io::ErrorKind::PermissionDenied => {
             "permission denied: this user needs read and write access to the dataset root (check the mount's uid/gid and mode, and that it is not mounted read-only)"
+        }
+        io::ErrorKind::ReadOnlyFilesystem => {
+            "the filesystem is mounted read-only: remount it read-write to write (reading works as is)"
         }
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
             "the filesystem is full or over quota: free space or raise the quota, then retry"

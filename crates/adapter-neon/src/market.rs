@@ -155,7 +155,9 @@ impl NeonStore {
     async fn write_validated(&self, batch: &BarBatch) -> Result<()> {
         let schema_name = self.inner.config.schema.clone();
         let chunk_rows = self.inner.config.batch_rows.max(1);
-        transact!(self.inner, "writing bars", Idempotency::Idempotent, |c| {
+        // The overlap probe and a savepoint, then a COPY and an upsert per chunk.
+        let statements = u32::try_from(batch.len().div_ceil(chunk_rows) * 2 + 2).unwrap_or(u32::MAX);
+        transact!(self.inner, "writing bars", Idempotency::Idempotent, statements = statements, |c| {
             copy_and_upsert(c, &schema_name, batch, chunk_rows).await
         })
     }

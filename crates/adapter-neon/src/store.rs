@@ -346,7 +346,11 @@ pub(crate) async fn connect(config: NeonConfig) -> Result<Inner> {
 /// `&mut PgConnection` needs a higher-ranked lifetime, and rustc cannot prove
 /// such futures `Send` around sqlx's `Executor` impls.
 macro_rules! transact {
-    ($inner:expr, $what:expr, $idempotency:expr, |$c:ident| $body:block) => {{
+    ($inner:expr, $what:expr, $idempotency:expr, |$c:ident| $body:block) => {
+        $crate::store::transact!($inner, $what, $idempotency, statements = 2, |$c| $body)
+    };
+    // A body of more statements (a write in chunks) gets a longer stall deadline.
+    ($inner:expr, $what:expr, $idempotency:expr, statements = $statements:expr, |$c:ident| $body:block) => {{
         let inner: &$crate::store::Inner = &$inner;
         let started = ::std::time::Instant::now();
         let mut attempt: u32 = 0;
@@ -359,7 +363,7 @@ macro_rules! transact {
                 ::std::boxed::Box::pin(async {
                     let mut transaction = inner.begin_attempt().await.map_err(|failure| (failure, false))?;
                     let value = {
-                        let $c: &mut ::sqlx::PgConnection = &mut *transaction;
+                        let $c: &mut ::sqlx::PgConnection = transaction.connection();
                         let body: ::futures::future::BoxFuture<'_, ::std::result::Result<_, $crate::error::Failure>> =
                             ::std::boxed::Box::pin($crate::store::typed_body(async { $body }));
                         body.await
@@ -370,12 +374,20 @@ macro_rules! transact {
                             Err(error) => Err(($crate::error::Failure::Db(error), true)),
                         },
                         Err(failure) => {
-                            let _ = transaction.rollback().await;
+                            transaction.rollback().await;
                             Err((failure, false))
                         }
                     }
                 });
-            match outcome.await {
+            // A connection that stops answering (a black-holed network, a dead
+            // NAT entry) would otherwise hang the call until TCP gives up,
+            // hours later: each attempt has a deadline (see `attempt_deadline`).
+            let deadline = inner.attempt_deadline($statements);
+            let outcome = match ::tokio::time::timeout(deadline, outcome).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(($crate::store::stalled(deadline), true)),
+            };
+            match outcome {
                 Ok(value) => break Ok(value),
                 Err((failure, reached_server)) => {
                     match inner.retry_delay(&failure, reached_server, $idempotency, attempt, started, $what) {
@@ -391,6 +403,60 @@ macro_rules! transact {
 }
 pub(crate) use transact;
 
+/// One attempt's transaction on a pooled connection. Its connection goes
+/// back to the pool only after a `COMMIT` or `ROLLBACK` that the server
+/// answered; an attempt that does not get there (its future dropped by a
+/// caller's timeout or a cancelled task, a failed `COMMIT`) closes it instead.
+/// sqlx cannot always bring such a connection back in step with the server:
+/// a `COPY` cut off mid-stream leaves it reading the wrong answers, and the
+/// next operation on it fails ("unexpected connection status after
+/// attempting to begin transaction"), as the chaos matrix's `write-cancelled`
+/// scenario showed.
+pub(crate) struct Attempt {
+    connection: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    finished: bool,
+}
+
+impl Attempt {
+    /// The connection, inside the transaction.
+    pub(crate) fn connection(&mut self) -> &mut PgConnection {
+        &mut self.connection
+    }
+
+    /// `COMMIT`; on an error the outcome is unknown and the connection is closed.
+    pub(crate) async fn commit(mut self) -> std::result::Result<(), sqlx::Error> {
+        self.connection().execute(sqlx::raw_sql("COMMIT")).await?;
+        self.finished = true;
+        Ok(())
+    }
+
+    /// `ROLLBACK`; the connection is closed when that fails too.
+    pub(crate) async fn rollback(mut self) {
+        self.finished = self.connection().execute(sqlx::raw_sql("ROLLBACK")).await.is_ok();
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.connection.close_on_drop();
+        }
+    }
+}
+
+/// The failure of an attempt that got no answer before its deadline. The
+/// server may have committed it: only idempotent operations are repeated.
+pub(crate) fn stalled(deadline: Duration) -> Failure {
+    Failure::Db(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "no answer from the server within {} s: the connection stalled (a network that drops packets \
+             silently, or a server that stopped responding)",
+            deadline.as_secs()
+        ),
+    )))
+}
+
 /// Pins a transaction body's type so `?` inside it converts to [`Failure`].
 pub(crate) fn typed_body<T, F>(body: F) -> F
 where
@@ -405,12 +471,21 @@ impl Inner {
         telemetry::pool(self.metrics_label, &self.pool, self.config.max_connections.max(1));
     }
 
+    /// The longest one attempt of `statements` statements may take before it
+    /// counts as stalled: getting a connection, each statement up to
+    /// `statement_timeout` (the server cancels longer ones itself, so a
+    /// healthy server always answers sooner), and a margin for the round trips.
+    pub(crate) fn attempt_deadline(&self, statements: u32) -> Duration {
+        self.config.acquire_timeout + self.config.statement_timeout * statements.max(1) + Duration::from_secs(5)
+    }
+
     /// Starts one attempt: a pooled connection, `BEGIN`, the `SET LOCAL` timeouts.
-    pub(crate) async fn begin_attempt(
-        &self,
-    ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, Failure> {
+    pub(crate) async fn begin_attempt(&self) -> std::result::Result<Attempt, Failure> {
+        let mut attempt = Attempt { connection: self.pool.acquire().await?, finished: false };
         // One round trip: BEGIN and the SET LOCAL timeouts as one simple query.
-        Ok(self.pool.begin_with(format!("BEGIN; {}", self.set_local)).await?)
+        let begin = format!("BEGIN; {}", self.set_local);
+        attempt.connection().execute(sqlx::raw_sql(&begin)).await?;
+        Ok(attempt)
     }
 
     /// After a failed attempt: how long to wait before the next one, or

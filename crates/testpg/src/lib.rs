@@ -447,14 +447,7 @@ impl Bouncer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default();
-                return Err(io::Error::other(format!("pgbouncer did not listen within 15 s: {log}")));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_listener(port, &dir)?;
         Ok(Bouncer { dir, port, child })
     }
 
@@ -463,10 +456,48 @@ impl Bouncer {
         self.port
     }
 
+    /// SIGKILLs PgBouncer (a crash: every client connection drops at once).
+    pub fn kill(&mut self) -> io::Result<()> {
+        // `runuser` does not pass SIGKILL on: kill pgbouncer itself by its pid file.
+        let pid_file = self.dir.join("pgbouncer.pid");
+        let pid = std::fs::read_to_string(&pid_file)?;
+        check(Command::new("kill").arg("-KILL").arg(pid.trim()).output()?, "kill pgbouncer")?;
+        let _ = self.child.kill();
+        self.child.wait()?;
+        let _ = std::fs::remove_file(pid_file);
+        Ok(())
+    }
+
+    /// Starts PgBouncer again after [`Bouncer::kill`], on the same port.
+    pub fn restart(&mut self) -> io::Result<()> {
+        let bin =
+            pgbouncer_bin().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "pgbouncer is not installed"))?;
+        self.child = server_command(&bin, is_root())
+            .arg(self.dir.join("pgbouncer.ini"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        wait_for_listener(self.port, &self.dir)
+    }
+
     /// A URL for `user` on `database` through the bouncer.
     pub fn url_for(&self, user: &str, database: &str) -> String {
         format!("postgres://{user}@127.0.0.1:{}/{database}", self.port)
     }
+}
+
+/// Waits (15 s at most) until PgBouncer of `dir` listens on `port`.
+fn wait_for_listener(port: u16, dir: &Path) -> io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default();
+            return Err(io::Error::other(format!("pgbouncer did not listen within 15 s: {log}")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 impl Drop for Bouncer {
