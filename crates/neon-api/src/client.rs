@@ -144,18 +144,32 @@ pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     Backoff::new(policy.base_delay, policy.max_delay, Duration::MAX).delay(attempt)
 }
 
+/// What replaces the API key in text a server sent back.
+const KEY_MASK: &str = "***";
+
+/// `text` with every occurrence of `api_key` replaced by [`KEY_MASK`].
+fn without_key(text: &str, api_key: &str) -> String {
+    if api_key.is_empty() { text.to_owned() } else { text.replace(api_key, KEY_MASK) }
+}
+
 /// Summarises an error body: the API's JSON `{code, message, request_id}`, or the
 /// text of a non-JSON body (an HTML page from a proxy) without its tags.
-fn decode_error_body(status: StatusCode, body: &[u8]) -> (String, String, Option<String>) {
-    if let Ok(serde_json::Value::Object(object)) = serde_json::from_slice::<serde_json::Value>(body) {
-        let code = object.get("code").and_then(|code| code.as_str()).unwrap_or_default().to_owned();
-        let message = object.get("message").and_then(|message| message.as_str()).map(str::to_owned);
-        let request_id = object.get("request_id").and_then(|id| id.as_str()).map(str::to_owned);
+///
+/// `api_key` is masked in the body first and in what is taken from it: a server
+/// or proxy that quotes the request back (its `Authorization` header, or "the API
+/// key ... is not valid") must not put the key into an error message.
+fn decode_error_body(status: StatusCode, body: &[u8], api_key: &str) -> (String, String, Option<String>) {
+    let text = without_key(&String::from_utf8_lossy(body), api_key);
+    if let Ok(serde_json::Value::Object(object)) = serde_json::from_str::<serde_json::Value>(&text) {
+        let field =
+            |name: &str| object.get(name).and_then(|value| value.as_str()).map(|value| without_key(value, api_key));
+        let code = field("code").unwrap_or_default();
+        let message = field("message");
+        let request_id = field("request_id");
         if let Some(message) = message {
             return (code, message, request_id);
         }
     }
-    let text = String::from_utf8_lossy(body);
     let mut plain = String::new();
     let mut in_tag = false;
     for character in text.chars() {
@@ -301,7 +315,8 @@ impl NeonClient {
             telemetry::request(call.method_name, call.route, status, attempt_started.elapsed());
             let (error, retryable, retry_after, reason) = match outcome {
                 Ok((status, headers, body)) => {
-                    let request_id = header_text(&headers, REQUEST_ID_HEADER);
+                    let api_key = config.api_key.expose();
+                    let request_id = header_text(&headers, REQUEST_ID_HEADER).map(|id| without_key(&id, api_key));
                     tracing::debug!(
                         method = call.method_name,
                         route = call.route,
@@ -314,7 +329,7 @@ impl NeonClient {
                     if status.is_success() {
                         return Ok(body);
                     }
-                    let (code, message, body_request_id) = decode_error_body(status, &body);
+                    let (code, message, body_request_id) = decode_error_body(status, &body, api_key);
                     let retry_after = header_text(&headers, RETRY_AFTER.as_str())
                         .and_then(|value| parse_retry_after(&value, std::time::SystemTime::now()));
                     let retryable = match status.as_u16() {
@@ -1178,12 +1193,34 @@ mod tests {
     #[test]
     fn html_error_bodies_become_readable_messages() {
         let (code, message, request_id) =
-            decode_error_body(StatusCode::BAD_GATEWAY, b"<html><body><h1>502 Bad Gateway</h1></body></html>");
+            decode_error_body(StatusCode::BAD_GATEWAY, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "key");
         assert_eq!(code, "");
         assert!(message.contains("Bad Gateway (non-JSON response body: 502 Bad Gateway)"), "{message}");
         assert!(request_id.is_none());
-        let (code, message, request_id) =
-            decode_error_body(StatusCode::CONFLICT, br#"{"code":"","message":"branch exists","request_id":"r1"}"#);
+        let (code, message, request_id) = decode_error_body(
+            StatusCode::CONFLICT,
+            br#"{"code":"","message":"branch exists","request_id":"r1"}"#,
+            "key",
+        );
         assert_eq!((code.as_str(), message.as_str(), request_id.as_deref()), ("", "branch exists", Some("r1")));
+    }
+
+    #[test]
+    fn an_api_key_quoted_back_in_an_error_body_is_masked() {
+        let key = "napi_k3y";
+        let (code, message, request_id) = decode_error_body(
+            StatusCode::UNAUTHORIZED,
+            br#"{"code":"napi_k3y","message":"the API key napi_k3y is not valid","request_id":"napi_k3y"}"#,
+            key,
+        );
+        assert_eq!(
+            (code.as_str(), message.as_str(), request_id.as_deref()),
+            ("***", "the API key *** is not valid", Some("***"))
+        );
+        // A proxy's page is cut to 200 characters, here in the middle of the key: it is
+        // masked before the cut, so no prefix of it is left either.
+        let page = format!("<html><body><pre>{}Bearer {key}</pre></body></html>", "x ".repeat(95));
+        let (_, message, _) = decode_error_body(StatusCode::BAD_GATEWAY, page.as_bytes(), key);
+        assert!(message.contains("x Bearer ***") && !message.contains("nap"), "{message}");
     }
 }
