@@ -66,6 +66,8 @@ const NEON_PERMANENT_MESSAGES: [&str; 4] = ["endpoint is disabled", "quota", "pr
 /// Classifies a sqlx error for retrying.
 pub(crate) fn transience(error: &sqlx::Error) -> Transience {
     match error {
+        // rustls reports a refused certificate as an I/O error: retrying does not change the certificate.
+        sqlx::Error::Io(io) if is_certificate_rejection(io) => Transience::Never,
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => Transience::Always,
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
@@ -88,6 +90,13 @@ pub(crate) fn transience(error: &sqlx::Error) -> Transience {
     }
 }
 
+/// Whether an I/O error is a TLS certificate the client refused (rustls
+/// wraps it in an `InvalidData` I/O error, not in `sqlx::Error::Tls`).
+fn is_certificate_rejection(io: &std::io::Error) -> bool {
+    let text = io.to_string().to_ascii_lowercase();
+    text.contains("invalid peer certificate") || text.contains("certificate verify failed")
+}
+
 /// Why a connection attempt failed, as far as [`connect_failure_verdict`] cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConnectFailure {
@@ -96,6 +105,8 @@ pub(crate) enum ConnectFailure {
     /// The host name does not resolve (NXDOMAIN / `EAI_NONAME`), as opposed
     /// to a resolver that could not be reached, which may pass.
     NameNotResolved,
+    /// The server's TLS certificate was refused (unknown issuer, wrong host).
+    CertificateRejected,
     /// Anything else (reset, EOF, timeout, a server error).
     Other,
 }
@@ -106,6 +117,9 @@ impl ConnectFailure {
         let sqlx::Error::Io(io) = error else { return ConnectFailure::Other };
         if io.kind() == std::io::ErrorKind::ConnectionRefused {
             return ConnectFailure::Refused;
+        }
+        if is_certificate_rejection(io) {
+            return ConnectFailure::CertificateRejected;
         }
         let text = io.to_string().to_ascii_lowercase();
         // glibc/musl (EAI_NONAME, EAI_NODATA), macOS, Windows (WSAHOST_NOT_FOUND).
@@ -168,6 +182,10 @@ pub(crate) fn connect_failure_verdict(host: &str, port: u16, failure: ConnectFai
         ConnectFailure::Refused if is_local_or_private_host(host) => {
             Some(format!("connection refused by {address}: no PostgreSQL server is listening there"))
         }
+        ConnectFailure::CertificateRejected => Some(format!(
+            "the TLS certificate of {address} was refused: with sslmode=verify-full it must chain to sslrootcert \
+             (or the platform roots) and name the host"
+        )),
         ConnectFailure::Refused | ConnectFailure::Other => None,
     }
 }
@@ -289,6 +307,18 @@ impl Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_certificate_is_not_retried() {
+        let rejected = sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "invalid peer certificate: UnknownIssuer",
+        ));
+        assert_eq!(transience(&rejected), Transience::Never);
+        assert_eq!(ConnectFailure::of(&rejected), ConnectFailure::CertificateRejected);
+        let verdict = connect_failure_verdict("db.example.com", 5432, ConnectFailure::CertificateRejected);
+        assert!(verdict.is_some_and(|text| text.contains("certificate of db.example.com:5432 was refused")));
+    }
 
     #[test]
     fn io_errors_are_transient_and_unavailable() {
