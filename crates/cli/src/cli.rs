@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use strata_core::{Symbol, Timestamp};
 use strata_formats::BarFileFormat;
@@ -72,8 +73,61 @@ pub(crate) fn command() -> clap::Command {
 
 /// Parses the process's arguments with [`command`]; prints help or an error and exits when asked.
 pub(crate) fn parse() -> Cli {
-    let matches = command().get_matches();
+    let matches = command().try_get_matches().unwrap_or_else(|error| with_source(error).exit());
     Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.format(&mut command()).exit())
+}
+
+/// `error` with a tip naming where the bad input came from when clap's message does not: the
+/// environment variable behind a flag's rejected value (clap names only the flag), or the argument
+/// or variable that is not UTF-8 (clap names none).
+fn with_source(mut error: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+    fn variables(command: &clap::Command, found: &mut Vec<(String, String)>) {
+        for arg in command.get_arguments() {
+            if let (Some(long), Some(env)) = (arg.get_long(), arg.get_env().and_then(|env| env.to_str())) {
+                found.push((format!("--{long}"), env.to_string()));
+            }
+        }
+        command.get_subcommands().for_each(|subcommand| variables(subcommand, found));
+    }
+    let mut found = Vec::new();
+    variables(&command(), &mut found);
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut tips = Vec::new();
+    if error.kind() == ErrorKind::InvalidUtf8 {
+        for (position, arg) in args.iter().enumerate().skip(1).filter(|(_, arg)| arg.to_str().is_none()) {
+            tips.push(format!("argument {position}, {:?}, is not valid UTF-8", arg.to_string_lossy()));
+        }
+        for (_, variable) in &found {
+            if std::env::var_os(variable).is_some_and(|value| value.to_str().is_none()) {
+                tips.push(format!("the environment variable {variable} is not valid UTF-8"));
+            }
+        }
+        tips.dedup();
+    } else if let Some(ContextValue::String(invalid)) = error.get(ContextKind::InvalidArg) {
+        let flag = invalid.split([' ', '=']).next().unwrap_or_default();
+        let given = args
+            .iter()
+            .filter_map(|arg| arg.to_str())
+            .any(|arg| arg.strip_prefix(flag).is_some_and(|rest| rest.is_empty() || rest.starts_with('=')));
+        if let Some((_, variable)) = found.iter().find(|(long, _)| long == flag)
+            && !given
+            && std::env::var_os(variable).is_some()
+            && !error.to_string().contains(variable.as_str())
+        {
+            tips.push(format!("the value comes from the environment variable {variable}"));
+        }
+    }
+    if !tips.is_empty() {
+        let mut all = match error.get(ContextKind::Suggested) {
+            Some(ContextValue::StyledStrs(existing)) => existing.clone(),
+            _ => Vec::new(),
+        };
+        all.extend(tips.into_iter().map(clap::builder::StyledStr::from));
+        error.insert(ContextKind::Suggested, ContextValue::StyledStrs(all));
+    }
+    error
 }
 
 /// The subcommands.
@@ -274,8 +328,9 @@ pub(crate) struct MigrateArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("destination").required(true).args(["output", "ingest"])))]
 pub(crate) struct GenerateArgs {
-    /// Number of symbols (SYN000, SYN001, ...).
-    #[arg(long, value_name = "N")]
+    /// Number of symbols (SYN000, SYN001, ...), at most 1,000,000.
+    // Bounded: the names are made up front, so 18446744073709551615 was a capacity-overflow panic.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(..=1_000_000).map(|n| n as usize))]
     pub(crate) symbols: usize,
     /// Bars per symbol.
     #[arg(long, value_name = "N")]

@@ -59,7 +59,7 @@ pub(crate) struct EvolveArgs {
     #[arg(long, value_name = "N")]
     pub(crate) workers: Option<u32>,
     /// Trading cost in basis points of the traded amount.
-    #[arg(long, default_value_t = 5.0, value_name = "BPS")]
+    #[arg(long, default_value_t = 5.0, value_name = "BPS", value_parser = finite_bps)]
     pub(crate) cost_bps: f64,
     /// What the fitness rewards.
     #[arg(long, value_enum, default_value_t = ObjectiveArg::Sharpe)]
@@ -86,6 +86,16 @@ pub(crate) struct EvolveArgs {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) metrics: crate::serve::MetricsArgs,
+}
+
+/// `--cost-bps`: a finite number. NaN and the infinities (`1e309` too) have no JSON form, so a run
+/// stored with one could never be read back.
+fn finite_bps(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|bps| bps.is_finite())
+        .ok_or_else(|| "expected a finite number of basis points".to_string())
 }
 
 /// The built-in strategies' names, as in [`StrategyRegistry::default`] (a test checks).

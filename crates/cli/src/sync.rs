@@ -6,7 +6,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use strata_core::{Symbol, Timestamp};
@@ -116,9 +116,12 @@ pub(crate) async fn sync(args: &SyncArgs, storage: &StorageConfig) -> Result<Exi
 /// `strata copy A B` (`repair` false) and `strata verify A B [--repair]`.
 pub(crate) async fn compare(args: &CompareArgs, storage: &StorageConfig, copy: bool) -> Result<ExitCode> {
     check_window(args.start, args.end)?;
-    let source = open_url(&args.source, Access::Read, storage).await?;
+    // Named as in the usage line: an error inside a PostgreSQL URL (`?schema=`, a port) says not which store.
+    let source = open_url(&args.source, Access::Read, storage).await.context("cannot open the source store <A>")?;
     let writes = copy || args.repair;
-    let target = open_url(&args.target, if writes { Access::Write } else { Access::Read }, storage).await?;
+    let target = open_url(&args.target, if writes { Access::Write } else { Access::Read }, storage)
+        .await
+        .context("cannot open the target store <B>")?;
     let selection = Selection { symbols: args.symbols.clone(), start: args.start, end: args.end };
     let started = Instant::now();
     let bar = day_bar();

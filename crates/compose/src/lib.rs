@@ -519,7 +519,8 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
                      {DEFAULT_DUCKDB_PATH}; to load {given} into the store, use `strata ingest {given}`"
                 )
             } else {
-                String::new()
+                // Say where the path came from, as the not-found message above does.
+                " (--duckdb-path or STRATA_DUCKDB_PATH)".to_string()
             };
             return Err(UsageError(format!("cannot open the DuckDB store {given}: {error}{hint}")).into());
         }
@@ -776,11 +777,12 @@ async fn hybrid_stores(config: &StorageConfig, access: Access, open: &mut OpenBa
         PathBuf::from(name)
     });
     let mut hybrid = HybridConfig::new(state_dir);
+    // Saturating: `--hybrid-hot-days 18446744073709551615` means "always hot", not an overflow.
     if let Some(days) = settings.hot_days {
-        hybrid.routing.hot = Duration::from_secs(days * 86_400);
+        hybrid.routing.hot = Duration::from_secs(days.saturating_mul(86_400));
     }
     if let Some(days) = settings.warm_days {
-        hybrid.routing.warm = Duration::from_secs(days * 86_400).max(hybrid.routing.hot);
+        hybrid.routing.warm = Duration::from_secs(days.saturating_mul(86_400)).max(hybrid.routing.hot);
     }
     if let Some(timeout) = settings.primary_timeout {
         hybrid.primary_timeout = timeout;

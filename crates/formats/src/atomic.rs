@@ -33,16 +33,26 @@ impl AtomicFile {
         &self.path
     }
 
-    /// Flushes, syncs the data to disk and renames the file into place.
+    /// Flushes, syncs the data to disk and renames the file into place; on
+    /// failure (the path is a directory, say) `PATH.partial` is removed.
     pub fn commit(mut self) -> io::Result<()> {
         let Some(writer) = self.writer.take() else { return Ok(()) };
-        let file = writer.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        std::fs::rename(&self.partial, &self.path).map_err(|error| {
-            let (from, to) = (self.partial.display(), self.path.display());
-            io::Error::new(error.kind(), format!("cannot rename {from} to {to}: {error}"))
-        })
+        let committed = sync_and_rename(writer, &self.partial, &self.path);
+        if committed.is_err() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+        committed
     }
+}
+
+/// Flushes and syncs `writer`, the file at `partial`, and renames it to `path`.
+fn sync_and_rename(writer: BufWriter<File>, partial: &Path, path: &Path) -> io::Result<()> {
+    let file = writer.into_inner().map_err(io::IntoInnerError::into_error)?;
+    file.sync_all()?;
+    std::fs::rename(partial, path).map_err(|error| {
+        let (from, to) = (partial.display(), path.display());
+        io::Error::new(error.kind(), format!("cannot rename {from} to {to}: {error}"))
+    })
 }
 
 impl Write for AtomicFile {

@@ -65,8 +65,8 @@ impl Routing {
     pub fn describe(&self) -> String {
         format!(
             "hot < {} days, warm < {} days, older from the primary",
-            self.hot.as_micros() as i64 / DAY_MICROS,
-            self.warm.as_micros() as i64 / DAY_MICROS
+            i64::try_from(self.hot.as_micros()).unwrap_or(i64::MAX) / DAY_MICROS,
+            i64::try_from(self.warm.as_micros()).unwrap_or(i64::MAX) / DAY_MICROS
         )
     }
 }
