@@ -83,6 +83,11 @@ pub(crate) fn transience(error: &sqlx::Error) -> Transience {
                 _ => Transience::Never,
             }
         }
+        // A garbled answer while the connection is being set up (TLS negotiation, startup):
+        // nothing was done yet, and a new connection is the remedy.
+        sqlx::Error::Protocol(message) if message.contains("SSLRequest") || message.contains("startup") => {
+            Transience::Always
+        }
         sqlx::Error::Protocol(message) if message.to_ascii_lowercase().contains("connection") => {
             Transience::IfIdempotent
         }
@@ -307,6 +312,13 @@ impl Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_garbled_answer_while_connecting_is_transient() {
+        let garbled = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        assert_eq!(transience(&garbled), Transience::Always);
+        assert!(matches!(classify(garbled, "writing bars"), StoreError::Unavailable { .. }));
+    }
 
     #[test]
     fn a_refused_certificate_is_not_retried() {

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use sqlx::Executor as _;
-use sqlx::{Connection as _, PgConnection, Row as _};
+use sqlx::{PgConnection, Row as _};
 use strata_core::bar::{MAX_TIMESTAMP, MIN_TIMESTAMP};
 use strata_core::{
     BarBatch, BarQuery, DayDigest, DigestQuery, HealthReport, MarketDataStore, MarketSummary, Result, StoreError,
@@ -287,7 +287,13 @@ impl NeonStore {
         loop {
             attempt += 1;
             let mut delivered = false;
-            match self.stream_once(sql, sender, &mut delivered).await {
+            // The server ends the COPY within statement_timeout: a stream that
+            // outlives that (and the connect timeout, and a margin) is stalled.
+            let deadline = self.inner.attempt_deadline(1);
+            let outcome = tokio::time::timeout(deadline, self.stream_once(sql, sender, &mut delivered))
+                .await
+                .unwrap_or_else(|_| Err(crate::store::stalled_error(deadline)));
+            match outcome {
                 Ok(()) => return Ok(()),
                 Err(error) => {
                     let transient = transience_of(&error) == Transience::Always;
@@ -307,14 +313,16 @@ impl NeonStore {
         sender: &mpsc::Sender<Result<BarBatch>>,
         delivered: &mut bool,
     ) -> std::result::Result<(), sqlx::Error> {
-        let mut connection = self.inner.pool.acquire().await?;
+        // An attempt whose COPY is abandoned half-read (the consumer went away,
+        // the future was dropped, a decode error) closes its connection
+        // instead of returning it to the pool out of step with the server.
+        let mut transaction = self.inner.begin_attempt().await?;
         let mut consumer_gone = false;
         {
-            let mut transaction = connection.begin_with(format!("BEGIN; {}", self.inner.set_local)).await?;
             let mut decoder = CopyDecoder::new(self.inner.config.batch_rows);
             let mut ready = Vec::new();
             {
-                let mut chunks = transaction.copy_out_raw(sql).await?;
+                let mut chunks = transaction.connection().copy_out_raw(sql).await?;
                 'read: while let Some(chunk) = chunks.next().await {
                     let chunk = chunk?;
                     if let Err(error) = decoder.feed(&chunk, &mut ready) {
@@ -341,10 +349,6 @@ impl NeonStore {
                 }
                 transaction.commit().await?;
             }
-        }
-        if consumer_gone {
-            // The COPY was abandoned half-read: close this connection rather than reuse it.
-            let _ = connection.close().await;
         }
         Ok(())
     }

@@ -361,7 +361,8 @@ macro_rules! transact {
             // for nested async blocks holding sqlx executors).
             let outcome: ::futures::future::BoxFuture<'_, ::std::result::Result<_, ($crate::error::Failure, bool)>> =
                 ::std::boxed::Box::pin(async {
-                    let mut transaction = inner.begin_attempt().await.map_err(|failure| (failure, false))?;
+                    let mut transaction =
+                        inner.begin_attempt().await.map_err(|error| ($crate::error::Failure::Db(error), false))?;
                     let value = {
                         let $c: &mut ::sqlx::PgConnection = transaction.connection();
                         let body: ::futures::future::BoxFuture<'_, ::std::result::Result<_, $crate::error::Failure>> =
@@ -447,14 +448,19 @@ impl Drop for Attempt {
 /// The failure of an attempt that got no answer before its deadline. The
 /// server may have committed it: only idempotent operations are repeated.
 pub(crate) fn stalled(deadline: Duration) -> Failure {
-    Failure::Db(sqlx::Error::Io(std::io::Error::new(
+    Failure::Db(stalled_error(deadline))
+}
+
+/// The driver-level error of [`stalled`].
+pub(crate) fn stalled_error(deadline: Duration) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
         format!(
             "no answer from the server within {} s: the connection stalled (a network that drops packets \
              silently, or a server that stopped responding)",
             deadline.as_secs()
         ),
-    )))
+    ))
 }
 
 /// Pins a transaction body's type so `?` inside it converts to [`Failure`].
@@ -480,7 +486,7 @@ impl Inner {
     }
 
     /// Starts one attempt: a pooled connection, `BEGIN`, the `SET LOCAL` timeouts.
-    pub(crate) async fn begin_attempt(&self) -> std::result::Result<Attempt, Failure> {
+    pub(crate) async fn begin_attempt(&self) -> std::result::Result<Attempt, sqlx::Error> {
         let mut attempt = Attempt { connection: self.pool.acquire().await?, finished: false };
         // One round trip: BEGIN and the SET LOCAL timeouts as one simple query.
         let begin = format!("BEGIN; {}", self.set_local);

@@ -850,6 +850,10 @@ fn proxy_stall(lab: &mut Lab, backend: Backend) -> Outcome {
             }
         };
         let took = stalled_at.elapsed();
+        // A read through the stalled link answers too (an error, or the hybrid's cache), within the bound.
+        let read_started = Instant::now();
+        let read = tokio::time::timeout(bound, census(stores.market.as_ref())).await;
+        let read_took = read_started.elapsed();
         proxy.stall(false);
         proxy.cut();
         let carried_on = stream.more_acks(5, Duration::from_secs(60)).await;
@@ -857,11 +861,16 @@ fn proxy_stall(lab: &mut Lab, backend: Backend) -> Outcome {
         if !answered {
             return Err(format!("writes hung through a stall of {took:.1?} (bound {bound:?})"));
         }
+        let read = match read {
+            Err(_) => return Err(format!("a read hung through the stall (bound {bound:?})")),
+            Ok(Ok(_)) => "the read answered from the cache".to_string(),
+            Ok(Err(_)) => format!("the read failed after {read_took:.1?}"),
+        };
         if !carried_on {
             return Err(format!("the same store did not carry on after the stall ({})", error_note(&errors)));
         }
         check_error_kinds(&errors)?;
-        let note = format!("answered {took:.1?} into the stall; {}", error_note(&errors));
+        let note = format!("the write answered {took:.1?} into the stall, {read}; {}", error_note(&errors));
         verify(&stores, &acked, next + 1, note).await
     }))
 }

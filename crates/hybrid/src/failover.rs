@@ -7,7 +7,9 @@
 //! journal to the primary in order once it answers, removing each entry after
 //! the primary confirmed it, and parks an entry the primary rejects as
 //! invalid (with the reason) instead of retrying it forever or letting it
-//! block the entries behind it.
+//! block the entries behind it. An internal error (a driver or server fault,
+//! not the entry's) stops the drain like an outage, and the entry is applied
+//! again later: it is never parked on a glitch.
 //!
 //! # Order
 //!
@@ -254,7 +256,10 @@ impl FailoverStore {
                     report.applied += 1;
                     report.rows += rows;
                 }
-                Err(error) if is_outage(&error) => {
+                // An internal error is the primary's or the driver's fault, not the entry's: parking
+                // would set acknowledged rows aside on a glitch. It stops this drain like an outage;
+                // the next one applies the entry again (an upsert, so harmlessly).
+                Err(error) if is_outage(&error) || matches!(error, StoreError::Internal { .. }) => {
                     report.stopped = Some(error.to_string());
                     drop(lock);
                     break;
