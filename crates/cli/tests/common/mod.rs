@@ -181,3 +181,22 @@ impl FakeNeon {
         run(command.args(arguments))
     }
 }
+
+/// One HTTP/1.1 GET with `Connection: close`: the status code and the raw
+/// body (the responses read here are not chunked: /metrics, /health, errors).
+pub fn http_get(address: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(address).expect("connects to the server");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("sets a read timeout");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    std::io::Write::write_all(&mut stream, request.as_bytes()).expect("sends the request");
+    let mut response = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut response).expect("reads the response");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, body)| body.to_string());
+    (status, body)
+}
