@@ -130,14 +130,14 @@ impl<T> ResultExt<T> for Result<T, duckdb::Error> {
 }
 
 /// The process id DuckDB names as the lock holder (`... (PID 1234) ...`).
-fn holder_pid(message: &str) -> Option<u32> {
+pub(crate) fn holder_pid(message: &str) -> Option<u32> {
     let start = message.find("PID ")? + "PID ".len();
     let digits: String = message[start..].chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
 
 /// DuckDB's description of the holder: `/usr/bin/strata (PID 1234) by user me`.
-fn holder_description(message: &str) -> Option<String> {
+pub(crate) fn holder_description(message: &str) -> Option<String> {
     let start = message.find(HELD_IN)? + HELD_IN.len();
     let rest = &message[start..];
     let description = rest.split(". ").next().unwrap_or(rest).trim_end_matches('.').trim();

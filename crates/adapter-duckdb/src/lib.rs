@@ -54,6 +54,7 @@
 //! ```
 
 mod config;
+pub mod doctor;
 mod error;
 mod evolution;
 mod file;

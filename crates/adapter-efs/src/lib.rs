@@ -203,6 +203,7 @@
 
 mod config;
 mod dataset;
+pub mod doctor;
 mod error;
 mod layout;
 mod publish;

@@ -201,7 +201,7 @@ impl fmt::Debug for NeonConfig {
 }
 
 /// Whether `host` is one of Neon's.
-fn is_neon_host(host: &str) -> bool {
+pub(crate) fn is_neon_host(host: &str) -> bool {
     let host = host.to_ascii_lowercase();
     host.ends_with(".neon.tech") || host.ends_with(".neon.build")
 }

@@ -29,6 +29,7 @@
 
 pub mod config;
 mod copy;
+pub mod doctor;
 mod error;
 mod evolution;
 mod market;

@@ -151,6 +151,9 @@ pub(crate) enum Command {
     /// Check that the store answers; exit code 1 when it does not.
     #[command(after_help = "Examples:\n  strata health\n  STORAGE_BACKEND=memory strata health --json")]
     Health(HealthArgs),
+    /// Check the storage is ready for production (ids, severities, fixes); exit 1 on a critical failure.
+    #[command(long_about = crate::doctor::DOCTOR_LONG_ABOUT, after_help = crate::doctor::DOCTOR_AFTER_HELP)]
+    Doctor(crate::doctor::DoctorArgs),
     /// Write deterministic synthetic bars to a file or straight into the store.
     #[command(long_about = GENERATE_LONG_ABOUT, after_help = GENERATE_AFTER_HELP)]
     Generate(GenerateArgs),

@@ -7,6 +7,7 @@
 //! `strata neon` is the `strata-neon-cli` crate's command group, mounted here.
 
 mod cli;
+mod doctor;
 mod evolve;
 mod exit;
 mod generate;
@@ -53,6 +54,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Summary(args) => inspect::summary(args, &storage).await,
         Command::Migrate(args) => inspect::migrate(args, &storage).await,
         Command::Health(args) => inspect::health(args, &storage).await,
+        Command::Doctor(args) => doctor::run(args, &storage).await,
         Command::Compact(args) => inspect::compact(args, &storage).await,
         Command::Generate(args) => generate::run(args, &storage).await,
         Command::Digest(args) => inspect::digest(args, &storage).await,

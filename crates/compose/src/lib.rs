@@ -19,6 +19,7 @@ use std::sync::Arc;
 use strata_core::{EvolutionStore, MarketDataStore};
 
 pub mod args;
+pub mod doctor;
 
 use crate::args::StorageArgs;
 

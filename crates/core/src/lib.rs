@@ -28,6 +28,7 @@
 pub mod bar;
 pub mod digest;
 pub mod display;
+pub mod doctor;
 pub mod error;
 pub mod evolution;
 pub mod policy;

@@ -46,6 +46,7 @@
 
 pub mod client;
 pub mod config;
+pub mod doctor;
 mod ensure;
 pub mod error;
 #[cfg(feature = "fake-server")]
