@@ -731,6 +731,39 @@ fn entry(key: &str, fitness: f64) -> Option<CachedFitness> {
     Some(CachedFitness { key: key.to_string(), fitness, result: format!(r#"{{"sharpe":{fitness}}}"#) })
 }
 
+/// `complete_and_lease` completes as `complete_tasks` does, then leases as
+/// `lease_tasks` does: statuses in order (a forged token stale, changing
+/// nothing), the completed tasks never leased again, the new tokens larger,
+/// the fitness cached; with nothing left, the lease part is empty.
+pub async fn complete_and_lease_completes_then_leases(store: &dyn EvolutionStore) {
+    let run = run_with_tasks(store, "run-a", 5, 3).await;
+    let first = lease(store, lease_request("w1", 2, LONG), "w1").await;
+    let forged = Lease { token: FencingToken(first[0].token.0 + 1000), ..first[0].clone() };
+    let completions =
+        vec![success(&first[0], 1.0), success(&forged, 9.0), cached_success(&first[1], 2.5, "conformance-key")];
+    let (statuses, next) = store
+        .complete_and_lease(&worker_id("w1"), completions, lease_request("w1", 10, LONG))
+        .await
+        .unwrap_or_else(|error| panic!("complete_and_lease failed: {error}"));
+    assert_eq!(statuses, vec![CompletionStatus::Recorded, CompletionStatus::Stale, CompletionStatus::Recorded]);
+    let next = next.unwrap_or_else(|error| panic!("the lease part failed: {error}"));
+    assert_eq!(next.len(), 3, "the three tasks still pending are leased");
+    assert!(next.iter().all(|lease| first.iter().all(|done| done.key != lease.key)), "completed tasks are not leased");
+    assert!(next.iter().all(|lease| lease.token > first[1].token), "new leases carry larger tokens");
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 0, leased: 3, done: 2, parked: 0 }, "counts");
+    let tasks = store.list_tasks(&run, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}"));
+    assert_eq!(tasks[0].fitness, Some(1.0), "the first completion's fitness");
+    assert_eq!(cached(store, &["conformance-key"]).await, vec![entry("conformance-key", 2.5)], "cached in the call");
+    let completions: Vec<_> = next.iter().map(|lease| success(lease, 3.0)).collect();
+    let (statuses, more) = store
+        .complete_and_lease(&worker_id("w1"), completions, lease_request("w1", 10, LONG))
+        .await
+        .unwrap_or_else(|error| panic!("complete_and_lease failed: {error}"));
+    assert_eq!(statuses, vec![CompletionStatus::Recorded; 3]);
+    assert_eq!(more.map(|leases| leases.len()).ok(), Some(0), "nothing is left to lease");
+    assert_eq!(counts(store, &run, 0).await, TaskCounts { pending: 0, leased: 0, done: 5, parked: 0 }, "all done");
+}
+
 /// A released lease returns its task to pending at once without using up an
 /// attempt: a task allowed one attempt is leased again (by another worker,
 /// with a larger token) instead of being parked, and the released token is stale.

@@ -239,6 +239,7 @@ macro_rules! __evolution_cases {
             renewing_a_lost_coordinator_role_is_false,
             releasing_the_coordinator_role_frees_it_at_once,
             a_stale_release_leaves_the_new_holder_alone,
+            complete_and_lease_completes_then_leases,
             release_returns_the_task_to_pending_without_using_an_attempt,
             release_needs_the_same_worker_and_token,
             an_expired_lease_nobody_took_can_still_be_released,

@@ -140,6 +140,15 @@ impl EvolutionStore for PassThrough {
         self.evolution.complete_tasks(worker, completions).await
     }
 
+    async fn complete_and_lease(
+        &self,
+        worker: &WorkerId,
+        completions: Vec<Completion>,
+        next: LeaseRequest,
+    ) -> Result<(Vec<CompletionStatus>, Result<Vec<Lease>>)> {
+        self.evolution.complete_and_lease(worker, completions, next).await
+    }
+
     async fn release_tasks(
         &self,
         worker: &WorkerId,

@@ -29,12 +29,18 @@ Commands:
         tidy, then every test (unit, conformance, end-to-end, doc tests) with
         STRATA_REQUIRE_SERVICES=1 so a test that cannot find a service fails
         instead of skipping. This is what CI runs (.ci/run).
-  bench [--rows N] [--symbols N] [--repeat N]
+  bench [--rows N] [--symbols N] [--repeat N] [--runs N] [--json PATH] [--check] [--only-anchors]
         builds the workspace and runs `strata-bench` (crates/bench, not
         shipped): ingest and query throughput (rows/s) of every backend on
         generated data, each next to a baseline measured in the same run, the
-        efs section against pyarrow, the PostgreSQL section against psql, and
-        the GA section.
+        efs section against pyarrow, the PostgreSQL section against psql, the
+        GA section, and last the anchors table: Strata against the Python a
+        team would write instead (asyncpg, duckdb, pyarrow, pandas) and psql,
+        on the same rows, medians of --runs runs, ratios with their goals;
+        --json PATH writes it, --check fails on a goal missed by more than
+        the run-to-run noise. The anchors' Python is a virtual environment
+        made once from crates/bench/python/requirements.txt (needs the PyPI
+        registry the first time; without it the anchors are skipped, said so).
         Defaults: 1,000,000 rows, 10 symbols; `-- --help` lists every option.
   chaos [--rounds N] [--backends LIST] [--scenarios LIST] [--seed N] [--report FILE]
         the chaos matrix (crates/compose/tests/chaos.rs): named faults (writer
@@ -65,6 +71,8 @@ Environment:
   STRATA_PYTHON      a Python with pyarrow for the efs benchmark's baseline
                      (`pq.write_to_dataset`, dataset scan); when unset, the
                      efs section prints Strata's figures alone.
+  STRATA_BENCH_VENV  where `bench` keeps the anchors' virtual environment
+                     (default ~/.cache/strata/bench-venv).
   CARGO_TARGET_DIR   where builds go; .ci/run keeps it outside the clone so
                      the bundled DuckDB build is reused between runs.
 ";
@@ -186,7 +194,14 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
     let binary = build_executable(root, "strata-bench")?;
     println!("xtask: running {} {}", binary.display(), args.join(" "));
     let postgres = pg::services(true, false)?;
-    let status = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    match bench_python(root) {
+        Ok(python) => {
+            command.env("STRATA_BENCH_PYTHON", python);
+        }
+        Err(error) => eprintln!("xtask: bench: the Python anchors will be skipped: {error:#}"),
+    }
+    let status = command
         .args(args)
         .envs(postgres.env())
         .current_dir(root)
@@ -196,6 +211,50 @@ fn bench(root: &Path, args: &[String]) -> Result<()> {
         bail!("strata-bench failed ({status})");
     }
     Ok(())
+}
+
+/// The anchors' virtual environment: made from `crates/bench/python/requirements.txt`
+/// into `STRATA_BENCH_VENV` (default `~/.cache/strata/bench-venv`) once, and again only
+/// when that file changes (its sha256 is kept in the environment). Returns its Python.
+fn bench_python(root: &Path) -> Result<PathBuf> {
+    let requirements = root.join("crates/bench/python/requirements.txt");
+    let pins = std::fs::read(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
+    let venv = match std::env::var_os("STRATA_BENCH_VENV") {
+        Some(venv) => PathBuf::from(venv),
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is unset")?).join(".cache/strata/bench-venv"),
+    };
+    let python = venv.join("bin/python");
+    let stamp = venv.join(".strata-bench.pins");
+    let pins_text = String::from_utf8_lossy(&pins).into_owned();
+    if python.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|stamp| stamp == pins_text) {
+        return Ok(python);
+    }
+    println!("xtask: bench: installing the Python anchors into {} (once)", venv.display());
+    if venv.exists() && !venv.join("pyvenv.cfg").is_file() {
+        bail!("{} exists and is not a virtual environment; set STRATA_BENCH_VENV elsewhere", venv.display());
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).with_context(|| format!("removing the old {}", venv.display()))?;
+    }
+    let system_python = ["python3.11", "python3"]
+        .into_iter()
+        .find(|name| Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .context("no python3 on PATH")?;
+    let created =
+        Command::new(system_python).args(["-m", "venv"]).arg(&venv).status().context("running python3 -m venv")?;
+    if !created.success() {
+        bail!("python3 -m venv {} failed ({created})", venv.display());
+    }
+    let installed = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:", "-r"])
+        .arg(&requirements)
+        .status()
+        .context("running pip")?;
+    if !installed.success() {
+        bail!("pip could not install {} ({installed}); is the PyPI registry reachable?", requirements.display());
+    }
+    std::fs::write(&stamp, pins_text).with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(python)
 }
 
 /// Builds the workspace and returns the executable of the binary `name` as

@@ -218,98 +218,10 @@ impl EvolutionStore for DuckDbStore {
 
     async fn lease_tasks(&self, request: LeaseRequest) -> Result<Vec<Lease>> {
         self.with_writer("leasing tasks", move |connection| {
-            let LeaseRequest { worker, run, max_tasks, ttl } = request;
             let now = Timestamp::now();
-            let expires_at = Timestamp(expiry_micros(now.micros(), ttl));
             let transaction = connection.transaction().during("starting a transaction")?;
-            let (run_filter, run_param) = match &run {
-                Some(run) => (" AND run_id = ?", vec![Value::Text(run.as_str().to_string())]),
-                None => ("", Vec::new()),
-            };
-            // Tasks that could be leased but have used up their attempts are parked instead.
-            let park = format!(
-                "UPDATE tasks SET state = 'parked', worker = NULL, lease_expires_at_us = NULL,
-                        error = coalesce(error, 'attempts used up: the last lease expired')
-                 WHERE attempts >= max_attempts
-                   AND (state = 'pending' OR (state = 'leased' AND lease_expires_at_us <= ?))
-                   AND run_id IN (SELECT id FROM runs WHERE {ACTIVE_RUN}){run_filter}"
-            );
-            let mut park_params = vec![Value::BigInt(now.micros())];
-            park_params.extend(run_param.iter().cloned());
-            transaction
-                .prepare_cached(&park)
-                .and_then(|mut statement| statement.execute(params_from_iter(park_params.iter())))
-                .during("parking exhausted tasks")?;
-
-            // The chosen tasks, each with a freshly drawn token. The tokens are
-            // drawn in no particular order, so they are sorted and handed out in
-            // lease order: each is still larger than any granted before.
-            let candidates = format!(
-                "SELECT run_id, generation, individual, payload, attempts, nextval('fencing_tokens') FROM (
-                     SELECT run_id, generation, individual, payload, attempts FROM tasks
-                     WHERE (state = 'pending' OR (state = 'leased' AND lease_expires_at_us <= ?))
-                       AND attempts < max_attempts
-                       AND run_id IN (SELECT id FROM runs WHERE {ACTIVE_RUN}){run_filter}
-                     ORDER BY generation, individual, run_id
-                     LIMIT ?
-                 ) AS chosen"
-            );
-            let mut candidate_params = vec![Value::BigInt(now.micros())];
-            candidate_params.extend(run_param.iter().cloned());
-            candidate_params.push(Value::BigInt(i64::from(max_tasks)));
-            let (mut chosen, mut tokens): (Vec<(String, u32, u32, String, u32)>, Vec<i64>) = {
-                let mut statement = transaction.prepare_cached(&candidates).during("choosing tasks")?;
-                let rows = statement
-                    .query_map(params_from_iter(candidate_params.iter()), |row| {
-                        Ok(((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?), row.get::<_, i64>(5)?))
-                    })
-                    .during("choosing tasks")?;
-                rows.collect::<duckdb::Result<Vec<_>>>().during("choosing tasks")?.into_iter().unzip()
-            };
-            chosen.sort_by(|a, b| (a.1, a.2, &a.0).cmp(&(b.1, b.2, &b.0)));
-            tokens.sort_unstable();
-
-            let mut leases = Vec::with_capacity(chosen.len());
-            for ((run_id, generation, individual, payload, attempts), token) in chosen.into_iter().zip(tokens) {
-                let token =
-                    u64::try_from(token).map_err(|_| StoreError::internal(BACKEND, "negative fencing token"))?;
-                leases.push(Lease {
-                    key: TaskKey { run: RunId::new(run_id)?, generation, individual },
-                    payload,
-                    token: FencingToken(token),
-                    attempt: attempts + 1,
-                    expires_at,
-                });
-            }
-            for chunk in leases.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "UPDATE tasks SET state = 'leased', attempts = tasks.attempts + 1, token = granted.token,
-                            worker = ?, lease_expires_at_us = ?
-                     FROM (VALUES {}) AS granted(run_id, generation, individual, token)
-                     WHERE tasks.run_id = granted.run_id AND tasks.generation = granted.generation
-                       AND tasks.individual = granted.individual",
-                    values_rows(chunk.len(), &["VARCHAR", "UINTEGER", "UINTEGER", "UBIGINT"])
-                );
-                let mut lease_params =
-                    vec![Value::Text(worker.as_str().to_string()), Value::BigInt(expires_at.micros())];
-                for lease in chunk {
-                    lease_params.extend([
-                        Value::Text(lease.key.run.as_str().to_string()),
-                        Value::UInt(lease.key.generation),
-                        Value::UInt(lease.key.individual),
-                        Value::UBigInt(lease.token.0),
-                    ]);
-                }
-                let mut statement = transaction.prepare_cached(&sql).during("leasing tasks")?;
-                let leased = statement.execute(params_from_iter(lease_params.iter())).during("leasing tasks")?;
-                if leased != chunk.len() {
-                    return Err(StoreError::internal(
-                        BACKEND,
-                        format!("leased {leased} of {} chosen tasks", chunk.len()),
-                    ));
-                }
-            }
-            mark_seen(&transaction, &worker, now)?;
+            mark_seen(&transaction, &request.worker, now)?;
+            let leases = lease_in(&transaction, request, now)?;
             transaction.commit().during("committing leases")?;
             Ok(leases)
         })
@@ -347,6 +259,33 @@ impl EvolutionStore for DuckDbStore {
             cache_recorded(&transaction, &completions, &statuses, now)?;
             transaction.commit().during("committing completions")?;
             Ok(statuses)
+        })
+        .await
+    }
+
+    /// One transaction, one commit: the completions, then the next lease.
+    async fn complete_and_lease(
+        &self,
+        worker: &WorkerId,
+        completions: Vec<Completion>,
+        next: LeaseRequest,
+    ) -> Result<(Vec<CompletionStatus>, Result<Vec<Lease>>)> {
+        for key in completions.iter().filter_map(|completion| completion.cache_key.as_deref()) {
+            check_cache_key(key)?;
+        }
+        let worker = worker.clone();
+        self.with_writer("completing tasks and leasing more", move |connection| {
+            let now = Timestamp::now();
+            let transaction = connection.transaction().during("starting a transaction")?;
+            mark_seen(&transaction, &worker, now)?;
+            if next.worker != worker {
+                mark_seen(&transaction, &next.worker, now)?;
+            }
+            let statuses = complete_all(&transaction, &worker, &completions)?;
+            cache_recorded(&transaction, &completions, &statuses, now)?;
+            let leases = lease_in(&transaction, next, now)?;
+            transaction.commit().during("committing completions and leases")?;
+            Ok((statuses, Ok(leases)))
         })
         .await
     }
@@ -549,14 +488,13 @@ impl EvolutionStore for DuckDbStore {
         let keys = keys.to_vec();
         self.with_reader("reading the fitness cache", move |connection| {
             let mut found: HashMap<String, (f64, String)> = HashMap::with_capacity(keys.len());
-            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "SELECT key, fitness, result FROM fitness_cache WHERE key IN ({})",
-                    vec!["?"; chunk.len()].join(", ")
-                );
-                let mut statement = connection.prepare_cached(&sql).during("reading the fitness cache")?;
+            {
+                let mut statement = connection
+                    .prepare_cached("SELECT key, fitness, result FROM fitness_cache WHERE key IN (SELECT unnest(CAST(? AS VARCHAR[])))")
+                    .during("reading the fitness cache")?;
+                let wanted = [list(keys.iter().map(|key| Value::Text(key.clone())))];
                 let rows = statement
-                    .query_map(params_from_iter(chunk.iter()), |row| {
+                    .query_map(params_from_iter(wanted.iter()), |row| {
                         Ok((row.get::<_, String>(0)?, (row.get::<_, f64>(1)?, row.get::<_, String>(2)?)))
                     })
                     .during("reading the fitness cache")?;
@@ -654,18 +592,121 @@ impl EvolutionStore for DuckDbStore {
     }
 }
 
-/// Most rows bound in one `VALUES` list (statements per call stay constant
-/// for batches up to this size).
-const ROWS_PER_STATEMENT: usize = 256;
+/// A task chosen for a lease: run, generation, individual, payload, attempts so far.
+type ChosenTask = (String, u32, u32, String, u32);
 
-/// `(CAST(? AS t1), ...), ...` for `rows` rows of the given column types.
-fn values_rows(rows: usize, types: &[&str]) -> String {
-    let row = types.iter().map(|kind| format!("CAST(? AS {kind})")).collect::<Vec<_>>().join(", ");
-    vec![format!("({row})"); rows].join(", ")
+/// Leases as `lease_tasks` does, inside the caller's transaction (the caller records the worker as seen).
+fn lease_in(transaction: &Connection, request: LeaseRequest, now: Timestamp) -> Result<Vec<Lease>> {
+    let LeaseRequest { worker, run, max_tasks, ttl } = request;
+    let expires_at = Timestamp(expiry_micros(now.micros(), ttl));
+    let (run_filter, run_param) = match &run {
+        Some(run) => (" AND run_id = ?", vec![Value::Text(run.as_str().to_string())]),
+        None => ("", Vec::new()),
+    };
+    // Tasks that could be leased but have used up their attempts are parked instead. The
+    // lease never picks them (`attempts < max_attempts`), so they are parked only when the
+    // lease comes back short of `max_tasks`: a scan of the tasks saved on every other lease.
+    let park = format!(
+        "UPDATE tasks SET state = 'parked', worker = NULL, lease_expires_at_us = NULL,
+                error = coalesce(error, 'attempts used up: the last lease expired')
+         WHERE attempts >= max_attempts
+           AND (state = 'pending' OR (state = 'leased' AND lease_expires_at_us <= ?))
+           AND run_id IN (SELECT id FROM runs WHERE {ACTIVE_RUN}){run_filter}"
+    );
+
+    // The chosen tasks, each with a freshly drawn token. The tokens are
+    // drawn in no particular order, so they are sorted and handed out in
+    // lease order: each is still larger than any granted before.
+    let candidates = format!(
+        "SELECT run_id, generation, individual, payload, attempts, nextval('fencing_tokens') FROM (
+             SELECT run_id, generation, individual, payload, attempts FROM tasks
+             WHERE (state = 'pending' OR (state = 'leased' AND lease_expires_at_us <= ?))
+               AND attempts < max_attempts
+               AND run_id IN (SELECT id FROM runs WHERE {ACTIVE_RUN}){run_filter}
+             ORDER BY generation, individual, run_id
+             LIMIT {max_tasks}
+         ) AS chosen"
+    );
+    let mut candidate_params = vec![Value::BigInt(now.micros())];
+    candidate_params.extend(run_param.iter().cloned());
+    let (mut chosen, mut tokens): (Vec<ChosenTask>, Vec<i64>) = {
+        let mut statement = transaction.prepare_cached(&candidates).during("choosing tasks")?;
+        let rows = statement
+            .query_map(params_from_iter(candidate_params.iter()), |row| {
+                Ok(((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?), row.get::<_, i64>(5)?))
+            })
+            .during("choosing tasks")?;
+        rows.collect::<duckdb::Result<Vec<_>>>().during("choosing tasks")?.into_iter().unzip()
+    };
+    chosen.sort_by(|a, b| (a.1, a.2, &a.0).cmp(&(b.1, b.2, &b.0)));
+    tokens.sort_unstable();
+
+    let mut leases = Vec::with_capacity(chosen.len());
+    for ((run_id, generation, individual, payload, attempts), token) in chosen.into_iter().zip(tokens) {
+        let token = u64::try_from(token).map_err(|_| StoreError::internal(BACKEND, "negative fencing token"))?;
+        leases.push(Lease {
+            key: TaskKey { run: RunId::new(run_id)?, generation, individual },
+            payload,
+            token: FencingToken(token),
+            attempt: attempts + 1,
+            expires_at,
+        });
+    }
+    if leases.len() < max_tasks as usize {
+        let mut park_params = vec![Value::BigInt(now.micros())];
+        park_params.extend(run_param.iter().cloned());
+        transaction
+            .prepare_cached(&park)
+            .and_then(|mut statement| statement.execute(params_from_iter(park_params.iter())))
+            .during("parking exhausted tasks")?;
+    }
+    if !leases.is_empty() {
+        let sql = format!(
+            "UPDATE tasks SET state = 'leased', attempts = tasks.attempts + 1, token = granted.token,
+                    worker = ?, lease_expires_at_us = ?
+             FROM ({}) AS granted
+             WHERE tasks.run_id = granted.run_id AND tasks.generation = granted.generation
+               AND tasks.individual = granted.individual",
+            unnest_rows(&TASK_KEY_AND_TOKEN)
+        );
+        let lease_params = [
+            Value::Text(worker.as_str().to_string()),
+            Value::BigInt(expires_at.micros()),
+            list(leases.iter().map(|lease| Value::Text(lease.key.run.as_str().to_string()))),
+            list(leases.iter().map(|lease| Value::UInt(lease.key.generation))),
+            list(leases.iter().map(|lease| Value::UInt(lease.key.individual))),
+            list(leases.iter().map(|lease| Value::UBigInt(lease.token.0))),
+        ];
+        let mut statement = transaction.prepare_cached(&sql).during("leasing tasks")?;
+        let leased = statement.execute(params_from_iter(lease_params.iter())).during("leasing tasks")?;
+        if leased != leases.len() {
+            return Err(StoreError::internal(BACKEND, format!("leased {leased} of {} chosen tasks", leases.len())));
+        }
+    }
+    Ok(leases)
+}
+
+/// The columns of a batch of task keys with their tokens, as [`unnest_rows`] takes them.
+const TASK_KEY_AND_TOKEN: [(&str, &str); 4] =
+    [("run_id", "VARCHAR"), ("generation", "UINTEGER"), ("individual", "UINTEGER"), ("token", "UBIGINT")];
+
+/// `SELECT unnest(CAST(? AS t1[])) AS c1, ...`: rows made of one bound list per column, zipped.
+/// One statement text for any number of rows, so it is prepared once and cached (a
+/// `VALUES` list of `?` placeholders per row was re-planned for every batch size, and
+/// cost about twice as much to run).
+fn unnest_rows(columns: &[(&str, &str)]) -> String {
+    let columns: Vec<String> =
+        columns.iter().map(|(name, kind)| format!("unnest(CAST(? AS {kind}[])) AS {name}")).collect();
+    format!("SELECT {}", columns.join(", "))
+}
+
+/// A list parameter for [`unnest_rows`].
+fn list(values: impl Iterator<Item = Value>) -> Value {
+    Value::List(values.collect())
 }
 
 /// Applies completions inside the caller's transaction with one set-based
-/// update per [`ROWS_PER_STATEMENT`] completions; the statuses are those of
+/// update; the statuses are those of
 /// applying them one by one, in order.
 ///
 /// A completion only applies to a task leased by `worker` under its token, and
@@ -682,50 +723,54 @@ fn complete_all(
     let unique = strata_core::policy::first_completions(completions);
     let first: HashMap<(&TaskKey, u64), usize> =
         unique.iter().map(|&index| ((&completions[index].key, completions[index].token.0), index)).collect();
-    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "UPDATE tasks SET
-                 state = CASE WHEN NOT done.failed THEN 'done'
-                              WHEN tasks.attempts >= tasks.max_attempts THEN 'parked'
-                              ELSE 'pending' END,
-                 fitness = CASE WHEN done.failed THEN tasks.fitness ELSE done.fitness END,
-                 result = CASE WHEN done.failed THEN tasks.result ELSE done.result END,
-                 error = CASE WHEN done.failed THEN done.error ELSE tasks.error END,
-                 worker = NULL, lease_expires_at_us = NULL
-             FROM (VALUES {}) AS done(run_id, generation, individual, token, failed, fitness, result, error)
-             WHERE tasks.run_id = done.run_id AND tasks.generation = done.generation
-               AND tasks.individual = done.individual AND tasks.token = done.token
-               AND tasks.state = 'leased' AND tasks.worker = ?
-             RETURNING tasks.run_id, tasks.generation, tasks.individual, tasks.token, tasks.state",
-            values_rows(
-                chunk.len(),
-                &["VARCHAR", "UINTEGER", "UINTEGER", "UBIGINT", "BOOLEAN", "DOUBLE", "VARCHAR", "VARCHAR"]
-            )
-        );
-        let mut params = Vec::with_capacity(chunk.len() * 8 + 1);
-        for &index in chunk {
-            let Completion { key, token, outcome, .. } = &completions[index];
-            params.extend([
-                Value::Text(key.run.as_str().to_string()),
-                Value::UInt(key.generation),
-                Value::UInt(key.individual),
-                Value::UBigInt(token.0),
-            ]);
-            match outcome {
-                TaskOutcome::Succeeded { fitness, result } => {
-                    params.extend([
-                        Value::Boolean(false),
-                        Value::Double(*fitness),
-                        Value::Text(result.clone()),
-                        Value::Null,
-                    ]);
-                }
-                TaskOutcome::Failed { error } => {
-                    params.extend([Value::Boolean(true), Value::Null, Value::Null, Value::Text(error.clone())]);
-                }
-            }
-        }
-        params.push(Value::Text(worker.as_str().to_string()));
+    if unique.is_empty() {
+        return Ok(statuses);
+    }
+    let sql = format!(
+        "UPDATE tasks SET
+             state = CASE WHEN NOT done.failed THEN 'done'
+                          WHEN tasks.attempts >= tasks.max_attempts THEN 'parked'
+                          ELSE 'pending' END,
+             fitness = CASE WHEN done.failed THEN tasks.fitness ELSE done.fitness END,
+             result = CASE WHEN done.failed THEN tasks.result ELSE done.result END,
+             error = CASE WHEN done.failed THEN done.error ELSE tasks.error END,
+             worker = NULL, lease_expires_at_us = NULL
+         FROM ({}) AS done
+         WHERE tasks.run_id = done.run_id AND tasks.generation = done.generation
+           AND tasks.individual = done.individual AND tasks.token = done.token
+           AND tasks.state = 'leased' AND tasks.worker = ?
+         RETURNING tasks.run_id, tasks.generation, tasks.individual, tasks.token, tasks.state",
+        unnest_rows(&[
+            ("run_id", "VARCHAR"),
+            ("generation", "UINTEGER"),
+            ("individual", "UINTEGER"),
+            ("token", "UBIGINT"),
+            ("failed", "BOOLEAN"),
+            ("fitness", "DOUBLE"),
+            ("result", "VARCHAR"),
+            ("error", "VARCHAR"),
+        ])
+    );
+    let chosen = || unique.iter().map(|&index| &completions[index]);
+    let succeeded = |completion: &Completion| match &completion.outcome {
+        TaskOutcome::Succeeded { fitness, result } => Some((*fitness, result.clone())),
+        TaskOutcome::Failed { .. } => None,
+    };
+    let params = [
+        list(chosen().map(|c| Value::Text(c.key.run.as_str().to_string()))),
+        list(chosen().map(|c| Value::UInt(c.key.generation))),
+        list(chosen().map(|c| Value::UInt(c.key.individual))),
+        list(chosen().map(|c| Value::UBigInt(c.token.0))),
+        list(chosen().map(|c| Value::Boolean(succeeded(c).is_none()))),
+        list(chosen().map(|c| succeeded(c).map_or(Value::Null, |(fitness, _)| Value::Double(fitness)))),
+        list(chosen().map(|c| succeeded(c).map_or(Value::Null, |(_, result)| Value::Text(result)))),
+        list(chosen().map(|c| match &c.outcome {
+            TaskOutcome::Failed { error } => Value::Text(error.clone()),
+            TaskOutcome::Succeeded { .. } => Value::Null,
+        })),
+        Value::Text(worker.as_str().to_string()),
+    ];
+    {
         let applied: Vec<(String, u32, u32, u64, String)> = {
             let mut statement = connection.prepare_cached(&sql).during("completing tasks")?;
             let rows = statement
@@ -755,9 +800,9 @@ fn complete_all(
 
 /// Upserts into `fitness_cache`, inside the caller's transaction, the
 /// fitness and result of every completion that was `Recorded` and carries a
-/// cache key: one statement per [`ROWS_PER_STATEMENT`] distinct keys. Of
-/// several recorded completions with one key the last one wins (one row per
-/// key per statement, as `ON CONFLICT DO UPDATE` requires).
+/// cache key, in one statement. Of several recorded completions with one key
+/// the last one wins (one row per key per statement, as `ON CONFLICT DO
+/// UPDATE` requires).
 fn cache_recorded(
     connection: &Connection,
     completions: &[Completion],
@@ -780,29 +825,27 @@ fn cache_recorded(
             }
         }
     }
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO fitness_cache (key, fitness, result, created_at_us) VALUES {}
-             ON CONFLICT (key) DO UPDATE SET fitness = excluded.fitness, result = excluded.result",
-            values_rows(chunk.len(), &["VARCHAR", "DOUBLE", "VARCHAR", "BIGINT"])
-        );
-        let mut params = Vec::with_capacity(chunk.len() * 4);
-        for (key, fitness, result) in chunk {
-            params.extend([
-                Value::Text((*key).to_string()),
-                Value::Double(*fitness),
-                Value::Text((*result).to_string()),
-                Value::BigInt(now.micros()),
-            ]);
-        }
-        let mut statement = connection.prepare_cached(&sql).during("caching fitness")?;
-        statement.execute(params_from_iter(params.iter())).during("caching fitness")?;
+    if rows.is_empty() {
+        return Ok(());
     }
+    let sql = format!(
+        "INSERT INTO fitness_cache (key, fitness, result, created_at_us) SELECT * FROM ({})
+         ON CONFLICT (key) DO UPDATE SET fitness = excluded.fitness, result = excluded.result",
+        unnest_rows(&[("key", "VARCHAR"), ("fitness", "DOUBLE"), ("result", "VARCHAR"), ("created_at_us", "BIGINT")])
+    );
+    let params = [
+        list(rows.iter().map(|(key, _, _)| Value::Text((*key).to_string()))),
+        list(rows.iter().map(|(_, fitness, _)| Value::Double(*fitness))),
+        list(rows.iter().map(|(_, _, result)| Value::Text((*result).to_string()))),
+        list(rows.iter().map(|_| Value::BigInt(now.micros()))),
+    ];
+    let mut statement = connection.prepare_cached(&sql).during("caching fitness")?;
+    statement.execute(params_from_iter(params.iter())).during("caching fitness")?;
     Ok(())
 }
 
 /// Hands leases back inside the caller's transaction with one set-based
-/// update per [`ROWS_PER_STATEMENT`] leases: a task leased by `worker` under
+/// update: a task leased by `worker` under
 /// the given token goes back to pending with one attempt fewer. Later copies
 /// of one (task, token) stay `Stale`, as releasing the first ends the lease.
 fn release_all(
@@ -814,28 +857,28 @@ fn release_all(
     let unique = strata_core::policy::first_releases(leases);
     let first: HashMap<(&TaskKey, u64), usize> =
         unique.iter().map(|&index| ((&leases[index].0, leases[index].1.0), index)).collect();
-    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "UPDATE tasks SET state = 'pending', attempts = greatest(tasks.attempts, 1) - 1,
-                 worker = NULL, lease_expires_at_us = NULL
-             FROM (VALUES {}) AS released(run_id, generation, individual, token)
-             WHERE tasks.run_id = released.run_id AND tasks.generation = released.generation
-               AND tasks.individual = released.individual AND tasks.token = released.token
-               AND tasks.state = 'leased' AND tasks.worker = ?
-             RETURNING tasks.run_id, tasks.generation, tasks.individual, tasks.token",
-            values_rows(chunk.len(), &["VARCHAR", "UINTEGER", "UINTEGER", "UBIGINT"])
-        );
-        let mut params = Vec::with_capacity(chunk.len() * 4 + 1);
-        for &index in chunk {
-            let (key, token) = &leases[index];
-            params.extend([
-                Value::Text(key.run.as_str().to_string()),
-                Value::UInt(key.generation),
-                Value::UInt(key.individual),
-                Value::UBigInt(token.0),
-            ]);
-        }
-        params.push(Value::Text(worker.as_str().to_string()));
+    if unique.is_empty() {
+        return Ok(statuses);
+    }
+    let sql = format!(
+        "UPDATE tasks SET state = 'pending', attempts = greatest(tasks.attempts, 1) - 1,
+             worker = NULL, lease_expires_at_us = NULL
+         FROM ({}) AS released
+         WHERE tasks.run_id = released.run_id AND tasks.generation = released.generation
+           AND tasks.individual = released.individual AND tasks.token = released.token
+           AND tasks.state = 'leased' AND tasks.worker = ?
+         RETURNING tasks.run_id, tasks.generation, tasks.individual, tasks.token",
+        unnest_rows(&TASK_KEY_AND_TOKEN)
+    );
+    let chosen = || unique.iter().map(|&index| &leases[index]);
+    let params = [
+        list(chosen().map(|(key, _)| Value::Text(key.run.as_str().to_string()))),
+        list(chosen().map(|(key, _)| Value::UInt(key.generation))),
+        list(chosen().map(|(key, _)| Value::UInt(key.individual))),
+        list(chosen().map(|(_, token)| Value::UBigInt(token.0))),
+        Value::Text(worker.as_str().to_string()),
+    ];
+    {
         let released: Vec<(String, u32, u32, u64)> = {
             let mut statement = connection.prepare_cached(&sql).during("releasing leases")?;
             let rows = statement

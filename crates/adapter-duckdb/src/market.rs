@@ -1,5 +1,6 @@
 //! `MarketDataStore` over DuckDB: Arrow-appender bulk upserts in one
-//! transaction, streamed Arrow queries, and the digest computed in SQL.
+//! transaction (straight into the table when no stored key can collide),
+//! streamed Arrow queries, and the digest computed in SQL.
 
 use chrono::NaiveDate;
 use duckdb::arrow::record_batch::RecordBatch;
@@ -35,7 +36,7 @@ impl MarketDataStore for DuckDbStore {
             return Ok(WriteReport::committed(0));
         }
         let rows = batch.len() as u64;
-        self.with_writer("writing bars", move |connection| write_batch(connection, batch.into_record_batch())).await?;
+        self.with_writer("writing bars", move |connection| write_batch(connection, batch)).await?;
         Ok(WriteReport::committed(rows))
     }
 
@@ -96,24 +97,59 @@ impl MarketDataStore for DuckDbStore {
     }
 }
 
-/// Upserts one validated batch: Arrow appender into the staging table, the
-/// staged keys deleted from `ohlcv_bars` and the staged rows inserted (see
-/// `schema` for why there is no primary key), staging cleared, all in one
-/// transaction. DuckDB's WAL makes the commit all or nothing, also
-/// when the process dies half-way.
-fn write_batch(connection: &mut Connection, batch: RecordBatch) -> Result<()> {
+/// Upserts one validated batch in one transaction. DuckDB's WAL makes the
+/// commit all or nothing, also when the process dies half-way.
+///
+/// When the table holds no row of the batch's symbols inside the batch's time
+/// span (a fresh load, or newer bars appended), no stored key can collide:
+/// the Arrow appender writes straight into `ohlcv_bars`. Otherwise the rows go
+/// through the staging table: the staged keys are deleted from `ohlcv_bars`
+/// and the staged rows inserted (see `schema` for why there is no primary
+/// key), and staging is cleared.
+fn write_batch(connection: &mut Connection, batch: BarBatch) -> Result<()> {
+    let (symbols, first, last) = key_span(&batch);
     let transaction = connection.transaction().during("starting the write transaction")?;
-    {
-        let mut appender = transaction
-            .appender_to_catalog_and_db(schema::STAGING_TABLE, "temp", "main")
-            .during("opening the staging appender")?;
-        appender.append_record_batch(batch).during("appending the batch to staging")?;
-        appender.flush().during("flushing the staging appender")?;
+    let stored: i64 = transaction
+        .prepare_cached(schema::COUNT_IN_SPAN)
+        .and_then(|mut statement| {
+            statement.query_row(duckdb::params![duckdb::types::Value::List(symbols), first, last], |row| row.get(0))
+        })
+        .during("looking for stored bars the batch replaces")?;
+    let batch = batch.into_record_batch();
+    if stored == 0 {
+        let mut appender = transaction.appender(schema::BARS_TABLE).during("opening the appender")?;
+        appender.append_record_batch(batch).during("appending the batch")?;
+        appender.flush().during("flushing the appender")?;
+    } else {
+        {
+            let mut appender = transaction
+                .appender_to_catalog_and_db(schema::STAGING_TABLE, "temp", "main")
+                .during("opening the staging appender")?;
+            appender.append_record_batch(batch).during("appending the batch to staging")?;
+            appender.flush().during("flushing the staging appender")?;
+        }
+        transaction.execute(schema::DELETE_STAGED_KEYS, []).during("replacing stored bars with staged keys")?;
+        transaction.execute(schema::INSERT_STAGED, []).during("inserting staged bars")?;
+        transaction.execute(schema::CLEAR_STAGING, []).during("clearing staged bars")?;
     }
-    transaction.execute(schema::DELETE_STAGED_KEYS, []).during("replacing stored bars with staged keys")?;
-    transaction.execute(schema::INSERT_STAGED, []).during("inserting staged bars")?;
-    transaction.execute(schema::CLEAR_STAGING, []).during("clearing staged bars")?;
     transaction.commit().during("committing bars")
+}
+
+/// The batch's distinct symbols and its first and last timestamp (microseconds).
+fn key_span(batch: &BarBatch) -> (Vec<duckdb::types::Value>, i64, i64) {
+    let columns = batch.columns();
+    let mut symbols: Vec<&str> = Vec::new();
+    for symbol in columns.symbol.iter().flatten() {
+        // Batches come grouped by symbol, so a repeat is nearly always the last one seen.
+        if symbols.last() != Some(&symbol) && !symbols.contains(&symbol) {
+            symbols.push(symbol);
+        }
+    }
+    let times = columns.timestamp.values();
+    let first = times.iter().copied().min().unwrap_or(0);
+    let last = times.iter().copied().max().unwrap_or(0);
+    let symbols = symbols.into_iter().map(|symbol| duckdb::types::Value::Text(symbol.to_string())).collect();
+    (symbols, schema::bound(Timestamp(first)), schema::bound(Timestamp(last)))
 }
 
 /// Runs a bar query on a read connection and sends bounded batches until the
@@ -126,7 +162,8 @@ fn stream_query(
 ) -> Result<()> {
     let connection = Database::reader(db)?;
     let BoundSql { sql, params } = schema::bar_query(query);
-    let mut statement = connection.prepare(&sql).during("preparing the bar query")?;
+    // Read connections are pooled, so a query shape planned once is reused by later queries.
+    let mut statement = connection.prepare_cached(&sql).during("preparing the bar query")?;
     let chunks = statement.stream_arrow(params_from_iter(params.iter())).during("running the bar query")?;
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0;

@@ -379,79 +379,14 @@ impl EvolutionStore for NeonStore {
     }
 
     async fn lease_tasks(&self, request: LeaseRequest) -> Result<Vec<Lease>> {
-        let LeaseRequest { worker, run, max_tasks, ttl } = request;
-        if max_tasks == 0 {
+        if request.max_tasks == 0 {
             return Ok(Vec::new());
         }
         let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());
-        let ttl = ttl_micros(ttl);
         // Leasing twice is not harmless (the first grant would sit until it expires), so a
         // failure after the statement reached the server is not retried.
         transact!(self.inner, "leasing tasks", Idempotency::NotIdempotent, |c| {
-            let run_filter = if run.is_some() { " AND t.run_id = $2" } else { " AND $2::text IS NULL" };
-            // Tasks that could be leased but have used up their attempts are parked instead.
-            let park_filter = if run.is_some() { " AND t.run_id = $1" } else { " AND $1::text IS NULL" };
-            sqlx::query(&format!(
-                "UPDATE {schema}.tasks t SET state = 'parked', worker = NULL, lease_expires_at = NULL,
-                            error = coalesce(t.error, 'attempts used up: the last lease expired')
-                     FROM {schema}.runs r
-                     WHERE r.id = t.run_id AND r.status IN ('pending', 'running')
-                       AND t.attempts >= t.max_attempts
-                       AND (t.state = 'pending' OR (t.state = 'leased' AND t.lease_expires_at <= now())){park_filter}"
-            ))
-            .bind(run.as_ref().map(RunId::as_str))
-            .persistent(persistent)
-            .execute(&mut *c)
-            .await?;
-            let sql = format!(
-                "WITH chosen AS (
-                        SELECT t.run_id, t.generation, t.individual
-                        FROM {schema}.tasks t JOIN {schema}.runs r ON r.id = t.run_id
-                        WHERE t.state IN ('pending', 'leased')
-                          AND (t.state = 'pending' OR t.lease_expires_at <= now())
-                          AND t.attempts < t.max_attempts
-                          AND r.status IN ('pending', 'running'){run_filter}
-                        ORDER BY t.generation, t.individual, t.run_id
-                        LIMIT $1
-                        FOR UPDATE OF t SKIP LOCKED
-                     )
-                     UPDATE {schema}.tasks t
-                     SET state = 'leased', attempts = t.attempts + 1, token = nextval('{schema}.fencing_tokens'),
-                         worker = $3, lease_expires_at = now() + $4 * interval '1 microsecond'
-                     FROM chosen
-                     WHERE t.run_id = chosen.run_id AND t.generation = chosen.generation
-                       AND t.individual = chosen.individual
-                     RETURNING t.run_id, t.generation, t.individual, t.payload, t.token, t.attempts,
-                               {}",
-                micros("t.lease_expires_at")
-            );
-            let rows = sqlx::query(&sql)
-                .bind(i64::from(max_tasks))
-                .bind(run.as_ref().map(RunId::as_str))
-                .bind(worker.as_str())
-                .bind(ttl)
-                .persistent(persistent)
-                .fetch_all(&mut *c)
-                .await?;
-            let mut leases = Vec::with_capacity(rows.len());
-            for row in &rows {
-                leases.push(Lease {
-                    key: TaskKey {
-                        run: RunId::new(row.try_get::<String, _>(0)?)?,
-                        generation: row.try_get::<i32, _>(1)? as u32,
-                        individual: row.try_get::<i32, _>(2)? as u32,
-                    },
-                    payload: row.try_get(3)?,
-                    token: FencingToken(row.try_get::<i64, _>(4)? as u64),
-                    attempt: row.try_get::<i32, _>(5)? as u32,
-                    expires_at: Timestamp(row.try_get(6)?),
-                });
-            }
-            leases.sort_by(|a, b| {
-                (a.key.generation, a.key.individual, &a.key.run).cmp(&(b.key.generation, b.key.individual, &b.key.run))
-            });
-            mark_seen(c, &schema, &worker, persistent).await?;
-            Ok(leases)
+            lease_batch(c, &schema, &request, persistent).await
         })
     }
 
@@ -492,6 +427,39 @@ impl EvolutionStore for NeonStore {
             statuses[index] = status;
         }
         Ok(statuses)
+    }
+
+    /// One transaction, one commit: the completions, then the next lease.
+    async fn complete_and_lease(
+        &self,
+        worker: &WorkerId,
+        completions: Vec<Completion>,
+        next: LeaseRequest,
+    ) -> Result<(Vec<CompletionStatus>, Result<Vec<Lease>>)> {
+        for key in completions.iter().filter_map(|completion| completion.cache_key.as_deref()) {
+            check_cache_key(key)?;
+        }
+        let (schema, persistent, worker) = (self.inner.config.schema.clone(), self.persistent(), worker.clone());
+        let first = strata_core::policy::first_completions(&completions);
+        let unique: Vec<Completion> = first.iter().map(|&index| completions[index].clone()).collect();
+        // Neither part may be repeated once it may have reached the server (see the two calls).
+        let (applied, leases) = transact!(
+            self.inner,
+            "completing tasks and leasing more",
+            Idempotency::NotIdempotent,
+            statements = 4,
+            |c| {
+                let applied = complete_batch(c, &schema, &worker, &unique, persistent).await?;
+                let leases =
+                    if next.max_tasks == 0 { Vec::new() } else { lease_batch(c, &schema, &next, persistent).await? };
+                Ok((applied, leases))
+            }
+        )?;
+        let mut statuses = vec![CompletionStatus::Stale; completions.len()];
+        for (index, status) in first.into_iter().zip(applied) {
+            statuses[index] = status;
+        }
+        Ok((statuses, Ok(leases)))
     }
 
     async fn release_tasks(
@@ -823,6 +791,80 @@ impl EvolutionStore for NeonStore {
 /// `fitness_cache` (the last completion of a key in the batch wins: `ON
 /// CONFLICT DO UPDATE` may touch a row once per statement), in the same
 /// statement.
+/// Leases as `lease_tasks` does, inside the caller's transaction, and records the worker as seen.
+async fn lease_batch(
+    c: &mut PgConnection,
+    schema: &str,
+    request: &LeaseRequest,
+    persistent: bool,
+) -> Result<Vec<Lease>, Failure> {
+    let (worker, run, max_tasks, ttl) = (&request.worker, &request.run, request.max_tasks, ttl_micros(request.ttl));
+    let run_filter = if run.is_some() { " AND t.run_id = $2" } else { " AND $2::text IS NULL" };
+    // Tasks that could be leased but have used up their attempts are parked instead.
+    let park_filter = if run.is_some() { " AND t.run_id = $1" } else { " AND $1::text IS NULL" };
+    sqlx::query(&format!(
+        "UPDATE {schema}.tasks t SET state = 'parked', worker = NULL, lease_expires_at = NULL,
+                    error = coalesce(t.error, 'attempts used up: the last lease expired')
+             FROM {schema}.runs r
+             WHERE r.id = t.run_id AND r.status IN ('pending', 'running')
+               AND t.attempts >= t.max_attempts
+               AND (t.state = 'pending' OR (t.state = 'leased' AND t.lease_expires_at <= now())){park_filter}"
+    ))
+    .bind(run.as_ref().map(RunId::as_str))
+    .persistent(persistent)
+    .execute(&mut *c)
+    .await?;
+    let sql = format!(
+        "WITH chosen AS (
+                SELECT t.run_id, t.generation, t.individual
+                FROM {schema}.tasks t JOIN {schema}.runs r ON r.id = t.run_id
+                WHERE t.state IN ('pending', 'leased')
+                  AND (t.state = 'pending' OR t.lease_expires_at <= now())
+                  AND t.attempts < t.max_attempts
+                  AND r.status IN ('pending', 'running'){run_filter}
+                ORDER BY t.generation, t.individual, t.run_id
+                LIMIT $1
+                FOR UPDATE OF t SKIP LOCKED
+             )
+             UPDATE {schema}.tasks t
+             SET state = 'leased', attempts = t.attempts + 1, token = nextval('{schema}.fencing_tokens'),
+                 worker = $3, lease_expires_at = now() + $4 * interval '1 microsecond'
+             FROM chosen
+             WHERE t.run_id = chosen.run_id AND t.generation = chosen.generation
+               AND t.individual = chosen.individual
+             RETURNING t.run_id, t.generation, t.individual, t.payload, t.token, t.attempts,
+                       {}",
+        micros("t.lease_expires_at")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(i64::from(max_tasks))
+        .bind(run.as_ref().map(RunId::as_str))
+        .bind(worker.as_str())
+        .bind(ttl)
+        .persistent(persistent)
+        .fetch_all(&mut *c)
+        .await?;
+    let mut leases = Vec::with_capacity(rows.len());
+    for row in &rows {
+        leases.push(Lease {
+            key: TaskKey {
+                run: RunId::new(row.try_get::<String, _>(0)?)?,
+                generation: row.try_get::<i32, _>(1)? as u32,
+                individual: row.try_get::<i32, _>(2)? as u32,
+            },
+            payload: row.try_get(3)?,
+            token: FencingToken(row.try_get::<i64, _>(4)? as u64),
+            attempt: row.try_get::<i32, _>(5)? as u32,
+            expires_at: Timestamp(row.try_get(6)?),
+        });
+    }
+    leases.sort_by(|a, b| {
+        (a.key.generation, a.key.individual, &a.key.run).cmp(&(b.key.generation, b.key.individual, &b.key.run))
+    });
+    mark_seen(c, schema, worker, persistent).await?;
+    Ok(leases)
+}
+
 async fn complete_batch(
     c: &mut PgConnection,
     schema: &str,

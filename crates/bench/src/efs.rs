@@ -28,12 +28,12 @@
 //! needed); when it is unset, or cannot start, the section says why and
 //! prints Strata's figures alone.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::ffi::OsStr;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use chrono::Datelike as _;
 use strata_adapter_efs::{EfsConfig, EfsStore};
 use strata_core::display::group_thousands;
@@ -42,6 +42,7 @@ use strata_core::{BarBatch, BarQuery, MarketDataStore, MarketDataStoreExt, Symbo
 use strata_formats::write::ParquetWriter;
 
 use crate::Measurement;
+use crate::python::{PythonServer, Side, median_duration, order};
 
 /// The most write runs per row count: a 5M-row write takes seconds on each side.
 const MAX_WRITE_RUNS: usize = 5;
@@ -155,7 +156,7 @@ async fn bench_rows(
                     strata_times.push(started.elapsed());
                     strata_dir = Some(dir);
                 }
-                Side::Pyarrow => {
+                Side::Anchor => {
                     let Some(pyarrow) = pyarrow.as_mut() else { continue };
                     if let Some(old) = pyarrow_dir.take() {
                         std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
@@ -170,7 +171,7 @@ async fn bench_rows(
         }
     }
     let strata_dir = strata_dir.context("no efs write ran")?;
-    let times = (median(&strata_times), (!pyarrow_times.is_empty()).then(|| median(&pyarrow_times)));
+    let times = (median_duration(&strata_times), (!pyarrow_times.is_empty()).then(|| median_duration(&pyarrow_times)));
     push_pair(table, &format!("pq.write_to_dataset {size}"), &format!("ingest {size}, fresh dataset"), total, times);
 
     // Reads of one symbol, rotating over the symbols, from the last datasets written.
@@ -197,7 +198,7 @@ async fn bench_rows(
                     strata_times.push(started.elapsed());
                     ensure!(read == expected, "efs read {read} rows of {symbol}, expected {expected}");
                 }
-                Side::Pyarrow => {
+                Side::Anchor => {
                     let (Some(pyarrow), Some(dir)) = (pyarrow.as_mut(), pyarrow_dir.as_ref()) else { continue };
                     let (read, elapsed) = pyarrow.scan(dir, symbol)?;
                     ensure!(read == expected, "pyarrow read {read} rows of {symbol}, expected {expected}");
@@ -206,7 +207,7 @@ async fn bench_rows(
             }
         }
     }
-    let times = (median(&strata_times), (!pyarrow_times.is_empty()).then(|| median(&pyarrow_times)));
+    let times = (median_duration(&strata_times), (!pyarrow_times.is_empty()).then(|| median_duration(&pyarrow_times)));
     push_pair(table, &format!("ds scan 1 symbol of {size}"), &format!("read 1 symbol of {size}"), expected, times);
     if let Some(pyarrow) = pyarrow {
         pyarrow.finish()?;
@@ -235,28 +236,6 @@ fn push_pair(
     table.push(Measurement { operation: operation.to_string(), backend: "efs", rows, elapsed: strata, baseline });
 }
 
-/// Which side runs first in run `run` (alternating).
-#[derive(Debug, Clone, Copy)]
-enum Side {
-    Strata,
-    Pyarrow,
-}
-
-fn order(run: usize) -> [Side; 2] {
-    if run.is_multiple_of(2) { [Side::Strata, Side::Pyarrow] } else { [Side::Pyarrow, Side::Strata] }
-}
-
-/// The median of `times` (the mean of the middle two for an even count).
-fn median(times: &[Duration]) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort_unstable();
-    match sorted.len() {
-        0 => Duration::ZERO,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
-    }
-}
-
 /// The UTC year of the last bar of each series.
 fn last_timestamp_year(spec: &SyntheticSpec) -> i32 {
     let last = spec.bars_per_symbol.saturating_sub(1) as i64;
@@ -264,7 +243,7 @@ fn last_timestamp_year(spec: &SyntheticSpec) -> i32 {
 }
 
 /// The rows as one Parquet file in the canonical schema (pyarrow's input).
-fn write_parquet(path: &Path, batches: &[BarBatch]) -> Result<()> {
+pub(crate) fn write_parquet(path: &Path, batches: &[BarBatch]) -> Result<()> {
     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut writer = ParquetWriter::new(std::io::BufWriter::new(file))?;
     for batch in batches {
@@ -274,36 +253,20 @@ fn write_parquet(path: &Path, batches: &[BarBatch]) -> Result<()> {
     Ok(())
 }
 
-/// A running Python serving [`PYARROW_SERVER`] requests.
-struct Pyarrow {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+/// The pyarrow side: a [`PythonServer`] running [`PYARROW_SERVER`].
+struct Pyarrow(PythonServer);
 
 impl Pyarrow {
     /// Starts `python` on the server script and waits until it has loaded
     /// `input` (`rows` rows).
     fn start(python: &str, input: &Path, rows: usize) -> Result<Self> {
-        let mut child = Command::new(python)
-            .arg("-c")
-            .arg(PYARROW_SERVER)
-            .arg(input)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot run {PYTHON_VAR}={python}"))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            bail!("{python}: no pipes to the child");
-        };
-        let mut pyarrow = Pyarrow { child, stdin, stdout: BufReader::new(stdout) };
-        let ready =
-            pyarrow.answer().with_context(|| format!("{PYTHON_VAR}={python} could not load the rows with pyarrow"))?;
+        let args = [OsStr::new("-c"), OsStr::new(PYARROW_SERVER), input.as_os_str()];
+        let (server, ready) = PythonServer::start("pyarrow", python, &args)
+            .with_context(|| format!("{PYTHON_VAR}={python} could not load the rows with pyarrow"))?;
         let loaded = ready["ready"].as_u64().unwrap_or_default();
         ensure!(loaded == rows as u64, "pyarrow loaded {loaded} rows, expected {rows}");
         eprintln!("strata-bench: efs: baseline is pyarrow {}", ready["pyarrow"].as_str().unwrap_or("?"));
-        Ok(pyarrow)
+        Ok(Pyarrow(server))
     }
 
     /// `pq.write_to_dataset` of every row into `dir`: (rows, seconds as Python timed them).
@@ -317,45 +280,20 @@ impl Pyarrow {
     }
 
     fn timed(&mut self, request: serde_json::Value) -> Result<(usize, Duration)> {
-        let answer = tokio::task::block_in_place(|| {
-            writeln!(self.stdin, "{request}")?;
-            self.stdin.flush()?;
-            self.answer()
-        })
-        .with_context(|| format!("pyarrow request {request}"))?;
+        let answer = self.0.request(&request)?;
         let rows = answer["rows"].as_u64().context("pyarrow's answer has no row count")?;
         let seconds = answer["seconds"].as_f64().context("pyarrow's answer has no time")?;
         Ok((rows as usize, Duration::from_secs_f64(seconds.max(0.0))))
     }
 
-    /// The next JSON line from the child.
-    fn answer(&mut self) -> Result<serde_json::Value> {
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            bail!("the pyarrow process exited (its error is above)");
-        }
-        serde_json::from_str(&line).with_context(|| format!("pyarrow answered {line:?}"))
-    }
-
-    /// Closes the child's input and waits for it to exit.
-    fn finish(mut self) -> Result<()> {
-        drop(self.stdin);
-        let status = self.child.wait().context("waiting for the pyarrow process")?;
-        ensure!(status.success(), "the pyarrow process failed ({status})");
-        Ok(())
+    fn finish(self) -> Result<()> {
+        self.0.finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        let ms = Duration::from_millis;
-        assert_eq!(median(&[ms(5), ms(1), ms(3)]), ms(3));
-        assert_eq!(median(&[ms(4), ms(1), ms(2), ms(3)]), Duration::from_micros(2500));
-    }
 
     #[test]
     fn the_one_minute_series_years() {

@@ -170,7 +170,132 @@ pub(crate) async fn run(as_json: bool, pg: bool) -> Result<()> {
         }
     }
     print_lines(&lines, as_json);
+    main_job(pg_url.as_deref()).await?;
     noop_coordination(as_json).await
+}
+
+/// The README's main job: ma-crossover on AAPL, MSFT and IBM (adjusted daily
+/// bars, 2003-2010), 40 individuals, 8 generations, seed 42.
+const MAIN_JOB: (&str, [&str; 3], &str, &str, u32, u32, u64) =
+    ("ma-crossover", ["AAPL", "MSFT", "IBM"], "2003-01-01", "2010-01-01", 40, 8, 42);
+
+/// Runs of each main-job line (the figure is their median).
+const MAIN_JOB_RUNS: usize = 3;
+
+/// The README's main job as `strata evolve` runs it (`evolve_local` with the
+/// CLI's defaults: 100 ms coordinator poll, durable fitness cache on, a fresh
+/// store per run) with 1 and 2 in-process workers on DuckDB and, when
+/// `pg_url` is set, PostgreSQL; against the same backtests (each distinct
+/// genome of every generation, as the run's cache evaluates them) back to
+/// back on one thread with no store. Prints evaluations per second and the
+/// ratios (goals of issue 14: 0.9x with one worker, 1.7x with two).
+async fn main_job(pg_url: Option<&str>) -> Result<()> {
+    let (strategy_name, symbols, start, end, population, generations, seed) = MAIN_JOB;
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/quandl_wiki_stocks_daily_adj.csv");
+    let files = strata_formats::inputs::resolve(std::slice::from_ref(&data), None, false)
+        .with_context(|| format!("reading {}", data.display()))?;
+    let options = strata_formats::ReadOptions { file: 0, symbol: None, chunk_rows: 100_000, adjust: true };
+    let mut bars = Vec::new();
+    for file in &files {
+        for chunk in file.read(&options)? {
+            anyhow::ensure!(chunk.problems.is_empty(), "{}: {:?}", data.display(), chunk.problems.first());
+            bars.push(chunk.batch);
+        }
+    }
+    let window = DataWindow {
+        symbols: symbols.iter().map(|symbol| symbol.to_string()).collect(),
+        start: Some(Timestamp::parse(start).map_err(anyhow::Error::msg)?.0),
+        end: Some(Timestamp::parse(end).map_err(anyhow::Error::msg)?.0),
+    };
+    let registry = Arc::new(StrategyRegistry::default());
+    let strategy = registry.get(strategy_name)?;
+    let config = RunConfig::new(window.clone());
+    eprintln!(
+        "strata-bench (GA): the README's main job ({strategy_name}, {}, {population} x {generations} generations),          medians of {MAIN_JOB_RUNS} runs, a fresh store each",
+        symbols.join(" ")
+    );
+    let mut table: Vec<(String, u32, f64, f64, usize)> = Vec::new();
+    let dir = tempfile::tempdir().context("creating a temporary directory for the DuckDB files")?;
+    let backends: Vec<&str> = if pg_url.is_some() { vec!["duckdb", "pg"] } else { vec!["duckdb"] };
+    for backend in backends {
+        for workers in [1u32, 2] {
+            let mut strata_seconds = Vec::new();
+            let mut baseline_seconds = Vec::new();
+            let mut evaluations = 0;
+            for round in 0..MAIN_JOB_RUNS {
+                let tag = format!("{backend}-{workers}-{round}");
+                let (market, evolution, _schema): (Arc<dyn MarketDataStore>, Arc<dyn EvolutionStore>, _) =
+                    match (backend, pg_url) {
+                        ("pg", Some(url)) => {
+                            let schema = format!("bench_job_{}_{}", std::process::id(), tag.replace('-', "_"));
+                            let dropped = strata_testpg::TempSchema::new(url, &schema);
+                            let config = strata_adapter_neon::NeonConfig::from_url(url)?.with_schema(schema)?;
+                            let store = Arc::new(strata_adapter_neon::NeonStore::open(config).await?);
+                            (store.clone(), store, Some(dropped))
+                        }
+                        _ => {
+                            let path = dir.path().join(format!("job-{tag}.duckdb"));
+                            let config = strata_adapter_duckdb::DuckDbConfig::new(path);
+                            let store = Arc::new(strata_adapter_duckdb::DuckDbStore::open(config).await?);
+                            (store.clone(), store, None)
+                        }
+                    };
+                for batch in &bars {
+                    market.write_bars(batch.clone()).await?;
+                }
+                let spec = config.spec(None, strategy_name, seed, population, generations)?;
+                let run = spec.id.clone();
+                let options = LocalOptions::new(WorkerId::new(unique("job"))?, workers);
+                let started = Instant::now();
+                let outcome =
+                    evolve_local(evolution.clone(), market.clone(), registry.clone(), spec, options, None).await?;
+                let elapsed = started.elapsed();
+                outcome.result.with_context(|| format!("the main job on {backend} with {workers} workers"))?;
+                strata_seconds.push(elapsed.as_secs_f64());
+                // The same backtests with no store: every distinct genome of every generation.
+                let mut genomes: Vec<String> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for number in 0..generations {
+                    for individual in evolution.load_generation(&run, number).await?.individuals {
+                        if seen.insert(individual.genome.clone()) {
+                            genomes.push(individual.genome);
+                        }
+                    }
+                }
+                evaluations = genomes.len();
+                let series = Arc::new(strata_ga_coord::eval::load_window(market.as_ref(), &window).await?);
+                let (strategy, backtest) = (strategy.clone(), config.backtest.clone());
+                let baseline = tokio::task::spawn_blocking(move || {
+                    let started = Instant::now();
+                    for genome in &genomes {
+                        strata_ga_coord::eval::evaluate(strategy.as_ref(), genome, &series, &backtest)?;
+                    }
+                    anyhow::Ok(started.elapsed())
+                })
+                .await??;
+                baseline_seconds.push(baseline.as_secs_f64());
+            }
+            let strata = crate::python::median(&strata_seconds);
+            let baseline = crate::python::median(&baseline_seconds);
+            table.push((backend.to_string(), workers, strata, baseline, evaluations));
+        }
+    }
+    println!();
+    println!("The README's main job (distinct evaluations per second; medians of {MAIN_JOB_RUNS} runs)");
+    println!(
+        "{:<8} {:>8} {:>6} {:>10} {:>11} {:>12} {:>13} {:>6}",
+        "store", "workers", "evals", "strata s", "strata e/s", "no-store s", "no-store e/s", "ratio"
+    );
+    for (backend, workers, strata, baseline, evaluations) in &table {
+        let rate = |seconds: f64| *evaluations as f64 / seconds.max(1e-9);
+        println!(
+            "{backend:<8} {workers:>8} {evaluations:>6} {strata:>10.3} {:>11.0} {baseline:>12.3} {:>13.0} {:>5.2}x",
+            rate(*strata),
+            rate(*baseline),
+            baseline / strata.max(1e-9)
+        );
+    }
+    Ok(())
 }
 
 /// Evolves `spec` (one generation) with `workers` in-process workers and returns how long it took.

@@ -20,12 +20,14 @@
 //! Ratios are "this operation's rows/s divided by its baseline's rows/s", so
 //! they survive a slower or busier machine better than absolute numbers.
 
+mod anchors;
 mod baseline;
 mod efs;
 mod ga;
 mod hybrid;
 mod noop;
 mod postgres;
+mod python;
 mod serve;
 
 use std::process::ExitCode;
@@ -72,9 +74,27 @@ struct BenchArgs {
     /// Query repetitions (the figure is the total over all repetitions).
     #[arg(long, default_value_t = 20)]
     repeat: usize,
-    /// Print the table as JSON lines instead.
+    /// Print the sections' tables as JSON lines instead (the anchors table stays a table; see --json).
     #[arg(long)]
-    json: bool,
+    json_lines: bool,
+    /// Write the anchors table (every figure with its runs, ratio, goal and verdict) as JSON to PATH.
+    #[arg(long, value_name = "PATH")]
+    json: Option<std::path::PathBuf>,
+    /// Exit non-zero when a figure misses its goal by more than its run-to-run noise.
+    #[arg(long)]
+    check: bool,
+    /// Runs of every anchors figure (the figure is their median; the spread is the noise).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Rows of the anchors section's peak-memory figures (0 skips them).
+    #[arg(long, default_value_t = 10_000_000)]
+    memory_rows: usize,
+    /// Skip the anchors section (Strata against asyncpg, duckdb-python, pyarrow and psql).
+    #[arg(long)]
+    skip_anchors: bool,
+    /// Run only the anchors section.
+    #[arg(long, conflicts_with = "skip_anchors")]
+    only_anchors: bool,
     /// Row counts of the PostgreSQL ingest benchmark (runs when DATABASE_URL is set).
     #[arg(long, value_delimiter = ',', default_value = "1000000,5000000")]
     pg_rows: Vec<usize>,
@@ -130,14 +150,27 @@ impl Measurement {
 
 /// Runs the benchmark and prints the table.
 async fn run(args: &BenchArgs) -> Result<()> {
+    let anchors = anchors::Options {
+        runs: args.runs,
+        rows: args.rows,
+        batch_rows: args.batch_rows,
+        pg_rows: args.pg_rows.clone(),
+        pg: !args.skip_pg,
+        memory_rows: args.memory_rows,
+        json: args.json.clone(),
+        check: args.check,
+    };
+    if args.only_anchors {
+        return anchors::run(&anchors).await;
+    }
     if args.only_ga {
-        return ga::run(args.json, !args.skip_pg).await;
+        return ga::run(args.json_lines, !args.skip_pg).await;
     }
     if args.only_hybrid {
-        return hybrid::run(args.json, args.repeat, args.verify_rows).await;
+        return hybrid::run(args.json_lines, args.repeat, args.verify_rows).await;
     }
     if args.only_serve {
-        return serve::run(args.json, args.repeat).await;
+        return serve::run(args.json_lines, args.repeat).await;
     }
     let symbols = args.symbols.max(1);
     let per_symbol = (args.rows / symbols).max(1);
@@ -219,29 +252,34 @@ async fn run(args: &BenchArgs) -> Result<()> {
         efs::run(&efs_rows, symbols, args.batch_rows, args.repeat, &mut table).await?;
     }
 
-    print_table(&table, args.json);
+    print_table(&table, args.json_lines);
 
     match std::env::var("DATABASE_URL") {
         Ok(url) if !args.skip_pg && !url.trim().is_empty() => {
-            postgres::run(&url, &args.pg_rows, args.batch_rows, 3, args.json).await?;
+            postgres::run(&url, &args.pg_rows, args.batch_rows, 3, args.json_lines).await?;
         }
         _ => eprintln!("strata-bench: PostgreSQL section skipped (DATABASE_URL unset or --skip-pg)"),
     }
 
     if !args.skip_ga {
-        ga::run(args.json, !args.skip_pg).await?;
+        ga::run(args.json_lines, !args.skip_pg).await?;
     }
     if args.skip_serve {
         eprintln!("strata-bench: serve section skipped (--skip-serve)");
     } else {
-        serve::run(args.json, args.repeat).await?;
+        serve::run(args.json_lines, args.repeat).await?;
     }
     if args.skip_hybrid || args.skip_pg {
         eprintln!("strata-bench: hybrid section skipped (--skip-hybrid or --skip-pg)");
     } else {
-        hybrid::run(args.json, args.repeat, args.verify_rows).await?;
+        hybrid::run(args.json_lines, args.repeat, args.verify_rows).await?;
     }
-    Ok(())
+    if args.skip_anchors {
+        eprintln!("strata-bench: anchors section skipped (--skip-anchors)");
+        Ok(())
+    } else {
+        anchors::run(&anchors).await
+    }
 }
 
 /// `[start, end)` covering the middle half of every generated series.

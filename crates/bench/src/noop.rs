@@ -1,12 +1,14 @@
 //! The coordination cost alone: a run of no-op tasks, and a worker that
-//! leases them 32 at a time and completes each at once, as the GA and the
+//! leases them 32 at a time and completes each batch with the next lease, as the GA and the
 //! PostgreSQL sections both measure it.
 
 use std::time::Duration;
 
 use anyhow::Result;
 use strata_core::EvolutionStore;
-use strata_core::evolution::{Completion, LeaseRequest, NewTask, RunId, RunSpec, TaskOutcome, WorkerId};
+use strata_core::evolution::{
+    Completion, CompletionStatus, LeaseRequest, NewTask, RunId, RunSpec, TaskOutcome, WorkerId,
+};
 
 /// Tasks per lease.
 pub(crate) const LEASE_BATCH: u32 = 32;
@@ -28,20 +30,18 @@ pub(crate) async fn create_noop_run(store: &dyn EvolutionStore, run: &RunId, tas
 }
 
 /// Leases and completes tasks of `run` as `worker` until a lease comes back
-/// empty; returns how many it completed.
+/// empty, as a worker does: each round completes the last batch and leases
+/// the next in one call (`complete_and_lease`); returns how many it completed.
 pub(crate) async fn lease_and_complete(store: &dyn EvolutionStore, run: &RunId, worker: &WorkerId) -> Result<u64> {
+    let request = || LeaseRequest {
+        worker: worker.clone(),
+        run: Some(run.clone()),
+        max_tasks: LEASE_BATCH,
+        ttl: Duration::from_secs(30),
+    };
     let mut done = 0u64;
-    loop {
-        let request = LeaseRequest {
-            worker: worker.clone(),
-            run: Some(run.clone()),
-            max_tasks: LEASE_BATCH,
-            ttl: Duration::from_secs(30),
-        };
-        let leases = store.lease_tasks(request).await?;
-        if leases.is_empty() {
-            return Ok(done);
-        }
+    let mut leases = store.lease_tasks(request()).await?;
+    while !leases.is_empty() {
         let completions: Vec<Completion> = leases
             .into_iter()
             .map(|lease| Completion {
@@ -52,6 +52,12 @@ pub(crate) async fn lease_and_complete(store: &dyn EvolutionStore, run: &RunId, 
             })
             .collect();
         done += completions.len() as u64;
-        store.complete_tasks(worker, completions).await?;
+        let (statuses, next) = store.complete_and_lease(worker, completions, request()).await?;
+        anyhow::ensure!(
+            statuses.iter().all(|status| *status == CompletionStatus::Recorded),
+            "a no-op completion was not recorded: {statuses:?}"
+        );
+        leases = next?;
     }
+    Ok(done)
 }

@@ -61,18 +61,18 @@ pub(crate) async fn run(url: &str, row_counts: &[usize], batch_rows: usize, repe
     Ok(())
 }
 
-fn which_psql() -> Option<String> {
+pub(crate) fn which_psql() -> Option<String> {
     Command::new("psql").arg("--version").output().ok().filter(|o| o.status.success()).map(|_| "psql".to_string())
 }
 
-fn store_config(url: &str, schema: &str) -> Result<NeonConfig> {
+pub(crate) fn store_config(url: &str, schema: &str) -> Result<NeonConfig> {
     let mut config = NeonConfig::from_url(url)?.with_schema(schema)?;
     config.max_connections = 10;
     Ok(config)
 }
 
 /// Creates the partitions `bars` need in `store` without leaving rows behind.
-async fn prepare_partitions(store: &NeonStore, spec: &SyntheticSpec, bars: &[BarBatch]) -> Result<()> {
+pub(crate) async fn prepare_partitions(store: &NeonStore, spec: &SyntheticSpec, bars: &[BarBatch]) -> Result<()> {
     let first: Vec<_> = bars.iter().flat_map(BarBatch::to_bars).step_by(10_000).collect();
     store.write_bars(BarBatch::from_bars(&first)).await?;
     for symbol in &spec.symbols {
@@ -82,7 +82,7 @@ async fn prepare_partitions(store: &NeonStore, spec: &SyntheticSpec, bars: &[Bar
 }
 
 /// The rows as the CSV `strata query --format csv` writes (header included).
-fn write_csv(path: &Path, batches: &[BarBatch]) -> Result<()> {
+pub(crate) fn write_csv(path: &Path, batches: &[BarBatch]) -> Result<()> {
     let mut writer = CsvWriter::new(std::io::BufWriter::new(std::fs::File::create(path)?))?;
     for batch in batches {
         writer.write(batch)?;
@@ -91,7 +91,7 @@ fn write_csv(path: &Path, batches: &[BarBatch]) -> Result<()> {
     Ok(())
 }
 
-fn psql_timed(psql: &str, url: &str, command: &str) -> Result<Duration> {
+pub(crate) fn psql_timed(psql: &str, url: &str, command: &str) -> Result<Duration> {
     let started = Instant::now();
     let output = Command::new(psql)
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", command])

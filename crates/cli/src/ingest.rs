@@ -4,10 +4,11 @@
 //! row (`strata_formats::CrossFileKeys`: `BarBatch::validate` per chunk, plus
 //! duplicate keys across chunks and files) and collects every problem with
 //! its FILE:LINE. Any problem: the list is printed, nothing is written, exit
-//! code 2. Pass 2 reads the files again and writes chunk by chunk through the
-//! port, a reader thread parsing the next chunk while the store writes the
-//! current one. Memory stays bounded by the chunk size, except for the
-//! duplicate-key index (about 16 bytes per row plus one string per symbol).
+//! code 2. Pass 2 writes chunk by chunk through the port: the chunks pass 1
+//! read when they fit in 256 MiB (about 3M bars), else the files read again,
+//! a reader thread parsing the next chunk while the store writes the current
+//! one. Memory stays bounded by that budget and the chunk size, except for
+//! the duplicate-key index (about 16 bytes per row plus one string per symbol).
 //!
 //! A directory argument is a Hive dataset partitioned by symbol, as pandas
 //! (`to_parquet(dir, partition_cols=["symbol"])`), pyarrow
@@ -55,11 +56,13 @@ pub(crate) async fn run(args: &IngestArgs, storage: &StorageConfig) -> Result<Ex
     let progress = progress_bar(None, "validating");
     let mut tally = Tally::new(&files, SHOWN_PROBLEMS);
     let mut splits = SplitScan::new();
+    let mut kept = KeptChunks::new(&files);
     for file in &files {
         for chunk in file.read(&options)? {
             progress.inc(chunk.rows);
             tally.check(&chunk);
             splits.observe(&chunk.batch);
+            kept.keep(chunk);
         }
     }
     progress.finish_and_clear();
@@ -79,7 +82,18 @@ pub(crate) async fn run(args: &IngestArgs, storage: &StorageConfig) -> Result<Ex
 
     let stores = build_market(storage, Access::Write).await?;
     warn_if_memory(storage);
-    let journaled = write_files(files, options, stores.market.clone(), rows, &mut interrupts).await?;
+    let journaled = match kept.into_batches() {
+        Some(batches) => {
+            let produce = move |sender: Sender| -> Result<()> {
+                for batch in batches {
+                    sender.blocking_send(batch).map_err(|_| anyhow!("the writer stopped"))?;
+                }
+                Ok(())
+            };
+            write_batches("ingest", produce, stores.market.clone(), rows, &mut interrupts).await?
+        }
+        None => write_files(files, options, stores.market.clone(), rows, &mut interrupts).await?,
+    };
     println!(
         "{} {}",
         acknowledged("ingested", &what, journaled, &stores.description),
@@ -193,6 +207,48 @@ fn problem_report(tally: &Tally) -> String {
         text.push_str(&format!("\n  ... and {} more", group_thousands((tally.problems - tally.shown.len()) as u64)));
     }
     text
+}
+
+/// Input kept in memory from pass 1 for pass 2 while it fits in
+/// [`KEPT_BYTES`], so that a file is read and parsed once, not twice.
+const KEPT_BYTES: usize = 256 << 20;
+
+/// The chunks pass 1 read, kept for pass 2 (`None` once they outgrew [`KEPT_BYTES`]).
+struct KeptChunks {
+    locator: strata_formats::Locator,
+    batches: Option<Vec<(BarBatch, String)>>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl KeptChunks {
+    fn new(files: &[InputFile]) -> Self {
+        Self::with_budget(files, KEPT_BYTES)
+    }
+
+    fn with_budget(files: &[InputFile], budget: usize) -> Self {
+        KeptChunks { locator: inputs::locator(files), batches: Some(Vec::new()), bytes: 0, budget }
+    }
+
+    /// Keeps `chunk`'s rows with where they come from, or gives up keeping once they are too big.
+    fn keep(&mut self, chunk: strata_formats::Chunk) {
+        let Some(batches) = self.batches.as_mut() else { return };
+        if chunk.batch.is_empty() {
+            return;
+        }
+        self.bytes += chunk.batch.record_batch().get_array_memory_size();
+        if self.bytes > self.budget {
+            self.batches = None;
+            return;
+        }
+        let origin = self.locator.describe(chunk.location(0));
+        batches.push((chunk.batch, origin));
+    }
+
+    /// The kept batches, when every one was kept.
+    fn into_batches(self) -> Option<Vec<(BarBatch, String)>> {
+        self.batches
+    }
 }
 
 /// Pass 2: reads the files again on a blocking thread and writes each chunk

@@ -53,3 +53,30 @@ fn the_report_shows_fifty_problems_and_counts_the_rest() {
     assert_eq!(tally.notes.len(), 1);
     assert!(tally.notes[0].ends_with("many.csv: ignoring column \"note\""), "{}", tally.notes[0]);
 }
+
+#[test]
+fn chunks_are_kept_for_the_write_until_they_outgrow_the_budget() {
+    let mut text = String::from("symbol,timestamp,open,high,low,close,volume\n");
+    for day in 1..=28 {
+        text.push_str(&format!("A,2020-02-{day:02},1,2,1,1.5,100\n"));
+    }
+    let directory = tempfile::tempdir().unwrap();
+    let path: PathBuf = directory.path().join("bars.csv");
+    std::fs::write(&path, text).unwrap();
+    let files = [InputFile { index: 0, path, format: BarFileFormat::Csv, dataset: None }];
+    let options = ReadOptions { chunk_rows: 10, ..ReadOptions::default() };
+    let mut kept = KeptChunks::new(&files);
+    for chunk in files[0].read(&options).unwrap() {
+        kept.keep(chunk);
+    }
+    let batches = kept.into_batches().expect("28 rows fit");
+    let rows: Vec<usize> = batches.iter().map(|(batch, _)| batch.len()).collect();
+    assert_eq!(rows, [10, 10, 8], "every chunk, in order");
+    assert!(batches[1].1.ends_with("bars.csv:12"), "each batch says where it starts: {}", batches[1].1);
+
+    let mut small = KeptChunks::with_budget(&files, 1);
+    for chunk in files[0].read(&options).unwrap() {
+        small.keep(chunk);
+    }
+    assert!(small.into_batches().is_none(), "over the budget, the write reads the files again");
+}

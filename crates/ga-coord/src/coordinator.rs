@@ -79,6 +79,9 @@ pub struct CoordinatorConfig {
     pub takeover_wait: Duration,
     /// Interval of polling task counts while a generation is evaluated.
     pub poll: Duration,
+    /// In-process workers' wake-ups (set by [`evolve_local`](crate::evolve_local)):
+    /// a poll ends early when they record results, and enqueueing wakes them.
+    pub nudges: Option<crate::local::Nudges>,
 }
 
 impl CoordinatorConfig {
@@ -89,6 +92,7 @@ impl CoordinatorConfig {
             lease_ttl: Duration::from_secs(10),
             takeover_wait: Duration::ZERO,
             poll: Duration::from_millis(100),
+            nudges: None,
         }
     }
 }
@@ -291,6 +295,9 @@ impl Coordinator {
                 })
                 .collect();
             let added = self.evolution.enqueue_tasks(run, number, tasks, run_config.max_attempts).await?;
+            if let Some(nudges) = &self.config.nudges {
+                nudges.work_enqueued();
+            }
             self.emit(CoordinatorEvent::TasksEnqueued { generation: number, added });
             self.wait_for(run, number).await?;
             let fitness = self.fitness_of(run, &generation).await?;
@@ -349,7 +356,10 @@ impl Coordinator {
                 return Err(GaError::RunState { run: run.to_string(), status: status.to_string() });
             }
             self.evolution.requeue_expired().await?;
-            tokio::time::sleep(self.config.poll).await;
+            match &self.config.nudges {
+                Some(nudges) => nudges.results_or(self.config.poll).await,
+                None => tokio::time::sleep(self.config.poll).await,
+            }
         }
     }
 

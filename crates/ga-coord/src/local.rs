@@ -1,19 +1,54 @@
 //! Single-machine runs: one coordinator plus in-process workers sharing one
 //! evaluator (and so one bar cache and one fitness cache), all through the
-//! same stores a distributed run would use.
+//! same stores a distributed run would use, waking each other with
+//! [`Nudges`] instead of waiting out polling intervals.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use strata_core::evolution::{RunRecord, RunSpec, WorkerId};
 use strata_core::{EvolutionStore, MarketDataStore};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::coordinator::{Coordinator, CoordinatorConfig, Observer};
 use crate::error::{GaError, GaResult};
 use crate::eval::Evaluator;
 use crate::strategy::StrategyRegistry;
 use crate::worker::{Worker, WorkerConfig, WorkerReport};
+
+/// Wake-ups between a coordinator and the workers of its own process, so that
+/// neither waits out a polling interval for the other: workers nudge the
+/// coordinator when they have recorded results, the coordinator nudges idle
+/// workers when it has enqueued a generation. The store stays the only source
+/// of truth (a nudge only cuts a wait short; a missed one costs one interval),
+/// and workers in other processes still poll.
+#[derive(Debug, Clone, Default)]
+pub struct Nudges {
+    results: Arc<Notify>,
+    work: Arc<Notify>,
+}
+
+impl Nudges {
+    /// Results were recorded: the coordinator's next wait ends at once.
+    pub fn results_recorded(&self) {
+        self.results.notify_one();
+    }
+
+    /// Tasks were enqueued: workers waiting now wake up.
+    pub fn work_enqueued(&self) {
+        self.work.notify_waiters();
+    }
+
+    /// Waits `limit`, or until results are recorded.
+    pub async fn results_or(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.results.notified()).await;
+    }
+
+    /// Waits `limit`, or until work is enqueued.
+    pub async fn work_or(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.work.notified()).await;
+    }
+}
 
 /// Settings of a single-machine run.
 #[derive(Debug, Clone)]
@@ -70,6 +105,9 @@ pub async fn evolve_local(
 ) -> GaResult<LocalOutcome> {
     let evaluator = Evaluator::new(market, registry.clone());
     let (stop, stopped) = watch::channel(false);
+    let nudges = Nudges::default();
+    let mut options = options;
+    options.coordinator.nudges = Some(nudges.clone());
     let mut handles = Vec::new();
     for index in 0..options.workers {
         let id = WorkerId::new(format!("{}-w{index}", options.coordinator.holder))
@@ -84,6 +122,7 @@ pub async fn evolve_local(
         // marks it running, and workers that looked first would leave at once.
         config.stop_when_run_ends = false;
         config.idle_wait = (options.coordinator.poll / 2).max(Duration::from_millis(5));
+        config.nudges = Some(nudges.clone());
         let worker = Worker::new(evolution.clone(), evaluator.clone(), config);
         let stopped = stopped.clone();
         handles.push(tokio::spawn(async move { worker.run(stopped).await }));

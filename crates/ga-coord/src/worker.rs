@@ -1,6 +1,8 @@
 //! The worker loop: lease evaluations in batches with a TTL, keep them alive
 //! with one heartbeat per worker, evaluate off the async runtime, and
-//! complete them in one batch with their fencing tokens.
+//! complete them in one batch with their fencing tokens, sent with the next
+//! lease in one call (`complete_and_lease`: one commit per round where the
+//! store can).
 //!
 //! Batches are sized to about [`WorkerConfig::target_batch`] of work from a
 //! moving average of the evaluation time. A worker that dies stops
@@ -63,6 +65,8 @@ pub struct WorkerConfig {
     /// The machine's name, recorded with the worker (the caller finds it:
     /// this crate reads no environment).
     pub hostname: String,
+    /// Wake-ups shared with an in-process coordinator ([`evolve_local`](crate::evolve_local)).
+    pub nudges: Option<crate::local::Nudges>,
     /// Look results up in the store's durable fitness cache before
     /// evaluating, and cache what is evaluated (on by default; off only for
     /// checks that must see every evaluation run).
@@ -85,6 +89,7 @@ impl WorkerConfig {
             exit_when_idle: None,
             hostname: "localhost".to_string(),
             durable_cache: true,
+            nudges: None,
         }
     }
 
@@ -179,16 +184,18 @@ impl Worker {
         let mut seconds_per_task: Option<f64> = None;
         let mut idle_since = Instant::now();
         let mut last_generation: Option<u32> = None;
+        // The last batch's completions, sent with the next lease in one call (one commit).
+        let mut unsent: Vec<Completion> = Vec::new();
         loop {
             published.publish(report);
             if *shutdown.borrow() {
-                return Ok(());
+                return self.flush(unsent, &held, report).await;
             }
             if self.config.stop_when_run_ends
                 && let Some(run) = &self.config.run
             {
                 match self.evolution.get_run(run).await {
-                    Ok(record) if !record.status.is_active() => return Ok(()),
+                    Ok(record) if !record.status.is_active() => return self.flush(unsent, &held, report).await,
                     // A worker may start before its run is created.
                     Ok(_) | Err(StoreError::NotFound { .. }) => {}
                     Err(error) if error.is_retryable() => {}
@@ -203,13 +210,31 @@ impl Worker {
                 ttl: self.config.ttl,
             };
             let claim = Instant::now();
-            let leased = self.evolution.lease_tasks(request).await;
+            let leased = if unsent.is_empty() {
+                self.evolution.lease_tasks(request).await
+            } else {
+                let completions = std::mem::take(&mut unsent);
+                match self.evolution.complete_and_lease(&self.config.id, completions.clone(), request).await {
+                    Ok((statuses, leased)) => {
+                        self.recorded(report, &statuses);
+                        clear_runs(&held);
+                        leased
+                    }
+                    Err(error) if error.is_retryable() => {
+                        // Nothing is known to have been applied: complete them on their own.
+                        tracing::warn!(worker = %self.config.id, %error, "completion failed; retrying");
+                        self.flush(completions, &held, report).await?;
+                        continue;
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            };
             telemetry::lease(claim.elapsed());
             let leases = match leased {
                 Ok(leases) => leases,
                 Err(error) if error.is_retryable() => {
                     tracing::warn!(worker = %self.config.id, %error, "lease failed; retrying");
-                    if wait_or_shutdown(&mut shutdown, self.config.idle_wait).await {
+                    if self.idle(&mut shutdown).await {
                         return Ok(());
                     }
                     continue;
@@ -220,7 +245,7 @@ impl Worker {
                 if self.config.exit_when_idle.is_some_and(|limit| idle_since.elapsed() >= limit) {
                     return Ok(());
                 }
-                if wait_or_shutdown(&mut shutdown, self.config.idle_wait).await {
+                if self.idle(&mut shutdown).await {
                     return Ok(());
                 }
                 continue;
@@ -266,14 +291,49 @@ impl Worker {
                 report.abandoned += completions.len() as u64;
                 continue;
             }
-            if !completions.is_empty() {
-                let statuses = self.complete_with_retry(completions).await?;
-                record(report, &statuses);
+            if completions.is_empty() {
+                clear_runs(&held);
             }
-            if let Ok(mut held) = held.lock() {
-                held.runs.clear();
-            }
+            unsent = completions;
             idle_since = Instant::now();
+        }
+    }
+
+    /// Sends `completions` on their own (retrying), before the worker stops or
+    /// when sending them with a lease failed.
+    async fn flush(&self, completions: Vec<Completion>, held: &Mutex<Held>, report: &mut WorkerReport) -> GaResult<()> {
+        if !completions.is_empty() {
+            let statuses = self.complete_with_retry(completions).await?;
+            self.recorded(report, &statuses);
+        }
+        clear_runs(held);
+        Ok(())
+    }
+
+    /// Counts what the store did with completions, and nudges an in-process coordinator.
+    fn recorded(&self, report: &mut WorkerReport, statuses: &[CompletionStatus]) {
+        record(report, statuses);
+        if let Some(nudges) = &self.config.nudges
+            && statuses.iter().any(|status| *status != CompletionStatus::Stale)
+        {
+            nudges.results_recorded();
+        }
+    }
+
+    /// Waits [`WorkerConfig::idle_wait`] (less when an in-process coordinator
+    /// enqueues work); true when shutting down.
+    async fn idle(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        match &self.config.nudges {
+            None => wait_or_shutdown(shutdown, self.config.idle_wait).await,
+            Some(nudges) => {
+                if *shutdown.borrow() {
+                    return true;
+                }
+                tokio::select! {
+                    () = nudges.work_or(self.config.idle_wait) => *shutdown.borrow(),
+                    changed = shutdown.changed() => changed.is_err() || *shutdown.borrow(),
+                }
+            }
         }
     }
 
@@ -435,6 +495,13 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Forgets the runs of the batch just completed (the heartbeat checks them).
+fn clear_runs(held: &Mutex<Held>) {
+    if let Ok(mut held) = held.lock() {
+        held.runs.clear();
     }
 }
 

@@ -269,6 +269,15 @@ macro_rules! expect {
             other => Err(client.unexpected(method, &other)),
         }
     }};
+    ($client:expr, $request:expr, $variant:ident, pair) => {{
+        let client = &$client;
+        let request = $request;
+        let method = request.method();
+        match client.call(request, None).await? {
+            Response::$variant(first, second) => Ok((first, second)),
+            other => Err(client.unexpected(method, &other)),
+        }
+    }};
     ($client:expr, $request:expr, $variant:ident, unit) => {{
         let client = &$client;
         let request = $request;
@@ -434,6 +443,22 @@ impl EvolutionStore for SocketStore {
     async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>> {
         let completions = completions.into_iter().map(Into::into).collect();
         expect!(self.client, Request::CompleteTasks { worker: worker.clone(), completions }, Statuses)
+    }
+
+    async fn complete_and_lease(
+        &self,
+        worker: &WorkerId,
+        completions: Vec<Completion>,
+        next: LeaseRequest,
+    ) -> Result<(Vec<CompletionStatus>, Result<Vec<Lease>>)> {
+        let completions = completions.into_iter().map(Into::into).collect();
+        let (statuses, leases) = expect!(
+            self.client,
+            Request::CompleteAndLease { worker: worker.clone(), completions, next },
+            CompletedAndLeased,
+            pair
+        )?;
+        Ok((statuses, leases.map_err(StoreError::from)))
     }
 
     async fn release_tasks(

@@ -390,6 +390,12 @@ async fn dispatch(served: &Served, request: Request) -> Response {
             let completions = completions.into_iter().map(Into::into).collect();
             into_response(evolution.complete_tasks(&worker, completions).await, Response::Statuses)
         }
+        Request::CompleteAndLease { worker, completions, next } => {
+            let completions = completions.into_iter().map(Into::into).collect();
+            into_response(evolution.complete_and_lease(&worker, completions, next).await, |(statuses, leases)| {
+                Response::CompletedAndLeased(statuses, leases.map_err(|error| WireError::from(&error)))
+            })
+        }
         Request::ReleaseTasks { worker, leases } => {
             into_response(evolution.release_tasks(&worker, leases).await, Response::Statuses)
         }

@@ -18,8 +18,9 @@ use strata_core::{
     Symbol, TimeRange, ValidationReport, WriteReport,
 };
 
-/// The protocol version this build speaks (the `strata_socket` field of the handshake).
-pub const PROTOCOL_VERSION: u64 = 2;
+/// The protocol version this build speaks (the `strata_socket` field of the handshake; 3 added
+/// `complete_and_lease`).
+pub const PROTOCOL_VERSION: u64 = 3;
 
 /// The client's first frame: `{"strata_socket": 1}`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,6 +70,7 @@ pub(crate) enum Request {
     LeaseTasks { request: LeaseRequest },
     Heartbeat { worker: WorkerId, ttl: Duration },
     CompleteTasks { worker: WorkerId, completions: Vec<WireCompletion> },
+    CompleteAndLease { worker: WorkerId, completions: Vec<WireCompletion>, next: LeaseRequest },
     ReleaseTasks { worker: WorkerId, leases: Vec<(TaskKey, FencingToken)> },
     RequeueExpired,
     RequeueParked { run: RunId },
@@ -106,6 +108,7 @@ impl Request {
             Request::LeaseTasks { .. } => "lease_tasks",
             Request::Heartbeat { .. } => "heartbeat",
             Request::CompleteTasks { .. } => "complete_tasks",
+            Request::CompleteAndLease { .. } => "complete_and_lease",
             Request::ReleaseTasks { .. } => "release_tasks",
             Request::RequeueExpired => "requeue_expired",
             Request::RequeueParked { .. } => "requeue_parked",
@@ -142,6 +145,8 @@ pub(crate) enum Response {
     MaybeGeneration(Option<Generation>),
     Leases(Vec<Lease>),
     Statuses(Vec<CompletionStatus>),
+    /// `complete_and_lease`: the statuses, and the lease or the lease's own error.
+    CompletedAndLeased(Vec<CompletionStatus>, std::result::Result<Vec<Lease>, WireError>),
     TaskCounts(TaskCounts),
     Tasks(Vec<WireTaskRecord>),
     Workers(Vec<WorkerRecord>),
@@ -170,6 +175,7 @@ impl Response {
             Response::MaybeGeneration(_) => "MaybeGeneration",
             Response::Leases(_) => "Leases",
             Response::Statuses(_) => "Statuses",
+            Response::CompletedAndLeased(..) => "CompletedAndLeased",
             Response::TaskCounts(_) => "TaskCounts",
             Response::Tasks(_) => "Tasks",
             Response::Workers(_) => "Workers",
@@ -511,6 +517,7 @@ fn intern(text: String) -> &'static str {
         "lease_tasks",
         "heartbeat",
         "complete_tasks",
+        "complete_and_lease",
         "release_tasks",
         "requeue_expired",
         "requeue_parked",

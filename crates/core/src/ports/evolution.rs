@@ -141,6 +141,7 @@ use crate::ports::Capabilities;
 /// | `lease_tasks` | `NotIdempotent` | a repeat grants more leases: never repeat once the request may have reached the store |
 /// | `complete_tasks` | `NotIdempotent` | fenced, so a repeat changes no data, but applied completions then report `Stale`: repeat only when nothing reached the store |
 /// | `release_tasks` | `Idempotent` | fenced: a repeat finds the task no longer leased under that token and reports `Stale` |
+/// | `complete_and_lease` | `NotIdempotent` | as `complete_tasks` then `lease_tasks` |
 /// | `cached_fitness` | `Safe` | a read |
 /// | `acquire_coordinator` | `Idempotent` | a repeat by the same holder finds its own live lease and renews it, same token |
 /// | `renew_coordinator`, `release_coordinator` | `Idempotent` | fenced by token: a repeat extends again, or finds the role already free |
@@ -184,6 +185,25 @@ pub trait EvolutionStore: Send + Sync + std::fmt::Debug + std::fmt::Display + 's
     /// Completes tasks, refusing stale tokens; caches the fitness of recorded
     /// successes that carry a cache key, in the same transaction.
     async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>>;
+    /// A worker's round trip: completes `completions` as `complete_tasks` does,
+    /// then leases as `lease_tasks(next)` does. A store that can does both in
+    /// one transaction, so a worker's round costs one commit instead of two
+    /// (DuckDB: one WAL sync); the default makes the two calls.
+    ///
+    /// An `Err` means the completions may not have been applied, as from
+    /// `complete_tasks` (a store doing both in one transaction applied
+    /// neither). `Ok((statuses, leases))` means the completions were applied
+    /// with these statuses; `leases` is then the lease's own outcome, and an
+    /// error there granted nothing.
+    async fn complete_and_lease(
+        &self,
+        worker: &WorkerId,
+        completions: Vec<Completion>,
+        next: LeaseRequest,
+    ) -> Result<(Vec<CompletionStatus>, Result<Vec<Lease>>)> {
+        let statuses = self.complete_tasks(worker, completions).await?;
+        Ok((statuses, self.lease_tasks(next).await))
+    }
     /// Hands leases back without counting an attempt: `Released` or `Stale` per lease, in order.
     async fn release_tasks(
         &self,
