@@ -223,11 +223,15 @@ type SqlResult<T> = std::result::Result<T, sqlx::Error>;
 
 /// `BEGIN` with the doctor's statement and lock timeouts.
 async fn begin(connection: &mut PgConnection, plan: &Plan) -> SqlResult<()> {
-    let statement = plan.check_timeout.saturating_sub(Duration::from_secs(1)).max(Duration::from_secs(1));
+    // PostgreSQL takes at most 2^31 - 1 ms; an hour is plenty for one check's statement.
+    let statement = plan
+        .check_timeout
+        .saturating_sub(Duration::from_secs(1))
+        .clamp(Duration::from_secs(1), Duration::from_secs(3600));
     let sql = format!(
         "BEGIN; SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
         statement.as_millis(),
-        plan.lock_wait.as_millis().max(1)
+        plan.lock_wait.as_millis().clamp(1, 3_600_000)
     );
     (&mut *connection).execute(sqlx::raw_sql(&sql)).await.map(|_| ())
 }

@@ -23,6 +23,9 @@ pub(crate) const DOCTOR_LONG_ABOUT: &str = include_str!("../help/doctor.txt");
 /// Examples of `strata doctor`.
 pub(crate) const DOCTOR_AFTER_HELP: &str = include_str!("../help/doctor-examples.txt");
 
+/// The longest `--timeout` honoured (a longer one is this).
+const MAX_CHECK_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// `strata doctor`.
 #[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {
@@ -35,7 +38,7 @@ pub(crate) struct DoctorArgs {
     /// A write/read/delete round trip slower than this fails pg.round_trip.
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     baseline_ms: u64,
-    /// Give up on one check after this many seconds (a held lock fails after 2 s).
+    /// Give up on one check after this many seconds, at most 3600 (a held lock fails after 2 s).
     #[arg(long, value_name = "SECONDS", default_value = "15", value_parser = positive_seconds)]
     timeout: Duration,
     /// Neon API key for the neon.* checks.
@@ -54,7 +57,7 @@ pub(crate) async fn run(args: &DoctorArgs, storage: &StorageConfig) -> Result<Ex
     let plan = Plan {
         workers: args.workers,
         round_trip_baseline: Duration::from_millis(args.baseline_ms),
-        check_timeout: args.timeout,
+        check_timeout: args.timeout.min(MAX_CHECK_TIMEOUT),
         lock_wait: args.timeout.min(Plan::default().lock_wait),
         ..Plan::default()
     };

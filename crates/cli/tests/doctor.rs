@@ -178,6 +178,9 @@ fn a_port_nobody_listens_on_is_refused_at_once() {
     assert_eq!(reachable["facts"]["cause"], "refused", "{reachable:#}");
     assert!(reachable["finding"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")), "{reachable:#}");
     assert!(reachable["fix"].as_str().unwrap().starts_with("start PostgreSQL"), "{reachable:#}");
+    // A huge --timeout is capped, not an overflow.
+    let report = doctor(&neon_env(&url, "public"), &["--timeout", "1e15"]).exits(1).json();
+    assert_eq!(check(&report, "pg.reachable")["facts"]["cause"], "refused", "{report:#}");
     // Without DATABASE_URL the same check says what to set.
     let report = doctor(&[("STORAGE_BACKEND", "neon")], &[]).exits(1).json();
     assert_eq!(check(&report, "pg.reachable")["facts"]["cause"], "configuration", "{report:#}");

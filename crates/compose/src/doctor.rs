@@ -141,7 +141,7 @@ async fn efs(config: &StorageConfig, plan: &Plan) -> Vec<Check> {
         ];
     };
     // A hard NFS mount whose server is gone blocks forever: bound the wait.
-    let limit = plan.check_timeout * 2;
+    let limit = plan.check_timeout.saturating_mul(2);
     match tokio::time::timeout(limit, strata_adapter_efs::doctor::diagnose(&root)).await {
         Ok(checks) => checks,
         Err(_) => vec![
