@@ -1097,6 +1097,96 @@ impl NeonClient {
         })
     }
 
+    /// The query parameters both v2 consumption endpoints share.
+    fn consumption_v2_call(route: &'static str, segments: &[&str], query: &ConsumptionQueryV2) -> Call {
+        let metrics: Vec<&str> = query.metrics.iter().map(ConsumptionMetric::as_str).collect();
+        let mut call = Call::get(route, segments)
+            .query("org_id", &query.org_id)
+            .query("from", query.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .query("to", query.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .query("granularity", query.granularity.as_str())
+            .query("metrics", metrics.join(","));
+        if !query.project_ids.is_empty() {
+            let ids: Vec<&str> = query.project_ids.iter().map(ProjectId::as_str).collect();
+            call = call.query("project_ids", ids.join(","));
+        }
+        call
+    }
+
+    /// Consumption per project and timeframe in the metrics Neon invoices
+    /// (`getConsumptionHistoryPerProjectV2`), page after page. Does not wake computes.
+    pub fn consumption_per_project(
+        &self,
+        query: &ConsumptionQueryV2,
+    ) -> BoxStream<'static, Result<ProjectConsumptionV2>> {
+        let client = self.clone();
+        let query = query.clone();
+        paginate(move |cursor| {
+            let client = client.clone();
+            let query = query.clone();
+            async move {
+                if query.metrics.is_empty() || query.project_ids.len() > 100 {
+                    return Err(NeonError::InvalidArgument(format!(
+                        "consumption per project needs at least one metric and at most 100 project ids (got {} and {})",
+                        query.metrics.len(),
+                        query.project_ids.len()
+                    )));
+                }
+                let limit = client.inner.config.page_size.clamp(1, 100);
+                let call = NeonClient::consumption_v2_call(
+                    "/consumption_history/v2/projects",
+                    &["consumption_history", "v2", "projects"],
+                    &query,
+                )
+                .query("limit", limit)
+                .query_opt("cursor", cursor);
+                let page: ConsumptionPageV2 = client.call(call).await?;
+                let next =
+                    if page.projects.len() < limit as usize { None } else { page.pagination.and_then(|p| p.cursor) };
+                Ok((page.projects, next))
+            }
+        })
+    }
+
+    /// Consumption per branch and timeframe of 1 to 100 projects
+    /// (`getConsumptionHistoryPerBranchV2`, beta), page after page. Does not wake computes.
+    pub fn consumption_per_branch(
+        &self,
+        query: &ConsumptionQueryV2,
+    ) -> BoxStream<'static, Result<BranchConsumptionV2>> {
+        let client = self.clone();
+        let query = query.clone();
+        paginate(move |cursor| {
+            let client = client.clone();
+            let query = query.clone();
+            async move {
+                if query.metrics.is_empty() || query.project_ids.is_empty() || query.project_ids.len() > 100 {
+                    return Err(NeonError::InvalidArgument(format!(
+                        "consumption per branch needs at least one metric and 1 to 100 project ids (got {} and {})",
+                        query.metrics.len(),
+                        query.project_ids.len()
+                    )));
+                }
+                let limit = client.inner.config.page_size.clamp(1, 1000);
+                let mut call = NeonClient::consumption_v2_call(
+                    "/consumption_history/v2/branches",
+                    &["consumption_history", "v2", "branches"],
+                    &query,
+                )
+                .query("limit", limit)
+                .query_opt("cursor", cursor);
+                if !query.branch_ids.is_empty() {
+                    let ids: Vec<&str> = query.branch_ids.iter().map(BranchId::as_str).collect();
+                    call = call.query("branch_ids", ids.join(","));
+                }
+                let page: BranchConsumptionPage = client.call(call).await?;
+                let next =
+                    if page.branches.len() < limit as usize { None } else { page.pagination.and_then(|p| p.cursor) };
+                Ok((page.branches, next))
+            }
+        })
+    }
+
     /// The account's API keys (`listApiKeys`).
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         self.call(Call::get("/api_keys", &["api_keys"])).await

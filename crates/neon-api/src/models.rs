@@ -832,6 +832,125 @@ pub struct ConsumptionTimeframe {
     pub logical_size_bytes: Option<u64>,
 }
 
+lenient_enum!(
+    /// A metric of the v2 consumption endpoints (`metrics` query parameter, `metric_name` in answers).
+    ConsumptionMetric {
+        /// Compute unit seconds (CU-hours = value / 3600).
+        ComputeUnitSeconds = "compute_unit_seconds",
+        /// Byte-months of root branches' storage.
+        RootBranchBytesMonth = "root_branch_bytes_month",
+        /// Byte-months of child branches' storage (their changes since the parent).
+        ChildBranchBytesMonth = "child_branch_bytes_month",
+        /// Byte-months of history kept for instant restore.
+        InstantRestoreBytesMonth = "instant_restore_bytes_month",
+        /// Bytes sent over the public internet.
+        PublicNetworkTransferBytes = "public_network_transfer_bytes",
+        /// Bytes sent over private networks.
+        PrivateNetworkTransferBytes = "private_network_transfer_bytes",
+        /// Branches beyond the plan's allowance (projects only).
+        ExtraBranchesMonth = "extra_branches_month",
+        /// Byte-months of snapshots (projects only).
+        SnapshotStorageBytesMonth = "snapshot_storage_bytes_month",
+    }
+);
+
+impl ConsumptionMetric {
+    /// Every metric `GET /consumption_history/v2/projects` accepts.
+    pub fn for_projects() -> Vec<ConsumptionMetric> {
+        ConsumptionMetric::KNOWN.iter().map(|name| ConsumptionMetric::parse(name)).collect()
+    }
+
+    /// The six metrics `GET /consumption_history/v2/branches` accepts (not
+    /// `extra_branches_month` nor `snapshot_storage_bytes_month`).
+    pub fn for_branches() -> Vec<ConsumptionMetric> {
+        ConsumptionMetric::for_projects()
+            .into_iter()
+            .filter(|metric| {
+                !matches!(metric, ConsumptionMetric::ExtraBranchesMonth | ConsumptionMetric::SnapshotStorageBytesMonth)
+            })
+            .collect()
+    }
+}
+
+/// Consumption of one project from the v2 endpoint (`ConsumptionHistoryPerProjectV2`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ProjectConsumptionV2 {
+    /// Project.
+    pub project_id: ProjectId,
+    /// Billing periods.
+    #[serde(default)]
+    pub periods: Vec<ConsumptionPeriodV2>,
+}
+
+/// Consumption of one branch (`ConsumptionHistoryPerBranchV2`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct BranchConsumptionV2 {
+    /// Project owning the branch.
+    pub project_id: ProjectId,
+    /// Branch.
+    pub branch_id: BranchId,
+    /// Billing periods.
+    #[serde(default)]
+    pub periods: Vec<ConsumptionPeriodV2>,
+}
+
+/// One billing period of the v2 endpoints (`ConsumptionHistoryPerPeriodV2`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ConsumptionPeriodV2 {
+    /// Period id.
+    #[serde(default)]
+    pub period_id: Option<String>,
+    /// Plan during the period.
+    #[serde(default)]
+    pub period_plan: Option<String>,
+    /// Start.
+    #[serde(default)]
+    pub period_start: Option<Instant>,
+    /// End (absent for the current period).
+    #[serde(default)]
+    pub period_end: Option<Instant>,
+    /// Per-timeframe metrics, oldest first.
+    #[serde(default)]
+    pub consumption: Vec<ConsumptionTimeframeV2>,
+}
+
+/// Metrics of one timeframe (`ConsumptionHistoryPerTimeframeV2`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ConsumptionTimeframeV2 {
+    /// Start.
+    #[serde(default)]
+    pub timeframe_start: Option<Instant>,
+    /// End.
+    #[serde(default)]
+    pub timeframe_end: Option<Instant>,
+    /// Values by metric.
+    #[serde(default)]
+    pub metrics: Vec<ConsumptionMetricValue>,
+}
+
+/// One metric's value (`ConsumptionMetricValue`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ConsumptionMetricValue {
+    /// Metric.
+    pub metric_name: ConsumptionMetric,
+    /// Value in the metric's unit.
+    pub value: i64,
+}
+
+/// Sums of each metric over every period and timeframe of `periods`, by metric.
+pub fn consumption_totals<'a>(periods: impl IntoIterator<Item = &'a ConsumptionPeriodV2>) -> BTreeMap<String, i64> {
+    let mut totals = BTreeMap::new();
+    for period in periods {
+        for timeframe in &period.consumption {
+            for metric in &timeframe.metrics {
+                let total = totals.entry(metric.metric_name.as_str().to_owned()).or_insert(0i64);
+                *total = total.saturating_add(metric.value);
+            }
+        }
+    }
+    totals
+}
+
 /// `Pagination` of projects, operations and consumption: the cursor is present even on the last page.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Pagination {
@@ -896,6 +1015,28 @@ pub struct ConsumptionPage {
     #[serde(default)]
     pub projects: Vec<ProjectConsumption>,
     /// Missing on empty lists.
+    #[serde(default)]
+    pub pagination: Option<Pagination>,
+}
+
+/// A page of `GET /consumption_history/v2/projects`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ConsumptionPageV2 {
+    /// Projects.
+    #[serde(default)]
+    pub projects: Vec<ProjectConsumptionV2>,
+    /// The cursor of the next page.
+    #[serde(default)]
+    pub pagination: Option<Pagination>,
+}
+
+/// A page of `GET /consumption_history/v2/branches`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BranchConsumptionPage {
+    /// Branches.
+    #[serde(default)]
+    pub branches: Vec<BranchConsumptionV2>,
+    /// The cursor of the next page.
     #[serde(default)]
     pub pagination: Option<Pagination>,
 }
@@ -1234,6 +1375,28 @@ pub struct ConsumptionQuery {
     pub project_ids: Vec<ProjectId>,
     /// Organization.
     pub org_id: Option<String>,
+}
+
+/// Query of the v2 consumption endpoints (`getConsumptionHistoryPerProjectV2`,
+/// `getConsumptionHistoryPerBranchV2`). The API rounds `from` and `to` down to the
+/// granularity and keeps 168 hours of hourly, 60 days of daily and a year of
+/// monthly figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumptionQueryV2 {
+    /// Organization (required by the API).
+    pub org_id: String,
+    /// Start of the range.
+    pub from: Instant,
+    /// End of the range.
+    pub to: Instant,
+    /// Granularity.
+    pub granularity: ConsumptionGranularity,
+    /// Metrics to return (required by the API).
+    pub metrics: Vec<ConsumptionMetric>,
+    /// Only these projects (all of the organization when empty, for projects; 1 to 100 for branches).
+    pub project_ids: Vec<ProjectId>,
+    /// Only these branches (branches endpoint only; all when empty).
+    pub branch_ids: Vec<BranchId>,
 }
 
 #[cfg(test)]

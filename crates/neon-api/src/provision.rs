@@ -136,6 +136,40 @@ impl Drop for EphemeralBranch {
     }
 }
 
+/// What Strata created a branch for (see [`NeonProvisioner::branch_purpose`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BranchPurpose {
+    /// The branch of an evolution run.
+    Evolution {
+        /// The run, as its branch name spells it.
+        run: String,
+    },
+    /// The branch of one worker of an evolution run.
+    Worker {
+        /// The run, as the branch name spells it.
+        run: String,
+        /// The worker, as the branch name spells it.
+        worker: String,
+    },
+}
+
+impl BranchPurpose {
+    /// The run the branch belongs to.
+    pub fn run(&self) -> &str {
+        match self {
+            BranchPurpose::Evolution { run } | BranchPurpose::Worker { run, .. } => run,
+        }
+    }
+
+    /// The worker, for a worker's branch.
+    pub fn worker(&self) -> Option<&str> {
+        match self {
+            BranchPurpose::Evolution { .. } => None,
+            BranchPurpose::Worker { worker, .. } => Some(worker),
+        }
+    }
+}
+
 /// A tenant's quota plan, as in the seeds (`004`): premium or basic, or custom limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TenantPlan {
@@ -273,6 +307,51 @@ impl NeonProvisioner {
     /// Deletes the branch of an evolution run; `false` if it did not exist.
     pub async fn delete_evolution_branch(&self, run_id: &str) -> StoreResult<bool> {
         self.delete_branch(&NeonProvisioner::evolution_branch_name(run_id)).await
+    }
+
+    /// The branch name of a worker of an evolution run:
+    /// `evolution-<run id>/worker-<worker id>`, both parts in lowercase letters,
+    /// digits and dashes (the `/` cannot occur in either, so the name parses back
+    /// with [`NeonProvisioner::branch_purpose`]).
+    pub fn worker_branch_name(run_id: &str, worker_id: &str) -> String {
+        let mut name =
+            format!("{}/worker-{}", NeonProvisioner::evolution_branch_name(run_id), sanitize(worker_id, '-'));
+        name.truncate(256);
+        name
+    }
+
+    /// Ensures the branch of a worker of an evolution run, a child of the run's
+    /// branch (which is ensured first, from the default branch).
+    pub async fn ensure_worker_branch(&self, run_id: &str, worker_id: &str) -> StoreResult<BranchInfo> {
+        let parent = self.ensure_evolution_branch(run_id, None).await?;
+        let spec = BranchSpec {
+            name: NeonProvisioner::worker_branch_name(run_id, worker_id),
+            parent: Some(parent.name),
+            at: BranchPoint::Head,
+        };
+        self.ensure_branch(spec).await
+    }
+
+    /// Deletes the branch of a worker of an evolution run; `false` if it did not exist.
+    pub async fn delete_worker_branch(&self, run_id: &str, worker_id: &str) -> StoreResult<bool> {
+        self.delete_branch(&NeonProvisioner::worker_branch_name(run_id, worker_id)).await
+    }
+
+    /// What Strata made a branch for, read from its name: the branch of an
+    /// evolution run ([`NeonProvisioner::evolution_branch_name`]) or of one of
+    /// its workers ([`NeonProvisioner::worker_branch_name`]); `None` for any
+    /// other branch. The run and worker are as the name spells them (sanitized).
+    pub fn branch_purpose(name: &str) -> Option<BranchPurpose> {
+        let rest = name.strip_prefix("evolution-")?;
+        let valid = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        match rest.split_once("/worker-") {
+            Some((run, worker)) if valid(run) && valid(worker) => {
+                Some(BranchPurpose::Worker { run: run.to_owned(), worker: worker.to_owned() })
+            }
+            Some(_) => None,
+            None if valid(rest) => Some(BranchPurpose::Evolution { run: rest.to_owned() }),
+            None => None,
+        }
     }
 
     /// Creates a branch with a read-write compute, a role and a database, and returns a guard
@@ -523,6 +602,19 @@ mod tests {
         assert_eq!(NeonProvisioner::evolution_branch_name("Run 42/A"), "evolution-run-42-a");
         assert_eq!(NeonProvisioner::tenant_names("acme.io"), ("tenant_acme_io".into(), "tenant_acme_io_owner".into()));
         assert_eq!(NeonProvisioner::tenant_project_name("Acme Corp"), "tenant-acme-corp");
+        assert_eq!(NeonProvisioner::worker_branch_name("Run 42", "w/1@host"), "evolution-run-42/worker-w-1-host");
+    }
+
+    #[test]
+    fn branch_names_parse_back_to_their_run_and_worker() {
+        let run = NeonProvisioner::evolution_branch_name("R-7");
+        assert_eq!(NeonProvisioner::branch_purpose(&run), Some(BranchPurpose::Evolution { run: "r-7".into() }));
+        let worker = NeonProvisioner::worker_branch_name("R-7", "worker-host-12");
+        let purpose = NeonProvisioner::branch_purpose(&worker).unwrap();
+        assert_eq!((purpose.run(), purpose.worker()), ("r-7", Some("worker-host-12")));
+        for other in ["main", "ci-42", "evolution-", "evolution-x/y", "evolution-a/worker-", "evolution-/worker-w"] {
+            assert_eq!(NeonProvisioner::branch_purpose(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -63,6 +63,8 @@ fn decode_as_every_model(bytes: &[u8]) -> Result<(), TestCaseError> {
     let _ = decode::<BranchesPage>(bytes);
     let _ = decode::<OperationsPage>(bytes);
     let _ = decode::<ConsumptionPage>(bytes);
+    let _ = decode::<ConsumptionPageV2>(bytes);
+    let _ = decode::<BranchConsumptionPage>(bytes);
     let _ = decode::<CreatedProject>(bytes);
     let _ = decode::<CreatedBranch>(bytes);
     let _ = decode::<BranchOperations>(bytes);
@@ -89,6 +91,8 @@ fn decode_as_every_model(bytes: &[u8]) -> Result<(), TestCaseError> {
     round_trip::<ProjectConsumption>(bytes)?;
     round_trip::<ConsumptionPeriod>(bytes)?;
     round_trip::<ConsumptionTimeframe>(bytes)?;
+    round_trip::<ProjectConsumptionV2>(bytes)?;
+    round_trip::<BranchConsumptionV2>(bytes)?;
     round_trip::<Pagination>(bytes)?;
     round_trip::<CursorPagination>(bytes)?;
     round_trip::<ProjectSettings>(bytes)?;

@@ -1,6 +1,8 @@
 //! An in-process fake of the Neon API v2 for tests (feature `fake-server`):
 //! in-memory projects, branches, endpoints, databases, roles, operations and
-//! API keys; operations that go from `running` to `finished` after a delay,
+//! API keys; synthetic, deterministic consumption for the v2 consumption
+//! endpoints (see [`FAKE_ORG_ID`] and the `consumption` module); operations
+//! that go from `running` to `finished` after a delay,
 //! 423 for mutations while they run; 404/409/422 with the API's error body;
 //! and fault injection (error statuses, HTML bodies, 429 with `Retry-After`,
 //! delays, dropped connections).
@@ -16,7 +18,10 @@
 //! # Ok(()) }
 //! ```
 
+mod consumption;
 mod routes;
+
+pub use consumption::{FAKE_CHILD_BRANCH_BYTES, FAKE_MONTH_SECONDS, FAKE_ORG_ID, FAKE_ROOT_BRANCH_BYTES};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;

@@ -363,8 +363,17 @@ fn check_quota(settings: Option<&Value>) -> Result<(), Answer> {
     Ok(())
 }
 
-/// Checks compute-unit limits like the API: at least 0.25 and min <= max.
+/// Checks compute-unit limits like the API: at least 0.25 and min <= max; and the
+/// suspend timeout: -1 (never), 0 (the default) or 60 to 604800 seconds.
 fn check_compute_units(options: &Value) -> Result<(), Answer> {
+    if let Some(timeout) = options.get("suspend_timeout_seconds").and_then(Value::as_i64)
+        && !(timeout == -1 || timeout == 0 || (60..=604_800).contains(&timeout))
+    {
+        return Err(error(
+            422,
+            format!("suspend_timeout_seconds must be -1 (never), 0 (default) or 60 to 604800, got {timeout}"),
+        ));
+    }
     let min = options.get("autoscaling_limit_min_cu").and_then(Value::as_f64);
     let max = options.get("autoscaling_limit_max_cu").and_then(Value::as_f64);
     for value in [min, max].into_iter().flatten() {
@@ -420,6 +429,7 @@ pub(super) fn insert_project(
         "consumption_period_start": now_text,
         "consumption_period_end": now_text,
         "owner_id": "fake-user",
+        "org_id": super::FAKE_ORG_ID,
         "settings": {},
     });
     let mut branch_name = "main".to_owned();
@@ -576,6 +586,20 @@ fn dispatch(
                 })
                 .collect();
             paged(json!({ "projects": projects }), cursor)
+        }
+        ("GET", ["consumption_history", "v2", which @ ("projects" | "branches")]) => {
+            let branches = *which == "branches";
+            match super::consumption::consumption_v2(state, query, branches, chrono::Utc::now()) {
+                Ok(items) => {
+                    let (page, cursor) =
+                        cursor_page(&items, query, if branches { 100 } else { 10 }, |item| item.0.clone());
+                    let page: Vec<Value> = page.into_iter().map(|item| item.1.clone()).collect();
+                    let mut body = serde_json::Map::new();
+                    body.insert((*which).to_owned(), Value::Array(page));
+                    paged(Value::Object(body), cursor)
+                }
+                Err((status, message)) => error(status, message),
+            }
         }
         ("GET", ["projects"]) => {
             let ids: Vec<&String> = state.projects.keys().collect();

@@ -317,6 +317,35 @@ pub(crate) async fn exercise_everything(client: &NeonClient) {
     assert_eq!(consumption.len(), 1);
     assert_eq!(consumption[0].project_id, project_id);
 
+    // Consumption in the invoiced metrics (v2), per project and per branch.
+    let org_id = client.get_project(&project_id).await.unwrap().org_id.expect("the fake's projects have an org");
+    let query = ConsumptionQueryV2 {
+        org_id,
+        from: Utc::now() - ChronoDuration::days(1),
+        to: Utc::now() + ChronoDuration::days(1),
+        granularity: ConsumptionGranularity::Daily,
+        metrics: ConsumptionMetric::for_projects(),
+        project_ids: vec![project_id.clone()],
+        branch_ids: Vec::new(),
+    };
+    let per_project: Vec<ProjectConsumptionV2> = client.consumption_per_project(&query).try_collect().await.unwrap();
+    assert_eq!(per_project.len(), 1);
+    let totals = consumption_totals(&per_project[0].periods);
+    assert_eq!(totals.len(), 8, "{totals:?}");
+    assert!(totals["root_branch_bytes_month"] > 0, "{totals:?}");
+    let per_branch: Vec<BranchConsumptionV2> = client
+        .consumption_per_branch(&ConsumptionQueryV2 {
+            metrics: ConsumptionMetric::for_branches(),
+            branch_ids: vec![main.id.clone()],
+            ..query.clone()
+        })
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(per_branch.len(), 1);
+    assert_eq!(per_branch[0].branch_id, main.id);
+    assert!(consumption_totals(&per_branch[0].periods)["root_branch_bytes_month"] > 0);
+
     // Deleting the project.
     assert_eq!(client.delete_project(&project_id).await.unwrap().unwrap().id, project_id);
     assert!(client.get_project(&project_id).await.unwrap_err().is_not_found());
@@ -474,4 +503,57 @@ async fn the_small_conveniences_work() {
     fake.shutdown().await;
     let error = no_retries.current_user().await.unwrap_err();
     assert!(matches!(error, NeonError::Transport { attempts: 1, .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn the_fakes_consumption_is_synthetic_deterministic_and_checked_like_the_apis() {
+    let (fake, client) = start().await;
+    let project_id = ProjectId::new(fake.seed_project("usage"));
+    let main = client.default_branch(&project_id).await.unwrap().unwrap();
+    let created = main.created_at.unwrap();
+    let day = created.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let query = ConsumptionQueryV2 {
+        org_id: strata_neon_api::fake::FAKE_ORG_ID.to_owned(),
+        from: day,
+        to: day + ChronoDuration::days(1),
+        granularity: ConsumptionGranularity::Daily,
+        metrics: ConsumptionMetric::for_branches(),
+        project_ids: vec![project_id.clone()],
+        branch_ids: Vec::new(),
+    };
+    // One daily timeframe; the default branch exists from its creation to the end of the day,
+    // with its compute at 0.25 CU and 1 GiB of storage.
+    let branches: Vec<BranchConsumptionV2> = client.consumption_per_branch(&query).try_collect().await.unwrap();
+    assert_eq!(branches.len(), 1);
+    let frame = &branches[0].periods[0].consumption;
+    assert_eq!(frame.len(), 1);
+    assert_eq!((frame[0].timeframe_start, frame[0].timeframe_end), (Some(query.from), Some(query.to)));
+    let seconds = (query.to - created).num_seconds();
+    let totals = consumption_totals(&branches[0].periods);
+    assert_eq!(totals["compute_unit_seconds"], seconds / 4);
+    let bytes = strata_neon_api::fake::FAKE_ROOT_BRANCH_BYTES as i64;
+    assert_eq!(totals["root_branch_bytes_month"], bytes * seconds / strata_neon_api::fake::FAKE_MONTH_SECONDS as i64);
+    assert_eq!(totals["child_branch_bytes_month"], 0);
+    let metric_names: Vec<&str> = frame[0].metrics.iter().map(|metric| metric.metric_name.as_str()).collect();
+    assert_eq!(metric_names, ConsumptionMetric::KNOWN[..6]);
+
+    // What the API refuses, the fake refuses.
+    let refused = |query: ConsumptionQueryV2| {
+        let client = client.clone();
+        async move { client.consumption_per_branch(&query).try_collect::<Vec<_>>().await.unwrap_err() }
+    };
+    let status = |error: NeonError| error.status();
+    assert_eq!(status(refused(ConsumptionQueryV2 { org_id: "org-other".into(), ..query.clone() }).await), Some(404));
+    let week = ConsumptionQueryV2 {
+        granularity: ConsumptionGranularity::Hourly,
+        from: day - ChronoDuration::days(8),
+        ..query.clone()
+    };
+    assert_eq!(status(refused(week).await), Some(406));
+    let per_project_only = ConsumptionQueryV2 { metrics: vec![ConsumptionMetric::ExtraBranchesMonth], ..query.clone() };
+    assert_eq!(status(refused(per_project_only).await), Some(400));
+    let backwards = ConsumptionQueryV2 { to: query.from, ..query.clone() };
+    assert_eq!(status(refused(backwards).await), Some(400));
+    let without_projects = ConsumptionQueryV2 { project_ids: Vec::new(), ..query.clone() };
+    assert!(matches!(refused(without_projects).await, NeonError::InvalidArgument(_)));
 }

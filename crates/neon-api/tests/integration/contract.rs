@@ -62,6 +62,8 @@ pub(crate) const COVERED: &[(&str, &str, &str)] = &[
     ("suspendProjectEndpoint", "post", "/projects/{project_id}/endpoints/{endpoint_id}/suspend"),
     ("restartProjectEndpoint", "post", "/projects/{project_id}/endpoints/{endpoint_id}/restart"),
     ("getConsumptionHistoryPerProject", "get", "/consumption_history/projects"),
+    ("getConsumptionHistoryPerProjectV2", "get", "/consumption_history/v2/projects"),
+    ("getConsumptionHistoryPerBranchV2", "get", "/consumption_history/v2/branches"),
     ("listApiKeys", "get", "/api_keys"),
     ("createApiKey", "post", "/api_keys"),
     ("revokeApiKey", "delete", "/api_keys/{key_id}"),
@@ -285,6 +287,8 @@ fn decoder(operation_id: &str) -> Option<Decoder> {
         }
         "getProjectBranchRolePassword" => decode::<Password>,
         "getConsumptionHistoryPerProject" => decode::<ConsumptionPage>,
+        "getConsumptionHistoryPerProjectV2" => decode::<ConsumptionPageV2>,
+        "getConsumptionHistoryPerBranchV2" => decode::<BranchConsumptionPage>,
         "listApiKeys" => decode::<Vec<ApiKey>>,
         "createApiKey" => decode::<CreatedApiKey>,
         "revokeApiKey" => decode::<ApiKey>,
@@ -372,6 +376,11 @@ fn every_modeled_schema_deserialises_and_models_name_only_spec_fields() {
     check_model::<ProjectConsumption>(&spec, &["ConsumptionHistoryPerProject"], &mut failures);
     check_model::<ConsumptionPeriod>(&spec, &["ConsumptionHistoryPerPeriod"], &mut failures);
     check_model::<ConsumptionTimeframe>(&spec, &["ConsumptionHistoryPerTimeframe"], &mut failures);
+    check_model::<ProjectConsumptionV2>(&spec, &["ConsumptionHistoryPerProjectV2"], &mut failures);
+    check_model::<BranchConsumptionV2>(&spec, &["ConsumptionHistoryPerBranchV2"], &mut failures);
+    check_model::<ConsumptionPeriodV2>(&spec, &["ConsumptionHistoryPerPeriodV2"], &mut failures);
+    check_model::<ConsumptionTimeframeV2>(&spec, &["ConsumptionHistoryPerTimeframeV2"], &mut failures);
+    check_model::<ConsumptionMetricValue>(&spec, &["ConsumptionMetricValue"], &mut failures);
     check_model::<Pagination>(&spec, &["Pagination"], &mut failures);
     check_model::<CursorPagination>(&spec, &["CursorPagination"], &mut failures);
     check_model::<ProjectQuota>(&spec, &["ProjectQuota"], &mut failures);

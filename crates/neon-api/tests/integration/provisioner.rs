@@ -148,6 +148,23 @@ async fn each_evolution_run_gets_its_own_named_branch() {
 }
 
 #[tokio::test]
+async fn each_worker_of_a_run_gets_a_child_branch_of_the_runs_branch() {
+    let (_fake, client, provisioner) = provisioner().await;
+    let worker = provisioner.ensure_worker_branch("Run 8", "host-1").await.unwrap();
+    assert_eq!(worker.name, "evolution-run-8/worker-host-1");
+    assert_eq!(provisioner.ensure_worker_branch("Run 8", "host-1").await.unwrap(), worker);
+    let branches = client.all_branches(provisioner.project_id()).await.unwrap();
+    let run = branches.iter().find(|branch| branch.name == "evolution-run-8").unwrap();
+    let child = branches.iter().find(|branch| branch.name == worker.name).unwrap();
+    assert_eq!(child.parent_id.as_ref(), Some(&run.id));
+    let purpose = NeonProvisioner::branch_purpose(&child.name).unwrap();
+    assert_eq!((purpose.run(), purpose.worker()), ("run-8", Some("host-1")));
+    assert!(provisioner.delete_worker_branch("Run 8", "host-1").await.unwrap());
+    assert!(!provisioner.delete_worker_branch("Run 8", "host-1").await.unwrap());
+    assert!(provisioner.delete_evolution_branch("Run 8").await.unwrap());
+}
+
+#[tokio::test]
 async fn tenants_get_a_database_in_the_shared_project() {
     let (_fake, client, provisioner) = provisioner().await;
     let tenant = provisioner.ensure_tenant_database("acme.io", None).await.unwrap();
