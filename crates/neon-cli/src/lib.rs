@@ -1,13 +1,16 @@
 //! `strata neon`: common Neon management tasks from the shell (projects, branches,
-//! connection URIs, waiting for operations) and a local fake of the Neon API for
-//! tests, all through `strata-neon-api`.
+//! computes and their settings, databases, roles, operations, connection URIs,
+//! usage and its cost per evolution run and worker) and a local fake of the Neon
+//! API for tests, all through `strata-neon-api`.
 //!
 //! The `strata` binary mounts [`NeonArgs`] as its `neon` subcommand and calls
 //! [`run`]. The group opens no store, so it needs nothing from the binary's
 //! composition root; it lives in its own crate so the Neon tooling can grow
-//! (usage, endpoints, every resource the client models) without growing the
-//! binary. Wrong arguments are `StoreError::InvalidInput` (exit code 2 in the
+//! without growing the binary. Wrong arguments are `StoreError::InvalidInput` (exit code 2 in the
 //! binary), API failures the `StoreError` of their kind.
+
+mod resources;
+mod usage;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -29,6 +32,12 @@ const NEON_LONG_ABOUT: &str = include_str!("../help/neon.txt");
 /// Examples of `strata neon`.
 const NEON_AFTER_HELP: &str = include_str!("../help/neon-examples.txt");
 
+/// Long help of `strata neon usage`.
+const USAGE_LONG_ABOUT: &str = include_str!("../help/usage.txt");
+
+/// Examples of `strata neon usage`.
+const USAGE_AFTER_HELP: &str = include_str!("../help/usage-examples.txt");
+
 /// Examples and notes of `strata neon fake-server`.
 const FAKE_SERVER_AFTER_HELP: &str = include_str!("../help/fake-server-examples.txt");
 
@@ -39,7 +48,7 @@ pub struct NeonArgs {
     /// Neon API key.
     #[arg(long, env = "NEON_API_KEY", hide_env_values = true, global = true, value_name = "KEY")]
     api_key: Option<String>,
-    /// Project id for branch, connection-uri and operations commands.
+    /// Project id for the commands that act on one project (all but projects, fake-server).
     #[arg(long, env = "NEON_PROJECT_ID", global = true, value_name = "ID")]
     project: Option<String>,
     /// Base URL of the API.
@@ -56,25 +65,57 @@ pub struct NeonArgs {
 /// The `strata neon` subcommands.
 #[derive(Debug, Subcommand)]
 enum NeonCommand {
-    /// List projects.
-    #[command(subcommand, after_help = "Examples:\n  strata neon projects list\n  strata neon projects list --json")]
-    Projects(ProjectsCommand),
-    /// Create, list or delete branches of NEON_PROJECT_ID.
+    /// List projects or show one.
     #[command(
         subcommand,
+        visible_alias = "project",
+        after_help = "Examples:\n  strata neon projects list\n  strata neon projects list --json\n  strata neon projects show"
+    )]
+    Projects(ProjectsCommand),
+    /// Create, list, show or delete branches of NEON_PROJECT_ID.
+    #[command(
+        subcommand,
+        visible_alias = "branches",
         after_help = "Examples:\n  strata neon branch create ci-42 --parent main\n  strata neon branch list\n  \
-            strata neon branch delete ci-42"
+            strata neon branch show ci-42 --json\n  strata neon branch delete ci-42"
     )]
     Branch(BranchCommand),
+    /// List or show computes, or change a compute's autoscaling limits and suspend timeout.
+    #[command(
+        subcommand,
+        visible_alias = "endpoint",
+        after_help = "Examples:\n  strata neon endpoints list\n  strata neon endpoints show ci-42\n  \
+            strata neon endpoint set ci-42 --min-cu 0.25 --max-cu 2 --suspend-timeout 300"
+    )]
+    Endpoints(resources::EndpointsCommand),
+    /// List or show the databases of a branch.
+    #[command(
+        subcommand,
+        visible_aliases = ["database", "db"],
+        after_help = "Examples:\n  strata neon databases list\n  strata neon databases show neondb --branch ci-42 --json"
+    )]
+    Databases(resources::DatabasesCommand),
+    /// List or show the roles of a branch (never their passwords).
+    #[command(
+        subcommand,
+        visible_alias = "role",
+        after_help = "Examples:\n  strata neon roles list\n  strata neon roles show neondb_owner --json"
+    )]
+    Roles(resources::RolesCommand),
+    /// Consumption and its cost per project, branch, evolution run and worker.
+    #[command(visible_alias = "consumption", long_about = USAGE_LONG_ABOUT, after_help = USAGE_AFTER_HELP)]
+    Usage(usage::UsageArgs),
     /// Print a connection URI (with its password) for a database and role on a branch.
     #[command(after_help = "Examples:\n  strata neon connection-uri --database neondb --role neondb_owner\n  \
         strata neon connection-uri --branch ci-42 --database app --role app --direct\n  \
         psql \"$(strata neon connection-uri --branch ci-42 --database app --role app)\"")]
     ConnectionUri(ConnectionUriArgs),
-    /// Wait for operations of NEON_PROJECT_ID.
+    /// List, show or wait for operations of NEON_PROJECT_ID.
     #[command(
         subcommand,
-        after_help = "Examples:\n  strata neon operations wait\n  strata neon operations wait --timeout 60"
+        visible_alias = "operation",
+        after_help = "Examples:\n  strata neon operations list\n  strata neon operations wait\n  \
+            strata neon operations wait --timeout 60"
     )]
     Operations(OperationsCommand),
     /// Run a local fake of the Neon API (in memory) until interrupted.
@@ -90,6 +131,14 @@ enum ProjectsCommand {
         after_help = "Examples:\n  strata neon projects list\n  strata neon projects list --json | jq -r '.[].id'"
     )]
     List,
+    /// Show a project (default: NEON_PROJECT_ID).
+    #[command(
+        after_help = "Examples:\n  strata neon projects show\n  strata neon projects show shiny-wind-028834 --json"
+    )]
+    Show {
+        /// Project id.
+        project: Option<String>,
+    },
 }
 
 /// `strata neon branch`.
@@ -104,6 +153,14 @@ enum BranchCommand {
     /// List branches.
     #[command(after_help = "Examples:\n  strata neon branch list\n  strata neon branch list --json")]
     List,
+    /// Show a branch by name or id.
+    #[command(
+        after_help = "Examples:\n  strata neon branch show ci-42\n  strata neon branch show br-aged-salad-637688 --json"
+    )]
+    Show {
+        /// Branch name or id.
+        branch: String,
+    },
     /// Delete a branch by name or id (with its computes, roles and databases); succeeds if it is already gone.
     #[command(
         after_help = "Examples:\n  strata neon branch delete ci-42\n  strata neon branch delete br-aged-salad-637688"
@@ -162,6 +219,19 @@ struct ConnectionUriArgs {
 /// `strata neon operations`.
 #[derive(Debug, Subcommand)]
 enum OperationsCommand {
+    /// List operations, newest first.
+    #[command(after_help = "Examples:\n  strata neon operations list\n  strata neon operations list --limit 5 --json")]
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: usize,
+    },
+    /// Show one operation.
+    #[command(after_help = "Examples:\n  strata neon operations show 0f3c2a9e-1b2c-4d5e-8f90-123456789abc --json")]
+    Show {
+        /// Operation id.
+        operation: String,
+    },
     /// Wait until operations are finished (all unfinished ones of the project when none are named).
     #[command(after_help = "Examples:\n  strata neon operations wait\n  \
         strata neon operations wait 0f3c2a9e-... --timeout 60")]
@@ -204,6 +274,18 @@ pub async fn run(args: &NeonArgs) -> Result<std::process::ExitCode> {
     match &args.command {
         NeonCommand::FakeServer(server) => fake_server(server).await?,
         NeonCommand::Projects(ProjectsCommand::List) => projects_list(args).await?,
+        NeonCommand::Projects(ProjectsCommand::Show { project }) => {
+            resources::projects_show(args, project.as_deref()).await?
+        }
+        NeonCommand::Branch(BranchCommand::Show { branch }) => resources::branch_show(args, branch).await?,
+        NeonCommand::Endpoints(command) => resources::endpoints(args, command).await?,
+        NeonCommand::Databases(command) => resources::databases(args, command).await?,
+        NeonCommand::Roles(command) => resources::roles(args, command).await?,
+        NeonCommand::Usage(arguments) => usage::usage(args, arguments).await?,
+        NeonCommand::Operations(OperationsCommand::List { limit }) => resources::operations_list(args, *limit).await?,
+        NeonCommand::Operations(OperationsCommand::Show { operation }) => {
+            resources::operations_show(args, operation).await?
+        }
         NeonCommand::Branch(BranchCommand::Create(create)) => branch_create(args, create).await?,
         NeonCommand::Branch(BranchCommand::List) => branch_list(args).await?,
         NeonCommand::Branch(BranchCommand::Delete { branch }) => branch_delete(args, branch).await?,
@@ -216,7 +298,7 @@ pub async fn run(args: &NeonArgs) -> Result<std::process::ExitCode> {
 }
 
 /// Invalid arguments: an `InvalidInput` error, exit code 2 in the binary.
-fn usage(message: impl Into<String>) -> StoreError {
+fn invalid(message: impl Into<String>) -> StoreError {
     StoreError::invalid(message)
 }
 
@@ -227,16 +309,16 @@ fn api(error: NeonError) -> anyhow::Error {
 
 fn client(args: &NeonArgs) -> Result<NeonClient> {
     let Some(key) = args.api_key.as_deref().filter(|key| !key.trim().is_empty()) else {
-        return Err(usage("NEON_API_KEY is not set: export it or pass --api-key").into());
+        return Err(invalid("NEON_API_KEY is not set: export it or pass --api-key").into());
     };
     let config = NeonApiConfig::new(Secret::new(key)).with_base_url(args.base_url.clone());
-    NeonClient::new(config).map_err(|error| usage(format!("NEON_API_BASE_URL or NEON_API_KEY: {error}")).into())
+    NeonClient::new(config).map_err(|error| invalid(format!("NEON_API_BASE_URL or NEON_API_KEY: {error}")).into())
 }
 
 fn project(args: &NeonArgs) -> Result<ProjectId> {
     match args.project.as_deref().filter(|project| !project.trim().is_empty()) {
         Some(project) => Ok(ProjectId::new(project)),
-        None => Err(usage("NEON_PROJECT_ID is not set: export it or pass --project").into()),
+        None => Err(invalid("NEON_PROJECT_ID is not set: export it or pass --project").into()),
     }
 }
 
@@ -269,8 +351,8 @@ async fn branch_create(args: &NeonArgs, create: &BranchCreateArgs) -> Result<()>
     };
     let parent_timestamp = match &create.at {
         Some(text) => {
-            let timestamp = Timestamp::parse(text).map_err(|error| usage(format!("--at {text:?}: {error}")))?;
-            Some(timestamp.to_datetime().ok_or_else(|| usage(format!("--at {text:?} is out of range")))?)
+            let timestamp = Timestamp::parse(text).map_err(|error| invalid(format!("--at {text:?}: {error}")))?;
+            Some(timestamp.to_datetime().ok_or_else(|| invalid(format!("--at {text:?} is out of range")))?)
         }
         None => None,
     };
@@ -377,7 +459,7 @@ async fn fake_server(args: &FakeServerArgs) -> Result<()> {
     let postgres = match args.postgres.as_deref().filter(|text| !text.trim().is_empty()) {
         Some(text) => Some(
             strata_neon_api::fake::parse_postgres_url(text)
-                .map_err(|error| usage(format!("--postgres / STRATA_FAKE_NEON_POSTGRES {text:?}: {error}")))?,
+                .map_err(|error| invalid(format!("--postgres / STRATA_FAKE_NEON_POSTGRES {text:?}: {error}")))?,
         ),
         None => None,
     };
