@@ -749,11 +749,10 @@ async fn postgres_group(
         }
     }
     let spec = last.context("no PostgreSQL row count given (--pg-rows)")?;
-    crate::postgres::psql_timed(
-        &psql,
-        url,
-        &format!("VACUUM ANALYZE {schema}.ohlcv_bars; VACUUM ANALYZE {anchor_schema}.ohlcv_bars"),
-    )?;
+    // One statement per psql call: `psql -c` runs several as one transaction, where VACUUM cannot run.
+    for analysed in [&schema, &anchor_schema] {
+        crate::postgres::psql_timed(&psql, url, &format!("VACUUM ANALYZE {analysed}.ohlcv_bars"))?;
+    }
     let per_symbol = spec.bars_per_symbol;
     let mut read = Figure {
         group: "postgres",
