@@ -173,6 +173,9 @@ pub(crate) enum Command {
         after_help = "Examples:\n  strata runs list\n  strata runs show RUN_ID --json\n  strata runs status RUN_ID --json\n  strata runs cancel RUN_ID\n  strata runs resume RUN_ID"
     )]
     Runs(crate::evolve::RunsArgs),
+    /// Write a GA run's report: one self-contained HTML file with its charts and best genomes.
+    #[command(after_help = crate::report::REPORT_AFTER_HELP)]
+    Report(crate::report::ReportArgs),
     /// Serve the store over HTTP: Prometheus metrics, health, and bars as JSON, CSV or Arrow.
     #[command(long_about = SERVE_LONG_ABOUT, after_help = SERVE_AFTER_HELP)]
     Serve(crate::serve::ServeArgs),

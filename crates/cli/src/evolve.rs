@@ -174,7 +174,9 @@ pub(crate) enum RunsAction {
         json: bool,
     },
     /// One run: its settings, per-generation statistics and best genomes.
-    #[command(after_help = "Examples:\n  strata runs show RUN_ID\n  strata runs show RUN_ID --top 10 --json")]
+    #[command(
+        after_help = "Examples:\n  strata runs show RUN_ID\n  strata runs show RUN_ID --chart\n  strata runs show RUN_ID --top 10 --json\n  strata report RUN_ID                  the same run as an HTML page with charts"
+    )]
     Show {
         /// Run id.
         run: RunId,
@@ -184,6 +186,9 @@ pub(crate) enum RunsAction {
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Also draw best and mean fitness per generation as a text chart.
+        #[arg(long, conflicts_with = "json")]
+        chart: bool,
     },
     /// Where a run stands: its status, current generation and that generation's tasks by
     /// state (for schedulers, scalers and scripts).
@@ -312,6 +317,10 @@ pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result
     drive(stores, registry, spec, args.workers, args.resume.is_some(), args.top, args.json).await?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Columns and rows of the plot of `strata runs show --chart` (plus 11 columns of y axis).
+const CHART_WIDTH: usize = 64;
+const CHART_HEIGHT: usize = 12;
 
 /// Runs shorter than this start without a word about their cost.
 const ESTIMATE_ABOVE: Duration = Duration::from_secs(60);
@@ -620,7 +629,7 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
             }
             runs_table(&rows).iter().try_for_each(|line| writeln!(out, "{line}"))?;
         }
-        RunsAction::Show { run, top, json: as_json } => {
+        RunsAction::Show { run, top, json: as_json, chart } => {
             let summary = summarize(stores.evolution.as_ref(), &registry, Some(stores.market.as_ref()), run, *top)
                 .await
                 .with_context(|| format!("cannot read run {run}"))?;
@@ -636,6 +645,14 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
                 writeln!(out, "created {}, updated {}", summary.record.created_at, summary.record.updated_at)?;
             }
             print_summary(&summary, *as_json, true)?;
+            if *chart {
+                let mut out = std::io::stdout().lock();
+                let lines = strata_report::fitness_chart(&summary.stats, CHART_WIDTH, CHART_HEIGHT);
+                if lines.is_empty() {
+                    writeln!(out, "(no generation evaluated yet: nothing to chart)")?;
+                }
+                lines.iter().try_for_each(|line| writeln!(out, "{line}"))?;
+            }
         }
         RunsAction::Status { run, json: as_json } => {
             let progress = match RunProgress::read(stores.evolution.as_ref(), run).await {

@@ -16,6 +16,7 @@ mod inspect;
 mod interrupt;
 mod output;
 mod query;
+mod report;
 mod serve;
 mod sync;
 
@@ -61,6 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Evolve(args) => evolve::evolve(args, &storage).await,
         Command::Worker(args) => evolve::worker(args, &storage).await,
         Command::Runs(args) => evolve::runs(args, &storage).await,
+        Command::Report(args) => report::run(args, &storage).await,
         Command::Serve(args) => serve::run(args, &storage).await,
         Command::Sync(args) => sync::sync(args, &storage).await,
         Command::Copy(args) => sync::compare(args, &storage, true).await,

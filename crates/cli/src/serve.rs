@@ -81,12 +81,14 @@ pub(crate) async fn run(args: &ServeArgs, storage: &StorageConfig) -> Result<Exi
             let stores = checked.clone();
             async move { stores.health().await }
         })
-        .with_metrics(metrics);
+        .with_metrics(metrics)
+        .with_runs(stores.evolution.clone());
     let authenticated = config.token.is_some();
     let server = Server::bind(config, sources).await?;
     let address = server.local_addr();
     eprintln!(
-        "serving {} at http://{address} ({}): /v1/bars /v1/summary /v1/digest /health /metrics; Ctrl-C stops",
+        "serving {} at http://{address} ({}): runs at / and /runs/RUN; /v1/bars /v1/summary /v1/digest /health \
+         /metrics; Ctrl-C stops",
         stores.description,
         if authenticated { "bearer token required" } else { "no token: loopback only" }
     );

@@ -15,100 +15,14 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::io::Write as _;
+use std::process::{Command, Stdio};
 
-use common::{command, http_get as get, sample_arg, strata_in};
+use common::{Served, http_get as get, sample_arg, strata_in};
 
 /// Whether a missing tool fails the test instead of skipping its part.
 fn required() -> bool {
     std::env::var_os("STRATA_REQUIRE_SERVICES").is_some()
-}
-
-/// A `strata` child process whose stderr is read line by line on a thread.
-struct Served {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Served {
-    /// Starts `strata arguments` in `directory` with `env`.
-    fn start(directory: &Path, env: &[(&str, &str)], arguments: &[&str]) -> Served {
-        let mut child = command(env)
-            .current_dir(directory)
-            .args(arguments)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Served { child, lines, seen: Vec::new() }
-    }
-
-    /// Waits for a stderr line containing `marker` and returns the address after `http://` in it.
-    fn address(&mut self, marker: &str) -> SocketAddr {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(marker)
-                        && let Some(rest) = line.split("http://").nth(1)
-                    {
-                        let address: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
-                        return address.parse().unwrap();
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(status)) = self.child.try_wait() {
-                        panic!("strata exited with {status} before serving:\n{}", self.seen.join("\n"));
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        panic!("no line with {marker:?} within 60 s:\n{}", self.seen.join("\n"));
-    }
-
-    /// Sends SIGTERM and returns the exit code and everything printed on stderr.
-    fn terminate(mut self) -> (Option<i32>, String) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "strata did not stop within 30 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        self.seen.extend(self.lines.try_iter());
-        // The reader thread sees the end of the pipe once the process is gone.
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            self.seen.push(line);
-        }
-        (status.code(), self.seen.join("\n"))
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A directory holding a DuckDB store with the shipped S&P 500 and stock files.

@@ -175,6 +175,54 @@ pub fn backtest(series: &PriceSeries, positions: &[f64], config: &BacktestConfig
     }
 }
 
+/// One change of position in a [`Trace`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trade {
+    /// The bar at whose close the position changes (it earns from this close on).
+    pub bar: usize,
+    /// The position held before.
+    pub from: f64,
+    /// The position held after.
+    pub to: f64,
+}
+
+/// What [`backtest`] computes along the way, bar by bar: for the report's
+/// equity curves, drawdowns and trade markers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Trace {
+    /// Equity at the close of each bar, 1 at the first (costs included, as in [`backtest`]).
+    pub equity: Vec<f64>,
+    /// Every change of position, in order ([`Metrics::trades`] of them).
+    pub trades: Vec<Trade>,
+}
+
+/// The bar-by-bar path of [`backtest`]: the same timing rule and costs, so
+/// the last equity is `1 + total_return` and the trades are as many as
+/// [`Metrics::trades`]. Slower than [`backtest`] (it keeps every value): for
+/// reports, not for the fitness.
+pub fn trace(series: &PriceSeries, positions: &[f64], config: &BacktestConfig) -> Trace {
+    let n = series.len().min(positions.len());
+    let cost = config.cost_bps / 10_000.0;
+    let mut equity = Vec::with_capacity(n);
+    let mut trades = Vec::new();
+    let mut previous = 0.0f64;
+    if n > 0 {
+        equity.push(1.0);
+    }
+    for t in 0..n.saturating_sub(1) {
+        let position = positions[t];
+        let change = (position - previous).abs();
+        if change > 0.0 {
+            trades.push(Trade { bar: t, from: previous, to: position });
+        }
+        let market = series.close[t + 1] / series.close[t] - 1.0;
+        let last = equity[t];
+        equity.push(last * (1.0 + position * market - cost * change));
+        previous = position;
+    }
+    Trace { equity, trades }
+}
+
 /// Combines per-symbol metrics of an equal-weighted basket: returns, ratios
 /// and exposure are averaged, the drawdown is the worst, trades and periods add up.
 pub fn combine(per_symbol: &[Metrics]) -> Metrics {
@@ -249,6 +297,29 @@ mod tests {
         );
         // Peak after the first period: 1.099; trough after the third: 1.099 * 0.9 * 0.999.
         assert!(close(metrics.max_drawdown, 1.0 - 0.9 * 0.999), "{}", metrics.max_drawdown);
+    }
+
+    #[test]
+    fn the_trace_follows_the_backtest_bar_by_bar() {
+        let series = PriceSeries::from_closes("T", &[100.0, 110.0, 99.0, 99.0, 108.9, 120.0]);
+        let positions = [1.0, 1.0, 0.0, -1.0, 1.0, 0.0];
+        let config = BacktestConfig { cost_bps: 10.0, periods_per_year: Some(252.0), ..BacktestConfig::default() };
+        let metrics = backtest(&series, &positions, &config);
+        let path = trace(&series, &positions, &config);
+        assert_eq!(path.equity.len(), series.len());
+        assert_eq!(path.equity[0], 1.0);
+        assert!(close(path.equity[5], 1.0 + metrics.total_return), "{path:?} vs {metrics:?}");
+        assert_eq!(path.trades.len(), metrics.trades as usize);
+        let bars: Vec<usize> = path.trades.iter().map(|trade| trade.bar).collect();
+        assert_eq!(bars, [0, 2, 3, 4]);
+        assert_eq!((path.trades[3].from, path.trades[3].to), (-1.0, 1.0), "a reversal is one trade");
+        let mut peak = 0.0f64;
+        let deepest = path.equity.iter().fold(0.0f64, |deepest, &equity| {
+            peak = peak.max(equity);
+            deepest.max(1.0 - equity / peak)
+        });
+        assert!(close(deepest, metrics.max_drawdown), "{deepest} vs {}", metrics.max_drawdown);
+        assert_eq!(trace(&PriceSeries::default(), &[], &config), Trace::default());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! a PostgreSQL connection (`strata serve`), plus a metrics-only listener
 //! for long jobs (`strata worker --metrics-listen`).
 //!
-//! It uses the [`MarketDataStore`] port only (any backend, any decorator
-//! stack) and never names an adapter. The binary builds the store, reads
+//! It uses the [`MarketDataStore`] port (any backend, any decorator stack)
+//! and, for the runs pages, the `EvolutionStore` port, and never names an adapter. The binary builds the store, reads
 //! `STRATA_API_TOKEN` and the flags into a [`ServeConfig`], installs the
 //! exporter ([`telemetry::install_prometheus`]) and calls [`serve`].
 //!
@@ -19,6 +19,9 @@
 //! | `/v1/bars` | bars, as `strata query`: `symbols=AAPL,MSFT` (required; `symbols=`/`symbol=` may repeat), `start`, `end` (RFC 3339 or a date, the window `[start, end)`), `limit` (per symbol), `order=asc\|desc`, `format` |
 //! | `/v1/summary` | `strata summary --json`'s document ([`summary_json`]) |
 //! | `/v1/digest` | a JSON array of `strata digest --json`'s objects ([`digest_json`]); `symbols` (none = all), `start`, `end` |
+//! | `/` | HTML: every GA run with its status and progress (redrawn from `/runs.json` every second, no reload) and the stored data's coverage per symbol; 404 without [`Sources::with_runs`] |
+//! | `/runs.json` | `{"runs": [...]}`: each run's status, generation, tasks by state, best and mean fitness ([`strata_report::runs_json`]) |
+//! | `/runs/{run}` | HTML: the run's self-contained report, as `strata report` writes it ([`strata_report`]) |
 //!
 //! Unknown paths get 404, other methods 405, unknown or repeated parameters
 //! 400. Bad values get 400 with the CLI's message (`invalid value 'x' for

@@ -1,24 +1,26 @@
 //! The routes: `/metrics`, `/health`, `/v1/bars`, `/v1/summary`,
-//! `/v1/digest`, and JSON answers for unknown paths and methods.
+//! `/v1/digest`, the runs pages (`/`, `/runs.json`, `/runs/{run}`), and JSON
+//! answers for unknown paths and methods.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt as _;
 use serde_json::json;
 use strata_core::MarketDataStore;
+use strata_core::evolution::RunId;
 
 use crate::error::{ApiError, json_response};
 use crate::format::{self, BarFormat, Encoder};
 use crate::gate::{self, Gate};
 use crate::json::{digest_json, health_json, summary_json};
-use crate::sources::{MetricsSource, Sources};
+use crate::sources::{MetricsSource, RunsSource, Sources};
 use crate::{Limits, params};
 
 /// The `Content-Type` of the Prometheus text exposition format.
@@ -44,6 +46,9 @@ pub(crate) fn api(sources: Sources, gate: Gate, limits: Limits, health_timeout: 
         .route("/v1/bars", get(bars))
         .route("/v1/summary", get(summary))
         .route("/v1/digest", get(digest))
+        .route("/", get(index))
+        .route("/runs.json", get(runs_json))
+        .route("/runs/{run}", get(run_report))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
@@ -176,12 +181,74 @@ async fn digest(State(app): State<Arc<App>>, uri: Uri) -> Result<Response, ApiEr
     Ok(response)
 }
 
+/// The runs source, or 404 when the server was started without one.
+fn runs_source(app: &App) -> Result<&RunsSource, ApiError> {
+    app.sources.runs.as_ref().ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "this server was started without an evolution store: no runs to show")
+    })
+}
+
+fn html_response(html: String) -> Response {
+    let mut response = html.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /`: the runs index (status and progress, redrawn from `/runs.json`
+/// every second) and the coverage of each stored symbol.
+async fn index(State(app): State<Arc<App>>, uri: Uri) -> Result<Response, ApiError> {
+    params::none(&pairs(&uri)?, "/")?;
+    let runs = runs_source(&app)?;
+    let rows = strata_report::read_runs(runs.evolution.as_ref()).await?;
+    let summary = app.store.summary().await.map_err(|error| error.to_string());
+    Ok(html_response(strata_report::render_index(
+        &rows,
+        summary.as_ref().map_err(Clone::clone),
+        &app.store.to_string(),
+    )))
+}
+
+/// `GET /runs.json`: every run's status and progress ([`strata_report::runs_json`]).
+async fn runs_json(State(app): State<Arc<App>>, uri: Uri) -> Result<Response, ApiError> {
+    params::none(&pairs(&uri)?, "/runs.json")?;
+    let runs = runs_source(&app)?;
+    let rows = strata_report::read_runs(runs.evolution.as_ref()).await?;
+    let mut response = json_response(StatusCode::OK, &strata_report::runs_json(&rows));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `GET /runs/{run}`: the run's report, as `strata report` writes it, with
+/// its progress kept current while it is active.
+async fn run_report(State(app): State<Arc<App>>, Path(run): Path<String>, uri: Uri) -> Result<Response, ApiError> {
+    params::none(&pairs(&uri)?, "/runs/{run}")?;
+    let runs = runs_source(&app)?;
+    let run = RunId::new(run).map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let report = strata_report::build_report(
+        runs.evolution.as_ref(),
+        app.store.as_ref(),
+        &runs.registry,
+        &run,
+        strata_report::ReportOptions::default(),
+    )
+    .await
+    .map_err(|error| match error {
+        strata_report::GaError::Store(store) => ApiError::from(store),
+        other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    })?;
+    let options =
+        strata_report::RenderOptions { live_url: Some("../runs.json".to_string()), index_url: Some("../".to_string()) };
+    Ok(html_response(strata_report::render_report(&report, &options)))
+}
+
 /// Unknown path: 404 with the routes there are.
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "no route for {method} {}; routes: GET /v1/bars, /v1/summary, /v1/digest, /health, /metrics",
+            "no route for {method} {}; routes: GET /, /runs.json, /runs/RUN, /v1/bars, /v1/summary, /v1/digest, /health, /metrics",
             uri.path()
         ),
     )

@@ -1,5 +1,6 @@
 //! What a server reads from: the market-data store, the health check
-//! behind `/health`, and the metrics exposition behind `/metrics`.
+//! behind `/health`, the metrics exposition behind `/metrics`, and the
+//! evolution store behind the runs pages (`/`, `/runs.json`, `/runs/RUN`).
 
 use std::fmt;
 use std::future::Future;
@@ -7,7 +8,8 @@ use std::sync::Arc;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use strata_core::{HealthReport, MarketDataStore};
+use strata_core::{EvolutionStore, HealthReport, MarketDataStore};
+use strata_report::StrategyRegistry;
 
 use crate::telemetry::PrometheusHandle;
 
@@ -17,6 +19,14 @@ pub struct Sources {
     pub(crate) store: Arc<dyn MarketDataStore>,
     pub(crate) health: HealthCheck,
     pub(crate) metrics: Option<MetricsSource>,
+    pub(crate) runs: Option<RunsSource>,
+}
+
+/// The GA runs a server shows: their store and the strategies to backtest them with.
+#[derive(Clone)]
+pub(crate) struct RunsSource {
+    pub(crate) evolution: Arc<dyn EvolutionStore>,
+    pub(crate) registry: Arc<StrategyRegistry>,
 }
 
 impl Sources {
@@ -27,7 +37,7 @@ impl Sources {
             let store = checked.clone();
             async move { store.health().await }
         });
-        Sources { store, health, metrics: None }
+        Sources { store, health, metrics: None, runs: None }
     }
 
     /// `/health` reports what `check` returns instead: for example the
@@ -44,6 +54,15 @@ impl Sources {
         self
     }
 
+    /// `/` lists the runs of `evolution` (with the market store's coverage
+    /// per symbol), `/runs.json` gives their progress and `/runs/RUN` each
+    /// run's report, backtested with the built-in strategies; without it
+    /// those routes answer 404.
+    pub fn with_runs(mut self, evolution: Arc<dyn EvolutionStore>) -> Self {
+        self.runs = Some(RunsSource { evolution, registry: Arc::new(StrategyRegistry::default()) });
+        self
+    }
+
     /// `/metrics` serves this exposition (a [`PrometheusHandle`] from
     /// [`crate::telemetry::install_prometheus`], or any renderer).
     pub fn with_metrics(mut self, metrics: impl Into<MetricsSource>) -> Self {
@@ -57,6 +76,7 @@ impl fmt::Debug for Sources {
         f.debug_struct("Sources")
             .field("store", &self.store.to_string())
             .field("metrics", &self.metrics.is_some())
+            .field("runs", &self.runs.as_ref().map(|runs| runs.evolution.to_string()))
             .finish_non_exhaustive()
     }
 }

@@ -14,7 +14,7 @@
 //! | `strata_build_info` | gauge (1) | `version` |
 //!
 //! `route` is one of `/metrics`, `/health`, `/v1/bars`, `/v1/summary`,
-//! `/v1/digest`, or `unmatched`.
+//! `/v1/digest`, `/`, `/runs.json`, `/runs/{run}`, or `unmatched`.
 
 use std::sync::Once;
 use std::time::Duration;

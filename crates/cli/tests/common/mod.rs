@@ -5,8 +5,12 @@
 
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// Storage settings a test must not inherit from the shell that runs it.
 pub const STORAGE_VARIABLES: &[&str] = &[
@@ -199,4 +203,101 @@ pub fn http_get(address: std::net::SocketAddr, path: &str, headers: &[(&str, &st
     let status = text.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, body)| body.to_string());
     (status, body)
+}
+
+/// A long-running `strata` child process (`serve`, `worker`, `evolve`) whose
+/// stderr is read line by line on a thread.
+pub struct Served {
+    pub child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    /// Every stderr line read so far.
+    pub seen: Vec<String>,
+}
+
+impl Served {
+    /// Starts `strata arguments` in `directory` with `env`.
+    pub fn start(directory: &Path, env: &[(&str, &str)], arguments: &[&str]) -> Served {
+        let mut child = command(env)
+            .current_dir(directory)
+            .args(arguments)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("strata starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Served { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits for a stderr line containing `marker` and returns the address after `http://` in it.
+    pub fn address(&mut self, marker: &str) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(marker)
+                        && let Some(rest) = line.split("http://").nth(1)
+                    {
+                        let address: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
+                        return address.parse().expect("an address after http://");
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        panic!("strata exited with {status} before serving:\n{}", self.seen.join("\n"));
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("no line with {marker:?} within 60 s:\n{}", self.seen.join("\n"));
+    }
+
+    /// Sends SIGTERM and returns the exit code and everything printed on stderr.
+    pub fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill(1) runs").success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("the child's status") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "strata did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.seen.extend(self.lines.try_iter());
+        // The reader thread sees the end of the pipe once the process is gone.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
+            self.seen.push(line);
+        }
+        (status.code(), self.seen.join("\n"))
+    }
+
+    /// Waits for the process to exit by itself within `limit` and returns its exit code.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("the child's status") {
+                self.seen.extend(self.lines.try_iter());
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("still running after {limit:?}:\n{}", self.seen.join("\n"));
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
