@@ -88,7 +88,9 @@ static SECRETS: LazyLock<Vec<String>> = LazyLock::new(|| TAGS.iter().map(|tag| s
 /// The secret of `tag`: letters and digits only, unique to this process, so
 /// that neither percent-encoding nor JSON or XML escaping can disguise it.
 fn secret(tag: &str) -> String {
-    format!("Zq{tag}{}Xv", std::process::id())
+    // The process id padded to 10 digits: a secret's length must not depend on it (the API
+    // token must be at least 16 characters, and a 3-digit pid made it 15).
+    format!("Zq{tag}{:010}Xv", std::process::id())
 }
 
 /// Fails when `text`, which `what` printed or wrote (`channel` says where),
