@@ -16,7 +16,7 @@ use duckdb::{Connection, OptionalExt, params, params_from_iter};
 use strata_core::evolution::{
     CachedFitness, Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Individual, Lease,
     LeaseRequest, NewTask, RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome,
-    TaskRecord, TaskState, WorkerId, WorkerInfo, WorkerRecord, check_cache_key,
+    TaskRecord, TaskState, WorkerId, WorkerInfo, WorkerRecord, check_cache_key, check_cache_keys,
 };
 use strata_core::policy::expiry_micros;
 use strata_core::{EvolutionStore, Result, StoreError, Timestamp};
@@ -259,9 +259,7 @@ impl EvolutionStore for DuckDbStore {
     }
 
     async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>> {
-        for key in completions.iter().filter_map(|completion| completion.cache_key.as_deref()) {
-            check_cache_key(key)?;
-        }
+        check_cache_keys(&completions)?;
         let worker = worker.clone();
         self.with_writer("completing tasks", move |connection| {
             let now = Timestamp::now();
@@ -282,9 +280,7 @@ impl EvolutionStore for DuckDbStore {
         completions: Vec<Completion>,
         next: LeaseRequest,
     ) -> Result<(Vec<CompletionStatus>, Result<Vec<Lease>>)> {
-        for key in completions.iter().filter_map(|completion| completion.cache_key.as_deref()) {
-            check_cache_key(key)?;
-        }
+        check_cache_keys(&completions)?;
         let worker = worker.clone();
         self.with_writer("completing tasks and leasing more", move |connection| {
             let now = Timestamp::now();

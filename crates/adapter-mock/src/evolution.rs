@@ -6,7 +6,7 @@ use std::time::Duration;
 use strata_core::evolution::{
     CachedFitness, Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Lease, LeaseRequest,
     NewTask, RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome, TaskRecord, TaskState,
-    WorkerId, WorkerInfo, WorkerRecord, check_cache_key,
+    WorkerId, WorkerInfo, WorkerRecord, check_cache_key, check_cache_keys,
 };
 use strata_core::{EvolutionStore, Result, StoreError, Timestamp};
 
@@ -252,9 +252,7 @@ impl EvolutionStore for MemoryStore {
     }
 
     async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>> {
-        for key in completions.iter().filter_map(|completion| completion.cache_key.as_deref()) {
-            check_cache_key(key)?;
-        }
+        check_cache_keys(&completions)?;
         let mut state = lock(&self.evolution)?;
         state.touch_worker(worker, Timestamp::now());
         let state = &mut *state;

@@ -30,7 +30,7 @@ use sqlx::{PgConnection, Row as _};
 use strata_core::evolution::{
     CachedFitness, Completion, CompletionStatus, FencingToken, Generation, GenerationStats, Individual, Lease,
     LeaseRequest, NewTask, RoleLease, RunId, RunRecord, RunSpec, RunStatus, TaskCounts, TaskKey, TaskOutcome,
-    TaskRecord, TaskState, WorkerId, WorkerInfo, WorkerRecord, check_cache_key,
+    TaskRecord, TaskState, WorkerId, WorkerInfo, WorkerRecord, check_cache_key, check_cache_keys,
 };
 use strata_core::{EvolutionStore, Result, StoreError, Timestamp};
 
@@ -409,9 +409,7 @@ impl EvolutionStore for NeonStore {
     }
 
     async fn complete_tasks(&self, worker: &WorkerId, completions: Vec<Completion>) -> Result<Vec<CompletionStatus>> {
-        for key in completions.iter().filter_map(|completion| completion.cache_key.as_deref()) {
-            check_cache_key(key)?;
-        }
+        check_cache_keys(&completions)?;
         let (schema, persistent, worker) = (self.inner.config.schema.clone(), self.persistent(), worker.clone());
         // Of several completions of one (task, token) only the first can apply (applying it
         // ends the lease): the later copies never reach the statement and stay `Stale`.
@@ -422,11 +420,7 @@ impl EvolutionStore for NeonStore {
         let applied = transact!(self.inner, "completing tasks", Idempotency::NotIdempotent, |c| {
             complete_batch(c, &schema, &worker, &unique, persistent).await
         })?;
-        let mut statuses = vec![CompletionStatus::Stale; completions.len()];
-        for (index, status) in first.into_iter().zip(applied) {
-            statuses[index] = status;
-        }
-        Ok(statuses)
+        Ok(statuses_in_order(completions.len(), first, applied))
     }
 
     /// One transaction, one commit: the completions, then the next lease.
@@ -436,9 +430,7 @@ impl EvolutionStore for NeonStore {
         completions: Vec<Completion>,
         next: LeaseRequest,
     ) -> Result<(Vec<CompletionStatus>, Result<Vec<Lease>>)> {
-        for key in completions.iter().filter_map(|completion| completion.cache_key.as_deref()) {
-            check_cache_key(key)?;
-        }
+        check_cache_keys(&completions)?;
         let (schema, persistent, worker) = (self.inner.config.schema.clone(), self.persistent(), worker.clone());
         let first = strata_core::policy::first_completions(&completions);
         let unique: Vec<Completion> = first.iter().map(|&index| completions[index].clone()).collect();
@@ -455,11 +447,7 @@ impl EvolutionStore for NeonStore {
                 Ok((applied, leases))
             }
         )?;
-        let mut statuses = vec![CompletionStatus::Stale; completions.len()];
-        for (index, status) in first.into_iter().zip(applied) {
-            statuses[index] = status;
-        }
-        Ok((statuses, Ok(leases)))
+        Ok((statuses_in_order(completions.len(), first, applied), Ok(leases)))
     }
 
     async fn release_tasks(
@@ -791,6 +779,16 @@ impl EvolutionStore for NeonStore {
 /// `fitness_cache` (the last completion of a key in the batch wins: `ON
 /// CONFLICT DO UPDATE` may touch a row once per statement), in the same
 /// statement.
+/// The status of each of `total` completions, in order: `applied[i]` for the completion at
+/// `first[i]` (the ones sent), `Stale` for the later copies that were not.
+fn statuses_in_order(total: usize, first: Vec<usize>, applied: Vec<CompletionStatus>) -> Vec<CompletionStatus> {
+    let mut statuses = vec![CompletionStatus::Stale; total];
+    for (index, status) in first.into_iter().zip(applied) {
+        statuses[index] = status;
+    }
+    statuses
+}
+
 /// Leases as `lease_tasks` does, inside the caller's transaction, and records the worker as seen.
 async fn lease_batch(
     c: &mut PgConnection,

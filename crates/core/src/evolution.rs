@@ -344,6 +344,12 @@ pub fn check_cache_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// [`check_cache_key`] of every completion's cache key: the check that refuses
+/// a whole `complete_tasks` (or `complete_and_lease`) call before anything changes.
+pub fn check_cache_keys(completions: &[Completion]) -> Result<()> {
+    completions.iter().filter_map(|completion| completion.cache_key.as_deref()).try_for_each(check_cache_key)
+}
+
 /// A cached evaluation: the fitness and result a successful completion
 /// stored under its cache key.
 #[derive(Debug, Clone, PartialEq)]
