@@ -1040,3 +1040,48 @@ pub async fn requeue_parked_is_idempotent_and_an_unknown_run_is_not_found(store:
     let error = store.requeue_parked(&run_id("ghost")).await.expect_err("requeue_parked of an unknown run");
     assert!(is_not_found(&error), "requeue_parked: expected NotFound, got {error:?}");
 }
+
+/// `delete_run` removes a run with its generations, tasks, statistics and
+/// coordinator role, leaves other runs (and the shared fitness cache) alone,
+/// and is `false` for a run that is not there; the id can then be created
+/// again from scratch, and its coordinator tokens still grow.
+pub async fn delete_run_removes_the_run_and_nothing_else(store: &dyn EvolutionStore) {
+    let doomed = run_with_tasks(store, "run-a", 3, 2).await;
+    let kept = run_with_tasks(store, "run-b", 2, 2).await;
+    for run in [&doomed, &kept] {
+        store.save_generation(generation(run, 0, 3, "g0"), None).await.unwrap_or_else(|e| panic!("save: {e}"));
+        let stats = GenerationStats {
+            run: run.clone(),
+            generation: 0,
+            best: 1.0,
+            mean: 0.5,
+            std: 0.1,
+            diversity: 1.0,
+            evaluated: 3,
+        };
+        store.record_generation_stats(stats).await.unwrap_or_else(|e| panic!("stats: {e}"));
+    }
+    let held = lease(store, LeaseRequest { run: Some(doomed.clone()), ..lease_request("w1", 1, LONG) }, "w1").await;
+    complete(store, "w1", vec![cached_success(&held[0], 4.0, "kept-key")], "w1").await;
+    let role = acquire(store, &doomed, "c1", LONG).await.unwrap_or_else(|| panic!("the role of a new run is free"));
+
+    assert!(store.delete_run(&doomed).await.unwrap_or_else(|e| panic!("delete_run: {e}")), "the run was there");
+    assert!(is_not_found(&store.get_run(&doomed).await.expect_err("a deleted run is gone")), "get_run: NotFound");
+    let listed = store.list_runs().await.unwrap_or_else(|e| panic!("list_runs: {e}"));
+    assert_eq!(listed.iter().map(|record| &record.spec.id).collect::<Vec<_>>(), vec![&kept], "only run-b is left");
+    assert!(store.generation_stats(&doomed).await.unwrap_or_else(|e| panic!("stats: {e}")).is_empty(), "stats go");
+    assert!(store.list_tasks(&doomed, 0).await.unwrap_or_else(|e| panic!("list_tasks: {e}")).is_empty(), "tasks go");
+    assert_eq!(counts(store, &kept, 0).await, TaskCounts { pending: 2, leased: 0, done: 0, parked: 0 }, "run-b's");
+    assert_eq!(store.generation_stats(&kept).await.unwrap_or_else(|e| panic!("stats: {e}")).len(), 1, "run-b's");
+    assert!(store.load_generation(&kept, 0).await.is_ok(), "run-b's generation stays");
+    assert_eq!(cached(store, &["kept-key"]).await, vec![entry("kept-key", 4.0)], "the fitness cache is shared");
+    assert!(!store.delete_run(&doomed).await.unwrap_or_else(|e| panic!("delete_run again: {e}")), "gone: false");
+
+    // The id starts over: no generation, no task, a free role with a larger token.
+    let again = run_with_tasks(store, "run-a", 1, 2).await;
+    assert_eq!(store.latest_generation(&again).await.unwrap_or_else(|e| panic!("latest: {e}")), None, "no generation");
+    assert_eq!(counts(store, &again, 0).await, TaskCounts { pending: 1, leased: 0, done: 0, parked: 0 }, "new task");
+    let role_again =
+        acquire(store, &again, "c2", LONG).await.unwrap_or_else(|| panic!("the old role went with the run"));
+    assert!(role_again.token > role.token, "coordinator tokens keep growing across the deletion");
+}

@@ -250,6 +250,7 @@ macro_rules! __evolution_cases {
             requeue_parked_returns_every_parked_task_of_the_run_to_pending,
             requeue_parked_leaves_other_tasks_and_runs_alone,
             requeue_parked_is_idempotent_and_an_unknown_run_is_not_found,
+            delete_run_removes_the_run_and_nothing_else,
         ] }
     };
 }

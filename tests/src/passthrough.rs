@@ -112,6 +112,10 @@ impl EvolutionStore for PassThrough {
         self.evolution.transition_run(run, from, to).await
     }
 
+    async fn delete_run(&self, run: &RunId) -> Result<bool> {
+        self.evolution.delete_run(run).await
+    }
+
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
         self.evolution.save_generation(generation, expected_latest).await
     }

@@ -127,6 +127,24 @@ impl EvolutionStore for DuckDbStore {
         .await
     }
 
+    async fn delete_run(&self, run: &RunId) -> Result<bool> {
+        let run = run.clone();
+        self.with_writer("deleting a run", move |connection| {
+            let transaction = connection.transaction().during("starting a transaction")?;
+            // Children first, the run row last (DuckDB has no cascading foreign keys here).
+            for table in ["coordinator_leases", "generation_stats", "tasks", "individuals", "generations"] {
+                transaction
+                    .execute(&format!("DELETE FROM {table} WHERE run_id = ?"), params![run.as_str()])
+                    .during("deleting a run")?;
+            }
+            let deleted =
+                transaction.execute("DELETE FROM runs WHERE id = ?", params![run.as_str()]).during("deleting a run")?;
+            transaction.commit().during("committing a run's deletion")?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
         let Generation { run, number, individuals } = generation.normalized()?;
         self.with_writer("saving a generation", move |connection| {

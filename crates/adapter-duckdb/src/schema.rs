@@ -242,6 +242,13 @@ fn bar_filter(symbols: &[Symbol], start: Option<Timestamp>, end: Option<Timestam
     if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) }
 }
 
+/// The distinct symbols with bars in `[start, end)`, ascending (byte order, as `ORDER BY symbol`).
+pub(crate) fn symbols_query(start: Option<Timestamp>, end: Option<Timestamp>) -> BoundSql {
+    let mut params = Vec::new();
+    let filter = bar_filter(&[], start, end, &mut params);
+    BoundSql { sql: format!("SELECT DISTINCT symbol FROM ohlcv_bars{filter} ORDER BY symbol"), params }
+}
+
 /// The SQL of a bar query, following `BarQuery`'s contract: grouped by symbol
 /// ascending, timestamps in `order`, at most `limit` rows per symbol (a window
 /// function; a plain `LIMIT` when there is exactly one symbol).

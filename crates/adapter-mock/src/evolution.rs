@@ -123,6 +123,19 @@ impl EvolutionStore for MemoryStore {
         Ok(record.clone())
     }
 
+    async fn delete_run(&self, run: &RunId) -> Result<bool> {
+        let mut state = lock(&self.evolution)?;
+        if state.runs.remove(run).is_none() {
+            return Ok(false);
+        }
+        state.generations.retain(|(owner, _), _| owner != run);
+        state.tasks.retain(|key, _| key.run != *run);
+        state.stats.retain(|(owner, _), _| owner != run);
+        // The last tokens granted stay: a later run of the same id gets larger ones.
+        state.coordinators.remove(run);
+        Ok(true)
+    }
+
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
         let generation = generation.normalized()?;
         let mut state = lock(&self.evolution)?;

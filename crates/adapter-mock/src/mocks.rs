@@ -50,6 +50,7 @@ mock! {
         async fn list_runs(&self) -> Result<Vec<RunRecord>>;
         async fn set_run_status(&self, run: &RunId, status: RunStatus) -> Result<RunRecord>;
         async fn transition_run(&self, run: &RunId, from: &[RunStatus], to: RunStatus) -> Result<RunRecord>;
+        async fn delete_run(&self, run: &RunId) -> Result<bool>;
         async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()>;
         async fn load_generation(&self, run: &RunId, number: u32) -> Result<Generation>;
         async fn latest_generation(&self, run: &RunId) -> Result<Option<Generation>>;

@@ -328,6 +328,12 @@ impl NeonConfig {
         self.url.host_str().unwrap_or("localhost")
     }
 
+    /// The user name of the URL (`postgres` when it has none, as libpq's default on most servers).
+    pub fn user(&self) -> String {
+        let user = self.url.username();
+        if user.is_empty() { "postgres".to_string() } else { user.to_string() }
+    }
+
     /// The database name (`postgres` when the URL has none).
     pub fn database(&self) -> String {
         let path = self.url.path().trim_start_matches('/');

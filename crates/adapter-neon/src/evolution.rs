@@ -279,6 +279,19 @@ impl EvolutionStore for NeonStore {
         })
     }
 
+    async fn delete_run(&self, run: &RunId) -> Result<bool> {
+        let (schema, persistent, run) = (self.inner.config.schema.clone(), self.persistent(), run.clone());
+        transact!(self.inner, "deleting a run", Idempotency::Idempotent, |c| {
+            // Generations, individuals, tasks, statistics and the coordinator role cascade.
+            let deleted = sqlx::query(&format!("DELETE FROM {schema}.runs WHERE id = $1"))
+                .bind(run.as_str())
+                .persistent(persistent)
+                .execute(&mut *c)
+                .await?;
+            Ok(deleted.rows_affected() > 0)
+        })
+    }
+
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
         let Generation { run, number, individuals } = generation.normalized()?;
         let (schema, persistent) = (self.inner.config.schema.clone(), self.persistent());

@@ -81,7 +81,7 @@ pub(crate) async fn run(as_json: bool, pg: bool) -> Result<()> {
         for batch in spec.batches(100_000) {
             market.write_bars(batch).await?;
         }
-        let window = DataWindow { symbols: spec.symbols.clone(), start: None, end: None };
+        let window = DataWindow { symbols: spec.symbols.clone(), start: None, end: None, snapshot: None, digest: None };
         let series = Arc::new(strata_ga_coord::eval::load_window(market.as_ref(), &window).await?);
         for strategy_name in ["ma-crossover", "rsi-reversion", "bollinger-breakout", "donchian"] {
             let strategy = registry.get(strategy_name)?;
@@ -147,7 +147,8 @@ pub(crate) async fn run(as_json: bool, pg: bool) -> Result<()> {
             for batch in spec.batches(100_000) {
                 market.write_bars(batch).await?;
             }
-            let window = DataWindow { symbols: spec.symbols.clone(), start: None, end: None };
+            let window =
+                DataWindow { symbols: spec.symbols.clone(), start: None, end: None, snapshot: None, digest: None };
             let baseline_rate = lines
                 .iter()
                 .find(|line| line.data == *data && line.strategy == "ma-crossover" && line.workers == "baseline")
@@ -206,6 +207,8 @@ async fn main_job(pg_url: Option<&str>) -> Result<()> {
         symbols: symbols.iter().map(|symbol| symbol.to_string()).collect(),
         start: Some(Timestamp::parse(start).map_err(anyhow::Error::msg)?.0),
         end: Some(Timestamp::parse(end).map_err(anyhow::Error::msg)?.0),
+        snapshot: None,
+        digest: None,
     };
     let registry = Arc::new(StrategyRegistry::default());
     let strategy = registry.get(strategy_name)?;

@@ -10,12 +10,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use strata_compose::snapshot::Snapshots;
 use strata_core::evolution::{RunId, RunStatus, WorkerId};
 use strata_core::{MarketDataStore, StoreError, Symbol, Timestamp};
 use strata_ga_coord::{
-    CoordinatorConfig, CoordinatorEvent, DataWindow, GaError, LocalOptions, Objective, Observer, RunConfig,
-    RunProgress, RunSummary, StrategyRegistry, Worker, WorkerConfig, estimate_run, evolve_local, interrupt_run,
-    run_json, runs_table, stats_line, summarize,
+    CoordinatorConfig, CoordinatorEvent, DataPin, DataWindow, GaError, LocalOptions, Objective, Observer, RunConfig,
+    RunProgress, RunSummary, SnapshotSource, StrategyRegistry, Worker, WorkerConfig, data_digest, estimate_run,
+    evolve_local, interrupt_run, run_json, runs_table, stats_line, summarize,
 };
 use tokio::sync::watch;
 
@@ -75,9 +76,21 @@ pub(crate) struct EvolveArgs {
     /// for a crashed coordinator's lease to expire, then takes over.
     #[arg(long, value_name = "ID", conflicts_with_all = [
         "run_id", "strategy", "symbols", "start", "end", "test_end", "population", "generations", "seed",
-        "cost_bps", "objective", "min_trades",
+        "cost_bps", "objective", "min_trades", "snapshot",
     ])]
     pub(crate) resume: Option<RunId>,
+    /// Pin the run to a snapshot of its data, so its result can be reproduced after the
+    /// data changes: a Neon branch `evolution-<run>` of the project's default branch as of
+    /// now (STORAGE_BACKEND=neon, with NEON_API_KEY and NEON_PROJECT_ID), which every worker
+    /// of the run reads its bars from, a resume too. `strata runs show` prints it and
+    /// `strata runs delete` deletes it with the run. Without it, a run records the digest
+    /// of its data instead, and a resume on changed data is refused.
+    #[arg(long)]
+    pub(crate) snapshot: bool,
+    /// Go on although the bars of the run's window changed since it was created (its
+    /// recorded digest differs): the results so far were computed on the old bars.
+    #[arg(long)]
+    pub(crate) allow_data_change: bool,
     /// Best genomes to print.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub(crate) top: usize,
@@ -222,7 +235,26 @@ pub(crate) enum RunsAction {
         /// their attempts reset, so the resumed run evaluates them again.
         #[arg(long)]
         retry_parked: bool,
+        /// Go on although the bars of the run's window changed since it was created.
+        #[arg(long)]
+        allow_data_change: bool,
         /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a run with its generations, evaluations and statistics, and its snapshot
+    /// branch when it has one (`strata evolve --snapshot`). A run still running is
+    /// refused: cancel it first.
+    #[command(after_help = "Examples:\n  strata runs delete RUN_ID\n  \
+            strata runs cancel RUN_ID && strata runs delete RUN_ID\n  \
+            strata runs delete RUN_ID --keep-branch   keep the run's Neon snapshot branch")]
+    Delete {
+        /// Run id.
+        run: RunId,
+        /// Leave the run's snapshot branch in the Neon project (deleted by default).
+        #[arg(long)]
+        keep_branch: bool,
+        /// One JSON object: run, deleted, branch, branch_deleted.
         #[arg(long)]
         json: bool,
     },
@@ -268,7 +300,11 @@ pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result
     refuse_unreachable_workers(args.workers.unwrap_or_else(default_workers), &stores)?;
     let registry = Arc::new(StrategyRegistry::default());
     let spec = match &args.resume {
-        Some(run) => stores.evolution.get_run(run).await.with_context(|| format!("cannot resume run {run}"))?.spec,
+        Some(run) => {
+            let record = stores.evolution.get_run(run).await.with_context(|| format!("cannot resume run {run}"))?;
+            check_data(&stores, &record.spec, args.allow_data_change).await?;
+            record.spec
+        }
         None => {
             registry.get(&args.strategy).map_err(|e| UsageError(e.to_string()))?;
             let symbols: Vec<String> = args
@@ -276,13 +312,20 @@ pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result
                 .iter()
                 .map(|s| Symbol::new(s.clone()).map(|s| s.as_str().to_string()))
                 .collect::<Result<_, _>>()?;
-            let window =
-                DataWindow { symbols: symbols.clone(), start: args.start.map(|t| t.0), end: args.end.map(|t| t.0) };
+            let window = DataWindow {
+                symbols: symbols.clone(),
+                start: args.start.map(|t| t.0),
+                end: args.end.map(|t| t.0),
+                snapshot: None,
+                digest: None,
+            };
             let mut config = RunConfig::new(window);
             config.test_window = args.test_end.map(|test_end| DataWindow {
                 symbols,
                 start: args.end.map(|t| t.0),
                 end: Some(test_end.0),
+                snapshot: None,
+                digest: None,
             });
             config.backtest.cost_bps = args.cost_bps;
             config.backtest.min_trades = args.min_trades;
@@ -311,11 +354,195 @@ pub(crate) async fn evolve(args: &EvolveArgs, storage: &StorageConfig) -> Result
                     eprintln!("{note}");
                 }
             }
-            config.spec(args.run_id.clone(), &args.strategy, args.seed, args.population, args.generations)?
+            let id = match &args.run_id {
+                Some(id) => id.clone(),
+                None => {
+                    config.derived_id(&args.strategy, args.seed, args.population, args.generations, args.snapshot)?
+                }
+            };
+            match stores.evolution.get_run(&id).await {
+                // The same run again: its own pin, after checking its data.
+                Ok(existing) => {
+                    check_data(&stores, &existing.spec, args.allow_data_change).await?;
+                    let pinned = RunConfig::parse(&existing.spec.config)?;
+                    if args.snapshot && !matches!(pinned.data, Some(DataPin::Snapshot { .. })) {
+                        return Err(UsageError(format!(
+                            "run {id} exists and is not pinned to a snapshot; start a pinned run under another id                              (--run-id)"
+                        ))
+                        .into());
+                    }
+                    config.pin_as(&pinned);
+                }
+                Err(StoreError::NotFound { .. }) => {
+                    pin(&mut config, &id, args.snapshot, storage, &stores, args.json).await?
+                }
+                Err(error) => return Err(anyhow::Error::new(error).context(format!("cannot read run {id}"))),
+            }
+            // Differs from a stored run of this id only in settings: `create_run` refuses it.
+            config.spec(Some(id), &args.strategy, args.seed, args.population, args.generations)?
         }
     };
-    drive(stores, registry, spec, args.workers, args.resume.is_some(), args.top, args.json).await?;
+    drive(stores, storage, registry, spec, args.workers, args.resume.is_some(), args.top, args.json).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pins a new run's configuration to its data: a snapshot branch made now
+/// (`--snapshot`), else the digest of its windows' bars.
+async fn pin(
+    config: &mut RunConfig,
+    run: &RunId,
+    snapshot: bool,
+    storage: &StorageConfig,
+    stores: &crate::backend::Stores,
+    quiet: bool,
+) -> Result<()> {
+    if !snapshot {
+        let digest = data_digest(stores.market.as_ref(), config.windows())
+            .await
+            .with_context(|| format!("cannot read the digest of the data of run {run}"))?;
+        config.pin(digest);
+        return Ok(());
+    }
+    let snapshots = Snapshots::required(storage)?;
+    let branch = snapshots.create(run.as_str()).await?;
+    if !quiet {
+        eprintln!(
+            "run {run} is pinned to the Neon branch {} ({}{}): its workers read their bars there",
+            branch.name,
+            branch.id,
+            branch.lsn.as_ref().map_or_else(String::new, |lsn| format!(", at LSN {lsn}"))
+        );
+    }
+    config.pin(DataPin::Snapshot { branch: branch.name, branch_id: branch.id, lsn: branch.lsn });
+    Ok(())
+}
+
+/// Before a stored run goes on: a run pinned to a digest of its data is
+/// refused when the bars of its windows changed since (unless `allow`); a
+/// run pinned to a snapshot needs the Neon API to read it.
+async fn check_data(
+    stores: &crate::backend::Stores,
+    spec: &strata_core::evolution::RunSpec,
+    allow: bool,
+) -> Result<()> {
+    let config = RunConfig::parse(&spec.config)?;
+    let run = &spec.id;
+    let Some(DataPin::Digest { digest, bars }) = &config.data else { return Ok(()) };
+    let now = data_digest(stores.market.as_ref(), config.windows())
+        .await
+        .with_context(|| format!("cannot read the digest of the data of run {run}"))?;
+    let DataPin::Digest { digest: now_digest, bars: now_bars } = &now else { return Ok(()) };
+    if now_digest == digest {
+        return Ok(());
+    }
+    let what = format!(
+        "the bars of run {run}'s window ({}) changed since it was created: {bars} bars with digest {digest} then,          {now_bars} bars with digest {now_digest} now",
+        config.window.describe()
+    );
+    if !allow {
+        return Err(UsageError(format!(
+            "{what}. Its results so far were computed on the old bars. Go on anyway with --allow-data-change, or              start a new run (--run-id); runs pinned with --snapshot (neon) read their own copy of the data"
+        ))
+        .into());
+    }
+    // On stderr also with --json: the results will mix two versions of the data.
+    eprintln!("warning: {what}; going on as --allow-data-change asks");
+    Ok(())
+}
+
+/// The CLI's [`SnapshotSource`]: a pinned run's bars from its Neon branch.
+#[derive(Debug)]
+struct BranchBars(Snapshots);
+
+#[async_trait::async_trait]
+impl SnapshotSource for BranchBars {
+    async fn open(&self, branch: &str) -> strata_ga_coord::GaResult<Arc<dyn MarketDataStore>> {
+        self.0.open(branch).await.map_err(|error| StoreError::unavailable("neon", format!("{error:#}"), None).into())
+    }
+}
+
+/// The bars a run's summary backtests its test window on: its snapshot's
+/// (`None`, so no out-of-sample figures, when the snapshot cannot be read
+/// here), or the store's.
+async fn run_market(
+    stores: &crate::backend::Stores,
+    snapshots: Option<&Arc<dyn SnapshotSource>>,
+    snapshot: Option<&str>,
+) -> Option<Arc<dyn MarketDataStore>> {
+    let Some(branch) = snapshot else { return Some(stores.market.clone()) };
+    match snapshots {
+        Some(source) => match source.open(branch).await {
+            Ok(market) => Some(market),
+            Err(error) => {
+                eprintln!("note: the snapshot branch {branch} cannot be read ({error}): no out-of-sample figures");
+                None
+            }
+        },
+        None => None,
+    }
+}
+
+/// `strata runs delete`: the snapshot branch first (so a failure leaves the
+/// run, and running the command again finishes the job), then the run.
+async fn delete_run(
+    stores: &crate::backend::Stores,
+    storage: &StorageConfig,
+    run: &RunId,
+    keep_branch: bool,
+    as_json: bool,
+) -> Result<()> {
+    let record = match stores.evolution.get_run(run).await {
+        Ok(record) => record,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(UsageError(format!("no run {run} in {} (strata runs list)", stores.description)).into());
+        }
+        Err(error) => return Err(anyhow::Error::new(error).context(format!("cannot read run {run}"))),
+    };
+    if record.status.is_active() {
+        return Err(UsageError(format!(
+            "run {run} is {}: cancel it first (strata runs cancel {run}), then delete it",
+            record.status
+        ))
+        .into());
+    }
+    let branch = match RunConfig::parse(&record.spec.config).ok().and_then(|config| config.data) {
+        Some(DataPin::Snapshot { branch, .. }) => Some(branch),
+        _ => None,
+    };
+    let mut branch_deleted = None;
+    if let (Some(branch), false) = (&branch, keep_branch) {
+        let snapshots = Snapshots::from_env(storage)?.ok_or_else(|| {
+            UsageError(format!(
+                "run {run} is pinned to the Neon branch {branch}, which is deleted with it: set NEON_API_KEY and \
+                 NEON_PROJECT_ID (with STORAGE_BACKEND=neon), or keep the branch with --keep-branch"
+            ))
+        })?;
+        branch_deleted = Some(snapshots.delete(branch).await?);
+    }
+    let deleted = stores.evolution.delete_run(run).await.with_context(|| format!("cannot delete run {run}"))?;
+    if as_json {
+        let document = serde_json::json!({
+            "run": run.as_str(),
+            "deleted": deleted,
+            "branch": branch,
+            "branch_deleted": branch_deleted,
+        });
+        println!("{document}");
+        return Ok(());
+    }
+    let what = match (&branch, branch_deleted) {
+        (Some(branch), Some(true)) => format!(" and its snapshot branch {branch}"),
+        (Some(branch), Some(false)) => format!(" (its snapshot branch {branch} was gone already)"),
+        (Some(branch), None) => format!("; its snapshot branch {branch} is kept"),
+        (None, _) => String::new(),
+    };
+    println!("deleted run {run}{what}");
+    Ok(())
+}
+
+/// Where this process reads pinned runs' bars, when it can (neon with the Neon API settings).
+fn snapshot_source(storage: &StorageConfig) -> Result<Option<Arc<dyn SnapshotSource>>> {
+    Ok(Snapshots::from_env(storage)?.map(|snapshots| Arc::new(BranchBars(snapshots)) as Arc<dyn SnapshotSource>))
 }
 
 /// Columns and rows of the plot of `strata runs show --chart` (plus 11 columns of y axis).
@@ -337,8 +564,10 @@ fn refuse_unreachable_workers(workers: u32, stores: &crate::backend::Stores) -> 
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     stores: crate::backend::Stores,
+    storage: &StorageConfig,
     registry: Arc<StrategyRegistry>,
     spec: strata_core::evolution::RunSpec,
     workers: Option<u32>,
@@ -352,6 +581,16 @@ async fn drive(
     let holder = holder_id("evolve")?;
     let mut options = LocalOptions::new(holder.clone(), workers);
     options.hostname = host_name();
+    let snapshots = snapshot_source(storage)?;
+    let snapshot = RunConfig::parse(&spec.config).ok().and_then(|config| config.window.snapshot);
+    if let (Some(branch), None, true) = (&snapshot, &snapshots, workers > 0) {
+        return Err(UsageError(format!(
+            "run {run} reads its bars from the Neon branch {branch} (it was started with --snapshot): its workers \
+             need STORAGE_BACKEND=neon with NEON_API_KEY and NEON_PROJECT_ID to read them"
+        ))
+        .into());
+    }
+    options.snapshots = snapshots.clone();
     options.coordinator = CoordinatorConfig {
         takeover_wait: if resuming { Duration::from_secs(60) } else { Duration::ZERO },
         ..options.coordinator
@@ -414,7 +653,8 @@ async fn drive(
         }
         Err(error) => return Err(anyhow::Error::new(error).context(format!("run {run} stopped"))),
     }
-    let summary = summarize(stores.evolution.as_ref(), &registry, Some(stores.market.as_ref()), &run, top).await?;
+    let market = run_market(&stores, snapshots.as_ref(), snapshot.as_deref()).await;
+    let summary = summarize(stores.evolution.as_ref(), &registry, market.as_deref(), &run, top).await?;
     // What this process's workers did: backtests run, results from the durable fitness cache.
     let reports = outcome.workers.iter().filter_map(|report| report.as_ref().ok());
     let (backtests, cached) = reports.fold((0, 0), |(b, c), report| (b + report.backtests, c + report.cached));
@@ -543,7 +783,8 @@ pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result
     config.exit_when_idle = args.exit_when_idle;
     config.hostname = host_name();
     let market: Arc<dyn MarketDataStore> = stores.market.clone();
-    let evaluator = strata_ga_coord::Evaluator::new(market, Arc::new(StrategyRegistry::default()));
+    let evaluator = strata_ga_coord::Evaluator::new(market, Arc::new(StrategyRegistry::default()))
+        .with_snapshots(snapshot_source(storage)?);
     let mut interrupts = crate::interrupt::Interrupts::listen().context("cannot listen for Ctrl-C and SIGTERM")?;
     let target = run.as_ref().map_or("every active run".to_string(), |r| format!("run {r}"));
     eprintln!("worker {id} on {}: leasing evaluations of {target}", stores.description);
@@ -608,7 +849,7 @@ pub(crate) async fn worker(args: &WorkerArgs, storage: &StorageConfig) -> Result
 pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<ExitCode> {
     let access = match &args.action {
         RunsAction::List { .. } | RunsAction::Show { .. } | RunsAction::Status { .. } => Access::Read,
-        RunsAction::Cancel { .. } | RunsAction::Resume { .. } => Access::WriteExisting,
+        RunsAction::Cancel { .. } | RunsAction::Resume { .. } | RunsAction::Delete { .. } => Access::WriteExisting,
     };
     let stores = build_stores(storage, access).await?;
     let registry = Arc::new(StrategyRegistry::default());
@@ -630,10 +871,22 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
             runs_table(&rows).iter().try_for_each(|line| writeln!(out, "{line}"))?;
         }
         RunsAction::Show { run, top, json: as_json, chart } => {
-            let summary = summarize(stores.evolution.as_ref(), &registry, Some(stores.market.as_ref()), run, *top)
+            let record = stores.evolution.get_run(run).await.with_context(|| format!("cannot read run {run}"))?;
+            let pinned = RunConfig::parse(&record.spec.config).ok().and_then(|config| config.data);
+            let snapshot = match &pinned {
+                Some(DataPin::Snapshot { branch, .. }) => Some(branch.as_str()),
+                _ => None,
+            };
+            let snapshots = if snapshot.is_some() { snapshot_source(storage)? } else { None };
+            let market = run_market(&stores, snapshots.as_ref(), snapshot).await;
+            let summary = summarize(stores.evolution.as_ref(), &registry, market.as_deref(), run, *top)
                 .await
                 .with_context(|| format!("cannot read run {run}"))?;
-            if !*as_json {
+            if *as_json {
+                let mut document = summary.to_json();
+                document["data"] = serde_json::to_value(&pinned)?;
+                println!("{document}");
+            } else {
                 let spec = &summary.record.spec;
                 let mut out = std::io::stdout().lock();
                 writeln!(
@@ -643,8 +896,13 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
                 )?;
                 writeln!(out, "config {}", spec.config)?;
                 writeln!(out, "created {}, updated {}", summary.record.created_at, summary.record.updated_at)?;
+                match &pinned {
+                    Some(pin) => writeln!(out, "data {}", pin.describe())?,
+                    None => writeln!(out, "data not pinned (a run made before Strata recorded what data a run used)")?,
+                }
+                drop(out);
+                print_summary(&summary, false, true)?;
             }
-            print_summary(&summary, *as_json, true)?;
             if *chart {
                 let mut out = std::io::stdout().lock();
                 let lines = strata_report::fitness_chart(&summary.stats, CHART_WIDTH, CHART_HEIGHT);
@@ -690,8 +948,9 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
             }
             println!("run {run} cancelled: workers drop its evaluations at their next heartbeat");
         }
-        RunsAction::Resume { run, workers, retry_parked, json: as_json } => {
+        RunsAction::Resume { run, workers, retry_parked, allow_data_change, json: as_json } => {
             let mut record = stores.evolution.get_run(run).await.with_context(|| format!("cannot resume run {run}"))?;
+            check_data(&stores, &record.spec, *allow_data_change).await?;
             if *retry_parked {
                 let requeued = stores.evolution.requeue_parked(run).await?;
                 eprintln!("run {run}: {requeued} parked evaluation(s) back in the queue");
@@ -699,7 +958,10 @@ pub(crate) async fn runs(args: &RunsArgs, storage: &StorageConfig) -> Result<Exi
             if record.status == RunStatus::Cancelled {
                 record = stores.evolution.transition_run(run, &[RunStatus::Cancelled], RunStatus::Running).await?;
             }
-            drive(stores, registry, record.spec, *workers, true, 5, *as_json).await?;
+            drive(stores, storage, registry, record.spec, *workers, true, 5, *as_json).await?;
+        }
+        RunsAction::Delete { run, keep_branch, json: as_json } => {
+            delete_run(&stores, storage, run, *keep_branch, *as_json).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

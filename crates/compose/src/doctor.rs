@@ -23,6 +23,19 @@ pub struct NeonApiSettings {
     pub base_url: Option<String>,
 }
 
+impl NeonApiSettings {
+    /// `NEON_API_KEY`, `NEON_PROJECT_ID` and `NEON_API_BASE_URL` from the environment (blank is unset).
+    pub fn from_env() -> Self {
+        let read =
+            |name: &str| std::env::var(name).ok().map(|value| value.trim().to_string()).filter(|v| !v.is_empty());
+        NeonApiSettings {
+            api_key: read("NEON_API_KEY"),
+            project: read("NEON_PROJECT_ID"),
+            base_url: read("NEON_API_BASE_URL"),
+        }
+    }
+}
+
 impl fmt::Debug for NeonApiSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NeonApiSettings")

@@ -20,6 +20,7 @@ use strata_core::{EvolutionStore, MarketDataStore};
 
 pub mod args;
 pub mod doctor;
+pub mod snapshot;
 
 use crate::args::StorageArgs;
 

@@ -496,7 +496,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failing_evaluations_are_parked_after_their_attempts_and_fail_the_run() {
         let store = Arc::new(MemoryStore::new());
-        let window = DataWindow { symbols: vec!["MISSING".into()], start: None, end: None };
+        let window =
+            DataWindow { symbols: vec!["MISSING".into()], start: None, end: None, snapshot: None, digest: None };
         let spec = RunConfig::new(window).spec(None, "donchian", 1, 4, 3).unwrap();
         let mut options = LocalOptions::new(WorkerId::new("c").unwrap(), 2);
         options.coordinator.poll = Duration::from_millis(5);

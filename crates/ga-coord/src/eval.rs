@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 use strata_core::suggest::{self, SymbolDiagnosis};
-use strata_core::{BarQuery, MarketDataStore, MarketDataStoreExt, MarketSummary, Symbol, Timestamp};
+use strata_core::{BarQuery, DigestQuery, MarketDataStore, MarketDataStoreExt, MarketSummary, Symbol, Timestamp};
 
 use crate::backtest::{BacktestConfig, Metrics, PriceSeries, backtest, combine, fitness};
-use crate::config::{DataWindow, EvalPayload};
+use crate::config::{DataPin, DataWindow, EvalPayload};
 use crate::error::{GaError, GaResult};
 use crate::strategy::{Strategy, StrategyRegistry};
 use crate::telemetry;
@@ -63,11 +63,23 @@ impl FitnessKey {
     }
 }
 
+/// Opens the market data of a data snapshot: the Neon branch a pinned run's
+/// windows name ([`DataWindow::snapshot`]). The composition root implements
+/// it with the `Provisioner` port; an evaluator without one refuses pinned windows.
+#[async_trait::async_trait]
+pub trait SnapshotSource: Send + Sync + std::fmt::Debug {
+    /// The bars of branch `branch`, read-only.
+    async fn open(&self, branch: &str) -> GaResult<Arc<dyn MarketDataStore>>;
+}
+
 /// Evaluates task payloads: caches bars per window and results per genome,
 /// and runs backtests on tokio's blocking pool.
 #[derive(Clone)]
 pub struct Evaluator {
     market: Arc<dyn MarketDataStore>,
+    snapshots: Option<Arc<dyn SnapshotSource>>,
+    /// Snapshot stores opened so far, by branch.
+    opened: Cache<String, Arc<dyn MarketDataStore>>,
     registry: Arc<StrategyRegistry>,
     bars: Cache<DataWindow, Arc<Vec<PriceSeries>>>,
     results: Cache<FitnessKey, Evaluation>,
@@ -94,7 +106,32 @@ impl Evaluator {
             })
             .max_capacity(16_000_000)
             .build();
-        Evaluator { market, registry, bars, results: Cache::new(1_000_000) }
+        Evaluator { market, snapshots: None, opened: Cache::new(64), registry, bars, results: Cache::new(1_000_000) }
+    }
+
+    /// Reads pinned windows through `source` ([`SnapshotSource`]).
+    pub fn with_snapshots(mut self, source: Option<Arc<dyn SnapshotSource>>) -> Self {
+        self.snapshots = source;
+        self
+    }
+
+    /// The store a window's bars come from: its snapshot's, or the store in use.
+    pub async fn market_for(&self, window: &DataWindow) -> GaResult<Arc<dyn MarketDataStore>> {
+        let Some(branch) = &window.snapshot else { return Ok(self.market.clone()) };
+        let Some(source) = self.snapshots.clone() else {
+            return Err(GaError::Config(format!(
+                "{} is pinned to the Neon branch {branch}, which this process cannot open: give it the Neon API \
+                 settings (NEON_API_KEY, NEON_PROJECT_ID) and STORAGE_BACKEND=neon",
+                window.describe()
+            )));
+        };
+        let owned = branch.clone();
+        self.opened.try_get_with(branch.clone(), async move { source.open(&owned).await }).await.map_err(|error| {
+            match error.as_ref() {
+                GaError::Config(what) => GaError::Config(what.clone()),
+                other => GaError::NoData(format!("cannot open the snapshot branch {branch}: {other}")),
+            }
+        })
     }
 
     /// The strategy registry.
@@ -105,7 +142,7 @@ impl Evaluator {
     /// The bars of a window, one series per symbol in the window's order,
     /// read once and then served from memory.
     pub async fn window_bars(&self, window: &DataWindow) -> GaResult<Arc<Vec<PriceSeries>>> {
-        let market = self.market.clone();
+        let market = self.market_for(window).await?;
         let owned = window.clone();
         self.bars
             .try_get_with(window.clone(), async move { load_window(market.as_ref(), &owned).await.map(Arc::new) })
@@ -195,6 +232,33 @@ impl Evaluator {
     }
 }
 
+/// The digest of the bars of `windows` as `market` holds them now: SHA-256
+/// over each window's per-(symbol, day) digests (every column of every bar,
+/// computed by the store: [`MarketDataStore::digest`]), as a [`DataPin::Digest`].
+/// The same bars give the same digest on every backend.
+pub async fn data_digest<'a>(
+    market: &dyn MarketDataStore,
+    windows: impl IntoIterator<Item = &'a DataWindow>,
+) -> GaResult<DataPin> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let mut bars = 0;
+    for window in windows {
+        let symbols = window.symbols.iter().map(|name| Symbol::new(name.clone())).collect::<Result<Vec<_>, _>>()?;
+        let query = DigestQuery { symbols, start: window.start.map(Timestamp), end: window.end.map(Timestamp) };
+        hasher.update(format!("window {:?} {:?} {:?}\n", window.symbols, window.start, window.end).as_bytes());
+        for day in market.digest(query).await? {
+            bars += day.rows;
+            hasher.update(format!("{}|{}|{}|{}\n", day.symbol, day.day, day.rows, day.hash_hex()).as_bytes());
+        }
+    }
+    let digest = hasher.finalize().iter().fold(String::from("sha256:"), |mut text, byte| {
+        text.push_str(&format!("{byte:02x}"));
+        text
+    });
+    Ok(DataPin::Digest { digest, bars })
+}
+
 /// Reads a window's bars through the port, one series per symbol.
 ///
 /// Fails with [`GaError::NoData`] when a symbol has fewer than two bars in the
@@ -280,7 +344,13 @@ mod tests {
             store.write_bars(batch).await.unwrap();
         }
         let evaluator = Evaluator::new(store, Arc::new(StrategyRegistry::default()));
-        let window = DataWindow { symbols: vec!["SYN000".into(), "SYN001".into()], start: None, end: None };
+        let window = DataWindow {
+            symbols: vec!["SYN000".into(), "SYN001".into()],
+            start: None,
+            end: None,
+            snapshot: None,
+            digest: None,
+        };
         let bars = evaluator.window_bars(&window).await.unwrap();
         assert_eq!(bars.len(), 2);
         assert_eq!(bars[1].len(), 500);
@@ -304,11 +374,89 @@ mod tests {
         assert_eq!(again[0].as_ref().unwrap().as_ref().unwrap(), first);
     }
 
+    /// A store holding the synthetic bars of `spec`, the closes of the bars at
+    /// positions `moved` of the first symbol multiplied by 1.01.
+    async fn store_with(spec: &SyntheticSpec, moved: &[usize]) -> Arc<MemoryStore> {
+        let store = Arc::new(MemoryStore::new());
+        let mut bars: Vec<strata_core::Bar> = spec.batches(10_000).flat_map(|batch| batch.to_bars()).collect();
+        bars.sort_by(|a, b| (&a.symbol, a.timestamp).cmp(&(&b.symbol, b.timestamp)));
+        for &position in moved {
+            bars[position].close *= 1.01;
+            bars[position].high = bars[position].high.max(bars[position].close);
+        }
+        store.write_bars(strata_core::BarBatch::from_bars(&bars)).await.unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn the_data_digest_changes_with_any_bar_of_the_windows_and_only_those() {
+        let spec = SyntheticSpec::minutes(2, 300, 5);
+        let window = DataWindow {
+            symbols: vec!["SYN000".into()],
+            start: Some(spec.start.micros()),
+            end: Some(spec.start.micros() + 200 * 60_000_000),
+            snapshot: None,
+            digest: None,
+        };
+        let digest = |store: Arc<MemoryStore>| {
+            let window = window.clone();
+            async move { data_digest(store.as_ref(), [&window]).await.unwrap() }
+        };
+        let original = digest(store_with(&spec, &[]).await).await;
+        let DataPin::Digest { digest: text, bars } = &original else { panic!("a digest: {original:?}") };
+        assert_eq!((text.len(), *bars), (71, 200), "sha256: and 64 hex digits over the window's 200 bars");
+        assert_eq!(digest(store_with(&spec, &[]).await).await, original, "the same bars, the same digest");
+        assert_ne!(digest(store_with(&spec, &[150]).await).await, original, "a close inside the window");
+        assert_eq!(digest(store_with(&spec, &[250]).await).await, original, "a bar after the window end");
+        assert_eq!(digest(store_with(&spec, &[450]).await).await, original, "a bar of another symbol");
+    }
+
+    /// Snapshots served from one other store, counting the opens.
+    #[derive(Debug)]
+    struct OtherStore(Arc<MemoryStore>, std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl SnapshotSource for OtherStore {
+        async fn open(&self, branch: &str) -> GaResult<Arc<dyn MarketDataStore>> {
+            assert_eq!(branch, "evolution-r");
+            self.1.fetch_add(1, Ordering::Relaxed);
+            Ok(self.0.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn pinned_windows_read_their_snapshot_and_are_refused_without_one() {
+        let spec = SyntheticSpec::minutes(1, 300, 5);
+        let (live, snapshot) = (store_with(&spec, &[10]).await, store_with(&spec, &[]).await);
+        let registry = Arc::new(StrategyRegistry::default());
+        let plain = DataWindow { symbols: vec!["SYN000".into()], start: None, end: None, snapshot: None, digest: None };
+        let pinned = DataWindow { snapshot: Some("evolution-r".into()), ..plain.clone() };
+
+        let refusing = Evaluator::new(live.clone(), registry.clone());
+        let GaError::Config(message) = refusing.window_bars(&pinned).await.unwrap_err() else { panic!("Config") };
+        assert!(message.contains("Neon branch evolution-r") && message.contains("NEON_API_KEY"), "{message}");
+
+        let source = Arc::new(OtherStore(snapshot.clone(), Default::default()));
+        let evaluator = Evaluator::new(live.clone(), registry).with_snapshots(Some(source.clone()));
+        let from_snapshot = evaluator.window_bars(&pinned).await.unwrap();
+        let from_live = evaluator.window_bars(&plain).await.unwrap();
+        assert_eq!(from_snapshot[0].close, load_window(snapshot.as_ref(), &plain).await.unwrap()[0].close);
+        assert_ne!(from_snapshot[0].close, from_live[0].close, "the live store's bar 10 differs");
+        let test_window = DataWindow { start: Some(spec.start.micros()), ..pinned };
+        evaluator.window_bars(&test_window).await.unwrap();
+        assert_eq!(source.1.load(Ordering::Relaxed), 1, "a branch is opened once per evaluator");
+    }
+
     #[tokio::test]
     async fn missing_symbols_are_all_named_with_close_names() {
         let store = MemoryStore::new();
-        let window =
-            DataWindow { symbols: vec!["SYN000".into(), "SYN01".into(), "ZZZZ".into()], start: None, end: None };
+        let window = DataWindow {
+            symbols: vec!["SYN000".into(), "SYN01".into(), "ZZZZ".into()],
+            start: None,
+            end: None,
+            snapshot: None,
+            digest: None,
+        };
         let GaError::NoData(empty) = load_window(&store, &window).await.unwrap_err() else { panic!("NoData") };
         assert!(empty.contains("SYN000 is not in the store"), "{empty}");
         assert!(empty.contains("ZZZZ"), "{empty}");
@@ -326,7 +474,13 @@ mod tests {
         assert!(!message.contains("ingest data first"), "{message}");
 
         // A stored symbol with too few bars in the window says what the store has.
-        let late = DataWindow { symbols: vec!["SYN000".into()], start: Some(1_893_456_000_000_000), end: None };
+        let late = DataWindow {
+            symbols: vec!["SYN000".into()],
+            start: Some(1_893_456_000_000_000),
+            end: None,
+            snapshot: None,
+            digest: None,
+        };
         let GaError::NoData(message) = load_window(&store, &late).await.unwrap_err() else { panic!("NoData") };
         assert!(message.contains("SYN000 has 0 bar(s) in the window (the store has 50 from"), "{message}");
         assert!(!message.contains("ingest data first"), "{message}");

@@ -35,7 +35,7 @@
 //! #     evolution: Arc<dyn strata_core::EvolutionStore>,
 //! #     market: Arc<dyn strata_core::MarketDataStore>,
 //! # ) -> strata_ga_coord::GaResult<()> {
-//! let window = DataWindow { symbols: vec!["AAPL".into()], start: None, end: None };
+//! let window = DataWindow { symbols: vec!["AAPL".into()], start: None, end: None, snapshot: None, digest: None };
 //! let spec = RunConfig::new(window).spec(None, "ma-crossover", 42, 40, 10)?;
 //! let options = LocalOptions::new(WorkerId::new("laptop-1").unwrap(), 2);
 //! let registry = Arc::new(StrategyRegistry::default());
@@ -61,13 +61,13 @@ pub mod testkit;
 pub mod worker;
 
 pub use backtest::{BacktestConfig, Metrics, Objective, PriceSeries};
-pub use config::{DataWindow, EvalPayload, RunConfig};
+pub use config::{DataPin, DataWindow, EvalPayload, RunConfig};
 pub use coordinator::{
     Coordinator, CoordinatorConfig, CoordinatorEvent, Observer, RankedIndividual, RunSummary, population_hash,
     summarize,
 };
 pub use error::{GaError, GaResult};
-pub use eval::{Evaluation, Evaluator};
+pub use eval::{Evaluation, Evaluator, SnapshotSource, data_digest};
 pub use genome::{Gene, GeneKind, GeneSpec, Genome, GenomeSpec};
 pub use lease::CoordinatorRole;
 pub use local::{LocalOptions, LocalOutcome, evolve_local};

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::coordinator::{Coordinator, CoordinatorConfig, Observer};
 use crate::error::{GaError, GaResult};
-use crate::eval::Evaluator;
+use crate::eval::{Evaluator, SnapshotSource};
 use crate::strategy::StrategyRegistry;
 use crate::worker::{Worker, WorkerConfig, WorkerReport};
 
@@ -67,6 +67,8 @@ pub struct LocalOptions {
     pub hostname: String,
     /// Whether the workers use the store's durable fitness cache ([`WorkerConfig::durable_cache`]).
     pub durable_cache: bool,
+    /// Where the workers read a pinned run's bars ([`SnapshotSource`]); `None` refuses pinned runs.
+    pub snapshots: Option<Arc<dyn SnapshotSource>>,
 }
 
 impl LocalOptions {
@@ -80,6 +82,7 @@ impl LocalOptions {
             max_batch: 64,
             hostname: "localhost".to_string(),
             durable_cache: true,
+            snapshots: None,
         }
     }
 }
@@ -103,7 +106,7 @@ pub async fn evolve_local(
     options: LocalOptions,
     observer: Option<Arc<dyn Observer>>,
 ) -> GaResult<LocalOutcome> {
-    let evaluator = Evaluator::new(market, registry.clone());
+    let evaluator = Evaluator::new(market, registry.clone()).with_snapshots(options.snapshots.clone());
     let (stop, stopped) = watch::channel(false);
     let nudges = Nudges::default();
     let mut options = options;

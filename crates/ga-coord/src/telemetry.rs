@@ -255,7 +255,8 @@ mod tests {
                 for batch in SyntheticSpec::minutes(1, 300, 7).batches(300) {
                     store.write_bars(batch).await.unwrap();
                 }
-                let window = DataWindow { symbols: vec!["SYN000".into()], start: None, end: None };
+                let window =
+                    DataWindow { symbols: vec!["SYN000".into()], start: None, end: None, snapshot: None, digest: None };
                 let spec = RunConfig::new(window).spec(None, "donchian", 5, population, generations).unwrap();
                 let mut options = LocalOptions::new(WorkerId::new("metrics").unwrap(), 2);
                 options.coordinator.poll = Duration::from_millis(5);

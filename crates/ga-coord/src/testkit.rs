@@ -84,7 +84,7 @@ pub async fn seed_market(market: &dyn MarketDataStore) -> GaResult<DataWindow> {
     for batch in spec.batches(400) {
         market.write_bars(batch).await?;
     }
-    Ok(DataWindow { symbols: spec.symbols.clone(), start: None, end: None })
+    Ok(DataWindow { symbols: spec.symbols.clone(), start: None, end: None, snapshot: None, digest: None })
 }
 
 fn small_spec(window: &DataWindow, run: &str, population: u32, generations: u32) -> GaResult<RunSpec> {

@@ -364,7 +364,11 @@ impl NeonProvisioner {
             project_id: self.project_id.clone(),
             branch_id: branch.id.clone(),
             info: EphemeralBranchInfo {
-                branch: BranchInfo { id: branch.id.to_string(), name: branch.name.clone() },
+                branch: BranchInfo {
+                    id: branch.id.to_string(),
+                    name: branch.name.clone(),
+                    lsn: branch.parent_lsn.clone(),
+                },
                 role: request.role.clone(),
                 database: request.database.clone(),
                 connection_uri: Secret::new(String::new()),
@@ -544,7 +548,7 @@ impl NeonProvisioner {
 impl Provisioner for NeonProvisioner {
     async fn ensure_branch(&self, spec: BranchSpec) -> StoreResult<BranchInfo> {
         let (branch, _) = self.ensure_branch_with_id(&spec).await?;
-        Ok(BranchInfo { id: branch.id.to_string(), name: branch.name })
+        Ok(BranchInfo { id: branch.id.to_string(), name: branch.name, lsn: branch.parent_lsn })
     }
 
     async fn delete_branch(&self, name: &str) -> StoreResult<bool> {

@@ -267,6 +267,11 @@ struct FakeServerArgs {
     /// Role owning that database (with --postgres: one that exists on that server).
     #[arg(long, default_value = "neondb_owner", value_name = "NAME")]
     seed_role: String,
+    /// With --postgres: URIs of a branch other than the default name a database of
+    /// its own, <database>_<branch name> (lowercase, other characters as _), which you
+    /// create as the branch's copy (e.g. CREATE DATABASE ... TEMPLATE <database>).
+    #[arg(long, requires = "postgres")]
+    branch_databases: bool,
 }
 
 /// Runs `strata neon ...`.
@@ -466,6 +471,7 @@ async fn fake_server(args: &FakeServerArgs) -> Result<()> {
     let config = FakeNeonConfig {
         operation_duration: Duration::from_millis(args.operation_ms),
         postgres: postgres.clone(),
+        branch_databases: args.branch_databases,
         ..FakeNeonConfig::default()
     };
     let fake = FakeNeon::bind(SocketAddr::from(([127, 0, 0, 1], args.port)), config)

@@ -57,8 +57,14 @@ async fn a_run_is_reported_with_every_chart_it_implies() {
     }
     let split = synthetic.start.0 + 1_000 * DAY;
     let symbols = synthetic.symbols.clone();
-    let mut config = RunConfig::new(DataWindow { symbols: symbols.clone(), start: None, end: Some(split) });
-    config.test_window = Some(DataWindow { symbols, start: Some(split), end: None });
+    let mut config = RunConfig::new(DataWindow {
+        symbols: symbols.clone(),
+        start: None,
+        end: Some(split),
+        snapshot: None,
+        digest: None,
+    });
+    config.test_window = Some(DataWindow { symbols, start: Some(split), end: None, snapshot: None, digest: None });
     let (population, generations) = (10, 3);
     let spec = config.spec(None, "ma-crossover", 5, population, generations).unwrap();
     let run = spec.id.clone();

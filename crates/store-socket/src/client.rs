@@ -416,6 +416,10 @@ impl EvolutionStore for SocketStore {
         expect!(self.client, Request::TransitionRun { run: run.clone(), from: from.to_vec(), to }, Run)
     }
 
+    async fn delete_run(&self, run: &RunId) -> Result<bool> {
+        expect!(self.client, Request::DeleteRun { run: run.clone() }, Flag)
+    }
+
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()> {
         expect!(self.client, Request::SaveGeneration { generation, expected_latest }, Done, unit)
     }

@@ -369,6 +369,7 @@ async fn dispatch(served: &Served, request: Request) -> Response {
         Request::SetRunStatus { run, status } => {
             into_response(evolution.set_run_status(&run, status).await, Response::Run)
         }
+        Request::DeleteRun { run } => into_response(evolution.delete_run(&run).await, Response::Flag),
         Request::TransitionRun { run, from, to } => {
             into_response(evolution.transition_run(&run, &from, to).await, Response::Run)
         }

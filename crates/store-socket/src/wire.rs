@@ -19,8 +19,8 @@ use strata_core::{
 };
 
 /// The protocol version this build speaks (the `strata_socket` field of the handshake; 3 added
-/// `complete_and_lease`).
-pub const PROTOCOL_VERSION: u64 = 3;
+/// `complete_and_lease`, 4 `delete_run`).
+pub const PROTOCOL_VERSION: u64 = 4;
 
 /// The client's first frame: `{"strata_socket": 1}`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,6 +63,7 @@ pub(crate) enum Request {
     ListRuns,
     SetRunStatus { run: RunId, status: RunStatus },
     TransitionRun { run: RunId, from: Vec<RunStatus>, to: RunStatus },
+    DeleteRun { run: RunId },
     SaveGeneration { generation: Generation, expected_latest: Option<u32> },
     LoadGeneration { run: RunId, number: u32 },
     LatestGeneration { run: RunId },
@@ -101,6 +102,7 @@ impl Request {
             Request::ListRuns => "list_runs",
             Request::SetRunStatus { .. } => "set_run_status",
             Request::TransitionRun { .. } => "transition_run",
+            Request::DeleteRun { .. } => "delete_run",
             Request::SaveGeneration { .. } => "save_generation",
             Request::LoadGeneration { .. } => "load_generation",
             Request::LatestGeneration { .. } => "latest_generation",
@@ -510,6 +512,7 @@ fn intern(text: String) -> &'static str {
         "list_runs",
         "set_run_status",
         "transition_run",
+        "delete_run",
         "save_generation",
         "load_generation",
         "latest_generation",

@@ -135,6 +135,85 @@ pub fn psql(url: &str, sql: &str) -> String {
 /// Drops the schema when the test ends, whether it passed or not.
 pub use strata_testpg::TempSchema as DropSchema;
 
+// The real PostgreSQL behind `strata neon fake-server --postgres`.
+
+/// The server to use, as an admin URL (a superuser or a user who may create
+/// roles and databases) to its `postgres` database; `None` to skip.
+pub fn admin_url() -> Option<String> {
+    let configured = std::env::var("DATABASE_URL").ok().filter(|url| !url.trim().is_empty());
+    let mut url = url_of(configured.as_deref().unwrap_or("postgres://postgres@127.0.0.1:5432/postgres"));
+    url.set_path("/postgres");
+    url.set_query(None);
+    let url = url.to_string();
+    let reachable = Command::new("psql")
+        .args(["-X", "-At", "-d", &url, "-c", "SELECT 1"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !reachable {
+        assert!(
+            std::env::var("STRATA_REQUIRE_SERVICES").is_err(),
+            "no PostgreSQL reachable with psql at {url} (set DATABASE_URL)"
+        );
+        eprintln!("no PostgreSQL reachable with psql at {url} (set DATABASE_URL): skipped");
+        return None;
+    }
+    Some(url)
+}
+
+/// A minimal parse of a `postgres://` URL: scheme, user, host, port, path, query.
+pub fn url_of(text: &str) -> Url {
+    let (scheme, rest) = text.split_once("://").expect("a postgres:// URL");
+    let (authority, rest) = rest.split_once('/').map_or((rest, ""), |(authority, rest)| (authority, rest));
+    let (path, query) = rest.split_once('?').map_or((rest, None), |(path, query)| (path, Some(query.to_owned())));
+    Url { scheme: scheme.to_owned(), authority: authority.to_owned(), path: format!("/{path}"), query }
+}
+
+pub struct Url {
+    pub scheme: String,
+    pub authority: String,
+    pub path: String,
+    pub query: Option<String>,
+}
+
+impl Url {
+    pub fn set_path(&mut self, path: &str) {
+        self.path = path.to_owned();
+    }
+
+    pub fn set_query(&mut self, query: Option<&str>) {
+        self.query = query.map(str::to_owned);
+    }
+
+    /// host[:port], without the user.
+    pub fn server(&self) -> &str {
+        self.authority.rsplit_once('@').map_or(self.authority.as_str(), |(_, server)| server)
+    }
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.path)?;
+        match &self.query {
+            Some(query) => write!(f, "?{query}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Drops the database and the role when the test ends, passed or not.
+pub struct DropDatabaseAndRole {
+    pub admin: String,
+    pub database: String,
+    pub role: String,
+}
+
+impl Drop for DropDatabaseAndRole {
+    fn drop(&mut self) {
+        psql(&self.admin, &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database));
+        psql(&self.admin, &format!("DROP ROLE IF EXISTS \"{}\"", self.role));
+    }
+}
+
 /// A `strata neon fake-server` child process on a free port, killed when dropped.
 pub struct FakeNeon {
     child: std::process::Child,

@@ -136,7 +136,7 @@ use crate::ports::Capabilities;
 /// | method | [`Idempotency`](crate::policy::Idempotency) | notes |
 /// |---|---|---|
 /// | `get_run`, `list_runs`, `load_generation`, `latest_generation`, `task_counts`, `list_tasks`, `list_workers`, `generation_stats` | `Safe` | reads |
-/// | `create_run`, `set_run_status`, `transition_run`, `enqueue_tasks`, `heartbeat`, `requeue_expired`, `requeue_parked`, `register_worker`, `record_generation_stats` | `Idempotent` | a repeat leaves the same state (counts it returns may be 0 the second time) |
+/// | `create_run`, `set_run_status`, `transition_run`, `delete_run`, `enqueue_tasks`, `heartbeat`, `requeue_expired`, `requeue_parked`, `register_worker`, `record_generation_stats` | `Idempotent` | a repeat leaves the same state (counts it returns may be 0 the second time) |
 /// | `save_generation` | `Idempotent` | compare-and-set: a repeat of an applied save is `Conflict`; re-read to learn it applied |
 /// | `lease_tasks` | `NotIdempotent` | a repeat grants more leases: never repeat once the request may have reached the store |
 /// | `complete_tasks` | `NotIdempotent` | fenced, so a repeat changes no data, but applied completions then report `Stale`: repeat only when nothing reached the store |
@@ -168,6 +168,11 @@ pub trait EvolutionStore: Send + Sync + std::fmt::Debug + std::fmt::Display + 's
     /// Changes a run's status to `to` only if it is one of `from`, atomically;
     /// returns the run as stored afterwards (changed or not).
     async fn transition_run(&self, run: &RunId, from: &[RunStatus], to: RunStatus) -> Result<RunRecord>;
+    /// Deletes a run with everything of it (generations, tasks, statistics,
+    /// coordinator role) in one transaction; `false` when there was no such
+    /// run. The fitness cache is shared by every run and is kept. Whether a
+    /// run may be deleted (not while it runs) is the caller's decision.
+    async fn delete_run(&self, run: &RunId) -> Result<bool>;
 
     /// Stores a population atomically with a compare-and-set on the latest generation.
     async fn save_generation(&self, generation: Generation, expected_latest: Option<u32>) -> Result<()>;

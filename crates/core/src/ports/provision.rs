@@ -67,6 +67,8 @@ pub struct BranchInfo {
     pub id: String,
     /// Name.
     pub name: String,
+    /// The parent's write-ahead-log position the branch starts at, when the provider tells it.
+    pub lsn: Option<String>,
 }
 
 /// Which connection string to return.

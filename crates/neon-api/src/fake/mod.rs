@@ -54,6 +54,22 @@ pub struct FakeNeonConfig {
     /// `*.fake.neon.local` hosts that lead nowhere. The fake creates nothing on that
     /// server: each database and role must exist there already (see [`postgres_setup`]).
     pub postgres: Option<url::Url>,
+    /// With `postgres`: a branch other than the project's default has databases of its
+    /// own on that server, named by [`branch_database_name`], so a test can stand a
+    /// second database in for a branch's copy of the data (a real branch is a
+    /// copy-on-write snapshot; the fake copies nothing, the test makes the database).
+    pub branch_databases: bool,
+}
+
+/// The database on the real server that stands for `database` of the non-default
+/// branch `branch` under [`FakeNeonConfig::branch_databases`]: `<database>_<branch>`,
+/// the branch name in lowercase letters, digits and `_`, cut to PostgreSQL's 63 bytes.
+pub fn branch_database_name(database: &str, branch: &str) -> String {
+    let safe: String =
+        branch.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let mut name = format!("{database}_{safe}");
+    name.truncate(63);
+    name
 }
 
 /// Parses a `--postgres` URL for [`FakeNeonConfig::postgres`]: a `postgres://` or
@@ -124,6 +140,7 @@ impl Default for FakeNeonConfig {
             store_passwords: true,
             running_status: "running".to_owned(),
             postgres: None,
+            branch_databases: false,
         }
     }
 }

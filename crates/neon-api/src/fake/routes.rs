@@ -507,7 +507,7 @@ pub(super) fn insert_project(
         "databases": [database],
         "operations": operations,
         "connection_uris": [{
-            "connection_uri": uri_for(config, &role_name, &password, &host, &database_name),
+            "connection_uri": uri_for(config, &role_name, &password, &host, &database_name, None),
             "connection_parameters": {"database": database_name, "password": password, "role": role_name, "host": real_host(config).unwrap_or(host), "pooler_host": real_host(config).unwrap_or(pooler_host)},
         }],
     });
@@ -843,16 +843,30 @@ fn connection_uri(state: &State, config: &FakeNeonConfig, project_id: &str, quer
     if query_value(query, "pooled").as_deref() == Some("true") {
         host = host.replacen(endpoint_id, &format!("{endpoint_id}-pooler"), 1);
     }
-    ok(json!({ "uri": uri_for(config, &role_name, &role.password, &host, &database_name) }))
+    let other_branch = (branch.json["default"] != true).then(|| branch.json["name"].as_str().unwrap_or_default());
+    ok(json!({ "uri": uri_for(config, &role_name, &role.password, &host, &database_name, other_branch) }))
 }
 
 /// A connection URI the fake hands out: to `host` (a made-up Neon host), or to the
 /// real server of [`FakeNeonConfig::postgres`] when there is one (pooled and direct
-/// URIs then both point at it: it has no PgBouncer in front).
-fn uri_for(config: &FakeNeonConfig, role: &str, password: &str, host: &str, database: &str) -> String {
-    match &config.postgres {
-        Some(server) => super::real_server_uri(server, role, password, database),
-        None => format!("postgresql://{role}:{password}@{host}/{database}?sslmode=require"),
+/// URIs then both point at it: it has no PgBouncer in front). `branch` names the
+/// branch when it is not the project's default: with
+/// [`FakeNeonConfig::branch_databases`], its URIs name that branch's own database
+/// on the real server ([`branch_database_name`](super::branch_database_name)).
+fn uri_for(
+    config: &FakeNeonConfig,
+    role: &str,
+    password: &str,
+    host: &str,
+    database: &str,
+    branch: Option<&str>,
+) -> String {
+    match (&config.postgres, branch) {
+        (Some(server), Some(branch)) if config.branch_databases => {
+            super::real_server_uri(server, role, password, &super::branch_database_name(database, branch))
+        }
+        (Some(server), _) => super::real_server_uri(server, role, password, database),
+        (None, _) => format!("postgresql://{role}:{password}@{host}/{database}?sslmode=require"),
     }
 }
 
@@ -971,7 +985,7 @@ fn create_branch(
         let host = endpoint["host"].as_str().unwrap_or_default().to_owned();
         let pooler_host = host.replacen(endpoint_id, &format!("{endpoint_id}-pooler"), 1);
         response["connection_uris"] = json!([{
-            "connection_uri": uri_for(config, &role_name, &password, &host, &database_name),
+            "connection_uri": uri_for(config, &role_name, &password, &host, &database_name, branch["name"].as_str()),
             "connection_parameters": {
                 "database": database_name,
                 "password": password,
