@@ -17,12 +17,22 @@ pub struct DuckDbConfig {
     pub lock_wait: Duration,
     /// DuckDB worker threads; `None` lets DuckDB use every core.
     pub threads: Option<usize>,
+    /// DuckDB's `memory_limit` (`512MB`, `2GiB`): what its buffer pool, sorts and
+    /// joins may hold before they evict or spill to `<file>.tmp/`; `None` keeps
+    /// DuckDB's default, 80% of the machine's memory.
+    pub memory_limit: Option<String>,
 }
 
 impl DuckDbConfig {
     /// A config for the file at `path` with no lock wait and DuckDB's default threads.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        DuckDbConfig { path: path.into(), lock_wait: Duration::ZERO, threads: None, mode: OpenMode::Create }
+        DuckDbConfig {
+            path: path.into(),
+            lock_wait: Duration::ZERO,
+            threads: None,
+            memory_limit: None,
+            mode: OpenMode::Create,
+        }
     }
 
     /// Sets [`DuckDbConfig::mode`].

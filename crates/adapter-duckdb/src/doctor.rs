@@ -134,7 +134,7 @@ fn writable_check(path: &Path, found: &strata_core::Result<Found>) -> Check {
 fn unlocked_check(path: &Path, file_writable: bool) -> Check {
     let kind = &doctor::DUCKDB_UNLOCKED;
     let shown = path.display();
-    match open_connection(path, Some(1), !file_writable) {
+    match open_connection(path, Some(1), None, !file_writable) {
         Ok(connection) => {
             drop(connection);
             Check::pass(kind, format!("no other process holds {shown}"))

@@ -87,7 +87,7 @@ pub fn is_seeds_layout(path: impl AsRef<Path>) -> Result<bool> {
     match file::inspect(&path)? {
         Found::Missing => Ok(false),
         Found::Database { .. } => {
-            let connection = open_connection(&path, None, true)
+            let connection = open_connection(&path, None, None, true)
                 .map_err(|failure| error::open_error(&path, Duration::ZERO, failure))?;
             Ok(seeds_columns(&connection)?.is_ok())
         }
@@ -197,8 +197,8 @@ fn open_blocking(path: &Path) -> Result<SeedsDuckDbSource> {
     if file::inspect(&path)? == Found::Missing {
         return Err(StoreError::not_found(format!("seeds-layout DuckDB file {} (it does not exist)", path.display())));
     }
-    let connection =
-        open_connection(&path, None, true).map_err(|failure| error::open_error(&path, Duration::ZERO, failure))?;
+    let connection = open_connection(&path, None, None, true)
+        .map_err(|failure| error::open_error(&path, Duration::ZERO, failure))?;
     let not_seeds = |why: String| {
         StoreError::invalid(format!(
             "{} is not in the seeds layout (the Python system's main.ohlcv_bars with a timestamp column): {why}",

@@ -174,7 +174,7 @@ impl Database {
         let mut attempt = 0;
         let mut writer = loop {
             attempt += 1;
-            match open_connection(&path, config.threads, read_only) {
+            match open_connection(&path, config.threads, config.memory_limit.as_deref(), read_only) {
                 Ok(connection) => break connection,
                 Err(failure) if error::is_lock_conflict(&failure) => {
                     let Some(delay) = backoff.delay_until_budget(attempt, started.elapsed()) else {
@@ -340,13 +340,21 @@ pub(crate) fn absolute_path(path: &Path, mode: OpenMode) -> Result<PathBuf> {
     Ok(directory.join(file_name))
 }
 
-pub(crate) fn open_connection(path: &Path, threads: Option<usize>, read_only: bool) -> duckdb::Result<Connection> {
+pub(crate) fn open_connection(
+    path: &Path,
+    threads: Option<usize>,
+    memory_limit: Option<&str>,
+    read_only: bool,
+) -> duckdb::Result<Connection> {
     // No extension may be installed or loaded behind our back: there is no
     // network, and a loaded ICU would change how TIMESTAMPTZ casts behave.
     let access = if read_only { AccessMode::ReadOnly } else { AccessMode::ReadWrite };
     let mut config = Config::default().access_mode(access)?.enable_autoload_extension(false)?;
     if let Some(threads) = threads {
         config = config.threads(i64::try_from(threads.max(1)).unwrap_or(i64::MAX))?;
+    }
+    if let Some(limit) = memory_limit {
+        config = config.max_memory(limit)?;
     }
     Connection::open_with_flags(path, config)
 }

@@ -90,6 +90,46 @@ pub struct DuckDbArgs {
     /// DuckDB worker threads (default: DuckDB's choice).
     #[arg(long = "duckdb-threads", global = true, env = "STRATA_DUCKDB_THREADS", value_name = "N")]
     pub threads: Option<usize>,
+    /// Memory DuckDB may hold (its cache of the file, sorts, joins) before it evicts or spills
+    /// to <file>.tmp/, e.g. 512MB or 2GiB (default: 256MB for commands that only read, such as
+    /// query and summary; DuckDB's own, 80% of this machine's memory, for the others).
+    #[arg(long = "duckdb-memory-limit", global = true, env = "STRATA_DUCKDB_MEMORY_LIMIT", value_name = "SIZE",
+          value_parser = memory_size)]
+    pub memory_limit: Option<String>,
+}
+
+/// `--duckdb-memory-limit`: a whole number with a unit DuckDB reads (KB, MB, GB, TB, KiB, MiB,
+/// GiB, TiB), at least 16 MB; normalised to DuckDB's spelling.
+fn memory_size(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = (&text[..split], text[split..].trim());
+    let number: u64 = number.parse().map_err(|_| format!("expected a size such as 512MB or 2GiB, got {text:?}"))?;
+    let bytes: u64 = match unit.to_ascii_lowercase().as_str() {
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(format!("expected a size with a unit (KB, MB, GB, KiB, MiB, GiB, ...), got {text:?}")),
+    };
+    if number.saturating_mul(bytes) < 16_000_000 {
+        return Err(format!("{text} is too little for DuckDB: give it at least 16MB"));
+    }
+    let unit = match unit.to_ascii_lowercase().as_str() {
+        "kb" => "KB",
+        "mb" => "MB",
+        "gb" => "GB",
+        "tb" => "TB",
+        "kib" => "KiB",
+        "mib" => "MiB",
+        "gib" => "GiB",
+        _ => "TiB",
+    };
+    Ok(format!("{number}{unit}"))
 }
 
 /// Options of the neon backend (PostgreSQL at `DATABASE_URL`).

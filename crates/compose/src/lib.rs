@@ -27,6 +27,9 @@ use crate::args::StorageArgs;
 /// The environment variable that selects the backend.
 pub const BACKEND_VARIABLE: &str = "STORAGE_BACKEND";
 
+/// DuckDB's memory limit for commands that only read, unless `--duckdb-memory-limit` says otherwise.
+pub const READ_MEMORY_LIMIT: &str = "256MB";
+
 /// The default DuckDB file.
 pub const DEFAULT_DUCKDB_PATH: &str = "./strata.duckdb";
 
@@ -498,6 +501,12 @@ async fn duckdb_stores(config: &StorageConfig, access: Access) -> anyhow::Result
     if settings.threads.is_some() {
         duckdb_config.threads = settings.threads;
     }
+    // A command that only reads caps DuckDB's cache of the file (and spills a sort beyond it to
+    // `<file>.tmp/`): without it, `strata query` of 10M bars kept 580 MiB resident, reading
+    // every block into DuckDB's cache; with it 370 MiB, and no slower. Writers keep DuckDB's
+    // default: a 256MB cap made a 10M-bar ingest 12-18% slower.
+    duckdb_config.memory_limit =
+        settings.memory_limit.clone().or_else(|| (access == Access::Read).then(|| READ_MEMORY_LIMIT.to_string()));
     let store = match DuckDbStore::open(duckdb_config).await {
         Ok(store) => store,
         Err(error @ StoreError::NotFound { .. }) => {
