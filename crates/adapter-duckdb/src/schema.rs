@@ -242,6 +242,13 @@ fn bar_filter(symbols: &[Symbol], start: Option<Timestamp>, end: Option<Timestam
     if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) }
 }
 
+/// How many bars `symbols` have in `[start, end)`, and the first and last timestamp (microseconds).
+pub(crate) fn span_query(symbols: &[Symbol], start: Option<Timestamp>, end: Option<Timestamp>) -> BoundSql {
+    let mut params = Vec::new();
+    let filter = bar_filter(symbols, start, end, &mut params);
+    BoundSql { sql: format!("SELECT count(*), epoch_us(min(ts)), epoch_us(max(ts)) FROM ohlcv_bars{filter}"), params }
+}
+
 /// The distinct symbols with bars in `[start, end)`, ascending (byte order, as `ORDER BY symbol`).
 pub(crate) fn symbols_query(start: Option<Timestamp>, end: Option<Timestamp>) -> BoundSql {
     let mut params = Vec::new();
