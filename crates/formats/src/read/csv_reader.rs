@@ -113,6 +113,10 @@ impl<R: Read> Read for LfLineEnds<R> {
             if read == 0 {
                 return Ok(0);
             }
+            // Most files have LF line ends: no CR, nothing to change (`contains` is a memchr).
+            if !self.after_cr && !buffer[..read].contains(&b'\r') {
+                return Ok(read);
+            }
             let mut kept = 0;
             for index in 0..read {
                 let byte = buffer[index];
