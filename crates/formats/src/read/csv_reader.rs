@@ -16,7 +16,9 @@ use super::{Chunk, ChunkBuilder, ReadOptions, RowParts, RowProblems, adjust_row,
 /// is a whole-file problem.
 pub fn csv<R: Read>(input: R, options: &ReadOptions) -> CsvChunks<R> {
     let input = LfLineEnds { inner: input, after_cr: false };
-    let mut reader = ::csv::ReaderBuilder::new().flexible(true).trim(::csv::Trim::All).from_reader(input);
+    // Only the header is trimmed by the parser: its per-record trim copies every record into a
+    // new allocation (20% of reading a 1M-row file); fields are trimmed where they are read.
+    let mut reader = ::csv::ReaderBuilder::new().flexible(true).trim(::csv::Trim::Headers).from_reader(input);
     let mut chunk = ChunkBuilder::new(options);
     let map = match reader.headers() {
         Ok(header) => match ColumnMap::from_names(header.iter(), options.symbol.is_some(), options.adjust) {
@@ -145,7 +147,7 @@ fn parse_row<'a>(
         return Err(vec![(None, format!("has {} fields; the header has {}", record.len(), map.width))]);
     }
     let mut problems = RowProblems::new();
-    let field = move |index: usize| record.get(index).unwrap_or_default();
+    let field = move |index: usize| record.get(index).unwrap_or_default().trim();
     let symbol = match (map.symbol, fixed_symbol) {
         (Some(index), _) => field(index),
         (None, Some(symbol)) => symbol.as_str(),
@@ -348,6 +350,16 @@ mod tests {
         assert_eq!(chunks[0].numbers, vec![2, 4]);
         assert_eq!(chunks[0].problems[0].message, "field 7 is not valid UTF-8");
         assert_eq!(chunks[0].problems[0].location.number, 3);
+    }
+
+    #[test]
+    fn headers_and_fields_are_trimmed_quoted_or_not() {
+        let tight = "symbol,timestamp,open,high,low,close,volume,vwap\nA,2020-01-02,1,2,0.5,1.5,10,\n";
+        let loose =
+            " symbol , timestamp,open ,high,low,close,volume, vwap \n  A ,\"2020-01-02 \",1 ,\" 2\",0.5,1.5 , 10 , \n";
+        let expected = read_text(tight, None, 100);
+        assert_eq!(expected.2.len(), 1, "{expected:?}");
+        assert_eq!(read_text(loose, None, 100), expected);
     }
 
     #[test]
