@@ -13,7 +13,7 @@ use std::sync::Arc;
 use strata_core::MarketDataStore;
 #[cfg(all(feature = "neon", feature = "neon-api"))]
 use strata_core::ports::provision::Provisioner;
-use strata_core::ports::provision::{BranchInfo, BranchPoint, BranchSpec, Pooling};
+use strata_core::ports::provision::{BranchInfo, BranchPoint, BranchSpec};
 
 use crate::doctor::NeonApiSettings;
 use crate::{StorageBackend, StorageConfig, UsageError};
@@ -128,6 +128,7 @@ impl Snapshots {
     pub async fn open(&self, branch: &str) -> anyhow::Result<Arc<dyn MarketDataStore>> {
         use anyhow::Context as _;
         use strata_adapter_neon::{NeonConfig, NeonStore};
+        use strata_core::ports::provision::Pooling;
 
         let pooling = if self.base.pooler { Pooling::Pooled } else { Pooling::Direct };
         let (database, role) = (self.base.database(), self.base.user());
@@ -151,8 +152,7 @@ impl Snapshots {
 
     /// The bars of `branch` (not in this build).
     #[cfg(not(all(feature = "neon", feature = "neon-api")))]
-    pub async fn open(&self, branch: &str) -> anyhow::Result<Arc<dyn MarketDataStore>> {
-        let _ = (branch, Pooling::Direct);
+    pub async fn open(&self, _branch: &str) -> anyhow::Result<Arc<dyn MarketDataStore>> {
         Err(UsageError("snapshots are not available in this build".into()).into())
     }
 
